@@ -1,0 +1,259 @@
+/**
+ * The `weightlens` CLI. Its flags, JSON shapes and exit codes are a contract other tools and the
+ * tests rely on: exit 0 on success; exit 1 with one line `error: ...` on stderr (no stack trace,
+ * no output left behind) on bad input or bad flags.
+ */
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { CancelledError, oneLine, WeightlensError } from '../core/errors';
+import { inspectModel } from '../core/inspect';
+import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
+import { METHODS, PRESET_NAMES, resolveSettings, type Method, type Preset, type SettingsInput } from '../core/quant/settings';
+import { removeLiveTempsSync } from '../node/atomic-output';
+import { openModel } from '../node/open-model';
+import { quantize, type QuantizeProgress } from '../node/quantize';
+import { formatBytes, formatCount, pad } from './format';
+import { INSPECT_HELP, MAIN_HELP, QUANTIZE_HELP } from './usage';
+
+declare const WEIGHTLENS_VERSION: string;
+const VERSION = typeof WEIGHTLENS_VERSION === 'string' ? WEIGHTLENS_VERSION : '0.0.0-dev';
+
+class UsageError extends Error {}
+
+export interface Io {
+  out: (s: string) => void;
+  err: (s: string) => void;
+  errIsTty: boolean;
+}
+
+const defaultIo: Io = {
+  out: (s) => process.stdout.write(s),
+  err: (s) => process.stderr.write(s),
+  errIsTty: Boolean(process.stderr.isTTY),
+};
+
+export async function main(argv: string[], io: Io = defaultIo, signal?: AbortSignal): Promise<number> {
+  try {
+    const [cmd, ...rest] = argv;
+    if (cmd === undefined || cmd === '--help' || cmd === '-h') {
+      io.out(MAIN_HELP);
+      return cmd === undefined ? 1 : 0;
+    }
+    if (cmd === '--version' || cmd === '-v') {
+      io.out(`${VERSION}\n`);
+      return 0;
+    }
+    if (cmd === 'help') {
+      io.out(rest[0] === 'quantize' ? QUANTIZE_HELP : rest[0] === 'inspect' ? INSPECT_HELP : MAIN_HELP);
+      return 0;
+    }
+    if (cmd === 'inspect') return await runInspect(rest, io);
+    if (cmd === 'quantize') return await runQuantize(rest, io, signal);
+    throw new UsageError(`unknown command "${cmd}" (expected inspect or quantize; see weightlens --help)`);
+  } catch (e) {
+    if (e instanceof CancelledError) {
+      io.err(`error: ${e.message}\n`);
+      return 130;
+    }
+    if (e instanceof WeightlensError || e instanceof UsageError || isParseArgsError(e) || isFsError(e)) {
+      io.err(`error: ${oneLine(e)}\n`);
+      return 1;
+    }
+    // A bug, not bad input: still one line, plus where to look.
+    io.err(`error: internal error: ${oneLine(e)} (set WEIGHTLENS_DEBUG=1 for a stack trace)\n`);
+    if (process.env.WEIGHTLENS_DEBUG) io.err(`${(e as Error)?.stack ?? ''}\n`);
+    return 1;
+  }
+}
+
+function isParseArgsError(e: unknown): boolean {
+  const code = (e as { code?: unknown } | undefined)?.code;
+  return typeof code === 'string' && code.startsWith('ERR_PARSE_ARGS');
+}
+
+function isFsError(e: unknown): boolean {
+  const code = (e as { code?: unknown })?.code;
+  return typeof code === 'string' && /^E[A-Z]+$/.test(code) && typeof (e as { syscall?: unknown }).syscall === 'string';
+}
+
+function onePath(positionals: string[], cmd: string): string {
+  if (positionals.length !== 1) throw new UsageError(`${cmd} takes exactly one PATH (got ${positionals.length}; see weightlens help ${cmd})`);
+  return positionals[0];
+}
+
+async function runInspect(args: string[], io: Io): Promise<number> {
+  const { values, positionals } = parseArgs({ args, allowPositionals: true, strict: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  if (values.help) {
+    io.out(INSPECT_HELP);
+    return 0;
+  }
+  const opened = await openModel(onePath(positionals, 'inspect'));
+  try {
+    const summary = inspectModel(opened.model);
+    if (values.json) {
+      io.out(JSON.stringify(summary, null, 2) + '\n');
+      return 0;
+    }
+    const lines: string[] = [];
+    lines.push(`${opened.model.path}: ${summary.files.length} file(s), ${formatBytes(summary.totalBytes)}, ${formatCount(summary.totalParams)} parameters, ${summary.tensors.length} tensors`);
+    for (const [d, v] of Object.entries(summary.byDtype)) lines.push(`  ${pad(d, 8)} ${pad(formatCount(v.params), 9)} params  ${formatBytes(v.bytes)}`);
+    const meta = Object.entries(summary.metadata);
+    if (meta.length) lines.push(`metadata: ${meta.map(([k, v]) => `${k}=${v.length > 60 ? v.slice(0, 57) + '...' : v}`).join(', ')}`);
+    lines.push(`blocks: ${summary.blocks.length}${summary.other.length ? `; outside blocks: ${summary.other.join(', ')}` : ''}`);
+    const width = Math.min(64, Math.max(...summary.tensors.map((t) => t.name.length)));
+    for (const t of summary.tensors) lines.push(`  ${pad(t.name, width)}  ${pad(t.dtype, 7)} ${pad(JSON.stringify(t.shape), 16)} ${formatBytes(t.bytes)}`);
+    io.out(lines.join('\n') + '\n');
+    return 0;
+  } finally {
+    await opened.close();
+  }
+}
+
+function num(flag: string, v: string | undefined, integer: boolean): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
+    throw new UsageError(`--${flag} must be ${integer ? 'an integer' : 'a number'} (got "${v}")`);
+  }
+  return n;
+}
+
+function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[]): T | undefined {
+  if (v === undefined) return undefined;
+  if (!allowed.includes(v as T)) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')} (got "${v}")`);
+  return v as T;
+}
+
+async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promise<number> {
+  const { values: v, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    allowNegative: true,
+    options: {
+      method: { type: 'string' },
+      preset: { type: 'string' },
+      bits: { type: 'string' },
+      'group-size': { type: 'string' },
+      'lambda-weight': { type: 'string' },
+      'lambda-entropy': { type: 'string' },
+      normalize: { type: 'boolean' },
+      bins: { type: 'string' },
+      grid: { type: 'string' },
+      'clip-alpha-min': { type: 'string' },
+      format: { type: 'string' },
+      include: { type: 'string' },
+      exclude: { type: 'string' },
+      out: { type: 'string' },
+      report: { type: 'string' },
+      backend: { type: 'string' },
+      threads: { type: 'string' },
+      force: { type: 'boolean' },
+      quiet: { type: 'boolean', short: 'q' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (v.help) {
+    io.out(QUANTIZE_HELP);
+    return 0;
+  }
+  const input = onePath(positionals, 'quantize');
+  const input_: SettingsInput = {
+    method: oneOf<Method>('method', v.method, METHODS),
+    preset: oneOf<Preset>('preset', v.preset, PRESET_NAMES),
+    bits: num('bits', v.bits, true),
+    groupSize: num('group-size', v['group-size'], true),
+    lambdaWeight: num('lambda-weight', v['lambda-weight'], false),
+    lambdaEntropy: num('lambda-entropy', v['lambda-entropy'], false),
+    normalize: v.normalize,
+    bins: num('bins', v.bins, true),
+    grid: num('grid', v.grid, true),
+    clipAlphaMin: num('clip-alpha-min', v['clip-alpha-min'], false),
+  };
+  const settings = resolveSettings(input_);
+  const format = oneOf<OutputFormat>('format', v.format, OUTPUT_FORMATS) ?? 'fake';
+  const backend = oneOf('backend', v.backend, ['auto', 'cpu', 'webgpu'] as const) ?? 'auto';
+  if (backend === 'webgpu') {
+    throw new UsageError('--backend webgpu: this build has no WebGPU compute yet; use --backend cpu (or auto)');
+  }
+  const threads = num('threads', v.threads, true) ?? os.availableParallelism();
+  if (threads < 1 || threads > 256) throw new UsageError(`--threads must be from 1 to 256 (got ${threads})`);
+
+  const progress = makeProgress(io, Boolean(v.quiet));
+  const result = await quantize({
+    input,
+    settings,
+    format,
+    include: v.include,
+    exclude: v.exclude,
+    out: v.out,
+    report: v.report,
+    force: v.force,
+    threads,
+    workerScript: threads > 1 ? path.join(__dirname, 'worker.js') : undefined,
+    signal,
+    onProgress: progress.update,
+    version: VERSION,
+  });
+  progress.done();
+  const r = result.report;
+  const sq = r.tensors.map((t) => t.sqnrDb).filter((x): x is number => x !== null);
+  const meanSqnr = sq.length ? sq.reduce((a, b) => a + b, 0) / sq.length : NaN;
+  io.out(
+    [
+      `wrote ${result.outputPath}${result.outputIsFolder ? '/' : ''} (${formatBytes(r.summary.outputBytes)})`,
+      `report ${result.reportPath}`,
+      `${r.summary.tensorsQuantized} tensors quantized (${settings.method} ${settings.bits}-bit, group ${settings.groupSize || 'per-channel'}${settings.method === 'dareq' ? `, preset ${settings.preset}` : ''}), ${r.summary.tensorsCopied} copied; mean SQNR ${Number.isNaN(meanSqnr) ? 'n/a' : meanSqnr.toFixed(2) + ' dB'}; ${r.summary.seconds.toFixed(2)} s, ${formatCount(Math.round(r.summary.weightsPerSecond))} weights/s`,
+    ].join('\n') + '\n',
+  );
+  return 0;
+}
+
+/** Progress on stderr: a rewritten line on a terminal, a line every few seconds otherwise. */
+function makeProgress(io: Io, quiet: boolean): { update: (p: QuantizeProgress) => void; done: () => void } {
+  const start = Date.now();
+  let last = 0;
+  let shown = false;
+  return {
+    update(p) {
+      if (quiet) return;
+      const now = Date.now();
+      const interval = io.errIsTty ? 100 : 2000;
+      if (now - start < 1000 || now - last < interval) return;
+      last = now;
+      shown = true;
+      const line = `[${(p.fraction * 100).toFixed(1).padStart(5)}%] ${formatBytes(p.doneBytes)} / ${formatBytes(p.totalBytes)}  ${p.tensor}`;
+      io.err(io.errIsTty ? `\r\x1b[K${line}` : `${line}\n`);
+    },
+    done() {
+      if (shown && io.errIsTty) io.err('\r\x1b[K');
+    },
+  };
+}
+
+/** Entry point when run as a program: signals cancel the run and remove temporary output. */
+export function runAsProgram(): void {
+  const controller = new AbortController();
+  let signals = 0;
+  const onSignal = (sig: NodeJS.Signals) => {
+    signals++;
+    controller.abort();
+    if (signals > 1) {
+      removeLiveTempsSync();
+      process.exit(sig === 'SIGINT' ? 130 : 143);
+    }
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('exit', removeLiveTempsSync);
+  main(process.argv.slice(2), defaultIo, controller.signal).then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e) => {
+      process.stderr.write(`error: internal error: ${oneLine(e)}\n`);
+      process.exitCode = 1;
+    },
+  );
+}

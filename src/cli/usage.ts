@@ -1,0 +1,54 @@
+/** Help texts: the CLI contract, as users read it. */
+export const MAIN_HELP = `weightlens — look inside safetensors weight files and quantize them without calibration data
+
+Usage:
+  weightlens inspect PATH [--json]
+  weightlens quantize PATH [options]
+  weightlens help [COMMAND]
+  weightlens --version
+
+PATH is a .safetensors file or a sharded model's *.safetensors.index.json.
+Run "weightlens help quantize" for the quantization options.
+`;
+
+export const INSPECT_HELP = `Usage: weightlens inspect PATH [--json]
+
+Reads only the header(s): metadata, tensors (name, dtype, shape, bytes, file), totals and the
+transformer blocks found from the tensor names.
+
+  --json     print one JSON object: {files, metadata, tensors, totalParams, totalBytes, blocks, ...}
+`;
+
+export const QUANTIZE_HELP = `Usage: weightlens quantize PATH [options]
+
+Writes a quantized copy of the model (never over the input) and a JSON report of error statistics.
+
+Method
+  --method dareq|rtn           DARE-Q scale search (default) or plain round-to-nearest (absmax scale)
+  --preset clip|paper|reference  DARE-Q preset (default clip; see README "Methods")
+  --bits N                     2..8 (default 4)
+  --group-size N               weights per scale along a row; 0 = one scale per output channel (default 128)
+
+DARE-Q knobs (override the preset)
+  --lambda-weight X            weight of the L2 term (default 1)
+  --lambda-entropy X           weight of the residual-entropy term (default 0.01; 0 = pure MSE search)
+  --normalize | --no-normalize divide L2 by mean(w^2) and H by ln(B) so lambdas are scale-free (clip: on)
+  --bins N                     histogram bins B (default 256)
+  --grid N                     candidate scales K (default 100)
+  --clip-alpha-min X           low end of the clip range, as a fraction of the absmax scale (default 0.5)
+
+Output
+  --format fake|compressed-tensors  fake-quant in the input dtype (default), or pack-quantized int4/int8
+                               with config.json for vLLM / transformers (a folder)
+  --include RE                 quantize tensors whose names match RE (replaces the default rule:
+                               2-D linear weights, no embeddings, lm_head or norms)
+  --exclude RE                 do not quantize tensors whose names match RE
+  --out PATH                   output file or folder (default: beside the input, named by method and bits)
+  --report PATH                JSON report (default: beside the output, *.report.json)
+  --force                      replace an existing output
+
+Compute
+  --backend auto|cpu|webgpu    where the math runs (default auto)
+  --threads N                  worker threads for the CPU backend (default: all cores)
+  --quiet                      no progress on stderr
+`;

@@ -1,0 +1,63 @@
+/**
+ * One unit of quantization work: raw bytes of whole rows of a tensor in, output bytes out. Pure and
+ * serializable, so the same function runs in-process, in a worker thread, or (later) next to the
+ * WebGPU runner.
+ */
+import { decodeFloats, encodeFloats, int32Bytes, type QuantizableFloat } from '../dtypes';
+import { quantizeMatrix } from './matrix';
+import { packRows } from './pack';
+import type { QuantSettings } from './settings';
+import { makeChannelStats, type ChannelStats, type StatsAccumulator } from './stats';
+
+export interface QuantJob {
+  readonly file: string;
+  readonly tensor: string;
+  readonly dtype: QuantizableFloat;
+  /** Stored bytes of `rows` logical rows (for a transposed tensor: the whole tensor). */
+  readonly raw: Uint8Array;
+  readonly rows: number;
+  readonly cols: number;
+  /** Stored as [cols, rows] (GPT-2 Conv1D); output channels are columns of the stored data. */
+  readonly transposed: boolean;
+  readonly rowBase: number;
+  readonly settings: QuantSettings;
+  /** `fake`: dequantized values in the input dtype and layout; `packed`: compressed-tensors int32 words. */
+  readonly output: 'fake' | 'packed';
+  readonly channelStats?: boolean;
+}
+
+export interface QuantJobResult {
+  readonly data: Uint8Array;
+  /** Dtype-rounded scales, [rows][groups]. */
+  readonly scales: Float64Array;
+  readonly stats: StatsAccumulator;
+  readonly channels?: ChannelStats;
+}
+
+function transpose<T extends Float32Array | Float64Array>(src: T, rows: number, cols: number): T {
+  const out = new (src.constructor as { new (n: number): T })(src.length);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = src[r * cols + c];
+  return out;
+}
+
+export function runQuantJob(job: QuantJob): QuantJobResult {
+  const { rows, cols } = job;
+  let values = decodeFloats(job.dtype, job.raw);
+  // A stored [in, out] matrix is [cols][rows] of the logical one.
+  if (job.transposed) values = transpose(values, cols, rows);
+  const codes = job.output === 'packed' ? new Int8Array(rows * cols) : undefined;
+  const channels = job.channelStats ? makeChannelStats(rows) : undefined;
+  const { scales, stats } = quantizeMatrix(values, rows, cols, {
+    settings: job.settings,
+    dtype: job.dtype,
+    codes,
+    channels,
+    file: job.file,
+    tensor: job.tensor,
+    rowBase: job.rowBase,
+  });
+  let data: Uint8Array;
+  if (codes) data = int32Bytes(packRows(codes, rows, cols, job.settings.bits));
+  else data = encodeFloats(job.dtype, job.transposed ? transpose(values, rows, cols) : values);
+  return { data, scales, stats, channels };
+}

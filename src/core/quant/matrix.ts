@@ -1,0 +1,152 @@
+/**
+ * Quantize a block of rows of a weight matrix (rows = output channels), group by group:
+ * choose the scale (RTN: absmax / qmax; DARE-Q: the search), round it to the dtype the scale is
+ * stored in (so fake-quant values equal what a runtime computes from the packed checkpoint), then
+ * compute codes, dequantized values (in place) and the error statistics.
+ */
+import { roundToDtype, type QuantizableFloat } from '../dtypes';
+import { WeightlensError } from '../errors';
+import { makeScratch, residualEntropy, roundHalfEven, searchScale, type Floats, type SearchTrace } from './search';
+import { qRange, type QuantSettings } from './settings';
+import { emptyStats, type ChannelStats, type StatsAccumulator } from './stats';
+
+export interface QuantizeMatrixOptions {
+  readonly settings: QuantSettings;
+  /** The dtype of the weights: scales and dequantized values are rounded to it. */
+  readonly dtype: QuantizableFloat;
+  /** Filled with the codes (rows * cols) when given. */
+  readonly codes?: Int8Array;
+  /** Filled per row when given (indexed from 0 for the first row of this block). */
+  readonly channels?: ChannelStats;
+  /** For error messages: the file, the tensor, and the index of this block's first row. */
+  readonly file?: string;
+  readonly tensor: string;
+  readonly rowBase?: number;
+}
+
+export interface MatrixResult {
+  /** Final (dtype-rounded) scales, [rows][groups]. */
+  scales: Float64Array;
+  stats: StatsAccumulator;
+}
+
+export function groupsPerRow(cols: number, groupSize: number): number {
+  return groupSize > 0 ? Math.max(1, Math.ceil(cols / groupSize)) : 1;
+}
+
+const SMALLEST: Record<QuantizableFloat, number> = { F64: Number.MIN_VALUE, F32: 2 ** -149, F16: 2 ** -24, BF16: 2 ** -133 };
+
+/** Quantizes `values` (rows * cols, row-major) and overwrites them with the dequantized values. */
+export function quantizeMatrix(values: Floats, rows: number, cols: number, opts: QuantizeMatrixOptions): MatrixResult {
+  const s = opts.settings;
+  const { qmin, qmax } = qRange(s.bits);
+  const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
+  const groups = groupsPerRow(cols, s.groupSize);
+  const scales = new Float64Array(rows * groups);
+  const stats = emptyStats(s.bits);
+  const hist = stats.codeHist;
+  const scratch = makeScratch(g, s.bins);
+  const halfEven = s.rounding === 'half-even';
+  const codes = opts.codes;
+  const ch = opts.channels;
+  const dtype = opts.dtype;
+
+  for (let r = 0; r < rows; r++) {
+    let rowE2 = 0;
+    let rowEntropy = 0;
+    let rowRatio = 0;
+    let rowRatioGroups = 0;
+    let rowClipped = 0;
+    for (let gi = 0; gi < groups; gi++) {
+      const c0 = gi * g;
+      const n = Math.min(g, cols - c0);
+      const off = r * cols + c0;
+      let absmax = 0;
+      let sumW2 = 0;
+      for (let i = 0; i < n; i++) {
+        const x = values[off + i];
+        const a = Math.abs(x);
+        if (!(a <= absmax)) absmax = a; // NaN propagates into absmax and is caught below
+        sumW2 += x * x;
+      }
+      if (!Number.isFinite(absmax)) {
+        throw new WeightlensError(`contains NaN or Inf in row ${(opts.rowBase ?? 0) + r}; refusing to quantize it`, opts.file, opts.tensor);
+      }
+      stats.count += n;
+      stats.sumW2 += sumW2;
+      if (absmax === 0) {
+        // An all-zero group: scale 1, all codes 0, no error, no NaN anywhere.
+        scales[r * groups + gi] = 1;
+        if (codes) codes.fill(0, off, off + n);
+        hist[-qmin] += n;
+        continue;
+      }
+      const rtnScale = absmax / qmax;
+      const chosen = s.method === 'rtn' ? rtnScale : searchScale(values, off, n, absmax, sumW2 / n, s, scratch).scale;
+      let sc = roundToDtype(dtype, chosen);
+      if (!(sc > 0)) sc = SMALLEST[dtype];
+      scales[r * groups + gi] = sc;
+
+      let e2 = 0;
+      let min = Infinity;
+      let max = -Infinity;
+      let clipped = 0;
+      const resid = scratch.resid;
+      for (let i = 0; i < n; i++) {
+        const x = values[off + i];
+        const y = x / sc;
+        let q = halfEven ? roundHalfEven(y) : Math.floor(y + 0.5);
+        if (q < qmin) {
+          q = qmin;
+          clipped++;
+        } else if (q > qmax) {
+          q = qmax;
+          clipped++;
+        }
+        const deq = roundToDtype(dtype, q * sc);
+        const e = x - deq;
+        values[off + i] = deq;
+        if (codes) codes[off + i] = q;
+        hist[q - qmin]++;
+        e2 += e * e;
+        resid[i] = e;
+        if (e < min) min = e;
+        if (e > max) max = e;
+      }
+      const h = residualEntropy(resid, n, min, max, s.bins, 'probability', scratch);
+      const ratio = sc / rtnScale;
+      stats.sumE2 += e2;
+      stats.clipped += clipped;
+      stats.entropyWeighted += h * n;
+      stats.ratioGroups++;
+      stats.ratioSum += ratio;
+      if (ratio < stats.ratioMin) stats.ratioMin = ratio;
+      if (ratio > stats.ratioMax) stats.ratioMax = ratio;
+      rowE2 += e2;
+      rowEntropy += h * n;
+      rowRatio += ratio;
+      rowRatioGroups++;
+      rowClipped += clipped;
+    }
+    if (ch) {
+      ch.mse[r] = rowE2 / cols;
+      ch.entropy[r] = rowEntropy / cols;
+      ch.scaleRatio[r] = rowRatioGroups ? rowRatio / rowRatioGroups : 1;
+      ch.clipped[r] = rowClipped;
+    }
+  }
+  return { scales, stats };
+}
+
+/** The L(s) curve of one group, for the panel: every candidate's L2, entropy and loss. */
+export function traceGroup(values: Floats, off: number, n: number, settings: QuantSettings, trace: SearchTrace): number {
+  let absmax = 0;
+  let sumW2 = 0;
+  for (let i = 0; i < n; i++) {
+    const x = values[off + i];
+    absmax = Math.max(absmax, Math.abs(x));
+    sumW2 += x * x;
+  }
+  if (absmax === 0) return -1;
+  return searchScale(values, off, n, absmax, sumW2 / n, settings, makeScratch(n, settings.bins), trace).index;
+}

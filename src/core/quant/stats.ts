@@ -1,0 +1,89 @@
+/**
+ * Error statistics of a quantization (docs/methods.md §1): accumulated per chunk, merged across
+ * chunks and worker threads, finished into the report's per-tensor numbers.
+ */
+export interface StatsAccumulator {
+  bits: number;
+  count: number;
+  sumW2: number;
+  sumE2: number;
+  clipped: number;
+  /** Sum over groups of H(group) * n(group), for a size-weighted mean entropy. */
+  entropyWeighted: number;
+  /** Groups with a nonzero absmax (their scale ratio is defined). */
+  ratioGroups: number;
+  ratioMin: number;
+  ratioMax: number;
+  ratioSum: number;
+  /** codeHist[q - qmin] = how many weights got code q. */
+  codeHist: number[];
+}
+
+export function emptyStats(bits: number): StatsAccumulator {
+  return {
+    bits,
+    count: 0,
+    sumW2: 0,
+    sumE2: 0,
+    clipped: 0,
+    entropyWeighted: 0,
+    ratioGroups: 0,
+    ratioMin: Infinity,
+    ratioMax: -Infinity,
+    ratioSum: 0,
+    codeHist: new Array<number>(2 ** bits).fill(0),
+  };
+}
+
+export function mergeStats(into: StatsAccumulator, from: StatsAccumulator): void {
+  into.count += from.count;
+  into.sumW2 += from.sumW2;
+  into.sumE2 += from.sumE2;
+  into.clipped += from.clipped;
+  into.entropyWeighted += from.entropyWeighted;
+  into.ratioGroups += from.ratioGroups;
+  into.ratioMin = Math.min(into.ratioMin, from.ratioMin);
+  into.ratioMax = Math.max(into.ratioMax, from.ratioMax);
+  into.ratioSum += from.ratioSum;
+  for (let i = 0; i < into.codeHist.length; i++) into.codeHist[i] += from.codeHist[i];
+}
+
+export interface TensorErrorStats {
+  mse: number;
+  /** 10 log10(sum w^2 / sum e^2); null when the error is exactly zero (infinite SQNR). */
+  sqnrDb: number | null;
+  residualEntropy: number;
+  clippedFraction: number;
+  /** Chosen scale / absmax scale over the groups with a nonzero absmax (1 for all-zero tensors). */
+  scaleRatio: { min: number; mean: number; max: number };
+  codeHistogram: number[];
+}
+
+export function finishStats(a: StatsAccumulator): TensorErrorStats {
+  const n = Math.max(1, a.count);
+  const none = a.ratioGroups === 0;
+  return {
+    mse: a.sumE2 / n,
+    sqnrDb: a.sumE2 === 0 ? null : 10 * Math.log10(a.sumW2 / a.sumE2),
+    residualEntropy: a.entropyWeighted / n,
+    clippedFraction: a.clipped / n,
+    scaleRatio: {
+      min: none ? 1 : a.ratioMin,
+      mean: none ? 1 : a.ratioSum / a.ratioGroups,
+      max: none ? 1 : a.ratioMax,
+    },
+    codeHistogram: a.codeHist.slice(),
+  };
+}
+
+/** Per output channel (row) statistics, for the panel and the diff view. */
+export interface ChannelStats {
+  mse: Float64Array;
+  entropy: Float64Array;
+  scaleRatio: Float64Array;
+  clipped: Float64Array;
+}
+
+export function makeChannelStats(rows: number): ChannelStats {
+  return { mse: new Float64Array(rows), entropy: new Float64Array(rows), scaleRatio: new Float64Array(rows), clipped: new Float64Array(rows) };
+}

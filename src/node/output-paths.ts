@@ -1,0 +1,35 @@
+/**
+ * Where a run's output goes by default: beside the input, named after the method and bits, never
+ * the input's own name. A single file quantized to fake-quant stays one file; a sharded model or a
+ * compressed-tensors output is a folder (with config.json), loadable as a model directory.
+ */
+import * as path from 'node:path';
+import type { OutputFormat } from '../core/plan';
+import { settingsTag, type QuantSettings } from '../core/quant/settings';
+
+export function modelStem(inputPath: string): string {
+  const base = path.basename(inputPath);
+  for (const suffix of ['.safetensors.index.json', '.index.json', '.safetensors']) {
+    if (base.endsWith(suffix) && base.length > suffix.length) return base.slice(0, -suffix.length);
+  }
+  return base;
+}
+
+export function outputIsFolder(format: OutputFormat, sharded: boolean): boolean {
+  return format === 'compressed-tensors' || sharded;
+}
+
+export function defaultOutputPath(inputPath: string, settings: QuantSettings, format: OutputFormat, sharded: boolean, tag = settingsTag(settings)): string {
+  const dir = path.dirname(path.resolve(inputPath));
+  const stem = modelStem(inputPath);
+  if (format === 'compressed-tensors') return path.join(dir, `${stem}.${tag}-ct`);
+  if (sharded) return path.join(dir, `${stem}.${tag}`);
+  return path.join(dir, `${stem}.${tag}.safetensors`);
+}
+
+export function defaultReportPath(outputPath: string): string {
+  return `${outputPath.replace(/\.safetensors$/, '')}.report.json`;
+}
+
+/** Files beside a model that a loader needs with it (config, tokenizer), copied into folder outputs. */
+export const SIDECAR_RE = /^(config\.json|generation_config\.json|tokenizer(_config)?\.json|tokenizer\.model|special_tokens_map\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(json|jinja)|preprocessor_config\.json|tok[^/]*\.bin)$/;

@@ -1,0 +1,389 @@
+/**
+ * The quantize run: open the model (headers only), plan the output, then stream tensor by tensor
+ * — whole rows at a time for large tensors — through the job pool into the output files, written
+ * under temporary names and renamed when complete. Memory stays bounded by a few chunks whatever
+ * the checkpoint's size.
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { int64Bytes, encodeFloats, isQuantizableFloat, type QuantizableFloat } from '../core/dtypes';
+import { CancelledError, WeightlensError } from '../core/errors';
+import { configWithQuantization } from '../core/formats/compressed-tensors';
+import type { ModelTensor } from '../core/model';
+import { planOutput, type OutputFormat, type OutputPlan, type OutputTensor } from '../core/plan';
+import type { QuantJob } from '../core/quant/job';
+import type { QuantSettings } from '../core/quant/settings';
+import { emptyStats, finishStats, mergeStats, type TensorErrorStats } from '../core/quant/stats';
+import { layoutFile } from '../core/safetensors/layout';
+import { selectTargets, type MatrixView } from '../core/select';
+import { AtomicOutput, writeFileAtomic } from './atomic-output';
+import { defaultOutputPath, defaultReportPath, outputIsFolder, SIDECAR_RE } from './output-paths';
+import { openModel, type OpenModel } from './open-model';
+import { JobPool } from './pool';
+
+/** Rows per job are chosen so one job holds about this many weights (bounded memory per job). */
+export const CHUNK_WEIGHTS = 1 << 22;
+/** Copied tensors are streamed in pieces of this size. */
+const COPY_PIECE = 16 << 20;
+
+export interface QuantizeProgress {
+  /** 0..1 over all tensor bytes (copied and quantized). */
+  fraction: number;
+  tensor: string;
+  doneBytes: number;
+  totalBytes: number;
+}
+
+export interface QuantizeRequest {
+  input: string;
+  settings: QuantSettings;
+  format: OutputFormat;
+  include?: string;
+  exclude?: string;
+  out?: string;
+  report?: string;
+  force?: boolean;
+  threads?: number;
+  /** The worker-thread script (dist/worker.js); without it jobs run in-process. */
+  workerScript?: string;
+  signal?: AbortSignal;
+  onProgress?: (p: QuantizeProgress) => void;
+  /** Per-tensor settings (mixed precision); undefined keeps a tensor raw. Defaults to `settings` for all. */
+  settingsFor?: (name: string) => QuantSettings | undefined;
+  version: string;
+}
+
+export interface TensorReport extends TensorErrorStats {
+  name: string;
+  bits: number;
+  groupSize: number;
+  shape: number[];
+  dtype: string;
+}
+
+export interface QuantizeReport {
+  tool: string;
+  input: string;
+  output: string;
+  settings: Record<string, unknown>;
+  tensors: TensorReport[];
+  summary: { inputBytes: number; outputBytes: number; seconds: number; weightsPerSecond: number; quantizedWeights: number; tensorsQuantized: number; tensorsCopied: number };
+}
+
+export interface QuantizeResult {
+  outputPath: string;
+  outputIsFolder: boolean;
+  reportPath: string;
+  report: QuantizeReport;
+}
+
+export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
+  const t0 = performance.now();
+  const opened = await openModel(req.input);
+  const pool = new JobPool(req.threads ?? 1, req.workerScript);
+  let output: AtomicOutput | undefined;
+  try {
+    const model = opened.model;
+    const sharded = model.index !== undefined;
+    const targets = selectTargets(model.tensors, { include: req.include, exclude: req.exclude });
+    const plan = planOutput(model, targets, req.format, req.settingsFor ?? (() => req.settings));
+    const isFolder = outputIsFolder(req.format, sharded);
+    const outPath = path.resolve(req.out ?? defaultOutputPath(req.input, req.settings, req.format, sharded));
+    refuseInputAsOutput(opened, outPath);
+    const reportPath = path.resolve(req.report ?? defaultReportPath(outPath));
+    if (opened.inputPaths.includes(reportPath) || reportPath === outPath) throw new WeightlensError('report path would overwrite an input or the output', reportPath);
+
+    output = await AtomicOutput.create(outPath, isFolder, req.force);
+    const totalBytes = model.tensors.reduce((a, t) => a + t.byteLength, 0);
+    const writer = new RunWriter(opened, pool, req, totalBytes);
+    const outputNames = new Map<string, string>();
+    for (const f of plan.files) {
+      const name = isFolder ? (sharded ? f.name : 'model.safetensors') : path.basename(outPath);
+      outputNames.set(f.name, name);
+      const metadata = outputMetadata(model.files.find((m) => m.name === f.name)!.header.metadata, req);
+      await writer.writeFile(output.pathFor(isFolder ? name : undefined), f.tensors, metadata);
+    }
+    if (isFolder) await writeFolderExtras(opened, plan, output, outputNames);
+
+    await opened.checkUnchanged();
+    const seconds = (performance.now() - t0) / 1000;
+    const outputBytes = await sizeOf(output.tempPath);
+    const report = buildReport(req, opened, outPath, writer, plan, seconds, outputBytes);
+    await output.commit();
+    await writeFileAtomic(reportPath, JSON.stringify(report, null, 2) + '\n', true);
+    return { outputPath: outPath, outputIsFolder: isFolder, reportPath, report };
+  } catch (e) {
+    if (output) await output.abort();
+    throw e;
+  } finally {
+    await pool.close();
+    await opened.close();
+  }
+}
+
+function refuseInputAsOutput(opened: OpenModel, outPath: string): void {
+  if (opened.inputPaths.includes(outPath)) throw new WeightlensError('output would overwrite the input; choose another --out', outPath);
+  if (outPath === opened.dir || opened.dir.startsWith(outPath + path.sep)) {
+    throw new WeightlensError("output would replace the input's folder; choose another --out", outPath);
+  }
+}
+
+function outputMetadata(input: Readonly<Record<string, string>>, req: QuantizeRequest): Record<string, string> {
+  const s = req.settings;
+  return {
+    // transformers refuses safetensors whose metadata lacks a known "format".
+    format: 'pt',
+    ...input,
+    'weightlens.version': req.version,
+    'weightlens.format': req.format,
+    'weightlens.method': s.method,
+    'weightlens.bits': String(s.bits),
+    'weightlens.group_size': String(s.groupSize),
+    ...(s.method === 'dareq'
+      ? {
+          'weightlens.preset': s.preset,
+          'weightlens.lambda_weight': String(s.lambdaWeight),
+          'weightlens.lambda_entropy': String(s.lambdaEntropy),
+          'weightlens.normalize': String(s.normalize),
+          'weightlens.bins': String(s.bins),
+          'weightlens.grid': String(s.grid),
+          ...(s.range === 'clip' ? { 'weightlens.clip_alpha_min': String(s.clipAlphaMin) } : {}),
+        }
+      : {}),
+  };
+}
+
+async function writeFolderExtras(opened: OpenModel, plan: OutputPlan, output: AtomicOutput, names: Map<string, string>): Promise<void> {
+  const entries = await fsp.readdir(opened.dir, { withFileTypes: true });
+  let config: string | undefined;
+  for (const e of entries) {
+    if (!e.isFile() || !SIDECAR_RE.test(e.name)) continue;
+    if (e.name === 'config.json') {
+      config = await fsp.readFile(path.join(opened.dir, e.name), 'utf8');
+      continue;
+    }
+    await fsp.copyFile(path.join(opened.dir, e.name), output.pathFor(e.name));
+  }
+  if (plan.quantizationConfig) {
+    await fsp.writeFile(output.pathFor('config.json'), configWithQuantization(config, plan.quantizationConfig, path.join(opened.dir, 'config.json')));
+  } else if (config !== undefined) {
+    await fsp.writeFile(output.pathFor('config.json'), config);
+  }
+  const model = opened.model;
+  if (model.index) {
+    const weightMap: Record<string, string> = {};
+    let totalSize = 0;
+    for (const f of plan.files) {
+      for (const t of f.tensors) weightMap[t.spec.name] = names.get(f.name)!;
+      totalSize += layoutFile(f.tensors.map((t) => t.spec), {}).totalBytes;
+    }
+    const indexName = path.basename(model.path);
+    const index = { metadata: { ...model.index.metadata, total_size: totalSize }, weight_map: weightMap };
+    await fsp.writeFile(output.pathFor(indexName), JSON.stringify(index, null, 2) + '\n');
+  }
+}
+
+async function sizeOf(p: string): Promise<number> {
+  const st = await fsp.stat(p);
+  if (!st.isDirectory()) return st.size;
+  let total = 0;
+  for (const e of await fsp.readdir(p)) total += await sizeOf(path.join(p, e));
+  return total;
+}
+
+function buildReport(
+  req: QuantizeRequest,
+  opened: OpenModel,
+  outPath: string,
+  writer: RunWriter,
+  plan: OutputPlan,
+  seconds: number,
+  outputBytes: number,
+): QuantizeReport {
+  const s = req.settings;
+  const quantizedWeights = writer.tensorReports.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  return {
+    tool: `weightlens ${req.version}`,
+    input: path.resolve(req.input),
+    output: outPath,
+    settings: {
+      ...s,
+      format: req.format,
+      include: req.include ?? null,
+      exclude: req.exclude ?? null,
+      backend: 'cpu',
+      threads: writer.threads,
+    },
+    tensors: writer.tensorReports,
+    summary: {
+      inputBytes: opened.model.files.reduce((a, f) => a + f.header.fileSize, 0),
+      outputBytes,
+      seconds,
+      weightsPerSecond: seconds > 0 ? quantizedWeights / seconds : 0,
+      quantizedWeights,
+      tensorsQuantized: plan.quantized.size,
+      tensorsCopied: opened.model.tensors.length - plan.quantized.size,
+    },
+  };
+}
+
+/** Streams the planned tensors of each output file, in order, through the pool. */
+class RunWriter {
+  readonly tensorReports: TensorReport[] = [];
+  private doneBytes = 0;
+  /** Scales of the last packed tensor, written as its `weight_scale` right after it. */
+  private lastScales: { of: string; scales: Float64Array; dtype: QuantizableFloat } | undefined;
+
+  constructor(
+    private readonly opened: OpenModel,
+    private readonly pool: JobPool,
+    private readonly req: QuantizeRequest,
+    private readonly totalBytes: number,
+  ) {}
+
+  get threads(): number {
+    return this.pool.inProcess ? 1 : this.pool.threads;
+  }
+
+  async writeFile(filePath: string, tensors: readonly OutputTensor[], metadata: Record<string, string>): Promise<void> {
+    const layout = layoutFile(
+      tensors.map((t) => t.spec),
+      metadata,
+    );
+    const fh = await fsp.open(filePath, 'w');
+    try {
+      let pos = 0;
+      const write = async (bytes: Uint8Array) => {
+        let done = 0;
+        while (done < bytes.byteLength) {
+          const { bytesWritten } = await fh.write(bytes, done, bytes.byteLength - done, pos + done);
+          done += bytesWritten;
+        }
+        pos += bytes.byteLength;
+      };
+      await write(layout.headerBytes);
+      for (let i = 0; i < tensors.length; i++) {
+        const before = pos;
+        await this.writeTensor(tensors[i], write);
+        if (pos - before !== layout.byteLengths[i]) {
+          throw new Error(`internal: wrote ${pos - before} bytes for ${tensors[i].spec.name}, planned ${layout.byteLengths[i]}`);
+        }
+      }
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  private checkCancel(): void {
+    if (this.req.signal?.aborted) throw new CancelledError('quantization cancelled; no output was written');
+  }
+
+  private progress(tensor: string, bytes: number): void {
+    this.doneBytes += bytes;
+    this.req.onProgress?.({
+      fraction: this.totalBytes > 0 ? this.doneBytes / this.totalBytes : 1,
+      tensor,
+      doneBytes: this.doneBytes,
+      totalBytes: this.totalBytes,
+    });
+  }
+
+  private async writeTensor(t: OutputTensor, write: (b: Uint8Array) => Promise<void>): Promise<void> {
+    const src = t.source;
+    switch (src.kind) {
+      case 'copy': {
+        const file = this.opened.source(src.tensor.file);
+        for (let off = 0; off < src.tensor.byteLength; off += COPY_PIECE) {
+          this.checkCancel();
+          const len = Math.min(COPY_PIECE, src.tensor.byteLength - off);
+          await write(await file.read(src.tensor.offset + off, len));
+          this.progress(src.tensor.name, len);
+        }
+        return;
+      }
+      case 'fake':
+      case 'packed':
+        return this.quantizeTensor(src.tensor, src.view, src.settings, src.kind, write);
+      case 'scale': {
+        const last = this.lastScales;
+        if (!last || last.of !== src.of) throw new Error(`internal: scales of ${src.of} are not ready`);
+        this.lastScales = undefined;
+        return write(encodeFloats(last.dtype, last.scales));
+      }
+      case 'shape':
+        return write(int64Bytes(src.shape));
+    }
+  }
+
+  private async quantizeTensor(
+    t: ModelTensor,
+    view: MatrixView,
+    settings: QuantSettings,
+    output: 'fake' | 'packed',
+    write: (b: Uint8Array) => Promise<void>,
+  ): Promise<void> {
+    if (!isQuantizableFloat(t.dtype)) throw new WeightlensError(`cannot quantize dtype ${t.dtype}`, this.opened.model.path, t.name);
+    const dtype = t.dtype;
+    const file = this.opened.source(t.file);
+    const rowBytes = t.byteLength / view.rows;
+    // A transposed (Conv1D) tensor's output channels are columns: it is processed whole.
+    const rowsPerJob = view.transposed ? view.rows : Math.max(1, Math.floor(CHUNK_WEIGHTS / view.cols));
+    const stats = emptyStats(settings.bits);
+    const scaleParts: Float64Array[] = [];
+    const inflight: Promise<{ data: Uint8Array; scales: Float64Array; stats: ReturnType<typeof emptyStats>; bytes: number }>[] = [];
+    let next = 0;
+    const submit = async () => {
+      const r0 = next;
+      const rows = Math.min(rowsPerJob, view.rows - r0);
+      next += rows;
+      const raw = await file.read(t.offset + r0 * rowBytes, rows * rowBytes);
+      const job: QuantJob = {
+        file: file.name,
+        tensor: t.name,
+        dtype,
+        raw,
+        rows,
+        cols: view.cols,
+        transposed: view.transposed,
+        rowBase: r0,
+        settings,
+        output,
+      };
+      const bytes = raw.byteLength;
+      inflight.push(this.pool.run(job).then((r) => ({ ...r, bytes })));
+    };
+    try {
+      while (next < view.rows || inflight.length > 0) {
+        this.checkCancel();
+        while (next < view.rows && inflight.length < this.pool.depth) await submit();
+        const r = await inflight.shift()!;
+        await write(r.data);
+        scaleParts.push(r.scales);
+        mergeStats(stats, r.stats);
+        this.progress(t.name, r.bytes);
+      }
+    } catch (e) {
+      // Let jobs already submitted settle so none rejects unobserved.
+      await Promise.allSettled(inflight);
+      throw e;
+    }
+    if (output === 'packed') {
+      const all = new Float64Array(scaleParts.reduce((a, p) => a + p.length, 0));
+      let o = 0;
+      for (const p of scaleParts) {
+        all.set(p, o);
+        o += p.length;
+      }
+      this.lastScales = { of: t.name, scales: all, dtype };
+    }
+    this.tensorReports.push({
+      name: t.name,
+      bits: settings.bits,
+      groupSize: settings.groupSize,
+      shape: [...t.shape],
+      dtype: t.dtype,
+      ...finishStats(stats),
+    });
+  }
+}

@@ -1,0 +1,151 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { MemoryByteSource } from '../../src/core/bytesource';
+import { WeightlensError } from '../../src/core/errors';
+import { loadSharded } from '../../src/core/model';
+import { readHeader } from '../../src/core/safetensors/header';
+import { buildSafetensors, rawSafetensors } from '../helpers/safetensors';
+
+const F = 'bad.safetensors';
+
+async function headerError(bytes: Uint8Array): Promise<string> {
+  try {
+    await readHeader(new MemoryByteSource(F, bytes));
+  } catch (e) {
+    assert.ok(e instanceof WeightlensError, `expected a WeightlensError, got ${e}`);
+    assert.ok(!e.message.includes('\n'), 'one line');
+    assert.ok(e.message.startsWith(F), `names the file: ${e.message}`);
+    return e.message;
+  }
+  assert.fail('expected an error');
+}
+
+test('a valid file parses: metadata, dtypes, shapes, offsets in data order', async () => {
+  const bytes = buildSafetensors(
+    [
+      { name: 'b', dtype: 'F32', shape: [2, 3], values: [1, 2, 3, 4, 5, 6] },
+      { name: 'a', dtype: 'BF16', shape: [4], values: [1, 2, 3, 4] },
+      { name: 'empty', dtype: 'F16', shape: [0, 5] },
+      { name: 'flag', dtype: 'BOOL', shape: [3], values: [1, 0, 1] },
+    ],
+    { format: 'pt', note: 'x' },
+  );
+  const h = await readHeader(new MemoryByteSource(F, bytes));
+  assert.deepEqual(h.metadata, { format: 'pt', note: 'x' });
+  assert.deepEqual(
+    h.tensors.map((t) => [t.name, t.dtype, t.shape, t.begin, t.end]),
+    [
+      ['b', 'F32', [2, 3], 0, 24],
+      ['a', 'BF16', [4], 24, 32],
+      ['empty', 'F16', [0, 5], 32, 32],
+      ['flag', 'BOOL', [3], 32, 35],
+    ],
+  );
+  assert.equal((h.dataStart - 8) % 8, 0, 'header padded to a multiple of 8');
+  const text = new TextDecoder().decode(bytes.subarray(8, h.dataStart));
+  assert.match(text, / *$/);
+  assert.equal(text.trimEnd().length + (text.length - text.trimEnd().length), text.length);
+});
+
+test('a file shorter than 8 bytes', async () => {
+  assert.match(await headerError(new Uint8Array(5)), /too small/);
+});
+
+test('header length beyond the file', async () => {
+  const b = rawSafetensors('{}');
+  new DataView(b.buffer).setBigUint64(0, 1000n, true);
+  assert.match(await headerError(b), /header length 1000 is beyond the end of the file/);
+});
+
+test('header length over 100 MB is refused before any allocation', async () => {
+  const b = new Uint8Array(8);
+  new DataView(b.buffer).setBigUint64(0, 2n ** 63n, true);
+  assert.match(await headerError(b), /exceeds the 100 MB limit/);
+});
+
+test('invalid UTF-8 in the header', async () => {
+  const b = rawSafetensors('{"a":1}');
+  b[10] = 0xff;
+  assert.match(await headerError(b), /not valid UTF-8/);
+});
+
+test('invalid JSON, and JSON that is not an object', async () => {
+  assert.match(await headerError(rawSafetensors('{"a": ')), /not valid JSON/);
+  assert.match(await headerError(rawSafetensors('[1,2]')), /not a JSON object/);
+});
+
+test('duplicate tensor name', async () => {
+  const h = '{"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"w":{"dtype":"F32","shape":[1],"data_offsets":[4,8]}}';
+  const msg = await headerError(rawSafetensors(h, new Uint8Array(8)));
+  assert.match(msg, /tensor "w": duplicate tensor name/);
+});
+
+test('a key inside a nested object is not a duplicate tensor name', async () => {
+  const h = '{"__metadata__":{"w":"1"},"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}';
+  const parsed = await readHeader(new MemoryByteSource(F, rawSafetensors(h, new Uint8Array(4))));
+  assert.equal(parsed.tensors.length, 1);
+});
+
+test('unknown dtype', async () => {
+  const msg = await headerError(rawSafetensors('{"w":{"dtype":"F12","shape":[1],"data_offsets":[0,4]}}', new Uint8Array(4)));
+  assert.match(msg, /tensor "w": unknown dtype "F12"/);
+});
+
+test('negative and non-integer dims', async () => {
+  assert.match(await headerError(rawSafetensors('{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', new Uint8Array(4))), /tensor "w": shape \[-1\] has a dimension that is not a non-negative integer/);
+  assert.match(await headerError(rawSafetensors('{"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}}', new Uint8Array(4))), /not a non-negative integer/);
+  assert.match(await headerError(rawSafetensors('{"w":{"dtype":"F32","shape":"2","data_offsets":[0,4]}}', new Uint8Array(4))), /shape is not an array/);
+});
+
+test('data_offsets out of bounds', async () => {
+  const msg = await headerError(rawSafetensors('{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', new Uint8Array(8)));
+  assert.match(msg, /tensor "w": data_offsets \[0, 16\] are out of bounds/);
+});
+
+test('overlapping data_offsets', async () => {
+  const h = '{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}}';
+  assert.match(await headerError(rawSafetensors(h, new Uint8Array(12))), /tensor "b": data_offsets \[4, 12\] overlap tensor "a"/);
+});
+
+test('data_offsets leaving a hole, and trailing bytes no tensor covers', async () => {
+  const hole = '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}}';
+  assert.match(await headerError(rawSafetensors(hole, new Uint8Array(12))), /tensor "b": .*leave a hole of 4 bytes/);
+  const trailing = '{"a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}}';
+  assert.match(await headerError(rawSafetensors(trailing, new Uint8Array(12))), /8 bytes after the last tensor/);
+});
+
+test('byte length not equal to shape x item size', async () => {
+  const msg = await headerError(rawSafetensors('{"w":{"dtype":"F16","shape":[3],"data_offsets":[0,4]}}', new Uint8Array(4)));
+  assert.match(msg, /tensor "w": byte length 4 does not equal shape \[3\] x 2 bytes \(6\)/);
+});
+
+test('__metadata__ must map strings to strings', async () => {
+  assert.match(await headerError(rawSafetensors('{"__metadata__":{"a":1}}')), /__metadata__ value of "a" is not a string/);
+});
+
+const shardA = buildSafetensors([{ name: 'x', dtype: 'F32', shape: [2], values: [1, 2] }]);
+const open = (files: Record<string, Uint8Array>) => async (name: string) => (files[name] ? new MemoryByteSource(name, files[name]) : undefined);
+
+test('index: a missing shard, a missing tensor, a shard outside the folder', async () => {
+  await assert.rejects(
+    loadSharded('m.index.json', JSON.stringify({ weight_map: { x: 'a.safetensors', y: 'b.safetensors' } }), open({ 'a.safetensors': shardA })),
+    /m\.index\.json: index names shard "b\.safetensors", which does not exist/,
+  );
+  await assert.rejects(
+    loadSharded('m.index.json', JSON.stringify({ weight_map: { x: 'a.safetensors', y: 'a.safetensors' } }), open({ 'a.safetensors': shardA })),
+    /m\.index\.json: tensor "y": index names tensor in shard "a\.safetensors", which does not hold it/,
+  );
+  for (const evil of ['../a.safetensors', '/etc/passwd', 'sub/../../a.safetensors', 'C:\\x.safetensors']) {
+    await assert.rejects(
+      loadSharded('m.index.json', JSON.stringify({ weight_map: { x: evil } }), open({ 'a.safetensors': shardA })),
+      /leaves the model's folder/,
+    );
+  }
+  await assert.rejects(loadSharded('m.index.json', '{"weight_map": 3}', open({})), /no "weight_map" object/);
+});
+
+test('index: a valid sharded model lists every tensor with its file', async () => {
+  const shardB = buildSafetensors([{ name: 'y', dtype: 'BF16', shape: [3], values: [1, 2, 3] }]);
+  const m = await loadSharded('m.index.json', JSON.stringify({ weight_map: { x: 'a.safetensors', y: 'b.safetensors' } }), open({ 'a.safetensors': shardA, 'b.safetensors': shardB }));
+  assert.deepEqual(m.tensors.map((t) => [t.name, t.file]), [['x', 'a.safetensors'], ['y', 'b.safetensors']]);
+});

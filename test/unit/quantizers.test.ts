@@ -1,0 +1,235 @@
+/**
+ * RTN and every DARE-Q preset against a straightforward reference written here from
+ * docs/methods.md §1 (plain loops, every bin summed in bin order, no pruning).
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { WeightlensError } from '../../src/core/errors';
+import { quantizeMatrix } from '../../src/core/quant/matrix';
+import { packRows, unpackRows } from '../../src/core/quant/pack';
+import { makeTrace } from '../../src/core/quant/search';
+import { traceGroup } from '../../src/core/quant/matrix';
+import { resolveSettings, type QuantSettings, type SettingsInput } from '../../src/core/quant/settings';
+import { normals } from '../helpers/safetensors';
+
+function refRound(x: number, halfEven: boolean): number {
+  if (!halfEven) return Math.floor(x + 0.5);
+  const f = Math.floor(x);
+  const d = x - f;
+  if (d < 0.5) return f;
+  if (d > 0.5) return f + 1;
+  return f % 2 === 0 ? f : f + 1;
+}
+
+function refEntropy(e: number[], B: number, kind: 'probability' | 'density'): number {
+  let lo = Math.min(...e);
+  let hi = Math.max(...e);
+  if (kind === 'probability' && lo === hi) return 0;
+  if (lo === hi) {
+    lo -= 0.5;
+    hi += 0.5;
+  }
+  const counts = new Array(B).fill(0);
+  for (const x of e) counts[Math.min(B - 1, Math.floor((x - lo) * (B / (hi - lo))))]++;
+  let h = 0;
+  if (kind === 'probability') {
+    for (const c of counts) {
+      const p = c / e.length;
+      if (c > 0) h += p * Math.log(p + 1e-10);
+    }
+  } else {
+    const width = (hi - lo) / B;
+    for (const c of counts) {
+      const d = c / width / e.length + 1e-8;
+      h += d * Math.log(d);
+    }
+  }
+  return -h;
+}
+
+/** Returns the reference's losses per candidate and its choice. */
+function refSearch(w: number[], s: QuantSettings): { scales: number[]; losses: number[]; choice: number } {
+  const qmin = -(2 ** (s.bits - 1));
+  const qmax = 2 ** (s.bits - 1) - 1;
+  const absmax = Math.max(...w.map(Math.abs));
+  const rtn = absmax / qmax;
+  const [lo, hi] = s.method === 'rtn' ? [rtn, rtn] : s.range === 'paper' ? [rtn, absmax] : [s.clipAlphaMin * rtn, rtn];
+  const K = s.method === 'rtn' ? 1 : s.grid;
+  const msq = w.reduce((a, x) => a + x * x, 0) / w.length;
+  const scales: number[] = [];
+  const losses: number[] = [];
+  let choice = 0;
+  for (let k = 0; k < K; k++) {
+    const sc = K === 1 ? lo : k === K - 1 ? hi : lo + k * ((hi - lo) / (K - 1));
+    const e = w.map((x) => x - Math.min(qmax, Math.max(qmin, refRound(x / sc, s.rounding === 'half-even'))) * sc);
+    const l2 = e.reduce((a, x) => a + x * x, 0) / e.length;
+    const h = refEntropy(e, s.bins, s.histogram);
+    const loss = s.normalize ? (s.lambdaWeight * l2) / msq + (s.lambdaEntropy * h) / Math.log(s.bins) : s.lambdaWeight * l2 + s.lambdaEntropy * h;
+    scales.push(sc);
+    losses.push(loss);
+    if (loss < losses[choice]) choice = k;
+  }
+  return { scales, losses, choice };
+}
+
+function checkAgainstReference(input: SettingsInput, rows: number, cols: number, seed: number): { ties: number; groups: number } {
+  const s = resolveSettings(input);
+  const w = normals(rows * cols, seed, 0.02);
+  for (let r = 0; r < rows; r += 7) for (let c = 0; c < cols; c++) w[r * cols + c] *= 15; // outlier rows
+  const values = Float64Array.from(w);
+  const codes = new Int8Array(rows * cols);
+  const { scales } = quantizeMatrix(values, rows, cols, { settings: s, dtype: 'F64', codes, tensor: 't' });
+  const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
+  const groups = Math.ceil(cols / g);
+  let ties = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let gi = 0; gi < groups; gi++) {
+      const part = Array.from(w.subarray(r * cols + gi * g, r * cols + Math.min(cols, (gi + 1) * g)));
+      const ref = refSearch(part, s);
+      const got = scales[r * groups + gi];
+      if (got !== ref.scales[ref.choice]) {
+        // Allowed only where two candidates' losses tie within float rounding.
+        const k = ref.scales.indexOf(got);
+        assert.ok(k >= 0, `row ${r} group ${gi}: scale ${got} is not a candidate`);
+        const a = ref.losses[k];
+        const b = ref.losses[ref.choice];
+        assert.ok(Math.abs(a - b) <= 1e-12 * Math.max(Math.abs(a), Math.abs(b)), `row ${r} group ${gi}: chose ${k} (${a}) over ${ref.choice} (${b})`);
+        ties++;
+      }
+      // Codes and dequantized values follow from the chosen scale.
+      const { qmin, qmax } = { qmin: -(2 ** (s.bits - 1)), qmax: 2 ** (s.bits - 1) - 1 };
+      part.forEach((x, i) => {
+        const q = Math.min(qmax, Math.max(qmin, refRound(x / got, s.rounding === 'half-even')));
+        const idx = r * cols + gi * g + i;
+        assert.equal(codes[idx], q);
+        assert.equal(values[idx], q * got);
+      });
+    }
+  }
+  return { ties, groups: rows * groups };
+}
+
+test('RTN: absmax / qmax scale, round half up, per-channel and group-wise', () => {
+  for (const bits of [2, 3, 4, 8]) {
+    checkAgainstReference({ method: 'rtn', bits, groupSize: 0 }, 9, 40, bits);
+    checkAgainstReference({ method: 'rtn', bits, groupSize: 16 }, 9, 40, bits + 10);
+  }
+});
+
+test('DARE-Q clip preset (the default) matches the reference, per-channel and group-wise', () => {
+  for (const bits of [3, 4, 8]) {
+    checkAgainstReference({ preset: 'clip', bits, groupSize: 0 }, 12, 64, bits);
+    checkAgainstReference({ preset: 'clip', bits, groupSize: 32 }, 12, 100, bits + 1); // short last group
+  }
+  checkAgainstReference({ preset: 'clip', lambdaEntropy: 0.3, bins: 64, grid: 37 }, 8, 200, 5);
+});
+
+test('DARE-Q paper preset reproduces Algorithm 1 exactly: raw terms, the paper range, its failure', () => {
+  checkAgainstReference({ preset: 'paper', groupSize: 0 }, 10, 64, 3);
+  checkAgainstReference({ preset: 'paper', groupSize: 0, lambdaEntropy: 1e-5 }, 10, 64, 4);
+  // With raw terms and lambda_H 0.01 the entropy term dominates and huge scales win: the paper's failure.
+  const s = resolveSettings({ preset: 'paper', groupSize: 0 });
+  const w = Float64Array.from(normals(64 * 8, 9, 0.02));
+  const { stats } = quantizeMatrix(w, 8, 64, { settings: s, dtype: 'F64', tensor: 't' });
+  assert.ok(stats.ratioSum / stats.ratioGroups > 2, 'paper preset picks scales well above the absmax scale');
+});
+
+test("DARE-Q reference preset reproduces the authors' code: K 20, half-even, density histogram, B 128", () => {
+  const s = resolveSettings({ preset: 'reference' });
+  assert.equal(s.grid, 20);
+  assert.equal(s.bins, 128);
+  assert.equal(s.lambdaEntropy, 0.1);
+  assert.equal(s.rounding, 'half-even');
+  assert.equal(s.histogram, 'density');
+  checkAgainstReference({ preset: 'reference', groupSize: 0 }, 10, 64, 6);
+  checkAgainstReference({ preset: 'reference', groupSize: 16 }, 10, 50, 7);
+});
+
+test('presets fix their knobs; explicit values override; group size is independent', () => {
+  const d = resolveSettings();
+  assert.deepEqual([d.method, d.preset, d.bits, d.groupSize, d.normalize, d.lambdaEntropy, d.bins, d.grid, d.clipAlphaMin], ['dareq', 'clip', 4, 128, true, 0.01, 256, 100, 0.5]);
+  const p = resolveSettings({ preset: 'paper', normalize: true, groupSize: 64 });
+  assert.equal(p.normalize, true);
+  assert.equal(p.range, 'paper');
+  assert.equal(p.groupSize, 64);
+  const r = resolveSettings({ preset: 'reference', grid: 50 });
+  assert.equal(r.grid, 50);
+  assert.equal(r.bins, 128);
+  assert.throws(() => resolveSettings({ bits: 9 }), /bits must be an integer from 2 to 8/);
+  assert.throws(() => resolveSettings({ grid: 0 }), /grid/);
+  assert.throws(() => resolveSettings({ clipAlphaMin: 0 }), /clip-alpha-min/);
+  assert.throws(() => resolveSettings({ lambdaEntropy: -1 }), /lambda-entropy/);
+});
+
+test('an all-zero row gets scale 1, codes 0 and no NaN', () => {
+  const s = resolveSettings({ groupSize: 0 });
+  const w = new Float32Array([0, 0, 0, 0, 0.5, -0.25, 0.1, 0]);
+  const codes = new Int8Array(8);
+  const { scales, stats } = quantizeMatrix(w, 2, 4, { settings: s, dtype: 'F32', codes, tensor: 't' });
+  assert.equal(scales[0], 1);
+  assert.deepEqual(Array.from(codes.slice(0, 4)), [0, 0, 0, 0]);
+  assert.deepEqual(Array.from(w.slice(0, 4)), [0, 0, 0, 0]);
+  for (const v of w) assert.ok(Number.isFinite(v));
+  assert.ok(Number.isFinite(stats.sumE2));
+});
+
+test('NaN or Inf is refused with the tensor and the row named', () => {
+  const s = resolveSettings({ groupSize: 0 });
+  const w = new Float32Array([1, 2, 3, 4, 5, NaN]);
+  assert.throws(
+    () => quantizeMatrix(w, 3, 2, { settings: s, dtype: 'F32', tensor: 'layers.0.q.weight', file: 'm.safetensors', rowBase: 10 }),
+    (e: unknown) => e instanceof WeightlensError && /m\.safetensors: tensor "layers\.0\.q\.weight": contains NaN or Inf in row 12/.test(e.message),
+  );
+  assert.throws(() => quantizeMatrix(new Float32Array([Infinity, 1]), 1, 2, { settings: s, dtype: 'F32', tensor: 't' }), /row 0/);
+});
+
+test('rows of length 1', () => {
+  const s = resolveSettings({ groupSize: 128 });
+  const w = new Float32Array([0.5, -2, 0]);
+  const codes = new Int8Array(3);
+  const { scales } = quantizeMatrix(w, 3, 1, { settings: s, dtype: 'F32', codes, tensor: 't' });
+  // One weight per row: its own absmax; the search may clip but the error stays small.
+  assert.equal(scales.length, 3);
+  assert.equal(scales[2], 1);
+  assert.ok(Math.abs(w[0] - 0.5) <= 0.5 / 7);
+  assert.ok(Math.abs(w[1] + 2) <= 2 / 7 + 1e-6);
+});
+
+test('int4 and int8 packing round-trips odd column counts', () => {
+  for (const bits of [4, 8]) {
+    for (const cols of [1, 7, 8, 9, 13]) {
+      const rows = 3;
+      const codes = Int8Array.from({ length: rows * cols }, (_, i) => ((i * 5) % 2 ** bits) - 2 ** (bits - 1));
+      const packed = packRows(codes, rows, cols, bits);
+      assert.equal(packed.length, rows * Math.ceil((cols * bits) / 32));
+      assert.deepEqual(Array.from(unpackRows(packed, rows, cols, bits)), Array.from(codes));
+    }
+  }
+  // Layout: code i of a word at bits 4*i, stored as q + 8.
+  const p = packRows(Int8Array.from([-8, 7, 0, 1]), 1, 4, 4);
+  assert.equal(p[0], 0 | (15 << 4) | (8 << 8) | (9 << 12));
+});
+
+test('the L(s) trace lists every candidate with its terms and marks the choice', () => {
+  const s = resolveSettings({ groupSize: 0, lambdaEntropy: 0.05 });
+  const w = Float64Array.from(normals(64, 3));
+  const trace = makeTrace(s.grid);
+  const idx = traceGroup(w, 0, 64, s, trace);
+  const ref = refSearch(Array.from(w), s);
+  assert.equal(idx, ref.choice);
+  for (let k = 0; k < s.grid; k++) assert.ok(Math.abs(trace.loss[k] - ref.losses[k]) <= 1e-12 * Math.abs(ref.losses[k]));
+});
+
+test('F32 weights: scales are stored as F32 and dequantized values are what a runtime computes', () => {
+  const s = resolveSettings({ groupSize: 16 });
+  const w = Float32Array.from(normals(4 * 48, 11));
+  const orig = Float32Array.from(w);
+  const codes = new Int8Array(w.length);
+  const { scales } = quantizeMatrix(w, 4, 48, { settings: s, dtype: 'F32', codes, tensor: 't' });
+  for (const sc of scales) assert.equal(sc, Math.fround(sc));
+  for (let i = 0; i < w.length; i++) {
+    const sc = scales[Math.floor(i / 48) * 3 + Math.floor((i % 48) / 16)];
+    assert.equal(w[i], Math.fround(codes[i] * sc));
+    assert.ok(Math.abs(w[i] - orig[i]) <= sc * 0.5 + 1e-7 || Math.abs(codes[i]) >= 7);
+  }
+});
