@@ -39,13 +39,19 @@ export class AtomicOutput {
   static async create(finalPath: string, isDir: boolean, force = false): Promise<AtomicOutput> {
     const abs = path.resolve(finalPath);
     if (activeFinals.has(abs)) throw new WeightlensError('another quantization is already writing this output', finalPath);
-    if (!force && (await exists(abs))) throw new WeightlensError('output already exists (choose another --out, or --force to replace it)', finalPath);
-    await fsp.mkdir(path.dirname(abs), { recursive: true });
-    const out = new AtomicOutput(abs, tempNameFor(abs), isDir, force);
+    // Reserve before the first await, so two runs started together cannot both pass the checks.
     activeFinals.add(abs);
-    liveTemps.add(out.tempPath);
-    if (isDir) await fsp.mkdir(out.tempPath);
-    return out;
+    try {
+      if (!force && (await exists(abs))) throw new WeightlensError('output already exists (choose another --out, or --force to replace it)', finalPath);
+      await fsp.mkdir(path.dirname(abs), { recursive: true });
+      const out = new AtomicOutput(abs, tempNameFor(abs), isDir, force);
+      liveTemps.add(out.tempPath);
+      if (isDir) await fsp.mkdir(out.tempPath);
+      return out;
+    } catch (e) {
+      activeFinals.delete(abs);
+      throw e;
+    }
   }
 
   /** Where to write: the temporary file, or a file inside the temporary folder. */

@@ -94,6 +94,9 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
     if (opened.inputPaths.includes(reportPath) || reportPath === outPath) throw new WeightlensError('report path would overwrite an input or the output', reportPath);
 
     output = await AtomicOutput.create(outPath, isFolder, req.force);
+    if (!req.force && (await sizeOf(reportPath).then(() => true, () => false))) {
+      throw new WeightlensError('report already exists (choose another --report, or --force to replace it)', reportPath);
+    }
     const totalBytes = model.tensors.reduce((a, t) => a + t.byteLength, 0);
     const writer = new RunWriter(opened, pool, req, totalBytes);
     const outputNames = new Map<string, string>();
@@ -110,7 +113,7 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
     const outputBytes = await sizeOf(output.tempPath);
     const report = buildReport(req, opened, outPath, writer, plan, seconds, outputBytes);
     await output.commit();
-    await writeFileAtomic(reportPath, JSON.stringify(report, null, 2) + '\n', true);
+    await writeFileAtomic(reportPath, JSON.stringify(report, null, 2) + '\n', req.force);
     return { outputPath: outPath, outputIsFolder: isFolder, reportPath, report };
   } catch (e) {
     if (output) await output.abort();
@@ -175,7 +178,9 @@ async function writeFolderExtras(opened: OpenModel, plan: OutputPlan, output: At
     let totalSize = 0;
     for (const f of plan.files) {
       for (const t of f.tensors) weightMap[t.spec.name] = names.get(f.name)!;
-      totalSize += layoutFile(f.tensors.map((t) => t.spec), {}).totalBytes;
+      // As in Hugging Face indexes: the bytes of tensor data, headers not counted.
+      const layout = layoutFile(f.tensors.map((t) => t.spec), {});
+      totalSize += layout.byteLengths.reduce((a, b) => a + b, 0);
     }
     const indexName = path.basename(model.path);
     const index = { metadata: { ...model.index.metadata, total_size: totalSize }, weight_map: weightMap };

@@ -175,12 +175,12 @@ test('an all-zero row gets scale 1, codes 0 and no NaN', () => {
 
 test('NaN or Inf is refused with the tensor and the row named', () => {
   const s = resolveSettings({ groupSize: 0 });
-  const w = new Float32Array([1, 2, 3, 4, 5, NaN]);
+  const w = new Float32Array([1, 2, 3, 4, NaN, 5]);
   assert.throws(
     () => quantizeMatrix(w, 3, 2, { settings: s, dtype: 'F32', tensor: 'layers.0.q.weight', file: 'm.safetensors', rowBase: 10 }),
     (e: unknown) => e instanceof WeightlensError && /m\.safetensors: tensor "layers\.0\.q\.weight": contains NaN or Inf in row 12/.test(e.message),
   );
-  assert.throws(() => quantizeMatrix(new Float32Array([Infinity, 1]), 1, 2, { settings: s, dtype: 'F32', tensor: 't' }), /row 0/);
+  assert.throws(() => quantizeMatrix(new Float32Array([1, -Infinity, 1]), 1, 3, { settings: s, dtype: 'F32', tensor: 't' }), /row 0/);
 });
 
 test('rows of length 1', () => {

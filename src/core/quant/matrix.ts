@@ -63,13 +63,15 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
       const off = r * cols + c0;
       let absmax = 0;
       let sumW2 = 0;
+      let finite = true;
       for (let i = 0; i < n; i++) {
         const x = values[off + i];
         const a = Math.abs(x);
-        if (!(a <= absmax)) absmax = a; // NaN propagates into absmax and is caught below
+        if (a > absmax) absmax = a;
+        if (!(a < Infinity)) finite = false; // NaN fails every comparison
         sumW2 += x * x;
       }
-      if (!Number.isFinite(absmax)) {
+      if (!finite) {
         throw new WeightlensError(`contains NaN or Inf in row ${(opts.rowBase ?? 0) + r}; refusing to quantize it`, opts.file, opts.tensor);
       }
       stats.count += n;

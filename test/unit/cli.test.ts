@@ -1,0 +1,122 @@
+/** The CLI contract, run as a user runs it: the built bin, real processes, exit codes, stdout/stderr. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { buildSafetensors, normals, rawSafetensors, tempDir } from '../helpers/safetensors';
+
+const BIN = path.resolve(__dirname, '../../../bin/weightlens.js');
+const SAMPLE = path.resolve(__dirname, '../../../samples/stories260K/model.safetensors');
+
+function cli(...args: string[]): { code: number; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+function assertOneLineError(r: { code: number; stderr: string }, pattern: RegExp): void {
+  assert.equal(r.code, 1, `exit 1 (stderr: ${r.stderr})`);
+  const lines = r.stderr.trimEnd().split('\n');
+  assert.equal(lines.length, 1, `one line: ${r.stderr}`);
+  assert.match(lines[0], /^error: /);
+  assert.match(lines[0], pattern);
+  assert.doesNotMatch(r.stderr, /\s+at .*:\d+:\d+/, 'no stack trace');
+}
+
+async function model(dir: string): Promise<string> {
+  const p = path.join(dir, 'model.safetensors');
+  await fsp.writeFile(
+    p,
+    buildSafetensors([
+      { name: 'model.embed_tokens.weight', dtype: 'BF16', shape: [16, 8], values: normals(128, 1) },
+      { name: 'model.layers.0.self_attn.q_proj.weight', dtype: 'BF16', shape: [8, 8], values: normals(64, 2) },
+      { name: 'model.layers.0.mlp.down_proj.weight', dtype: 'BF16', shape: [8, 12], values: normals(96, 3) },
+      { name: 'model.layers.1.mlp.down_proj.weight', dtype: 'BF16', shape: [8, 12], values: normals(96, 4) },
+      { name: 'model.norm.weight', dtype: 'BF16', shape: [8], values: normals(8, 5) },
+    ]),
+  );
+  return p;
+}
+
+test('--help and --version work after a build', () => {
+  const h = cli('--help');
+  assert.equal(h.code, 0);
+  assert.match(h.stdout, /weightlens inspect PATH/);
+  const q = cli('quantize', '--help');
+  assert.equal(q.code, 0);
+  for (const flag of ['--method', '--preset', '--bits', '--group-size', '--lambda-weight', '--lambda-entropy', '--normalize', '--bins', '--grid', '--clip-alpha-min', '--format', '--include', '--exclude', '--out', '--report', '--backend', '--threads']) {
+    assert.ok(q.stdout.includes(flag), flag);
+  }
+  assert.match(cli('--version').stdout, /^\d+\.\d+\.\d+/);
+});
+
+test('inspect --json prints the contract object', async () => {
+  const dir = await tempDir();
+  const p = await model(dir);
+  const r = cli('inspect', p, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.deepEqual(j.files, ['model.safetensors']);
+  assert.deepEqual(j.metadata, {});
+  assert.equal(j.tensors.length, 5);
+  assert.deepEqual(j.tensors[1], { name: 'model.layers.0.self_attn.q_proj.weight', dtype: 'BF16', shape: [8, 8], bytes: 128, file: 'model.safetensors' });
+  assert.equal(j.totalParams, 128 + 64 + 96 + 96 + 8);
+  assert.equal(j.totalBytes, (await fsp.stat(p)).size);
+  assert.deepEqual(j.blocks, [
+    { index: 0, execIndex: 2, params: 160, tensors: ['model.layers.0.self_attn.q_proj.weight', 'model.layers.0.mlp.down_proj.weight'] },
+    { index: 1, execIndex: 3, params: 96, tensors: ['model.layers.1.mlp.down_proj.weight'] },
+  ]);
+});
+
+test('inspect of the real sample model (stories260K) finds its 5 blocks', () => {
+  const r = cli('inspect', SAMPLE, '--json');
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.blocks.length, 5);
+  assert.equal(j.totalParams, j.tensors.reduce((a: number, t: { shape: number[] }) => a + t.shape.reduce((x, y) => x * y, 1), 0));
+});
+
+test('quantize writes the output and report, prints where, exits 0', async () => {
+  const dir = await tempDir();
+  const p = await model(dir);
+  const r = cli('quantize', p, '--bits', '8', '--group-size', '4', '--lambda-entropy', '0', '--threads', '1');
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /wrote .*model\.dareq-w8g4\.safetensors/);
+  const report = JSON.parse(await fsp.readFile(path.join(dir, 'model.dareq-w8g4.report.json'), 'utf8'));
+  assert.equal(report.settings.bits, 8);
+  assert.equal(report.settings.lambdaEntropy, 0);
+  assert.equal(report.tensors.length, 3);
+  const r2 = cli('quantize', p, '--method', 'rtn', '--format', 'compressed-tensors', '--out', path.join(dir, 'ct'), '--report', path.join(dir, 'r.json'), '--no-normalize');
+  assert.equal(r2.code, 0, r2.stderr);
+  assert.ok((await fsp.stat(path.join(dir, 'ct', 'model.safetensors'))).isFile());
+  assert.ok((await fsp.stat(path.join(dir, 'r.json'))).isFile());
+});
+
+test('bad flags: exit 1, one line, nothing written', async () => {
+  const dir = await tempDir();
+  const p = await model(dir);
+  assertOneLineError(cli('quantize', p, '--bits', '9'), /bits must be an integer from 2 to 8/);
+  assertOneLineError(cli('quantize', p, '--bits', 'four'), /--bits must be an integer/);
+  assertOneLineError(cli('quantize', p, '--method', 'gptq'), /--method must be one of rtn, dareq/);
+  assertOneLineError(cli('quantize', p, '--frobnicate'), /Unknown option '--frobnicate'/);
+  assertOneLineError(cli('quantize', p, '--format', 'compressed-tensors', '--bits', '3'), /4- and 8-bit/);
+  assertOneLineError(cli('quantize'), /exactly one PATH/);
+  assertOneLineError(cli('frob'), /unknown command "frob"/);
+  assertOneLineError(cli('quantize', p, '--include', '['), /--include is not a valid regular expression/);
+  assert.deepEqual(await fsp.readdir(dir), ['model.safetensors']);
+});
+
+test('bad input: exit 1, one line naming the file (and tensor), nothing written', async () => {
+  const dir = await tempDir();
+  const bad = path.join(dir, 'broken.safetensors');
+  await fsp.writeFile(bad, rawSafetensors('{"w":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}}', new Uint8Array(8)));
+  assertOneLineError(cli('quantize', bad), /broken\.safetensors: tensor "w": data_offsets \[0, 16\] are out of bounds/);
+  assertOneLineError(cli('inspect', bad), /out of bounds/);
+  assertOneLineError(cli('inspect', path.join(dir, 'missing.safetensors')), /missing\.safetensors: no such file/);
+  const nan = path.join(dir, 'nan.safetensors');
+  const vals = normals(64, 1);
+  vals[19] = NaN;
+  await fsp.writeFile(nan, buildSafetensors([{ name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [8, 8], values: vals }]));
+  assertOneLineError(cli('quantize', nan), /nan\.safetensors: tensor "model\.layers\.0\.mlp\.up_proj\.weight": contains NaN or Inf in row 2/);
+  assert.deepEqual((await fsp.readdir(dir)).sort(), ['broken.safetensors', 'nan.safetensors']);
+});
