@@ -24,6 +24,6 @@ const testEntries = suites.flatMap((s) => {
 });
 
 await Promise.all([
-  build({ ...node, entryPoints: { cli: 'src/cli/index.ts', worker: 'src/node/worker.ts', generate: 'scripts/generate.ts' }, outdir: 'dist', absWorkingDir: root }),
+  build({ ...node, entryPoints: { cli: 'src/cli/index.ts', worker: 'src/node/worker.ts', generate: 'scripts/generate.ts', bench: 'scripts/bench.ts' }, outdir: 'dist', absWorkingDir: root }),
   build({ ...node, entryPoints: testEntries, outdir: 'out/test', outbase: 'test', packages: 'external', absWorkingDir: root }),
 ]);

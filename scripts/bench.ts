@@ -1,0 +1,201 @@
+/**
+ * `npm run bench`: throughput of the quantizers on the same data in one run, and an end-to-end
+ * quantize of a generated checkpoint against the time to simply read it. Prints a table and writes
+ * bench-results.json. Quote the ratios: absolute figures move with the machine and its load.
+ *
+ *   node dist/bench.js [--smoke] [--e2e-size 2GB] [--rows N] [--cols N] [--out FILE]
+ */
+import { execFileSync, spawn } from 'node:child_process';
+import { promises as fsp, readFileSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { encodeFloats } from '../src/core/dtypes';
+import type { QuantJob } from '../src/core/quant/job';
+import { quantizeMatrix } from '../src/core/quant/matrix';
+import { resolveSettings, type QuantSettings, type SettingsInput } from '../src/core/quant/settings';
+import { generateModel, layersForSize, GENERATE_DEFAULTS } from '../src/node/generate-model';
+import { JobPool } from '../src/node/pool';
+
+const root = path.resolve(__dirname, '..');
+
+function matrix(rows: number, cols: number, seed = 7): Float32Array {
+  let a = seed;
+  const rand = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(a ^ (a >>> 15), a | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const out = new Float32Array(rows * cols);
+  for (let i = 0; i < out.length; i++) out[i] = 0.02 * Math.sqrt(-2 * Math.log(Math.max(rand(), 1e-12))) * Math.cos(2 * Math.PI * rand());
+  for (let r = 0; r < rows; r += 37) for (let c = 0; c < cols; c++) out[r * cols + c] *= 12;
+  return out;
+}
+
+/** Algorithm 1 as a plain loop (the baseline the issue quotes): per row, K candidates, B-bin histogram. */
+function naiveAlgorithm1(w: Float32Array, rows: number, cols: number, s: QuantSettings): number {
+  const qmin = -(2 ** (s.bits - 1));
+  const qmax = 2 ** (s.bits - 1) - 1;
+  const g = s.groupSize > 0 ? s.groupSize : cols;
+  let acc = 0;
+  for (let r = 0; r < rows; r++) {
+    for (let c0 = 0; c0 < cols; c0 += g) {
+      const x = Array.from(w.subarray(r * cols + c0, r * cols + Math.min(cols, c0 + g)));
+      const absmax = Math.max(...x.map(Math.abs));
+      const lo = (s.clipAlphaMin * absmax) / qmax;
+      const hi = absmax / qmax;
+      let best = Infinity;
+      let bestS = hi;
+      const msq = x.reduce((a, v) => a + v * v, 0) / x.length;
+      for (let k = 0; k < s.grid; k++) {
+        const sc = lo + ((hi - lo) * k) / (s.grid - 1);
+        const e = x.map((v) => v - Math.min(qmax, Math.max(qmin, Math.floor(v / sc + 0.5))) * sc);
+        const l2 = e.reduce((a, v) => a + v * v, 0) / e.length;
+        const mn = Math.min(...e);
+        const mx = Math.max(...e);
+        const hist = new Array(s.bins).fill(0);
+        if (mx > mn) for (const v of e) hist[Math.min(s.bins - 1, Math.floor(((v - mn) / (mx - mn)) * s.bins))]++;
+        let h = 0;
+        for (const cnt of hist) if (cnt) h -= (cnt / e.length) * Math.log(cnt / e.length + 1e-10);
+        const loss = (s.lambdaWeight * l2) / msq + (s.lambdaEntropy * h) / Math.log(s.bins);
+        if (loss < best) {
+          best = loss;
+          bestS = sc;
+        }
+      }
+      acc += bestS;
+    }
+  }
+  return acc;
+}
+
+function time(fn: () => void, minMs = 300): number {
+  // Repeat until at least minMs has passed, return seconds per call.
+  let calls = 0;
+  const t0 = performance.now();
+  do {
+    fn();
+    calls++;
+  } while (performance.now() - t0 < minMs);
+  return (performance.now() - t0) / 1000 / calls;
+}
+
+async function threaded(w: Float32Array, rows: number, cols: number, s: QuantSettings, threads: number): Promise<number> {
+  const raw = encodeFloats('F32', w);
+  const pool = new JobPool(threads, path.join(root, 'dist', 'worker.js'));
+  const per = Math.ceil(rows / (threads * 4));
+  const t0 = performance.now();
+  const jobs: Promise<unknown>[] = [];
+  for (let r = 0; r < rows; r += per) {
+    const n = Math.min(per, rows - r);
+    const job: QuantJob = { file: 'bench', tensor: 'w', dtype: 'F32', raw: raw.slice(r * cols * 4, (r + n) * cols * 4), rows: n, cols, transposed: false, rowBase: r, settings: s, output: 'fake' };
+    jobs.push(pool.run(job));
+  }
+  await Promise.all(jobs);
+  const sec = (performance.now() - t0) / 1000;
+  await pool.close();
+  return sec;
+}
+
+function peakRssOf(cmd: string, args: string[]): Promise<{ seconds: number; peakRssMB: number; code: number }> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const child = spawn(cmd, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+    let peak = 0;
+    const poll = setInterval(() => {
+      try {
+        const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'));
+        if (m) peak = Math.max(peak, Number(m[1]) / 1024);
+      } catch {
+        // the process has exited
+      }
+    }, 50);
+    let err = '';
+    child.stderr.on('data', (d) => (err += d));
+    child.on('error', reject);
+    child.on('exit', (code) => {
+      clearInterval(poll);
+      if (code !== 0) return reject(new Error(`${cmd} ${args.join(' ')} failed: ${err}`));
+      resolve({ seconds: (performance.now() - t0) / 1000, peakRssMB: peak, code: code ?? -1 });
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({ options: { smoke: { type: 'boolean' }, 'e2e-size': { type: 'string' }, rows: { type: 'string' }, cols: { type: 'string' }, out: { type: 'string' } } });
+  const smoke = Boolean(values.smoke);
+  const rows = Number(values.rows ?? (smoke ? 64 : 512));
+  const cols = Number(values.cols ?? (smoke ? 512 : 4096));
+  const w = matrix(rows, cols);
+  const n = rows * cols;
+  const results: Record<string, unknown>[] = [];
+  const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} threads, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB, node ${process.version}`;
+  console.log(`machine: ${machine}\nmatrix: ${rows} x ${cols} float32 with outlier rows (${(n / 1e6).toFixed(2)}M weights)\n`);
+
+  const variants: [string, SettingsInput][] = [
+    ['rtn', { method: 'rtn' }],
+    ['dareq clip', { preset: 'clip' }],
+    ['dareq paper', { preset: 'paper' }],
+    ['dareq reference', { preset: 'reference' }],
+  ];
+  const rate: Record<string, number> = {};
+  for (const [name, input] of variants) {
+    const s = resolveSettings(input);
+    const sec = time(() => quantizeMatrix(Float32Array.from(w), rows, cols, { settings: s, dtype: 'F32', tensor: 'w' }), smoke ? 50 : 500);
+    rate[`${name} 1t`] = n / sec;
+    results.push({ variant: name, backend: 'cpu', threads: 1, weightsPerSecond: n / sec });
+  }
+  const threads = os.availableParallelism();
+  if (threads > 1) {
+    for (const [name, input] of variants.slice(0, 2)) {
+      const s = resolveSettings(input);
+      const sec = await threaded(w, rows, cols, s, threads);
+      rate[`${name} ${threads}t`] = n / sec;
+      results.push({ variant: name, backend: 'cpu', threads, weightsPerSecond: n / sec });
+    }
+  }
+  // The naive baseline on a slice (it is hundreds of times slower).
+  const nrows = Math.max(1, Math.floor(rows / (smoke ? 8 : 32)));
+  const ns = resolveSettings({ preset: 'clip' });
+  const naiveSec = time(() => naiveAlgorithm1(w, nrows, cols, ns), smoke ? 20 : 300);
+  rate['naive algorithm 1 1t'] = (nrows * cols) / naiveSec;
+  results.push({ variant: 'naive algorithm 1 (clip range, K 100, B 256)', backend: 'cpu', threads: 1, weightsPerSecond: (nrows * cols) / naiveSec });
+
+  console.log('variant                         weights/s');
+  for (const [k, v] of Object.entries(rate)) console.log(`${k.padEnd(32)}${(v / 1e6).toFixed(3).padStart(9)} M`);
+  const ratios = {
+    dareqClipOverRtnTime: rate['rtn 1t'] / rate['dareq clip 1t'],
+    dareqClipSpeedupOverNaive: rate['dareq clip 1t'] / rate['naive algorithm 1 1t'],
+    threadScaling: threads > 1 ? rate[`dareq clip ${threads}t`] / rate['dareq clip 1t'] : 1,
+  };
+  console.log(`\nDARE-Q (clip) takes ${ratios.dareqClipOverRtnTime.toFixed(1)}x the time of RTN; it is ${ratios.dareqClipSpeedupOverNaive.toFixed(1)}x faster than the naive loop; ${threads} threads give ${ratios.threadScaling.toFixed(2)}x`);
+
+  let e2e: Record<string, unknown> | undefined;
+  const size = values['e2e-size'] ?? (smoke ? '8MB' : undefined);
+  if (size) {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'wl-bench-'));
+    try {
+      const bytes = Number(/^(\d+(?:\.\d+)?)/.exec(size)![1]) * ({ MB: 1e6, GB: 1e9 } as Record<string, number>)[size.replace(/^[\d.]+/, '').toUpperCase()];
+      const o = { ...GENERATE_DEFAULTS, hidden: smoke ? 256 : 2048, intermediate: smoke ? 704 : 5632 };
+      const model = await generateModel(dir, { ...o, layers: layersForSize(bytes, o) });
+      const fileBytes = (await fsp.stat(model)).size;
+      const t0 = performance.now();
+      execFileSync('sh', ['-c', `cat '${model}' > /dev/null`]);
+      const catSec = (performance.now() - t0) / 1000;
+      const run = await peakRssOf(process.execPath, [path.join(root, 'bin', 'weightlens.js'), 'quantize', model, '--method', 'dareq', '--quiet', '--out', path.join(dir, 'out.safetensors')]);
+      e2e = { fileBytes, seconds: run.seconds, bytesPerSecond: fileBytes / run.seconds, catSeconds: catSec, quantizeOverCat: run.seconds / catSec, peakRssMB: run.peakRssMB };
+      console.log(`\nend to end: weightlens quantize of a ${(fileBytes / 1e9).toFixed(2)} GB bf16 checkpoint: ${run.seconds.toFixed(1)} s (${(fileBytes / run.seconds / 1e6).toFixed(1)} MB/s), ${(run.seconds / catSec).toFixed(1)}x the time of cat > /dev/null (${catSec.toFixed(2)} s), peak RSS ${run.peakRssMB.toFixed(0)} MB`);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  }
+  const out = values.out ?? path.join(root, 'bench-results.json');
+  await fsp.writeFile(out, JSON.stringify({ machine, date: new Date().toISOString(), matrix: { rows, cols }, results, ratios, e2e }, null, 2) + '\n');
+  console.log(`\nresults: ${out}`);
+}
+
+main().catch((e) => {
+  console.error(`error: ${(e as Error).message}`);
+  process.exitCode = 1;
+});
