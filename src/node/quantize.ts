@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { int64Bytes, encodeFloats, isQuantizableFloat, type QuantizableFloat } from '../core/dtypes';
 import { CancelledError, WeightlensError } from '../core/errors';
 import { configWithQuantization } from '../core/formats/compressed-tensors';
-import type { ModelTensor } from '../core/model';
+import { readRows, readTensor, type ModelTensor } from '../core/model';
 import { planOutput, type OutputFormat, type OutputPlan, type OutputTensor } from '../core/plan';
 import type { QuantJob } from '../core/quant/job';
 import type { QuantSettings } from '../core/quant/settings';
@@ -331,7 +331,6 @@ class RunWriter {
     if (!isQuantizableFloat(t.dtype)) throw new WeightlensError(`cannot quantize dtype ${t.dtype}`, this.opened.model.path, t.name);
     const dtype = t.dtype;
     const file = this.opened.source(t.file);
-    const rowBytes = t.byteLength / view.rows;
     // A transposed (Conv1D) tensor's output channels are columns: it is processed whole.
     const rowsPerJob = view.transposed ? view.rows : Math.max(1, Math.floor(CHUNK_WEIGHTS / view.cols));
     const stats = emptyStats(settings.bits);
@@ -342,7 +341,9 @@ class RunWriter {
       const r0 = next;
       const rows = Math.min(rowsPerJob, view.rows - r0);
       next += rows;
-      const raw = await file.read(t.offset + r0 * rowBytes, rows * rowBytes);
+      // Logical rows are stored rows, except for a transposed tensor (its rows are stored columns)
+      // and a 1-D one (a single row): those are read whole.
+      const raw = view.transposed || t.shape.length < 2 ? await readTensor(file, t) : await readRows(file, t, r0, rows);
       const job: QuantJob = {
         file: file.name,
         tensor: t.name,

@@ -233,3 +233,31 @@ test('F32 weights: scales are stored as F32 and dequantized values are what a ru
     assert.ok(Math.abs(w[i] - orig[i]) <= sc * 0.5 + 1e-7 || Math.abs(codes[i]) >= 7);
   }
 });
+
+test('per-channel statistics: MSE, entropy, scale ratio and clipped count per output channel', async () => {
+  const { makeChannelStats } = await import('../../src/core/quant/stats');
+  const s = resolveSettings({ groupSize: 8 });
+  const rows = 5;
+  const cols = 20;
+  const w = Float64Array.from(normals(rows * cols, 21));
+  const orig = Float64Array.from(w);
+  const ch = makeChannelStats(rows);
+  const codes = new Int8Array(rows * cols);
+  const { scales, stats } = quantizeMatrix(w, rows, cols, { settings: s, dtype: 'F64', codes, channels: ch, tensor: 't' });
+  let totalE2 = 0;
+  for (let r = 0; r < rows; r++) {
+    let e2 = 0;
+    for (let c = 0; c < cols; c++) e2 += (orig[r * cols + c] - w[r * cols + c]) ** 2;
+    totalE2 += e2;
+    assert.ok(Math.abs(ch.mse[r] - e2 / cols) <= 1e-15);
+    const ratios = [0, 1, 2].map((g) => {
+      const part = Array.from(orig.subarray(r * cols + g * 8, r * cols + Math.min(cols, g * 8 + 8)));
+      return scales[r * 3 + g] / (Math.max(...part.map(Math.abs)) / 7);
+    });
+    assert.ok(Math.abs(ch.scaleRatio[r] - ratios.reduce((a, b) => a + b) / 3) < 1e-12);
+    assert.ok(ch.entropy[r] > 0 && ch.entropy[r] <= Math.log(8) + 1e-9);
+    assert.ok(ch.clipped[r] >= 0 && ch.clipped[r] <= cols);
+  }
+  assert.ok(Math.abs(stats.sumE2 - totalE2) < 1e-15);
+  assert.equal(stats.codeHist.reduce((a, b) => a + b), rows * cols);
+});
