@@ -16,19 +16,13 @@ import { quantizeMatrix } from '../src/core/quant/matrix';
 import { resolveSettings, type QuantSettings, type SettingsInput } from '../src/core/quant/settings';
 import { generateModel, layersForSize, GENERATE_DEFAULTS } from '../src/node/generate-model';
 import { JobPool } from '../src/node/pool';
+import { fillNormals, mulberry32 } from '../src/node/random';
 
 const root = path.resolve(__dirname, '..');
 
 function matrix(rows: number, cols: number, seed = 7): Float32Array {
-  let a = seed;
-  const rand = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(a ^ (a >>> 15), a | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
   const out = new Float32Array(rows * cols);
-  for (let i = 0; i < out.length; i++) out[i] = 0.02 * Math.sqrt(-2 * Math.log(Math.max(rand(), 1e-12))) * Math.cos(2 * Math.PI * rand());
+  fillNormals(out, mulberry32(seed), 0.02);
   for (let r = 0; r < rows; r += 37) for (let c = 0; c < cols; c++) out[r * cols + c] *= 12;
   return out;
 }

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { encodeFloats, type QuantizableFloat } from '../core/dtypes';
 import { layoutFile, type OutputTensorSpec } from '../core/safetensors/layout';
 import { AtomicOutput } from './atomic-output';
+import { fillNormals, mulberry32 } from './random';
 
 export interface GenerateOptions {
   layers: number;
@@ -67,18 +68,6 @@ export function layersForSize(bytes: number, o: GenerateOptions): number {
   return Math.max(1, Math.round((bytes - fixed) / perLayer));
 }
 
-/** mulberry32: small, fast, deterministic. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function fillTensor(spec: OutputTensorSpec, rand: () => number, outlierRows: number): Float32Array {
   const numel = spec.shape.reduce((a, b) => a * b, 1);
   const out = new Float32Array(numel);
@@ -87,15 +76,7 @@ function fillTensor(spec: OutputTensorSpec, rand: () => number, outlierRows: num
     return out;
   }
   const cols = spec.shape[1];
-  const std = 1 / Math.sqrt(cols);
-  for (let i = 0; i < numel; i += 2) {
-    // Box-Muller: two normals per pair of uniforms.
-    const u = Math.max(rand(), 1e-12);
-    const v = rand();
-    const r = std * Math.sqrt(-2 * Math.log(u));
-    out[i] = r * Math.cos(2 * Math.PI * v);
-    if (i + 1 < numel) out[i + 1] = r * Math.sin(2 * Math.PI * v);
-  }
+  fillNormals(out, rand, 1 / Math.sqrt(cols));
   const rows = spec.shape[0];
   for (let r = 0; r < rows; r++) {
     if (rand() >= outlierRows) continue;
@@ -110,7 +91,7 @@ export async function generateModel(dir: string, opts: Partial<GenerateOptions> 
   const o = { ...GENERATE_DEFAULTS, ...opts };
   await fsp.mkdir(dir, { recursive: true });
   const tensors = llamaTensors(o);
-  const rand = rng(o.seed);
+  const rand = mulberry32(o.seed);
   const shards = Math.max(1, Math.min(o.shards, tensors.length));
   const perShard = Math.ceil(tensors.length / shards);
   const weightMap: Record<string, string> = {};

@@ -4,6 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodeFloats, int64Bytes, type DType, type QuantizableFloat } from '../../src/core/dtypes';
 import { layoutFile } from '../../src/core/safetensors/layout';
+import { fillNormals, mulberry32 } from '../../src/node/random';
 
 export interface TestTensor {
   name: string;
@@ -54,19 +55,8 @@ export async function tempDir(prefix = 'wl-test-'): Promise<string> {
 
 /** Deterministic pseudo-random normals. */
 export function normals(n: number, seed = 1, std = 0.02): Float64Array {
-  let a = seed >>> 0;
-  const rand = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
   const out = new Float64Array(n);
-  for (let i = 0; i < n; i++) {
-    const u = Math.max(rand(), 1e-12);
-    out[i] = std * Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * rand());
-  }
+  fillNormals(out, mulberry32(seed), std);
   return out;
 }
 
