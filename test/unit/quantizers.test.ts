@@ -259,5 +259,13 @@ test('per-channel statistics: MSE, entropy, scale ratio and clipped count per ou
     assert.ok(ch.clipped[r] >= 0 && ch.clipped[r] <= cols);
   }
   assert.ok(Math.abs(stats.sumE2 - totalE2) < 1e-15);
+  const { finishStats } = await import('../../src/core/quant/stats');
+  const fin = finishStats(stats);
+  const mean = (a: Float64Array) => a.reduce((x, y) => x + y, 0) / a.length;
+  assert.ok(Math.abs(fin.original.mean - mean(orig)) < 1e-15);
+  assert.ok(Math.abs(fin.dequantized.mean - mean(w)) < 1e-15);
+  assert.equal(fin.original.absmax, Math.max(...Array.from(orig, Math.abs)));
+  assert.equal(fin.dequantized.absmax, Math.max(...Array.from(w, Math.abs)));
+  assert.ok(Math.abs(fin.original.rms - Math.sqrt(mean(orig.map((x) => x * x)))) < 1e-15);
   assert.equal(stats.codeHist.reduce((a, b) => a + b), rows * cols);
 });

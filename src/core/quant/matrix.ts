@@ -62,6 +62,7 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
       const n = Math.min(g, cols - c0);
       const off = r * cols + c0;
       let absmax = 0;
+      let sumW = 0;
       let sumW2 = 0;
       let finite = true;
       for (let i = 0; i < n; i++) {
@@ -69,13 +70,16 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
         const a = Math.abs(x);
         if (a > absmax) absmax = a;
         if (!(a < Infinity)) finite = false; // NaN fails every comparison
+        sumW += x;
         sumW2 += x * x;
       }
       if (!finite) {
         throw new WeightlensError(`contains NaN or Inf in row ${(opts.rowBase ?? 0) + r}; refusing to quantize it`, opts.file, opts.tensor);
       }
       stats.count += n;
+      stats.sumW += sumW;
       stats.sumW2 += sumW2;
+      if (absmax > stats.absmaxW) stats.absmaxW = absmax;
       if (absmax === 0) {
         // An all-zero group: scale 1, all codes 0, no error, no NaN anywhere.
         scales[r * groups + gi] = 1;
@@ -90,6 +94,9 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
       scales[r * groups + gi] = sc;
 
       let e2 = 0;
+      let sumD = 0;
+      let sumD2 = 0;
+      let absD = 0;
       let min = Infinity;
       let max = -Infinity;
       let clipped = 0;
@@ -111,6 +118,9 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
         if (codes) codes[off + i] = q;
         hist[q - qmin]++;
         e2 += e * e;
+        sumD += deq;
+        sumD2 += deq * deq;
+        if (Math.abs(deq) > absD) absD = Math.abs(deq);
         resid[i] = e;
         if (e < min) min = e;
         if (e > max) max = e;
@@ -118,6 +128,9 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
       const h = residualEntropy(resid, n, min, max, s.bins, 'probability', scratch);
       const ratio = sc / rtnScale;
       stats.sumE2 += e2;
+      stats.sumD += sumD;
+      stats.sumD2 += sumD2;
+      if (absD > stats.absmaxD) stats.absmaxD = absD;
       stats.clipped += clipped;
       stats.entropyWeighted += h * n;
       stats.ratioGroups++;

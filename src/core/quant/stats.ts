@@ -5,7 +5,13 @@
 export interface StatsAccumulator {
   bits: number;
   count: number;
+  /** Moments of the original weights and of the dequantized ones (for the diff view). */
+  sumW: number;
   sumW2: number;
+  absmaxW: number;
+  sumD: number;
+  sumD2: number;
+  absmaxD: number;
   sumE2: number;
   clipped: number;
   /** Sum over groups of H(group) * n(group), for a size-weighted mean entropy. */
@@ -23,7 +29,12 @@ export function emptyStats(bits: number): StatsAccumulator {
   return {
     bits,
     count: 0,
+    sumW: 0,
     sumW2: 0,
+    absmaxW: 0,
+    sumD: 0,
+    sumD2: 0,
+    absmaxD: 0,
     sumE2: 0,
     clipped: 0,
     entropyWeighted: 0,
@@ -37,7 +48,12 @@ export function emptyStats(bits: number): StatsAccumulator {
 
 export function mergeStats(into: StatsAccumulator, from: StatsAccumulator): void {
   into.count += from.count;
+  into.sumW += from.sumW;
   into.sumW2 += from.sumW2;
+  into.absmaxW = Math.max(into.absmaxW, from.absmaxW);
+  into.sumD += from.sumD;
+  into.sumD2 += from.sumD2;
+  into.absmaxD = Math.max(into.absmaxD, from.absmaxD);
   into.sumE2 += from.sumE2;
   into.clipped += from.clipped;
   into.entropyWeighted += from.entropyWeighted;
@@ -48,7 +64,23 @@ export function mergeStats(into: StatsAccumulator, from: StatsAccumulator): void
   for (let i = 0; i < into.codeHist.length; i++) into.codeHist[i] += from.codeHist[i];
 }
 
+/** Summary statistics of a set of values. */
+export interface Moments {
+  mean: number;
+  std: number;
+  rms: number;
+  absmax: number;
+}
+
+function moments(n: number, sum: number, sum2: number, absmax: number): Moments {
+  const mean = sum / n;
+  return { mean, std: Math.sqrt(Math.max(0, sum2 / n - mean * mean)), rms: Math.sqrt(sum2 / n), absmax };
+}
+
 export interface TensorErrorStats {
+  /** The original weights' statistics, and the same of the dequantized weights. */
+  original: Moments;
+  dequantized: Moments;
   mse: number;
   /** 10 log10(sum w^2 / sum e^2); null when the error is exactly zero (infinite SQNR). */
   sqnrDb: number | null;
@@ -63,6 +95,8 @@ export function finishStats(a: StatsAccumulator): TensorErrorStats {
   const n = Math.max(1, a.count);
   const none = a.ratioGroups === 0;
   return {
+    original: moments(n, a.sumW, a.sumW2, a.absmaxW),
+    dequantized: moments(n, a.sumD, a.sumD2, a.absmaxD),
     mse: a.sumE2 / n,
     sqnrDb: a.sumE2 === 0 ? null : 10 * Math.log10(a.sumW2 / a.sumE2),
     residualEntropy: a.entropyWeighted / n,
