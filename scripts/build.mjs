@@ -1,29 +1,52 @@
-// Bundles with esbuild: the CLI and its worker thread (dist/), dev scripts, and the test suites
+// Bundles with esbuild: the CLI and its worker thread, the extension host bundle, the inspector
+// webview bundle (with the codicon font it uses), dev scripts (dist/), and the test suites
 // (out/test/), each test file bundled with the sources it imports.
 import { build } from 'esbuild';
-import { readFileSync, readdirSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const pkg = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'));
+const production = process.argv.includes('--production');
 const node = {
   bundle: true,
   platform: 'node',
   target: 'node20',
   format: 'cjs',
-  sourcemap: true,
+  sourcemap: !production,
+  minify: production,
   logLevel: 'warning',
+  absWorkingDir: root,
   define: { WEIGHTLENS_VERSION: JSON.stringify(pkg.version) },
 };
 
 rmSync(path.join(root, 'out'), { recursive: true, force: true });
+rmSync(path.join(root, 'dist'), { recursive: true, force: true });
 const suites = ['unit'];
 const testEntries = suites.flatMap((s) => {
   const dir = path.join(root, 'test', s);
   return readdirSync(dir).filter((f) => f.endsWith('.test.ts')).map((f) => path.join(dir, f));
 });
 
+mkdirSync(path.join(root, 'dist', 'webview'), { recursive: true });
+for (const f of ['codicon.css', 'codicon.ttf']) {
+  copyFileSync(path.join(root, 'node_modules', '@vscode', 'codicons', 'dist', f), path.join(root, 'dist', 'webview', f));
+}
+
 await Promise.all([
-  build({ ...node, entryPoints: { cli: 'src/cli/index.ts', worker: 'src/node/worker.ts', generate: 'scripts/generate.ts', bench: 'scripts/bench.ts' }, outdir: 'dist', absWorkingDir: root }),
-  build({ ...node, entryPoints: testEntries, outdir: 'out/test', outbase: 'test', packages: 'external', absWorkingDir: root }),
+  build({ ...node, entryPoints: { cli: 'src/cli/index.ts', worker: 'src/node/worker.ts', generate: 'scripts/generate.ts', bench: 'scripts/bench.ts' }, outdir: 'dist' }),
+  build({ ...node, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist', external: ['vscode'] }),
+  build({
+    bundle: true,
+    platform: 'browser',
+    target: 'chrome120',
+    format: 'iife',
+    sourcemap: !production,
+    minify: production,
+    logLevel: 'warning',
+    absWorkingDir: root,
+    entryPoints: { inspector: 'webview/inspector/main.ts' },
+    outdir: 'dist/webview',
+  }),
+  build({ ...node, entryPoints: testEntries, outdir: 'out/test', outbase: 'test', packages: 'external', external: ['vscode'] }),
 ]);

@@ -1,0 +1,100 @@
+/**
+ * `weightlens.*` settings -> quantization settings, without the vscode module (a getter is passed
+ * in), so it is unit-tested. A value a user typed into settings.json that is out of range or of the
+ * wrong type becomes a one-line problem naming the setting; it never throws.
+ */
+import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
+import { DEFAULTS, METHODS, PRESET_NAMES, resolveSettings, type QuantSettings, type SettingsInput } from '../core/quant/settings';
+import type { PanelSettings } from '../shared/protocol';
+
+/** Returns the user's value of a setting, or undefined when the user has not set it. */
+export type ConfigReader = (key: string) => unknown;
+
+export interface RunConfig {
+  settings: QuantSettings;
+  format: OutputFormat;
+  include?: string;
+  exclude?: string;
+  problems: string[];
+}
+
+interface Spec {
+  key: string;
+  field: keyof SettingsInput | 'format' | 'include' | 'exclude';
+  check: (v: unknown) => boolean;
+  expect: string;
+}
+
+const int = (lo: number, hi: number) => (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
+const num = (lo: number, hi: number, openLo = false) => (v: unknown) => typeof v === 'number' && Number.isFinite(v) && (openLo ? v > lo : v >= lo) && v <= hi;
+const oneOf = (xs: readonly string[]) => (v: unknown) => typeof v === 'string' && xs.includes(v);
+const regex = (v: unknown) => {
+  if (typeof v !== 'string') return false;
+  try {
+    new RegExp(v);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+export const SETTING_SPECS: readonly Spec[] = [
+  { key: 'quantization.method', field: 'method', check: oneOf(METHODS), expect: `one of ${METHODS.join(', ')}` },
+  { key: 'quantization.bits', field: 'bits', check: int(2, 8), expect: 'an integer from 2 to 8' },
+  { key: 'quantization.groupSize', field: 'groupSize', check: int(0, 1 << 30), expect: 'an integer >= 0 (0 = per-channel)' },
+  { key: 'quantization.outputFormat', field: 'format', check: oneOf(OUTPUT_FORMATS), expect: `one of ${OUTPUT_FORMATS.join(', ')}` },
+  { key: 'quantization.include', field: 'include', check: regex, expect: 'a valid regular expression' },
+  { key: 'quantization.exclude', field: 'exclude', check: regex, expect: 'a valid regular expression' },
+  { key: 'dareq.preset', field: 'preset', check: oneOf(PRESET_NAMES), expect: `one of ${PRESET_NAMES.join(', ')}` },
+  { key: 'dareq.lambdaWeight', field: 'lambdaWeight', check: num(0, 1e9), expect: 'a number >= 0' },
+  { key: 'dareq.lambdaEntropy', field: 'lambdaEntropy', check: num(0, 1e9), expect: 'a number >= 0' },
+  { key: 'dareq.histogramBins', field: 'bins', check: int(2, 65536), expect: 'an integer from 2 to 65536' },
+  { key: 'dareq.gridSize', field: 'grid', check: int(1, 10000), expect: 'an integer from 1 to 10000' },
+  { key: 'dareq.clipAlphaMin', field: 'clipAlphaMin', check: num(0, 1, true), expect: 'a number in (0, 1]' },
+  { key: 'dareq.normalize', field: 'normalize', check: (v) => typeof v === 'boolean', expect: 'true or false' },
+];
+
+/**
+ * Reads the settings a user has set (unset ones come from the preset, then the defaults, exactly
+ * as CLI flags do), with `overrides` (e.g. the method of the command that was run) on top.
+ */
+export function readRunConfig(read: ConfigReader, overrides: SettingsInput = {}): RunConfig {
+  const input: Record<string, unknown> = {};
+  const problems: string[] = [];
+  let format: OutputFormat = 'fake';
+  let include: string | undefined;
+  let exclude: string | undefined;
+  for (const spec of SETTING_SPECS) {
+    const v = read(spec.key);
+    if (v === undefined || v === null) continue;
+    if (!spec.check(v)) {
+      problems.push(`weightlens.${spec.key} must be ${spec.expect} (got ${JSON.stringify(v)}); using the default`);
+      continue;
+    }
+    if (spec.field === 'format') format = v as OutputFormat;
+    else if (spec.field === 'include') include = (v as string) || undefined;
+    else if (spec.field === 'exclude') exclude = (v as string) || undefined;
+    else input[spec.field] = v;
+  }
+  let settings: QuantSettings;
+  try {
+    settings = resolveSettings({ ...(input as SettingsInput), ...overrides });
+  } catch (e) {
+    problems.push(`${(e as Error).message}; using the defaults`);
+    settings = resolveSettings(overrides);
+  }
+  return { settings, format, include, exclude, problems };
+}
+
+export function panelSettings(c: RunConfig): PanelSettings {
+  const s = c.settings;
+  return { method: s.method, bits: s.bits, groupSize: s.groupSize, preset: s.preset, lambdaEntropy: s.lambdaEntropy, format: c.format, problems: c.problems };
+}
+
+export function describeSettings(s: QuantSettings, format: OutputFormat): string {
+  const method = s.method === 'rtn' ? 'round-to-nearest' : `DARE-Q (${s.preset})`;
+  const group = s.groupSize > 0 ? `groups of ${s.groupSize}` : 'per-channel';
+  return `${method}, ${s.bits}-bit, ${group}, ${format === 'fake' ? 'fake-quant' : 'compressed-tensors'}`;
+}
+
+export { DEFAULTS };

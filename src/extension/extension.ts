@@ -1,0 +1,42 @@
+/**
+ * Activation: commands, the inspector custom editor, the statistics documents of the diff view, and
+ * the settings listener. The engine is the CLI's (src/core, src/node): shared, not forked.
+ */
+import * as vscode from 'vscode';
+import { panelSettings, readRunConfig } from './config';
+import { INSPECTOR_VIEW_TYPE, InspectorProvider } from './inspector/provider';
+import { log, logLine } from './log';
+import { configReader, quantizeCommand, resolveModel, type QuantizeDeps } from './quantize-command';
+import { STATS_SCHEME, StatsDocumentProvider } from './stats-provider';
+
+export function activate(context: vscode.ExtensionContext): void {
+  const version = String(context.extension.packageJSON.version ?? '0.0.0');
+  const stats = new StatsDocumentProvider();
+  const inspector = new InspectorProvider(context, () => panelSettings(readRunConfig(configReader)));
+  const deps: QuantizeDeps = { context, stats, activeInspector: () => inspector.activeUri, version };
+
+  context.subscriptions.push(
+    log(),
+    stats,
+    vscode.workspace.registerTextDocumentContentProvider(STATS_SCHEME, stats),
+    vscode.window.registerCustomEditorProvider(INSPECTOR_VIEW_TYPE, inspector, { webviewOptions: { retainContextWhenHidden: true }, supportsMultipleEditorsPerDocument: false }),
+    vscode.commands.registerCommand('weightlens.quantizeDareq', (uri?: unknown) => quantizeCommand(deps, 'dareq', uri)),
+    vscode.commands.registerCommand('weightlens.quantizeRtn', (uri?: unknown) => quantizeCommand(deps, 'rtn', uri)),
+    vscode.commands.registerCommand('weightlens.openInspector', async (arg?: unknown) => {
+      const uri = await resolveModel(arg, undefined, 'Open Inspector');
+      if (uri) await vscode.commands.executeCommand('vscode.openWith', uri, INSPECTOR_VIEW_TYPE);
+    }),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (!e.affectsConfiguration('weightlens')) return;
+      const { problems } = readRunConfig(configReader);
+      for (const p of problems) logLine(`settings: ${p}`);
+      if (problems.length) void vscode.window.showWarningMessage(`Weightlens: ${problems[0]}`);
+      inspector.settingsChanged();
+    }),
+  );
+  logLine(`Weightlens ${version} activated`);
+}
+
+export function deactivate(): void {
+  // Subscriptions are disposed by VS Code; worker threads end with their runs.
+}

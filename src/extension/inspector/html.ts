@@ -1,0 +1,48 @@
+/**
+ * The inspector webview's HTML: a strict Content-Security-Policy (nothing remote, nothing inline
+ * without the nonce), scripts and styles only from the extension through asWebviewUri. Pure, so the
+ * policy is unit-tested.
+ */
+export interface WebviewResources {
+  /** webview.cspSource */
+  cspSource: string;
+  nonce: string;
+  script: string;
+  css: string;
+  codicons: string;
+  title: string;
+}
+
+const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+export function inspectorHtml(r: WebviewResources): string {
+  const csp = [
+    "default-src 'none'",
+    `img-src ${r.cspSource} data:`,
+    `style-src ${r.cspSource} 'nonce-${r.nonce}'`,
+    `font-src ${r.cspSource}`,
+    `script-src 'nonce-${r.nonce}'`,
+  ].join('; ');
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta http-equiv="Content-Security-Policy" content="${csp}">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<link rel="stylesheet" href="${escape(r.codicons)}" id="vscode-codicon-stylesheet" nonce="${r.nonce}">
+<link rel="stylesheet" href="${escape(r.css)}" nonce="${r.nonce}">
+<title>${escape(r.title)}</title>
+</head>
+<body>
+<main id="app" aria-busy="true"><p class="loading">Reading the header…</p></main>
+<script nonce="${r.nonce}" src="${escape(r.script)}"></script>
+</body>
+</html>`;
+}
+
+export function makeNonce(): string {
+  const chars = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789';
+  let s = '';
+  for (let i = 0; i < 32; i++) s += chars[Math.floor(Math.random() * chars.length)];
+  return s;
+}

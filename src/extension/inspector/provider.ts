@@ -1,0 +1,117 @@
+/**
+ * The inspector: a read-only custom editor for `*.safetensors` (and, on request, sharded models'
+ * `*.safetensors.index.json`). It opens from the header alone — instant even for a 100 GB sharded
+ * model — and answers the webview's typed requests (tensor rows as transferred ArrayBuffers).
+ */
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { oneLine } from '../../core/errors';
+import { inspectModel } from '../../core/inspect';
+import { readRows } from '../../core/model';
+import { openModel, type OpenModel } from '../../node/open-model';
+import { MAX_READ_BYTES, parseWebviewMessage, type HostMessage, type PanelSettings, type WebviewRequest } from '../../shared/protocol';
+import { logLine } from '../log';
+import { inspectorHtml, makeNonce } from './html';
+
+export const INSPECTOR_VIEW_TYPE = 'weightlens.inspector';
+
+class InspectorDocument implements vscode.CustomDocument {
+  constructor(
+    readonly uri: vscode.Uri,
+    readonly opened: OpenModel,
+  ) {}
+
+  dispose(): void {
+    void this.opened.close();
+  }
+}
+
+export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<InspectorDocument> {
+  private readonly panels = new Set<{ panel: vscode.WebviewPanel; doc: InspectorDocument }>();
+  private active: InspectorDocument | undefined;
+
+  constructor(
+    private readonly context: vscode.ExtensionContext,
+    private readonly settings: () => PanelSettings,
+  ) {}
+
+  /** The model of the inspector the user looked at last (for palette commands). */
+  get activeUri(): vscode.Uri | undefined {
+    return this.active?.uri;
+  }
+
+  async openCustomDocument(uri: vscode.Uri): Promise<InspectorDocument> {
+    if (uri.scheme !== 'file') throw new Error(`Weightlens reads local files only (got ${uri.scheme}:)`);
+    const t0 = Date.now();
+    const opened = await openModel(uri.fsPath);
+    logLine(`inspector: opened ${uri.fsPath} from its header in ${Date.now() - t0} ms (${opened.model.tensors.length} tensors)`);
+    return new InspectorDocument(uri, opened);
+  }
+
+  async resolveCustomEditor(doc: InspectorDocument, panel: vscode.WebviewPanel): Promise<void> {
+    const media = vscode.Uri.joinPath(this.context.extensionUri, 'media');
+    const dist = vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'webview');
+    const webview = panel.webview;
+    webview.options = { enableScripts: true, localResourceRoots: [media, dist] };
+    const nonce = makeNonce();
+    webview.html = inspectorHtml({
+      cspSource: webview.cspSource,
+      nonce,
+      script: webview.asWebviewUri(vscode.Uri.joinPath(dist, 'inspector.js')).toString(),
+      css: webview.asWebviewUri(vscode.Uri.joinPath(media, 'inspector.css')).toString(),
+      codicons: webview.asWebviewUri(vscode.Uri.joinPath(dist, 'codicon.css')).toString(),
+      title: path.basename(doc.uri.fsPath),
+    });
+    const entry = { panel, doc };
+    this.panels.add(entry);
+    this.active = doc;
+    const post = (m: HostMessage) => webview.postMessage(m);
+    panel.onDidChangeViewState(() => {
+      if (panel.active) this.active = doc;
+    });
+    panel.onDidDispose(() => {
+      this.panels.delete(entry);
+      if (this.active === doc) this.active = undefined;
+    });
+    webview.onDidReceiveMessage(async (raw: unknown) => {
+      const msg = parseWebviewMessage(raw);
+      if (!msg) {
+        logLine('inspector: ignored an invalid message from the webview');
+        return;
+      }
+      if (msg.type === 'ready') {
+        await post({ type: 'init', file: doc.uri.fsPath, summary: inspectModel(doc.opened.model), settings: this.settings() });
+      } else if (msg.type === 'command') {
+        const id = msg.command === 'openSettings' ? 'workbench.action.openSettings' : `weightlens.${msg.command}`;
+        await vscode.commands.executeCommand(id, msg.command === 'openSettings' ? '@ext:weightlens.weightlens' : doc.uri);
+      } else {
+        await this.answer(doc, msg, post);
+      }
+    });
+  }
+
+  /** Pushes changed settings to every open inspector at once. */
+  settingsChanged(): void {
+    const settings = this.settings();
+    for (const { panel } of this.panels) void panel.webview.postMessage({ type: 'settings', settings } satisfies HostMessage);
+  }
+
+  private async answer(doc: InspectorDocument, req: WebviewRequest, post: (m: HostMessage) => Thenable<boolean>): Promise<void> {
+    try {
+      if (req.method === 'summary') {
+        await post({ type: 'response', id: req.id, ok: true, result: inspectModel(doc.opened.model) });
+        return;
+      }
+      const t = doc.opened.model.tensors.find((x) => x.name === req.params.tensor);
+      if (!t) throw new Error(`no tensor named ${JSON.stringify(req.params.tensor)}`);
+      const rows = t.shape.length === 0 ? 1 : t.shape[0];
+      const rowBytes = rows === 0 ? 0 : t.byteLength / rows;
+      if (req.params.count * rowBytes > MAX_READ_BYTES) throw new Error(`request of ${req.params.count} rows is over the ${MAX_READ_BYTES >> 20} MB limit of one read`);
+      const bytes = await readRows(doc.opened.source(t.file), t, req.params.start, req.params.count);
+      const buffer = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : (bytes.slice().buffer as ArrayBuffer);
+      await post({ type: 'response', id: req.id, ok: true, result: { dtype: t.dtype, shape: t.shape }, bytes: buffer });
+    } catch (e) {
+      await post({ type: 'response', id: req.id, ok: false, error: oneLine(e) });
+    }
+  }
+}

@@ -1,0 +1,20 @@
+/** The "Weightlens" output channel: each run's settings, timings and errors. */
+import * as vscode from 'vscode';
+
+let channel: vscode.OutputChannel | undefined;
+
+export function log(): vscode.OutputChannel {
+  channel ??= vscode.window.createOutputChannel('Weightlens');
+  return channel;
+}
+
+export function logLine(text: string): void {
+  log().appendLine(`[${new Date().toISOString()}] ${text}`);
+}
+
+/** One-line error notification with a "Show log" button. */
+export async function showError(message: string): Promise<void> {
+  logLine(`error: ${message}`);
+  const pick = await vscode.window.showErrorMessage(`Weightlens: ${message}`, 'Show log');
+  if (pick === 'Show log') log().show(true);
+}

@@ -1,0 +1,149 @@
+/**
+ * "Weightlens: Quantize (DARE-Q)…" and "… with round-to-nearest": pick (settings first, so the common
+ * case is two keystrokes), write beside the input on worker threads with cancellable progress, then
+ * open the diff view of error statistics. Never over the input; an existing output is only replaced
+ * when the user says so.
+ */
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { CancelledError, oneLine } from '../core/errors';
+import { isIndexPath } from '../core/model';
+import type { Method } from '../core/quant/settings';
+import { defaultOutputPath } from '../node/output-paths';
+import { quantize, type QuantizeResult } from '../node/quantize';
+import { describeSettings, readRunConfig, type ConfigReader } from './config';
+import { logLine, showError } from './log';
+import { quantizeChoices } from './quick-pick';
+import { renderStatsDocuments } from './stats-document';
+import type { StatsDocumentProvider } from './stats-provider';
+
+export const MODEL_GLOB = '**/{*.safetensors,*.safetensors.index.json}';
+
+export const configReader: ConfigReader = (key) => {
+  const i = vscode.workspace.getConfiguration('weightlens').inspect(key);
+  return i?.workspaceFolderValue ?? i?.workspaceValue ?? i?.globalValue;
+};
+
+export interface QuantizeDeps {
+  context: vscode.ExtensionContext;
+  stats: StatsDocumentProvider;
+  activeInspector: () => vscode.Uri | undefined;
+  version: string;
+}
+
+/** The model a command acts on: the explorer's selection, the active inspector's, or one the user picks. */
+export async function resolveModel(arg: unknown, active: vscode.Uri | undefined, purpose: string): Promise<vscode.Uri | undefined> {
+  if (arg instanceof vscode.Uri) return arg;
+  if (active) return active;
+  const found = await vscode.workspace.findFiles(MODEL_GLOB, '**/node_modules/**', 500);
+  if (found.length === 1) return found[0];
+  if (found.length > 1) {
+    const items = found
+      .map((uri) => ({ label: path.basename(uri.fsPath), description: vscode.workspace.asRelativePath(uri), uri }))
+      .sort((a, b) => a.description.localeCompare(b.description));
+    const pick = await vscode.window.showQuickPick(items, { title: `Weightlens: ${purpose}`, placeHolder: 'Which weights file?', matchOnDescription: true });
+    return pick?.uri;
+  }
+  const chosen = await vscode.window.showOpenDialog({ title: `Weightlens: ${purpose}`, canSelectMany: false, filters: { 'Safetensors weights': ['safetensors', 'json'] } });
+  return chosen?.[0];
+}
+
+async function exists(p: string): Promise<boolean> {
+  return fsp.lstat(p).then(
+    () => true,
+    () => false,
+  );
+}
+
+export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: unknown): Promise<QuantizeResult | undefined> {
+  const title = method === 'rtn' ? 'Quantize with round-to-nearest' : 'Quantize (DARE-Q)';
+  const uri = await resolveModel(arg, deps.activeInspector(), title);
+  if (!uri) return undefined;
+  if (uri.scheme !== 'file') {
+    await showError(`${uri.toString()}: Weightlens quantizes local files only`);
+    return undefined;
+  }
+  const input = uri.fsPath;
+  const base = readRunConfig(configReader, { method });
+  if (base.problems.length) {
+    for (const p of base.problems) logLine(`settings: ${p}`);
+    void vscode.window.showWarningMessage(`Weightlens: ${base.problems[0]}`, 'Open Settings').then((b) => b && vscode.commands.executeCommand('workbench.action.openSettings', 'weightlens'));
+  }
+  const choice = await vscode.window.showQuickPick(quantizeChoices(base), { title: `Weightlens: ${title} — ${path.basename(input)}`, placeHolder: 'Enter quantizes with your settings' });
+  if (!choice) return undefined;
+  if (choice.openSettings) {
+    await vscode.commands.executeCommand('workbench.action.openSettings', '@ext:weightlens.weightlens');
+    return undefined;
+  }
+  const run = readRunConfig(configReader, { method, ...choice.overrides });
+  const format = choice.format ?? run.format;
+  const outPath = defaultOutputPath(input, run.settings, format, isIndexPath(input));
+  let force = false;
+  if (await exists(outPath)) {
+    const answer = await vscode.window.showWarningMessage(`${path.basename(outPath)} already exists. Replace it?`, { modal: true }, 'Replace');
+    if (answer !== 'Replace') return undefined;
+    force = true;
+  }
+  const what = describeSettings(run.settings, format);
+  logLine(`quantize ${input} -> ${outPath}: ${what}; settings ${JSON.stringify(run.settings)}; include ${run.include ?? '(default)'}; exclude ${run.exclude ?? '(none)'}`);
+  const started = Date.now();
+  try {
+    const result = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Weightlens: ${path.basename(input)} — ${what} (CPU, worker threads)`, cancellable: true },
+      async (progress, token) => {
+        const abort = new AbortController();
+        token.onCancellationRequested(() => abort.abort());
+        let reported = 0;
+        let lastAt = 0;
+        return quantize({
+          input,
+          settings: run.settings,
+          format,
+          include: run.include,
+          exclude: run.exclude,
+          force,
+          threads: Math.max(1, os.availableParallelism()),
+          workerScript: vscode.Uri.joinPath(deps.context.extensionUri, 'dist', 'worker.js').fsPath,
+          signal: abort.signal,
+          version: deps.version,
+          onProgress: (p) => {
+            const now = Date.now();
+            const pct = Math.floor(p.fraction * 100);
+            if (now - lastAt < 100 && pct !== 100) return;
+            lastAt = now;
+            progress.report({ increment: pct - reported, message: `${pct}% — ${p.tensor}` });
+            reported = pct;
+          },
+        });
+      },
+    );
+    const secs = ((Date.now() - started) / 1000).toFixed(1);
+    logLine(`done in ${secs} s: ${result.outputPath} (${result.report.summary.tensorsQuantized} tensors quantized), report ${result.reportPath}`);
+    await showResult(deps, result, input);
+    return result;
+  } catch (e) {
+    if (e instanceof CancelledError) {
+      logLine(`cancelled after ${((Date.now() - started) / 1000).toFixed(1)} s; no output was written`);
+      void vscode.window.showInformationMessage('Weightlens: quantization cancelled; no output was written.');
+      return undefined;
+    }
+    await showError(oneLine(e));
+    return undefined;
+  }
+}
+
+async function showResult(deps: QuantizeDeps, result: QuantizeResult, input: string): Promise<void> {
+  const inputName = path.basename(input);
+  const outputName = path.basename(result.outputPath);
+  const docs = renderStatsDocuments(result.report, inputName, outputName);
+  const { left, right } = deps.stats.add(docs.original, docs.quantized, inputName, outputName);
+  await vscode.commands.executeCommand('vscode.diff', left, right, `Weightlens: ${inputName} ↔ ${outputName} (statistics)`, { preview: false });
+  const sq = result.report.tensors.map((t) => t.sqnrDb).filter((x): x is number => x !== null);
+  const mean = sq.length ? `${(sq.reduce((a, b) => a + b, 0) / sq.length).toFixed(2)} dB` : 'n/a';
+  void vscode.window.showInformationMessage(`Weightlens: wrote ${outputName} (mean SQNR ${mean}).`, 'Open report', 'Reveal in Explorer').then(async (b) => {
+    if (b === 'Open report') await vscode.window.showTextDocument(vscode.Uri.file(result.reportPath));
+    if (b === 'Reveal in Explorer') await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(result.outputPath));
+  });
+}

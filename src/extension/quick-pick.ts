@@ -1,0 +1,44 @@
+/**
+ * The quantize command's quick pick: the first item is exactly the user's settings, so the common
+ * case is the command plus Enter; a few one-step variations follow. Pure, so it is unit-tested.
+ */
+import type { OutputFormat } from '../core/plan';
+import { CT_BITS } from '../core/formats/compressed-tensors';
+import type { SettingsInput } from '../core/quant/settings';
+import { describeSettings, type RunConfig } from './config';
+
+export interface QuantizeChoice {
+  label: string;
+  description?: string;
+  detail?: string;
+  /** Settings on top of the configured ones; undefined for the "open settings" item. */
+  overrides?: SettingsInput;
+  format?: OutputFormat;
+  openSettings?: boolean;
+}
+
+export function quantizeChoices(c: RunConfig): QuantizeChoice[] {
+  const s = c.settings;
+  const choices: QuantizeChoice[] = [
+    { label: `$(play) ${describeSettings(s, c.format)}`, description: 'your settings', detail: detailOf(c), overrides: {}, format: c.format },
+  ];
+  const add = (label: string, overrides: SettingsInput, format: OutputFormat = c.format) => {
+    const bits = overrides.bits ?? s.bits;
+    if (format === 'compressed-tensors' && !CT_BITS.includes(bits)) return;
+    choices.push({ label, description: describeSettings({ ...s, ...overrides }, format), overrides, format });
+  };
+  if (s.bits !== 8) add('$(arrow-up) 8-bit instead', { bits: 8 });
+  if (s.bits !== 4) add('$(arrow-down) 4-bit instead', { bits: 4 });
+  if (s.groupSize !== 0) add('$(symbol-array) One scale per output channel', { groupSize: 0 });
+  if (s.groupSize !== 128) add('$(symbol-array) Groups of 128', { groupSize: 128 });
+  if (c.format === 'fake') add('$(package) As compressed-tensors (vLLM / transformers)', {}, 'compressed-tensors');
+  else add('$(file-binary) As fake-quant (same dtype, drop-in)', {}, 'fake');
+  choices.push({ label: '$(settings-gear) Change the defaults in Settings…', openSettings: true });
+  return choices;
+}
+
+function detailOf(c: RunConfig): string {
+  const s = c.settings;
+  if (s.method === 'rtn') return 'absmax scale per group, round to nearest';
+  return `λw ${s.lambdaWeight}, λH ${s.lambdaEntropy}, normalize ${s.normalize ? 'on' : 'off'}, B ${s.bins}, K ${s.grid}${s.range === 'clip' ? `, α ${s.clipAlphaMin}` : ''}`;
+}

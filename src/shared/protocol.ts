@@ -1,0 +1,67 @@
+/**
+ * The typed message protocol between the extension host and the inspector webview (the pattern of
+ * microsoft/vscode-hexeditor): requests carry an id and get exactly one response with that id;
+ * binary payloads travel as ArrayBuffers, never through JSON. Everything arriving from the webview
+ * is untrusted and goes through `parseWebviewMessage` before the host acts on it.
+ */
+import type { InspectSummary } from '../core/inspect';
+
+/** The quantization settings as the panel shows them (resolved from `weightlens.*`). */
+export interface PanelSettings {
+  method: string;
+  bits: number;
+  groupSize: number;
+  preset: string;
+  lambdaEntropy: number;
+  format: string;
+  /** Problems with the user's settings, one line each (shown, never thrown). */
+  problems: string[];
+}
+
+// ---- host -> webview ----------------------------------------------------------------------------
+export type HostMessage =
+  | { type: 'init'; file: string; summary: InspectSummary; settings: PanelSettings }
+  | { type: 'settings'; settings: PanelSettings }
+  | { type: 'response'; id: number; ok: true; result: unknown; bytes?: ArrayBuffer }
+  | { type: 'response'; id: number; ok: false; error: string };
+
+// ---- webview -> host ----------------------------------------------------------------------------
+export type WebviewRequest =
+  | { type: 'request'; id: number; method: 'readRows'; params: { tensor: string; start: number; count: number } }
+  | { type: 'request'; id: number; method: 'summary'; params: Record<string, never> };
+
+export type WebviewMessage =
+  | { type: 'ready' }
+  | { type: 'command'; command: 'quantizeDareq' | 'quantizeRtn' | 'openSettings' }
+  | WebviewRequest;
+
+export const PANEL_COMMANDS = ['quantizeDareq', 'quantizeRtn', 'openSettings'] as const;
+
+const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/** Validates a message from the webview; returns undefined (and the caller ignores it) when invalid. */
+export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
+  if (!isObj(raw) || typeof raw.type !== 'string') return undefined;
+  switch (raw.type) {
+    case 'ready':
+      return { type: 'ready' };
+    case 'command':
+      return (PANEL_COMMANDS as readonly unknown[]).includes(raw.command) ? { type: 'command', command: raw.command as (typeof PANEL_COMMANDS)[number] } : undefined;
+    case 'request': {
+      if (!isCount(raw.id) || !isObj(raw.params)) return undefined;
+      const p = raw.params;
+      if (raw.method === 'summary') return { type: 'request', id: raw.id, method: 'summary', params: {} };
+      if (raw.method === 'readRows') {
+        if (typeof p.tensor !== 'string' || p.tensor.length > 4096 || !isCount(p.start) || !isCount(p.count)) return undefined;
+        return { type: 'request', id: raw.id, method: 'readRows', params: { tensor: p.tensor, start: p.start, count: p.count } };
+      }
+      return undefined;
+    }
+    default:
+      return undefined;
+  }
+}
+
+/** The most rows one readRows request may ask for, in bytes: larger reads are split by the webview. */
+export const MAX_READ_BYTES = 64 << 20;

@@ -1,0 +1,141 @@
+/**
+ * The extension's host logic with the vscode module kept out: settings validation, the quick pick,
+ * the diff view's statistics documents, the webview protocol's validation and the webview's CSP.
+ */
+import assert from 'node:assert/strict';
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { readRunConfig, panelSettings } from '../../src/extension/config';
+import { inspectorHtml } from '../../src/extension/inspector/html';
+import { quantizeChoices } from '../../src/extension/quick-pick';
+import { renderStatsDocuments } from '../../src/extension/stats-document';
+import { resolveSettings } from '../../src/core/quant/settings';
+import { parseWebviewMessage } from '../../src/shared/protocol';
+import { quantize } from '../../src/node/quantize';
+import { buildSafetensors, normals, tempDir } from '../helpers/safetensors';
+
+const PKG = JSON.parse(require('node:fs').readFileSync(path.resolve(__dirname, '../../../package.json'), 'utf8'));
+
+test('settings: unset values come from the preset and the defaults, set ones override', () => {
+  const none = readRunConfig(() => undefined);
+  assert.deepEqual(none.settings, resolveSettings());
+  assert.equal(none.format, 'fake');
+  assert.deepEqual(none.problems, []);
+  const vals: Record<string, unknown> = { 'dareq.preset': 'reference', 'quantization.bits': 8, 'dareq.gridSize': 30, 'quantization.outputFormat': 'compressed-tensors', 'quantization.exclude': 'mlp' };
+  const c = readRunConfig((k) => vals[k]);
+  assert.equal(c.settings.preset, 'reference');
+  assert.equal(c.settings.bins, 128, 'from the preset');
+  assert.equal(c.settings.grid, 30, 'the user overrides the preset');
+  assert.equal(c.settings.bits, 8);
+  assert.equal(c.format, 'compressed-tensors');
+  assert.equal(c.exclude, 'mlp');
+  assert.equal(readRunConfig(() => undefined, { method: 'rtn' }).settings.method, 'rtn');
+});
+
+test('settings: invalid values in settings.json become one-line problems, never a crash', () => {
+  const vals: Record<string, unknown> = { 'quantization.bits': 12, 'dareq.lambdaEntropy': 'lots', 'quantization.include': '(', 'dareq.clipAlphaMin': 0 };
+  const c = readRunConfig((k) => vals[k]);
+  assert.equal(c.settings.bits, 4, 'the default stands in');
+  assert.equal(c.problems.length, 4);
+  assert.match(c.problems[0], /^weightlens\.quantization\.bits must be an integer from 2 to 8 \(got 12\); using the default$/);
+  assert.ok(c.problems.some((p) => /weightlens\.quantization\.include must be a valid regular expression/.test(p)));
+  for (const p of c.problems) assert.ok(!p.includes('\n'));
+  assert.deepEqual(panelSettings(c).problems, c.problems);
+});
+
+test('settings: every setting the code reads is contributed with a description and a validated type', () => {
+  const props = PKG.contributes.configuration.properties;
+  for (const key of ['quantization.bits', 'quantization.groupSize', 'quantization.method', 'quantization.outputFormat', 'quantization.include', 'quantization.exclude', 'dareq.preset', 'dareq.lambdaWeight', 'dareq.lambdaEntropy', 'dareq.histogramBins', 'dareq.gridSize', 'dareq.clipAlphaMin']) {
+    const p = props[`weightlens.${key}`];
+    assert.ok(p, key);
+    assert.ok(typeof p.description === 'string' && p.description.length > 30, `${key} has a description a user can act on`);
+    assert.ok(p.type, `${key} has a type`);
+    // The schema's default is what the engine uses when the setting is unset.
+    const c = readRunConfig(() => undefined);
+    const field: Record<string, unknown> = { 'quantization.bits': c.settings.bits, 'quantization.groupSize': c.settings.groupSize, 'quantization.method': c.settings.method, 'dareq.preset': c.settings.preset, 'dareq.lambdaEntropy': c.settings.lambdaEntropy, 'dareq.gridSize': c.settings.grid, 'dareq.histogramBins': c.settings.bins };
+    if (key in field) assert.equal(p.default, field[key], `${key} default`);
+  }
+});
+
+test('menus: entries only for .safetensors and *.safetensors.index.json, every command contributed', () => {
+  const commands = new Set(PKG.contributes.commands.map((c: { command: string }) => c.command));
+  for (const m of PKG.contributes.menus['explorer/context']) {
+    assert.ok(commands.has(m.command), `${m.command} is a contributed command`);
+    assert.match(m.when, /resourceExtname == \.safetensors/);
+    assert.match(m.when, /safetensors\\\\?\.index\\\\?\.json/);
+  }
+  for (const c of commands) assert.match(String(c), /^weightlens\./);
+});
+
+test('quick pick: the first item is exactly the settings (Enter accepts it); variations follow', () => {
+  const c = readRunConfig(() => undefined);
+  const items = quantizeChoices(c);
+  assert.deepEqual(items[0].overrides, {});
+  assert.equal(items[0].format, 'fake');
+  assert.match(items[0].label, /DARE-Q \(clip\), 4-bit, groups of 128, fake-quant/);
+  assert.ok(items.some((i) => i.overrides?.bits === 8));
+  assert.ok(items.some((i) => i.format === 'compressed-tensors'));
+  assert.ok(items[items.length - 1].openSettings);
+  // 3-bit settings offer no compressed-tensors variation (it stores 4 and 8 bits only).
+  const three = quantizeChoices(readRunConfig((k) => (k === 'quantization.bits' ? 3 : undefined)));
+  assert.ok(!three.some((i) => i.format === 'compressed-tensors' && (i.overrides?.bits ?? 3) === 3));
+});
+
+test('diff view documents: one aligned line per tensor on both sides, header lines, error columns on the right', async () => {
+  const dir = await tempDir();
+  const input = path.join(dir, 'model.safetensors');
+  await fsp.writeFile(
+    input,
+    buildSafetensors([
+      { name: 'model.layers.0.self_attn.q_proj.weight', dtype: 'BF16', shape: [16, 32], values: normals(512, 1) },
+      { name: 'model.layers.0.mlp.down_proj.weight', dtype: 'BF16', shape: [32, 16], values: normals(512, 2) },
+      { name: 'model.norm.weight', dtype: 'BF16', shape: [16], values: normals(16, 3) },
+    ]),
+  );
+  const res = await quantize({ input, settings: resolveSettings(), format: 'fake', version: 'test' });
+  const docs = renderStatsDocuments(res.report, 'model.safetensors', path.basename(res.outputPath));
+  const left = docs.original.trimEnd().split('\n');
+  const right = docs.quantized.trimEnd().split('\n');
+  assert.equal(left.length, right.length, 'same number of lines');
+  assert.match(left[0], /^# original +model\.safetensors .*BF16 +\(2 tensors quantized, 1 copied\)/);
+  assert.match(right[0], /^# quantized +model\.dareq-w4g128\.safetensors .*dareq 4-bit, group 128, preset clip, λw 1, λH 0\.01, normalize on, B 256, K 100, fake/);
+  assert.match(right[1], /^tensor +shape +dtype +mean +std +rms +absmax +mse +sqnr_db +entropy +clipped +scale\/absmax/);
+  for (let i = 2; i < left.length; i++) {
+    const l = left[i].split(/ {2,}/);
+    const r = right[i].split(/ {2,}/);
+    assert.equal(l[0], r[0], 'same tensor on the same line');
+    assert.equal(l[1], r[1]);
+    // Column positions agree, so the diff shows changed cells, not shifted lines.
+    const lcols = [...left[i].matchAll(/\S+/g)].map((m) => m.index);
+    const rcols = [...right[i].matchAll(/\S+/g)].map((m) => m.index);
+    assert.deepEqual(rcols.slice(0, lcols.length), lcols);
+    assert.equal(r.length, l.length + 5, 'five error columns');
+  }
+});
+
+test('webview messages are validated: anything malformed is dropped', () => {
+  assert.deepEqual(parseWebviewMessage({ type: 'ready' }), { type: 'ready' });
+  assert.deepEqual(parseWebviewMessage({ type: 'command', command: 'quantizeRtn' }), { type: 'command', command: 'quantizeRtn' });
+  assert.equal(parseWebviewMessage({ type: 'command', command: 'workbench.action.terminal.new' }), undefined);
+  assert.deepEqual(parseWebviewMessage({ type: 'request', id: 3, method: 'readRows', params: { tensor: 'w', start: 0, count: 2 } }), {
+    type: 'request',
+    id: 3,
+    method: 'readRows',
+    params: { tensor: 'w', start: 0, count: 2 },
+  });
+  for (const bad of [null, 'ready', [], { type: 'request', id: -1, method: 'summary', params: {} }, { type: 'request', id: 1, method: 'readRows', params: { tensor: 'w', start: -2, count: 1 } }, { type: 'request', id: 1, method: 'readRows', params: { tensor: 'w', start: 0, count: 1.5 } }, { type: 'request', id: 1, method: 'eval', params: {} }, { type: 'other' }]) {
+    assert.equal(parseWebviewMessage(bad), undefined, JSON.stringify(bad));
+  }
+});
+
+test('webview HTML: strict CSP, nonce on every script, nothing remote', () => {
+  const html = inspectorHtml({ cspSource: 'https://file+.vscode-resource.vscode-cdn.net', nonce: 'abc123', script: 'https://file+.vscode-resource.vscode-cdn.net/x/inspector.js', css: 'https://file+.vscode-resource.vscode-cdn.net/x/i.css', codicons: 'https://file+.vscode-resource.vscode-cdn.net/x/codicon.css', title: '<model>' });
+  const csp = /http-equiv="Content-Security-Policy" content="([^"]+)"/.exec(html)![1];
+  assert.match(csp, /^default-src 'none';/);
+  assert.match(csp, /script-src 'nonce-abc123'/);
+  assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*/);
+  for (const m of html.matchAll(/<script[^>]*>/g)) assert.match(m[0], /nonce="abc123"/);
+  assert.doesNotMatch(html, /<model>/, 'the title is escaped');
+  for (const m of html.matchAll(/(?:src|href)="([^"]+)"/g)) assert.ok(m[1].startsWith('https://file+.vscode-resource.vscode-cdn.net/'), m[1]);
+});

@@ -1,0 +1,205 @@
+/**
+ * The inspector panel: metadata, totals, and the tensors grouped by transformer block, searchable.
+ * Everything comes from the header (one `init` message); tensor rows are fetched on demand through
+ * the typed request/response protocol (used by the heatmaps to come). Block contents are built only
+ * when a block is opened, so a model with thousands of tensors renders at once.
+ */
+import '@vscode-elements/elements/dist/vscode-badge/index.js';
+import '@vscode-elements/elements/dist/vscode-button/index.js';
+import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
+import '@vscode-elements/elements/dist/vscode-textfield/index.js';
+import type { InspectSummary } from '../../src/core/inspect';
+import type { HostMessage, PanelSettings, WebviewMessage } from '../../src/shared/protocol';
+
+declare function acquireVsCodeApi(): { postMessage(m: WebviewMessage): void; getState(): unknown; setState(s: unknown): void };
+const vscode = acquireVsCodeApi();
+
+type Tensor = InspectSummary['tensors'][number];
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string, unknown> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') e.className = String(v);
+    else if (k.startsWith('data-') || k.startsWith('aria-') || k === 'role' || k === 'title') e.setAttribute(k, String(v));
+    else (e as unknown as Record<string, unknown>)[k] = v;
+  }
+  e.append(...children);
+  return e;
+}
+
+function custom(tag: string, props: Record<string, unknown> = {}, ...children: (Node | string)[]): HTMLElement {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) {
+    if (k === 'class') e.className = String(v);
+    else if (k.startsWith('data-') || k.startsWith('aria-') || k === 'slot' || k === 'title') e.setAttribute(k, String(v));
+    else (e as unknown as Record<string, unknown>)[k] = v;
+  }
+  e.append(...children);
+  return e;
+}
+
+export function formatBytes(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} MB`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} KB`;
+  return `${n} B`;
+}
+
+export function formatCount(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
+  return String(n);
+}
+
+let summary: InspectSummary | undefined;
+let file = '';
+let settings: PanelSettings | undefined;
+let query = '';
+
+function groups(s: InspectSummary): { heading: string; description: string; tensors: Tensor[]; key: string }[] {
+  const byName = new Map(s.tensors.map((t) => [t.name, t]));
+  const out = s.blocks.map((b) => ({
+    key: `block-${b.index}`,
+    heading: `Block ${b.index}`,
+    description: `exec ${b.execIndex} · ${b.tensors.length} tensors · ${formatCount(b.params)} params`,
+    tensors: b.tensors.map((n) => byName.get(n)!),
+  }));
+  if (s.other.length) {
+    const tensors = s.other.map((n) => byName.get(n)!);
+    out.push({ key: 'other', heading: 'Outside blocks', description: `${tensors.length} tensors (embeddings, norms, head)`, tensors });
+  }
+  return out;
+}
+
+function matcher(q: string): (name: string) => boolean {
+  if (!q) return () => true;
+  const lower = q.toLowerCase();
+  return (name) => name.toLowerCase().includes(lower);
+}
+
+function tensorTable(tensors: Tensor[]): HTMLTableElement {
+  const body = el('tbody');
+  for (const t of tensors) {
+    const numel = t.shape.reduce((a, b) => a * b, 1);
+    body.append(
+      el(
+        'tr',
+        { 'data-tensor': t.name },
+        el('td', { class: 'name', title: t.name }, t.name),
+        el('td', { class: 'dtype' }, t.dtype),
+        el('td', { class: 'shape' }, `[${t.shape.join(', ')}]`),
+        el('td', { class: 'num' }, formatCount(numel)),
+        el('td', { class: 'num' }, formatBytes(t.bytes)),
+      ),
+    );
+  }
+  return el(
+    'table',
+    { class: 'tensors' },
+    el('thead', {}, el('tr', {}, el('th', {}, 'name'), el('th', {}, 'dtype'), el('th', {}, 'shape'), el('th', { class: 'num' }, 'params'), el('th', { class: 'num' }, 'size'))),
+    body,
+  );
+}
+
+function renderSettings(): HTMLElement {
+  const box = el('section', { class: 'settings', 'aria-label': 'Quantization settings' });
+  if (!settings) return box;
+  const s = settings;
+  const group = s.groupSize > 0 ? `groups of ${s.groupSize}` : 'per-channel';
+  const method = s.method === 'rtn' ? 'round-to-nearest' : `DARE-Q, preset ${s.preset}, λH ${s.lambdaEntropy}`;
+  box.append(
+    el('span', { class: 'codicon codicon-settings-gear', 'aria-hidden': 'true' }),
+    el('span', { id: 'settings-summary' }, `${method} · ${s.bits}-bit · ${group} · ${s.format}`),
+    custom('vscode-button', { secondary: true, 'data-command': 'openSettings' }, 'Settings'),
+    custom('vscode-button', { 'data-command': 'quantizeDareq' }, 'Quantize (DARE-Q)…'),
+    custom('vscode-button', { secondary: true, 'data-command': 'quantizeRtn' }, 'Round-to-nearest…'),
+  );
+  for (const p of s.problems) box.append(el('p', { class: 'problem', role: 'alert' }, p));
+  return box;
+}
+
+function render(): void {
+  const app = document.getElementById('app')!;
+  if (!summary) return;
+  const s = summary;
+  app.replaceChildren();
+  app.setAttribute('aria-busy', 'false');
+  const name = file.split(/[\\/]/).pop() ?? file;
+  const dtypes = Object.entries(s.byDtype).map(([d, v]) => custom('vscode-badge', { title: `${formatCount(v.params)} params, ${formatBytes(v.bytes)}` }, `${d} ${formatCount(v.params)}`));
+  app.append(
+    el(
+      'header',
+      {},
+      el('h1', {}, name),
+      el(
+        'p',
+        { class: 'totals', id: 'totals' },
+        `${formatCount(s.totalParams)} parameters · ${formatBytes(s.totalBytes)} · ${s.tensors.length} tensors · ${s.files.length} file${s.files.length === 1 ? '' : 's'} · ${s.blocks.length} blocks `,
+        ...dtypes,
+      ),
+    ),
+    renderSettings(),
+  );
+  const meta = Object.entries(s.metadata);
+  if (meta.length) {
+    const rows = meta.map(([k, v]) => el('tr', {}, el('th', {}, k), el('td', {}, v)));
+    app.append(custom('vscode-collapsible', { heading: 'Metadata', description: `${meta.length} keys`, class: 'metadata' }, el('table', { class: 'meta' }, el('tbody', {}, ...rows))));
+  }
+  const search = custom('vscode-textfield', { placeholder: 'Filter tensors by name', id: 'search', value: query, 'aria-label': 'Filter tensors by name' });
+  search.addEventListener('input', () => {
+    query = (search as unknown as { value: string }).value;
+    vscode.setState({ query });
+    renderGroups();
+  });
+  app.append(el('div', { class: 'search' }, search, el('span', { id: 'match-count', 'aria-live': 'polite' })), el('div', { id: 'groups' }));
+  renderGroups();
+}
+
+function renderGroups(): void {
+  if (!summary) return;
+  const host = document.getElementById('groups')!;
+  const match = matcher(query);
+  let shown = 0;
+  const nodes: HTMLElement[] = [];
+  for (const g of groups(summary)) {
+    const tensors = g.tensors.filter((t) => match(t.name));
+    if (!tensors.length) continue;
+    shown += tensors.length;
+    const open = query.length > 0;
+    const c = custom('vscode-collapsible', { heading: g.heading, description: query ? `${tensors.length} of ${g.tensors.length} match · ${g.description}` : g.description, open, 'data-group': g.key });
+    // Build the table the first time the block is opened: cheap even with thousands of tensors.
+    const fill = () => {
+      if (!c.querySelector('table')) c.append(tensorTable(tensors));
+    };
+    if (open) fill();
+    c.addEventListener('vsc-collapsible-toggle', fill);
+    nodes.push(c);
+  }
+  host.replaceChildren(...nodes);
+  document.getElementById('match-count')!.textContent = query ? `${shown} of ${summary.tensors.length} tensors match` : '';
+}
+
+document.addEventListener('click', (e) => {
+  const target = (e.target as HTMLElement).closest('[data-command]');
+  const command = target?.getAttribute('data-command');
+  if (command === 'quantizeDareq' || command === 'quantizeRtn' || command === 'openSettings') vscode.postMessage({ type: 'command', command });
+});
+
+window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
+  const m = event.data;
+  if (m.type === 'init') {
+    summary = m.summary;
+    file = m.file;
+    settings = m.settings;
+    render();
+  } else if (m.type === 'settings') {
+    settings = m.settings;
+    const old = document.querySelector('section.settings');
+    if (old) old.replaceWith(renderSettings());
+  }
+});
+
+const saved = vscode.getState() as { query?: string } | undefined;
+query = saved?.query ?? '';
+vscode.postMessage({ type: 'ready' });
