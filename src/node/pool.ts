@@ -26,13 +26,17 @@ export class JobPool {
   private nextId = 1;
   private closed = false;
 
-  /** @param threads worker threads; <= 1 runs jobs in-process. */
+  /**
+   * @param threads worker threads (at least one when a worker script is given).
+   * @param workerScript dist/worker.js; without it jobs run in-process. The extension host always
+   *   passes it, so quantization never runs on its main thread, even on one core.
+   */
   constructor(
     readonly threads: number,
     workerScript?: string,
   ) {
-    if (threads > 1 && workerScript) {
-      for (let i = 0; i < threads; i++) this.slots.push(this.spawn(workerScript));
+    if (workerScript) {
+      for (let i = 0; i < Math.max(1, threads); i++) this.slots.push(this.spawn(workerScript));
     }
   }
 

@@ -184,3 +184,37 @@ test('every dtype round-trips through the writer and the parser; rows are read b
   assert.deepEqual(Array.from(await readRows(src, f64, 1, 2)), Array.from(tensors[0].raw.subarray(16, 48)));
   assert.throws(() => readRows(src, f64, 2, 2), /outside tensor f64/);
 });
+
+test('a 100 GB sharded model opens from its headers in well under a second', async () => {
+  const { promises: fsp } = await import('node:fs');
+  const pathMod = await import('node:path');
+  const { tempDir } = await import('../helpers/safetensors');
+  const { openModel } = await import('../../src/node/open-model');
+  const { inspectModel } = await import('../../src/core/inspect');
+  const { layoutFile } = await import('../../src/core/safetensors/layout');
+  const dir = await tempDir();
+  // 20 sparse shards of 5 GB each: headers are real, the data is holes on disk.
+  const weightMap: Record<string, string> = {};
+  for (let s = 0; s < 20; s++) {
+    const name = `model-${String(s + 1).padStart(5, '0')}-of-00020.safetensors`;
+    const tensors = Array.from({ length: 40 }, (_, i) => ({ name: `model.layers.${s * 2 + (i >> 5)}.t${i}.weight`, dtype: 'BF16' as const, shape: [8192, 7629] }));
+    const layout = layoutFile(tensors, { format: 'pt' });
+    const fh = await fsp.open(pathMod.join(dir, name), 'w');
+    await fh.write(layout.headerBytes, 0, layout.headerBytes.length, 0);
+    await fh.truncate(layout.totalBytes);
+    await fh.close();
+    for (const t of tensors) weightMap[t.name] = name;
+  }
+  const index = pathMod.join(dir, 'model.safetensors.index.json');
+  await fsp.writeFile(index, JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  const t0 = performance.now();
+  const opened = await openModel(index);
+  const summary = inspectModel(opened.model);
+  const ms = performance.now() - t0;
+  await opened.close();
+  assert.ok(summary.totalBytes > 99e9, `about 100 GB (${summary.totalBytes})`);
+  assert.equal(summary.tensors.length, 800);
+  assert.equal(summary.blocks.length, 40);
+  // Generous for a loaded CI machine; typically a few ms.
+  assert.ok(ms < 500, `opened in ${ms.toFixed(1)} ms`);
+});

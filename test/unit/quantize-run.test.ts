@@ -277,3 +277,12 @@ test('the same output path requested twice at once: one runs, the other is refus
   const rejected = results.find((r) => r.status === 'rejected') as PromiseRejectedResult;
   assert.match(String(rejected.reason), /already (being written|writing this output)|output already exists/);
 });
+
+test('one worker thread still runs off the main thread and gives the same bytes', async () => {
+  const dir = await tempDir();
+  const input = await writeModel(dir, llamaLike('F16', 32, 48));
+  const a = await quantize(req(input, { out: path.join(dir, 'a.safetensors'), threads: 1 }));
+  const b = await quantize(req(input, { out: path.join(dir, 'b.safetensors'), threads: 1, workerScript: WORKER }));
+  assert.equal(await sha(a.outputPath), await sha(b.outputPath));
+  assert.equal(b.report.settings.threads, 1);
+});

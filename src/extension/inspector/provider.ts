@@ -10,7 +10,7 @@ import { inspectModel } from '../../core/inspect';
 import { readRows } from '../../core/model';
 import { openModel, type OpenModel } from '../../node/open-model';
 import { MAX_READ_BYTES, parseWebviewMessage, type HostMessage, type PanelSettings, type WebviewRequest } from '../../shared/protocol';
-import { logLine } from '../log';
+import { logLine, showError } from '../log';
 import { inspectorHtml, makeNonce } from './html';
 
 export const INSPECTOR_VIEW_TYPE = 'weightlens.inspector';
@@ -43,7 +43,14 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
   async openCustomDocument(uri: vscode.Uri): Promise<InspectorDocument> {
     if (uri.scheme !== 'file') throw new Error(`Weightlens reads local files only (got ${uri.scheme}:)`);
     const t0 = Date.now();
-    const opened = await openModel(uri.fsPath);
+    let opened: OpenModel;
+    try {
+      opened = await openModel(uri.fsPath);
+    } catch (e) {
+      // A corrupt file gets the one-line cause as a notification, not just a blank editor.
+      void showError(oneLine(e));
+      throw e;
+    }
     logLine(`inspector: opened ${uri.fsPath} from its header in ${Date.now() - t0} ms (${opened.model.tensors.length} tensors)`);
     return new InspectorDocument(uri, opened);
   }

@@ -1,0 +1,190 @@
+// End-to-end: the packaged extension in a real VS Code (code-server) driven through headless
+// Chromium. Usage: node weightlens.e2e.mjs <baseUrl> <workspaceFolder> <outDir> <userSettingsJson>
+// Prints `ok - ...` / `not ok - ...` per step and a closing `N passed, N failed` line.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+
+const [baseUrl, ws, outDir] = process.argv.slice(2);
+fs.mkdirSync(outDir, { recursive: true });
+const T0 = Date.now();
+const lap = (m) => console.log(`[${((Date.now() - T0) / 1000).toFixed(1)}s] ${m}`);
+let passed = 0;
+let failed = 0;
+let page;
+
+async function step(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log(`ok - ${name}`);
+  } catch (e) {
+    failed++;
+    console.log(`not ok - ${name}\n  ${String(e?.stack || e).split('\n').slice(0, 8).join('\n  ')}`);
+    await page.screenshot({ path: path.join(outDir, `FAILED-${passed + failed}.png`) }).catch(() => {});
+  }
+}
+
+async function until(what, fn, timeoutMs = 30000, everyMs = 200) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await fn().catch(() => undefined);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await page.waitForTimeout(everyMs);
+  }
+}
+
+const files = () => fs.readdirSync(ws).sort();
+
+async function contextMenu(fileName) {
+  await page.keyboard.press('Escape');
+  const item = page.getByRole('treeitem', { name: fileName, exact: true });
+  await item.waitFor({ timeout: 30000 });
+  await item.click({ button: 'right' });
+  await page.locator('.context-view .monaco-menu').waitFor();
+}
+
+/** The webview frame whose document has `selector`. */
+async function webviewFrame(selector, timeoutMs = 60000) {
+  return until(`webview with ${selector}`, async () => {
+    for (const f of page.frames()) if (await f.$(selector).catch(() => null)) return f;
+    return undefined;
+  }, timeoutMs);
+}
+
+const toast = (text) => page.locator('.notification-toast', { hasText: text });
+
+/**
+ * Right-click a file and run a Weightlens entry, then wait for the quick pick. VS Code's menus ignore
+ * a click that comes right after they open (the right-click's own mouseup), so wait, and retry.
+ */
+async function runFromContextMenu(fileName, title) {
+  for (let attempt = 1; ; attempt++) {
+    await contextMenu(fileName);
+    await page.waitForTimeout(400);
+    await page.getByRole('menuitem', { name: title }).click();
+    try {
+      await page.locator('.quick-input-widget').waitFor({ state: 'visible', timeout: 5000 });
+      return;
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      console.log(`  menu: "${title}" did not open its quick pick (attempt ${attempt}), retrying`);
+    }
+  }
+}
+
+/** Monaco renders spaces as no-break spaces. */
+const plain = (t) => t.replace(/\u00a0/g, ' ');
+
+const ctx = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(outDir, 'chromium-profile-')), {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  viewport: { width: 1400, height: 900 },
+  args: ['--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--disable-default-apps', '--enable-unsafe-webgpu'],
+});
+page = ctx.pages()[0] || (await ctx.newPage());
+const consoleErrors = [];
+page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
+
+await step('workbench loads with the workspace and its models', async () => {
+  await page.goto(`${baseUrl}/?folder=${encodeURIComponent(ws)}`);
+  await page.locator('.monaco-workbench').waitFor({ timeout: 90000 });
+  await page.getByRole('treeitem', { name: 'stories260K.safetensors', exact: true }).waitFor({ timeout: 90000 });
+  lap('workbench ready');
+});
+
+await step('the explorer context menu shows the Weightlens entries on .safetensors files and not on others', async () => {
+  // The extension activates on its first command; retry until its menu contributions are there.
+  await contextMenu('notes.txt');
+  assert.equal(await page.getByRole('menuitem', { name: /Weightlens/ }).count(), 0, 'no Weightlens entry on a .txt file');
+  await until('Weightlens entries on a .safetensors file', async () => {
+    await contextMenu('stories260K.safetensors');
+    const n = await page.getByRole('menuitem', { name: /Weightlens/ }).count();
+    return n === 3 ? n : undefined;
+  });
+  for (const title of ['Weightlens: Quantize (DARE-Q)…', 'Weightlens: Quantize with round-to-nearest', 'Weightlens: Open Inspector']) {
+    assert.equal(await page.getByRole('menuitem', { name: title }).count(), 1, title);
+  }
+  await page.screenshot({ path: path.join(outDir, 'context-menu.png') });
+  await page.keyboard.press('Escape');
+});
+
+await step('right-click -> quantize -> Enter: progress, the output appears, the diff view opens with both sides', async () => {
+  await runFromContextMenu('stories260K.safetensors', 'Weightlens: Quantize (DARE-Q)…');
+  await until('the quick pick listing the settings first', async () => (await page.locator('.quick-input-list .monaco-list-row').first().innerText()).includes('DARE-Q (clip), 4-bit, groups of 128'));
+  await page.keyboard.press('Enter');
+  await toast('wrote stories260K.dareq-w4g128.safetensors').waitFor({ timeout: 120000 });
+  assert.ok(files().includes('stories260K.dareq-w4g128.safetensors'), 'output on disk');
+  assert.ok(files().includes('stories260K.dareq-w4g128.report.json'), 'report on disk');
+  await page.getByRole('treeitem', { name: 'stories260K.dareq-w4g128.safetensors', exact: true }).waitFor({ timeout: 30000 });
+  const diff = page.locator('.monaco-diff-editor');
+  await diff.waitFor({ timeout: 30000 });
+  const text = await until('both sides of the diff', async () => {
+    const t = plain(await diff.innerText());
+    return t.includes('# original') && t.includes('# quantized') && t.includes('sqnr_db') ? t : undefined;
+  });
+  assert.match(text, /model\.layers\.0\.self_attn\.q_proj\.weight/);
+  await page.screenshot({ path: path.join(outDir, 'diff-view.png') });
+});
+
+await step('a second run cancelled midway leaves no file and says so', async () => {
+  const before = files();
+  await runFromContextMenu('big.safetensors', 'Weightlens: Quantize (DARE-Q)…');
+  await page.waitForTimeout(300);
+  await page.keyboard.press('Enter');
+  const progress = toast('big.safetensors');
+  await until('progress with a percentage', async () => /\d+%/.test(await progress.innerText()));
+  await page.screenshot({ path: path.join(outDir, 'progress.png') });
+  await until('a temporary output being written', async () => fs.readdirSync(ws).some((f) => f.includes('weightlens-tmp')), 30000);
+  await progress.hover();
+  await progress.getByRole('button', { name: 'Cancel' }).click();
+  await toast('quantization cancelled; no output was written').waitFor({ timeout: 30000 });
+  await until('the temporary output removed', async () => !fs.readdirSync(ws).some((f) => f.includes('weightlens-tmp')), 10000);
+  assert.deepEqual(files(), before, 'no file left');
+});
+
+await step('opening a model shows the inspector from its header, searchable', async () => {
+  await page.keyboard.press('Escape');
+  await page.getByRole('treeitem', { name: 'stories260K.safetensors', exact: true }).dblclick();
+  const frame = await webviewFrame('#totals');
+  const totals = await frame.locator('#totals').innerText();
+  assert.match(totals, /260\.0K parameters/);
+  assert.match(totals, /47 tensors/);
+  assert.match(totals, /5 blocks/);
+  const search = frame.locator('#search');
+  await search.click();
+  await page.keyboard.type('q_proj');
+  await until('the filter to apply', async () => (await frame.locator('#match-count').innerText()) === '5 of 47 tensors match');
+  assert.equal(await frame.locator('tr[data-tensor$="q_proj.weight"]').count(), 5);
+  await page.screenshot({ path: path.join(outDir, 'inspector.png') });
+});
+
+await step('changing a setting updates the open inspector at once', async () => {
+  const frame = await webviewFrame('#settings-summary');
+  assert.match(await frame.locator('#settings-summary').innerText(), /4-bit/);
+  // Edit the workspace's settings.json on disk, as a user editing it by hand would.
+  fs.mkdirSync(path.join(ws, '.vscode'), { recursive: true });
+  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'weightlens.quantization.bits': 8, 'weightlens.dareq.lambdaEntropy': 0.25 }, null, 2));
+  await until('the panel to show the new settings', async () => /8-bit/.test(await frame.locator('#settings-summary').innerText()) && /λH 0\.25/.test(await frame.locator('#settings-summary').innerText()));
+  await page.screenshot({ path: path.join(outDir, 'inspector-settings.png') });
+});
+
+await step('a corrupted .safetensors gets a clear error notification, not a hang', async () => {
+  await runFromContextMenu('corrupt.safetensors', 'Weightlens: Quantize with round-to-nearest');
+  await page.waitForTimeout(300);
+  await page.keyboard.press('Enter');
+  const err = toast('are out of bounds');
+  await err.waitFor({ timeout: 30000 });
+  const msg = await err.innerText();
+  assert.match(msg, /corrupt\.safetensors: tensor "w\.weight": data_offsets \[0, 16384\] are out of bounds/);
+  assert.match(msg, /Show log/);
+  await page.screenshot({ path: path.join(outDir, 'corrupt-error.png') });
+});
+
+fs.writeFileSync(path.join(outDir, 'console-errors.txt'), consoleErrors.join('\n'));
+await ctx.close();
+lap('done');
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);
