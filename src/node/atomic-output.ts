@@ -16,6 +16,37 @@ export function tempNameFor(finalPath: string): string {
   return path.join(path.dirname(finalPath), `.${path.basename(finalPath)}.weightlens-tmp-${process.pid}-${rand}`);
 }
 
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * A killed process (SIGKILL, power loss) cannot remove its temporary output; the next run for the
+ * same output removes those whose process is gone. Never touches the final name.
+ */
+async function removeStaleTemps(finalPath: string): Promise<void> {
+  const dir = path.dirname(finalPath);
+  const prefix = `.${path.basename(finalPath)}.weightlens-tmp-`;
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    if (!name.startsWith(prefix)) continue;
+    const pid = Number(name.slice(prefix.length).split('-')[0]);
+    if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && !isAlive(pid)) {
+      await fsp.rm(path.join(dir, name), { recursive: true, force: true }).catch(() => undefined);
+    }
+  }
+}
+
 async function exists(p: string): Promise<boolean> {
   try {
     await fsp.lstat(p);
@@ -44,6 +75,7 @@ export class AtomicOutput {
     try {
       if (!force && (await exists(abs))) throw new WeightlensError('output already exists (choose another --out, or --force to replace it)', finalPath);
       await fsp.mkdir(path.dirname(abs), { recursive: true });
+      await removeStaleTemps(abs);
       const out = new AtomicOutput(abs, tempNameFor(abs), isDir, force);
       liveTemps.add(out.tempPath);
       if (isDir) await fsp.mkdir(out.tempPath);

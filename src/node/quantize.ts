@@ -104,9 +104,13 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
       const name = isFolder ? (sharded ? f.name : 'model.safetensors') : path.basename(outPath);
       outputNames.set(f.name, name);
       const metadata = outputMetadata(model.files.find((m) => m.name === f.name)!.header.metadata, req);
-      await writer.writeFile(output.pathFor(isFolder ? name : undefined), f.tensors, metadata);
+      await writer.writeFile(output.pathFor(isFolder ? name : undefined), f.tensors, metadata).catch((e) => {
+        throw asOutputError(e, outPath);
+      });
     }
-    if (isFolder) await writeFolderExtras(opened, plan, output, outputNames);
+    if (isFolder) await writeFolderExtras(opened, plan, output, outputNames).catch((e) => {
+      throw asOutputError(e, outPath);
+    });
 
     await opened.checkUnchanged();
     const seconds = (performance.now() - t0) / 1000;
@@ -122,6 +126,23 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
     await pool.close();
     await opened.close();
   }
+}
+
+const FS_ERRORS: Record<string, string> = {
+  ENOSPC: 'no space left on the device',
+  EDQUOT: 'disk quota exceeded',
+  EACCES: 'permission denied',
+  EPERM: 'operation not permitted',
+  EROFS: 'read-only file system',
+  EIO: 'input/output error',
+  EFBIG: 'file too large for the file system',
+};
+
+/** A failed write names the output and the cause in one line (the temporary file is already gone). */
+function asOutputError(e: unknown, outPath: string): unknown {
+  const code = (e as NodeJS.ErrnoException | undefined)?.code;
+  if (typeof code !== 'string' || !(code in FS_ERRORS)) return e;
+  return new WeightlensError(`writing the output failed: ${FS_ERRORS[code]} (${code}); nothing was left behind`, outPath);
 }
 
 function refuseInputAsOutput(opened: OpenModel, outPath: string): void {
