@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import { panelSettings, readRunConfig } from './config';
 import { INSPECTOR_VIEW_TYPE, InspectorProvider } from './inspector/provider';
 import { log, logLine } from './log';
-import { configReader, quantizeCommand, resolveModel, type QuantizeDeps } from './quantize-command';
+import { configReader, isRunOptions, quantizeCommand, resolveModel, type QuantizeDeps } from './quantize-command';
 import { STATS_SCHEME, StatsDocumentProvider } from './stats-provider';
 
 export function activate(context: vscode.ExtensionContext): void {
@@ -20,8 +20,9 @@ export function activate(context: vscode.ExtensionContext): void {
     stats,
     vscode.workspace.registerTextDocumentContentProvider(STATS_SCHEME, stats),
     vscode.window.registerCustomEditorProvider(INSPECTOR_VIEW_TYPE, inspector, { webviewOptions: { retainContextWhenHidden: true }, supportsMultipleEditorsPerDocument: false }),
-    vscode.commands.registerCommand('weightlens.quantizeDareq', (uri?: unknown) => quantizeCommand(deps, 'dareq', uri)),
-    vscode.commands.registerCommand('weightlens.quantizeRtn', (uri?: unknown) => quantizeCommand(deps, 'rtn', uri)),
+    // The explorer passes (uri, selectedUris); scripts may pass (uri, { useSettings: true }).
+    vscode.commands.registerCommand('weightlens.quantizeDareq', (uri?: unknown, opts?: unknown) => quantizeCommand(deps, 'dareq', uri, isRunOptions(opts) ? opts : undefined)),
+    vscode.commands.registerCommand('weightlens.quantizeRtn', (uri?: unknown, opts?: unknown) => quantizeCommand(deps, 'rtn', uri, isRunOptions(opts) ? opts : undefined)),
     vscode.commands.registerCommand('weightlens.openInspector', async (arg?: unknown) => {
       const uri = await resolveModel(arg, undefined, 'Open Inspector');
       if (uri) await vscode.commands.executeCommand('vscode.openWith', uri, INSPECTOR_VIEW_TYPE);

@@ -57,7 +57,20 @@ async function exists(p: string): Promise<boolean> {
   );
 }
 
-export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: unknown): Promise<QuantizeResult | undefined> {
+/**
+ * Options for scripted use (keybindings, tasks, tests): `{ useSettings: true }` runs with the
+ * configured settings without the quick pick; an existing output is then an error unless `force`.
+ */
+export interface QuantizeRunOptions {
+  useSettings: true;
+  force?: boolean;
+}
+
+export function isRunOptions(v: unknown): v is QuantizeRunOptions {
+  return v !== null && typeof v === 'object' && !Array.isArray(v) && (v as { useSettings?: unknown }).useSettings === true;
+}
+
+export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: unknown, options?: QuantizeRunOptions): Promise<QuantizeResult | undefined> {
   const title = method === 'rtn' ? 'Quantize with round-to-nearest' : 'Quantize (DARE-Q)';
   const uri = await resolveModel(arg, deps.activeInspector(), title);
   if (!uri) return undefined;
@@ -71,7 +84,7 @@ export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: 
     for (const p of base.problems) logLine(`settings: ${p}`);
     void vscode.window.showWarningMessage(`Weightlens: ${base.problems[0]}`, 'Open Settings').then((b) => b && vscode.commands.executeCommand('workbench.action.openSettings', 'weightlens'));
   }
-  const choice = await vscode.window.showQuickPick(quantizeChoices(base), { title: `Weightlens: ${title} — ${path.basename(input)}`, placeHolder: 'Enter quantizes with your settings' });
+  const choice = options ? quantizeChoices(base)[0] : await vscode.window.showQuickPick(quantizeChoices(base), { title: `Weightlens: ${title} — ${path.basename(input)}`, placeHolder: 'Enter quantizes with your settings' });
   if (!choice) return undefined;
   if (choice.openSettings) {
     await vscode.commands.executeCommand('workbench.action.openSettings', '@ext:weightlens.weightlens');
@@ -80,8 +93,8 @@ export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: 
   const run = readRunConfig(configReader, { method, ...choice.overrides });
   const format = choice.format ?? run.format;
   const outPath = defaultOutputPath(input, run.settings, format, isIndexPath(input));
-  let force = false;
-  if (await exists(outPath)) {
+  let force = options?.force ?? false;
+  if (!options && (await exists(outPath))) {
     const answer = await vscode.window.showWarningMessage(`${path.basename(outPath)} already exists. Replace it?`, { modal: true }, 'Replace');
     if (answer !== 'Replace') return undefined;
     force = true;
