@@ -3,6 +3,7 @@
  * tests rely on: exit 0 on success; exit 1 with one line `error: ...` on stderr (no stack trace,
  * no output left behind) on bad input or bad flags.
  */
+import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -13,6 +14,8 @@ import { METHODS, PRESET_NAMES, resolveSettings, type Method, type Preset, type 
 import { removeLiveTempsSync } from '../node/atomic-output';
 import { openModel } from '../node/open-model';
 import { quantize, type QuantizeProgress } from '../node/quantize';
+import { parsePlanFile, settingsFromPlan } from '../core/ewq/apply';
+import { FASTEWQ_HELP, PLAN_HELP, runFastEwq, runPlan } from './plan-command';
 import { formatBytes, formatCount, pad } from './format';
 import { INSPECT_HELP, MAIN_HELP, QUANTIZE_HELP } from './usage';
 
@@ -45,12 +48,15 @@ export async function main(argv: string[], io: Io = defaultIo, signal?: AbortSig
       return 0;
     }
     if (cmd === 'help') {
-      io.out(rest[0] === 'quantize' ? QUANTIZE_HELP : rest[0] === 'inspect' ? INSPECT_HELP : MAIN_HELP);
+      const texts: Record<string, string> = { quantize: QUANTIZE_HELP, inspect: INSPECT_HELP, plan: PLAN_HELP, fastewq: FASTEWQ_HELP };
+      io.out(texts[rest[0]] ?? MAIN_HELP);
       return 0;
     }
     if (cmd === 'inspect') return await runInspect(rest, io);
     if (cmd === 'quantize') return await runQuantize(rest, io, signal);
-    throw new UsageError(`unknown command "${cmd}" (expected inspect or quantize; see weightlens --help)`);
+    if (cmd === 'plan') return await runPlan(rest, io, signal);
+    if (cmd === 'fastewq') return await runFastEwq(rest, io);
+    throw new UsageError(`unknown command "${cmd}" (expected inspect, quantize, plan or fastewq; see weightlens --help)`);
   } catch (e) {
     if (e instanceof CancelledError) {
       io.err(`error: ${e.message}\n`);
@@ -150,6 +156,7 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
       backend: { type: 'string' },
       threads: { type: 'string' },
       force: { type: 'boolean' },
+      plan: { type: 'string' },
       quiet: { type: 'boolean', short: 'q' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -180,6 +187,12 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
   const threads = num('threads', v.threads, true) ?? os.availableParallelism();
   if (threads < 1 || threads > 256) throw new UsageError(`--threads must be from 1 to 256 (got ${threads})`);
 
+  // A plan sets each block's bit width (raw blocks are copied); the other knobs still apply.
+  let settingsFor: ((name: string) => ReturnType<typeof resolveSettings> | undefined) | undefined;
+  if (v.plan) {
+    const planFile = parsePlanFile(await fsp.readFile(path.resolve(v.plan), 'utf8').catch(() => Promise.reject(new WeightlensError('no such file', v.plan))), v.plan);
+    settingsFor = settingsFromPlan(planFile.blocks, v['group-size'] === undefined && planFile.groupSize !== undefined ? { ...settings, groupSize: planFile.groupSize } : settings);
+  }
   const progress = makeProgress(io, Boolean(v.quiet));
   const result = await quantize({
     input,
@@ -194,6 +207,9 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
     workerScript: threads > 1 ? path.join(__dirname, 'worker.js') : undefined,
     signal,
     onProgress: progress.update,
+    settingsFor,
+    plan: v.plan ? path.resolve(v.plan) : undefined,
+    tag: v.plan ? `${settings.method}-ewq${settings.groupSize > 0 ? `-g${settings.groupSize}` : ''}` : undefined,
     version: VERSION,
   });
   progress.done();

@@ -4,6 +4,8 @@ export const MAIN_HELP = `weightlens — look inside safetensors weight files an
 Usage:
   weightlens inspect PATH [--json]
   weightlens quantize PATH [options]
+  weightlens plan PATH [--budget SIZE] [--threshold-factor K] [--variant 8-4|4-3] [--fast] [--json] [--out PLAN.json]
+  weightlens fastewq train|evaluate DATA.csv
   weightlens help [COMMAND]
   weightlens --version
 
@@ -38,6 +40,8 @@ DARE-Q knobs (override the preset)
   --clip-alpha-min X           low end of the clip range, as a fraction of the absmax scale (default 0.5)
 
 Output
+  --plan PLAN.json             mixed precision: each block at the bit width of an EWQ plan
+                               ("weightlens plan PATH --out PLAN.json"); raw blocks are copied
   --format fake|compressed-tensors  fake-quant in the input dtype (default), or pack-quantized int4/int8
                                with config.json for vLLM / transformers (a folder)
   --include RE                 quantize tensors whose names match RE (replaces the default rule:

@@ -19,7 +19,8 @@ export function outputIsFolder(format: OutputFormat, sharded: boolean): boolean 
   return format === 'compressed-tensors' || sharded;
 }
 
-export function defaultOutputPath(inputPath: string, settings: QuantSettings, format: OutputFormat, sharded: boolean, tag = settingsTag(settings)): string {
+export function defaultOutputPath(inputPath: string, settings: QuantSettings, format: OutputFormat, sharded: boolean, tag?: string): string {
+  tag ??= settingsTag(settings);
   const dir = path.dirname(path.resolve(inputPath));
   const stem = modelStem(inputPath);
   if (format === 'compressed-tensors') return path.join(dir, `${stem}.${tag}-ct`);

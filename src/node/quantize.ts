@@ -50,6 +50,10 @@ export interface QuantizeRequest {
   onProgress?: (p: QuantizeProgress) => void;
   /** Per-tensor settings (mixed precision); undefined keeps a tensor raw. Defaults to `settings` for all. */
   settingsFor?: (name: string) => QuantSettings | undefined;
+  /** The mixed-precision plan file behind settingsFor (recorded in the report). */
+  plan?: string;
+  /** Output-name tag, when the default name should not come from the settings (e.g. a plan). */
+  tag?: string;
   version: string;
 }
 
@@ -88,7 +92,7 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
     const targets = selectTargets(model.tensors, { include: req.include, exclude: req.exclude });
     const plan = planOutput(model, targets, req.format, req.settingsFor ?? (() => req.settings));
     const isFolder = outputIsFolder(req.format, sharded);
-    const outPath = path.resolve(req.out ?? defaultOutputPath(req.input, req.settings, req.format, sharded));
+    const outPath = path.resolve(req.out ?? defaultOutputPath(req.input, req.settings, req.format, sharded, req.tag));
     refuseInputAsOutput(opened, outPath);
     const reportPath = path.resolve(req.report ?? defaultReportPath(outPath));
     if (opened.inputPaths.includes(reportPath) || reportPath === outPath) throw new WeightlensError('report path would overwrite an input or the output', reportPath);
@@ -239,6 +243,7 @@ function buildReport(
       exclude: req.exclude ?? null,
       backend: 'cpu',
       threads: writer.threads,
+      plan: req.plan ?? null,
     },
     tensors: writer.tensorReports,
     summary: {

@@ -39,7 +39,7 @@ const SMALLEST: Record<QuantizableFloat, number> = { F64: Number.MIN_VALUE, F32:
 /** Quantizes `values` (rows * cols, row-major) and overwrites them with the dequantized values. */
 export function quantizeMatrix(values: Floats, rows: number, cols: number, opts: QuantizeMatrixOptions): MatrixResult {
   const s = opts.settings;
-  const { qmin, qmax } = qRange(s.bits);
+  const { qmin, qmax } = qRange(s.bits, s.ternary);
   const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
   const groups = groupsPerRow(cols, s.groupSize);
   const scales = new Float64Array(rows * groups);

@@ -55,7 +55,7 @@ export function plogpTable(n: number): Float64Array {
 
 /** The candidate range [lo, hi] for a group with the given absmax. */
 export function candidateRange(absmax: number, s: QuantSettings): [number, number] {
-  const { qmax } = qRange(s.bits);
+  const { qmax } = qRange(s.bits, s.ternary);
   const rtn = absmax / qmax;
   return s.range === 'paper' ? [rtn, absmax] : [s.clipAlphaMin * rtn, rtn];
 }
@@ -160,7 +160,7 @@ export function searchScale(
   scratch: SearchScratch,
   trace?: SearchTrace,
 ): SearchResult {
-  const { qmin, qmax } = qRange(s.bits);
+  const { qmin, qmax } = qRange(s.bits, s.ternary);
   const [lo, hi] = candidateRange(absmax, s);
   const K = s.grid;
   const resid = scratch.resid;

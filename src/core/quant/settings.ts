@@ -33,6 +33,8 @@ export interface QuantSettings {
   readonly grid: number;
   /** alpha_min of the clip range. */
   readonly clipAlphaMin: number;
+  /** Ternary (1.58-bit): codes in {-1, 0, 1}, stored in 2 bits; needs bits = 2. EWQ's last resort. */
+  readonly ternary?: boolean;
 }
 
 /** What a user may set; anything left out comes from the preset, then the defaults. */
@@ -103,12 +105,14 @@ export function validateSettings(s: QuantSettings): void {
   if (!Number.isInteger(s.bins) || s.bins < 2 || s.bins > 65536) bad('bins must be an integer from 2 to 65536', s.bins);
   if (!Number.isInteger(s.grid) || s.grid < 1 || s.grid > 10000) bad('grid must be an integer from 1 to 10000', s.grid);
   if (!(s.clipAlphaMin > 0 && s.clipAlphaMin <= 1)) bad('clip-alpha-min must be in (0, 1]', s.clipAlphaMin);
+  if (s.ternary && s.bits !== 2) bad('ternary codes are stored in 2 bits: bits must be 2', s.bits);
   if (!['paper', 'clip'].includes(s.range)) bad('range must be paper or clip', s.range);
   if (!['half-up', 'half-even'].includes(s.rounding)) bad('rounding must be half-up or half-even', s.rounding);
   if (!['probability', 'density'].includes(s.histogram)) bad('histogram must be probability or density', s.histogram);
 }
 
-export function qRange(bits: number): { qmin: number; qmax: number } {
+export function qRange(bits: number, ternary = false): { qmin: number; qmax: number } {
+  if (ternary) return { qmin: -1, qmax: 1 };
   return { qmin: -(2 ** (bits - 1)), qmax: 2 ** (bits - 1) - 1 };
 }
 

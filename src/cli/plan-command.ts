@@ -1,0 +1,193 @@
+/** `weightlens plan` and `weightlens fastewq train|evaluate`: EWQ / FastEWQ mixed-precision plans. */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { VARIANTS, type Variant } from '../core/ewq/decide';
+import { buildModelFile, csvRow, CSV_HEADER, evaluate, loadForest, parseCsv, precisionType, type FastEwqModel } from '../core/ewq/fast';
+import type { Plan } from '../core/ewq/plan';
+import { WeightlensError } from '../core/errors';
+import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
+import { writeFileAtomic } from '../node/atomic-output';
+import { planModel } from '../node/ewq';
+import { openModel } from '../node/open-model';
+import { formatBytes, pad } from './format';
+import type { Io } from './main';
+
+export const PLAN_HELP = `Usage: weightlens plan PATH [options]
+
+EWQ: the softmax entropy of every weight matrix of every transformer block decides which blocks stay
+raw, go to 8-bit or to 4-bit (variant 4-3: 4-bit / 3-bit), then a memory budget adjusts the plan.
+
+  --budget SIZE            fit the model in SIZE (e.g. 3.5GB, 800MB, 2GiB); empty = no budget
+  --threshold-factor K     T = mu - K*sigma (default 1)
+  --variant 8-4|4-3        precisions of the middle and low blocks (default 8-4)
+  --entropy-epsilon X      eps_H in -sum p log(p + eps) (default 0.01; 0 = Shannon entropy)
+  --format FORMAT          size the plan as compressed-tensors (default) or fake (no savings)
+  --group-size N           group size the sizes assume (default 128)
+  --fast                   FastEWQ: decide from the header alone with the shipped classifier
+  --model FILE             FastEWQ classifier file (default: the one shipped with Weightlens)
+  --json                   print the plan as JSON: {mu, sigma, threshold, blocks, totalBytes, fits, ...}
+  --out PLAN.json          write the plan for "weightlens quantize PATH --plan PLAN.json"
+  --analyze-csv FILE       append this model's EWQ analysis to FILE in FastEWQ's training format
+  --name NAME              model name for --analyze-csv rows (default: the folder's name)
+`;
+
+export const FASTEWQ_HELP = `Usage: weightlens fastewq train DATA.csv [--out MODEL.json] [--holdout FILE.csv] [--seed N]
+       weightlens fastewq evaluate DATA.csv [--model MODEL.json]
+
+DATA.csv has the columns ${CSV_HEADER} (write rows with: weightlens plan PATH --analyze-csv DATA.csv).
+train fits a random forest (ml-random-forest) and reports its accuracy on the held-out rows;
+evaluate reports the accuracy of a classifier on rows it did not see.
+`;
+
+export function shippedModelPath(): string {
+  return path.join(__dirname, '..', 'data', 'fastewq', 'model.json');
+}
+
+export function parseSize(flag: string, v: string): number {
+  const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)?\s*$/i.exec(v);
+  if (!m) throw new WeightlensError(`${flag} must be a size like 3.5GB, 800MB or 2GiB (got "${v}")`);
+  const unit = (m[2] ?? 'B').toUpperCase();
+  const mult: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40 };
+  return Math.floor(Number(m[1]) * mult[unit]);
+}
+
+export async function readFastModel(file: string): Promise<FastEwqModel> {
+  let m: FastEwqModel;
+  try {
+    m = JSON.parse(await fsp.readFile(file, 'utf8')) as FastEwqModel;
+    loadForest(m);
+  } catch (e) {
+    throw new WeightlensError(`is not a FastEWQ classifier file (${(e as Error).message})`, file);
+  }
+  return m;
+}
+
+function num(flag: string, v: string | undefined, integer: boolean): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < 0) throw new WeightlensError(`--${flag} must be a non-negative ${integer ? 'integer' : 'number'} (got "${v}")`);
+  return n;
+}
+
+export function planJson(p: Plan): Record<string, unknown> {
+  return {
+    mu: p.mu,
+    sigma: p.sigma,
+    threshold: p.threshold,
+    blocks: p.blocks.map((b) => ({ index: b.index, execIndex: b.execIndex, params: b.params, entropy: b.entropy, precision: b.precision, bytes: b.bytes, tensors: b.tensors })),
+    totalBytes: p.totalBytes,
+    fits: p.fits,
+    source: p.source,
+    model: p.model,
+    variant: p.variant,
+    thresholdFactor: p.thresholdFactor,
+    entropyEpsilon: p.entropyEpsilon,
+    format: p.format,
+    groupSize: p.groupSize,
+    budget: p.budget,
+    otherBytes: p.otherBytes,
+    rawBytes: p.rawBytes,
+  };
+}
+
+export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Promise<number> {
+  const { values: v, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      budget: { type: 'string' },
+      'threshold-factor': { type: 'string' },
+      variant: { type: 'string' },
+      'entropy-epsilon': { type: 'string' },
+      format: { type: 'string' },
+      'group-size': { type: 'string' },
+      fast: { type: 'boolean' },
+      model: { type: 'string' },
+      json: { type: 'boolean' },
+      out: { type: 'string' },
+      'analyze-csv': { type: 'string' },
+      name: { type: 'string' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (v.help) {
+    io.out(PLAN_HELP);
+    return 0;
+  }
+  if (positionals.length !== 1) throw new WeightlensError(`plan takes exactly one PATH (got ${positionals.length}; see weightlens help plan)`);
+  const variant = (v.variant ?? '8-4') as Variant;
+  if (!VARIANTS.includes(variant)) throw new WeightlensError(`--variant must be one of ${VARIANTS.join(', ')} (got "${v.variant}")`);
+  const format = (v.format ?? 'compressed-tensors') as OutputFormat;
+  if (!OUTPUT_FORMATS.includes(format)) throw new WeightlensError(`--format must be one of ${OUTPUT_FORMATS.join(', ')} (got "${v.format}")`);
+  if (v.fast && v['analyze-csv']) throw new WeightlensError('--analyze-csv needs the full EWQ analysis; drop --fast');
+  const fast = v.fast ? await readFastModel(v.model ?? shippedModelPath()) : undefined;
+  const opened = await openModel(positionals[0]);
+  try {
+    const plan = await planModel(opened, {
+      variant,
+      thresholdFactor: num('threshold-factor', v['threshold-factor'], false) ?? 1,
+      entropyEpsilon: num('entropy-epsilon', v['entropy-epsilon'], false) ?? 0.01,
+      format,
+      groupSize: num('group-size', v['group-size'], true) ?? 128,
+      budget: v.budget === undefined || v.budget === '' ? undefined : parseSize('--budget', v.budget),
+      fast,
+      signal,
+    });
+    if (v.out) await writeFileAtomic(path.resolve(v.out), JSON.stringify(planJson(plan), null, 2) + '\n', true);
+    if (v['analyze-csv']) {
+      const csv = path.resolve(v['analyze-csv']);
+      const name = v.name ?? path.basename(path.dirname(path.resolve(positionals[0])));
+      const exists = await fsp.stat(csv).then(() => true, () => false);
+      const rows = plan.blocks.map((b) => csvRow({ model: name, numBlocks: plan.blocks.length, execIndex: b.execIndex, params: b.params, type: precisionType(b.precision) }));
+      await fsp.appendFile(csv, (exists ? '' : CSV_HEADER + '\n') + rows.join('\n') + '\n');
+    }
+    if (v.json) {
+      io.out(JSON.stringify(planJson(plan), null, 2) + '\n');
+      return 0;
+    }
+    const lines = [
+      `${plan.source === 'ewq' ? 'EWQ' : 'FastEWQ (from the header alone)'} plan for ${plan.model}: variant ${plan.variant}, ${plan.blocks.length} blocks`,
+      plan.mu === null ? '' : `block entropy mu ${plan.mu.toFixed(9)}, sigma ${plan.sigma!.toExponential(3)}, threshold T = mu - ${plan.thresholdFactor} sigma = ${plan.threshold!.toFixed(9)}`,
+      ...plan.blocks.map((b) => `  block ${pad(String(b.index), 4)} exec ${pad(String(b.execIndex), 4)} ${pad(b.entropy === null ? '' : b.entropy.toFixed(9), 12)} ${pad(b.precision, 8)} ${formatBytes(b.bytes)}`),
+      `size: ${formatBytes(plan.rawBytes)} -> ${formatBytes(plan.totalBytes)} as ${plan.format}${plan.budget !== null ? `; budget ${formatBytes(plan.budget)}: ${plan.fits ? 'fits' : 'no plan fits, even with every block ternary'}` : ''}`,
+    ].filter(Boolean);
+    io.out(lines.join('\n') + '\n');
+    return plan.fits ? 0 : 1;
+  } finally {
+    await opened.close();
+  }
+}
+
+export async function runFastEwq(args: string[], io: Io): Promise<number> {
+  const [sub, ...rest] = args;
+  if (sub === undefined || sub === '--help' || sub === '-h') {
+    io.out(FASTEWQ_HELP);
+    return sub === undefined ? 1 : 0;
+  }
+  const { values: v, positionals } = parseArgs({
+    args: rest,
+    allowPositionals: true,
+    strict: true,
+    options: { out: { type: 'string' }, holdout: { type: 'string' }, seed: { type: 'string' }, model: { type: 'string' } },
+  });
+  if (positionals.length !== 1) throw new WeightlensError(`fastewq ${sub} takes one DATA.csv`);
+  const file = path.resolve(positionals[0]);
+  const rows = parseCsv(await fsp.readFile(file, 'utf8').catch(() => Promise.reject(new WeightlensError('no such file', positionals[0]))), positionals[0]);
+  if (sub === 'evaluate') {
+    const m = await readFastModel(v.model ?? shippedModelPath());
+    const acc = evaluate(loadForest(m), rows);
+    io.out(`accuracy of the quantize/keep decision on ${rows.length} rows: ${(acc * 100).toFixed(1)}%\n`);
+    return 0;
+  }
+  if (sub !== 'train') throw new WeightlensError(`unknown fastewq command "${sub}" (expected train or evaluate)`);
+  const heldOut = v.holdout ? parseCsv(await fsp.readFile(path.resolve(v.holdout), 'utf8'), v.holdout) : [];
+  const model = buildModelFile(rows, heldOut, heldOut.length ? `held-out rows of ${path.basename(v.holdout!)}` : 'none', num('seed', v.seed, true) ?? 42);
+  const out = path.resolve(v.out ?? 'fastewq-model.json');
+  await writeFileAtomic(out, JSON.stringify(model) + '\n', true);
+  io.out(
+    `trained on ${rows.length} rows of ${model.trainedOn.length} model(s); ${model.evaluation.accuracy === null ? 'no held-out rows given (--holdout FILE.csv), so no accuracy is claimed' : `held-out accuracy ${(model.evaluation.accuracy * 100).toFixed(1)}% on ${heldOut.length} rows`}\nwrote ${out}\n`,
+  );
+  return 0;
+}
