@@ -98,3 +98,34 @@ export function describeSettings(s: QuantSettings, format: OutputFormat): string
 }
 
 export { DEFAULTS };
+
+export interface EwqConfig {
+  budgetGB: number | undefined;
+  thresholdFactor: number;
+  entropyEpsilon: number;
+  variant: '8-4' | '4-3';
+  autoAnalyzeMaxGB: number;
+  problems: string[];
+}
+
+/** `weightlens.ewq.*`, validated like the quantization settings. */
+export function readEwqConfig(read: ConfigReader): EwqConfig {
+  const problems: string[] = [];
+  const get = <T>(key: string, ok: (v: unknown) => boolean, expect: string, dflt: T): T => {
+    const v = read(key);
+    if (v === undefined || v === null) return dflt;
+    if (!ok(v)) {
+      problems.push(`weightlens.${key} must be ${expect} (got ${JSON.stringify(v)}); using the default`);
+      return dflt;
+    }
+    return v as T;
+  };
+  return {
+    budgetGB: get<number | undefined>('ewq.memoryBudgetGB', num(0, 1e9), 'a number of GB >= 0, or null for no budget', undefined),
+    thresholdFactor: get('ewq.thresholdFactor', num(0, 100), 'a number >= 0', 1),
+    entropyEpsilon: get('ewq.entropyEpsilon', num(0, 1), 'a number from 0 to 1', 0.01),
+    variant: get<'8-4' | '4-3'>('ewq.variant', oneOf(['8-4', '4-3']), 'one of 8-4, 4-3', '8-4'),
+    autoAnalyzeMaxGB: get('ewq.autoAnalyzeMaxGB', num(0, 1e9), 'a number of GB >= 0', 2),
+    problems,
+  };
+}

@@ -3,7 +3,11 @@
  * the settings listener. The engine is the CLI's (src/core, src/node): shared, not forked.
  */
 import * as vscode from 'vscode';
-import { panelSettings, readRunConfig } from './config';
+import { readFileSync } from 'node:fs';
+import { oneLine } from '../core/errors';
+import type { FastEwqModel } from '../core/ewq/fast';
+import { panelSettings, readEwqConfig, readRunConfig } from './config';
+import { planCommand } from './plan-command';
 import { INSPECTOR_VIEW_TYPE, InspectorProvider } from './inspector/provider';
 import { log, logLine } from './log';
 import { configReader, isRunOptions, quantizeCommand, resolveModel, type QuantizeDeps } from './quantize-command';
@@ -12,7 +16,18 @@ import { STATS_SCHEME, StatsDocumentProvider } from './stats-provider';
 export function activate(context: vscode.ExtensionContext): void {
   const version = String(context.extension.packageJSON.version ?? '0.0.0');
   const stats = new StatsDocumentProvider();
-  const inspector = new InspectorProvider(context, () => panelSettings(readRunConfig(configReader)));
+  let fastModel: FastEwqModel | undefined;
+  try {
+    fastModel = JSON.parse(readFileSync(vscode.Uri.joinPath(context.extensionUri, 'data', 'fastewq', 'model.json').fsPath, 'utf8')) as FastEwqModel;
+  } catch (e) {
+    logLine(`FastEWQ classifier not loaded: ${oneLine(e)}`);
+  }
+  const inspector = new InspectorProvider(context, {
+    panel: () => panelSettings(readRunConfig(configReader)),
+    run: () => readRunConfig(configReader),
+    ewq: () => readEwqConfig(configReader),
+    fastModel: () => fastModel,
+  });
   const deps: QuantizeDeps = { context, stats, activeInspector: () => inspector.activeUri, version };
 
   context.subscriptions.push(
@@ -27,9 +42,19 @@ export function activate(context: vscode.ExtensionContext): void {
       const uri = await resolveModel(arg, undefined, 'Open Inspector');
       if (uri) await vscode.commands.executeCommand('vscode.openWith', uri, INSPECTOR_VIEW_TYPE);
     }),
+    vscode.commands.registerCommand('weightlens.planEwq', (arg?: unknown) => planCommand(inspector, deps, arg)),
+    vscode.commands.registerCommand('weightlens.quantizeWithPlan', async (arg?: unknown) => {
+      const uri = await resolveModel(arg, inspector.activeUri, 'Quantize with the EWQ plan');
+      const plan = uri && inspector.plansFor(uri)?.current;
+      if (!uri || !plan) {
+        void vscode.window.showInformationMessage('Weightlens: open the model in the inspector and make a plan first ("Plan Mixed Precision (EWQ)…").');
+        return undefined;
+      }
+      return quantizeCommand(deps, 'dareq', uri, { useSettings: true, plan });
+    }),
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (!e.affectsConfiguration('weightlens')) return;
-      const { problems } = readRunConfig(configReader);
+      const problems = [...readRunConfig(configReader).problems, ...readEwqConfig(configReader).problems];
       for (const p of problems) logLine(`settings: ${p}`);
       if (problems.length) void vscode.window.showWarningMessage(`Weightlens: ${problems[0]}`);
       inspector.settingsChanged();

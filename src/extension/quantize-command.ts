@@ -10,6 +10,8 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { CancelledError, oneLine } from '../core/errors';
 import { isIndexPath } from '../core/model';
+import { settingsFromPlan } from '../core/ewq/apply';
+import type { Plan } from '../core/ewq/plan';
 import type { Method } from '../core/quant/settings';
 import { defaultOutputPath } from '../node/output-paths';
 import { quantize, type QuantizeResult } from '../node/quantize';
@@ -64,6 +66,8 @@ async function exists(p: string): Promise<boolean> {
 export interface QuantizeRunOptions {
   useSettings: true;
   force?: boolean;
+  /** Mixed precision: each block at its planned bit width (raw blocks copied). */
+  plan?: Plan;
 }
 
 export function isRunOptions(v: unknown): v is QuantizeRunOptions {
@@ -92,14 +96,17 @@ export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: 
   }
   const run = readRunConfig(configReader, { method, ...choice.overrides });
   const format = choice.format ?? run.format;
-  const outPath = defaultOutputPath(input, run.settings, format, isIndexPath(input));
+  const plan = options?.plan;
+  const settingsFor = plan ? settingsFromPlan(plan.blocks, run.settings) : undefined;
+  const tag = plan ? `${method}-ewq${run.settings.groupSize > 0 ? `-g${run.settings.groupSize}` : ''}` : undefined;
+  const outPath = defaultOutputPath(input, run.settings, format, isIndexPath(input), tag);
   let force = options?.force ?? false;
   if (!options && (await exists(outPath))) {
     const answer = await vscode.window.showWarningMessage(`${path.basename(outPath)} already exists. Replace it?`, { modal: true }, 'Replace');
     if (answer !== 'Replace') return undefined;
     force = true;
   }
-  const what = describeSettings(run.settings, format);
+  const what = plan ? `EWQ plan (${plan.blocks.map((b) => b.precision).join(' ')}), ${format}` : describeSettings(run.settings, format);
   logLine(`quantize ${input} -> ${outPath}: ${what}; settings ${JSON.stringify(run.settings)}; include ${run.include ?? '(default)'}; exclude ${run.exclude ?? '(none)'}`);
   const started = Date.now();
   try {
@@ -117,6 +124,8 @@ export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: 
           include: run.include,
           exclude: run.exclude,
           force,
+          settingsFor,
+          tag,
           threads: Math.max(1, os.availableParallelism()),
           workerScript: vscode.Uri.joinPath(deps.context.extensionUri, 'dist', 'worker.js').fsPath,
           signal: abort.signal,

@@ -18,9 +18,28 @@ export interface PanelSettings {
   problems: string[];
 }
 
+/** An EWQ / FastEWQ plan as the panel draws it. */
+export interface PlanView {
+  source: 'ewq' | 'fastewq';
+  variant: string;
+  mu: number | null;
+  sigma: number | null;
+  threshold: number | null;
+  blocks: { index: number; execIndex: number; params: number; entropy: number | null; precision: string; bytes: number }[];
+  rawBytes: number;
+  totalBytes: number;
+  fits: boolean;
+  budget: number | null;
+  format: string;
+  /** Blocks where FastEWQ's decision differs from the full analysis (full plans only). */
+  disagreements: number[];
+}
+
 // ---- host -> webview ----------------------------------------------------------------------------
 export type HostMessage =
   | { type: 'init'; file: string; summary: InspectSummary; settings: PanelSettings }
+  | { type: 'plan'; plan: PlanView }
+  | { type: 'planStatus'; text: string; running: boolean }
   | { type: 'settings'; settings: PanelSettings }
   | { type: 'response'; id: number; ok: true; result: unknown; bytes?: ArrayBuffer }
   | { type: 'response'; id: number; ok: false; error: string };
@@ -32,10 +51,10 @@ export type WebviewRequest =
 
 export type WebviewMessage =
   | { type: 'ready' }
-  | { type: 'command'; command: 'quantizeDareq' | 'quantizeRtn' | 'openSettings' }
+  | { type: 'command'; command: (typeof PANEL_COMMANDS)[number] }
   | WebviewRequest;
 
-export const PANEL_COMMANDS = ['quantizeDareq', 'quantizeRtn', 'openSettings'] as const;
+export const PANEL_COMMANDS = ['quantizeDareq', 'quantizeRtn', 'openSettings', 'planEwq', 'quantizeWithPlan'] as const;
 
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;

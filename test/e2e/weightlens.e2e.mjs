@@ -102,9 +102,9 @@ await step('the explorer context menu shows the Weightlens entries on .safetenso
   await until('Weightlens entries on a .safetensors file', async () => {
     await contextMenu('stories260K.safetensors');
     const n = await page.getByRole('menuitem', { name: /Weightlens/ }).count();
-    return n === 3 ? n : undefined;
+    return n === 4 ? n : undefined;
   });
-  for (const title of ['Weightlens: Quantize (DARE-Q)…', 'Weightlens: Quantize with round-to-nearest', 'Weightlens: Open Inspector']) {
+  for (const title of ['Weightlens: Quantize (DARE-Q)…', 'Weightlens: Quantize with round-to-nearest', 'Weightlens: Open Inspector', 'Weightlens: Plan Mixed Precision (EWQ)…']) {
     assert.equal(await page.getByRole('menuitem', { name: title }).count(), 1, title);
   }
   await page.screenshot({ path: path.join(outDir, 'context-menu.png') });
@@ -159,6 +159,39 @@ await step('opening a model shows the inspector from its header, searchable', as
   await until('the filter to apply', async () => (await frame.locator('#match-count').innerText()) === '5 of 47 tensors match');
   assert.equal(await frame.locator('tr[data-tensor$="q_proj.weight"]').count(), 5);
   await page.screenshot({ path: path.join(outDir, 'inspector.png') });
+});
+
+await step('the panel shows the FastEWQ plan, replaced by the full EWQ analysis: entropies, mu, T, precisions', async () => {
+  const frame = await webviewFrame('#plan');
+  await until('the full EWQ plan', async () => (await frame.locator('#plan').getAttribute('data-plan-source')) === 'ewq', 60000);
+  const blocks = JSON.parse(await frame.locator('#plan-chart').getAttribute('data-blocks'));
+  assert.equal(blocks.length, 5);
+  for (const b of blocks) {
+    assert.ok(b.entropy > 4.5 && b.entropy < 4.61, `block ${b.index} entropy ${b.entropy}`);
+    assert.ok(['raw', 'int8', 'int4'].includes(b.precision));
+  }
+  assert.match(await frame.locator('#plan-stats').innerText(), /μ = 4\.58\d+ · σ = .* · T = 4\.58/);
+  assert.match(await frame.locator('#plan-summary').innerText(), /EWQ \(full entropy analysis\) · variant 8-4 · .* → .* as compressed-tensors/);
+  await frame.locator('#plan').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: path.join(outDir, 'inspector-ewq-plan.png') });
+});
+
+await step('Plan Mixed Precision with a budget, then "Quantize with this plan" writes the mixed-precision model', async () => {
+  await runFromContextMenu('stories260K.safetensors', 'Weightlens: Plan Mixed Precision (EWQ)…');
+  await page.keyboard.type('0.0006');
+  await page.keyboard.press('Enter');
+  const done = toast('EWQ plan —');
+  await done.waitFor({ timeout: 60000 });
+  assert.match(await done.innerText(), /fits 600\.0 KB/);
+  const frame = await webviewFrame('#plan');
+  await until('the budgeted plan in the panel', async () => /fits the 600\.0 KB budget/.test(await frame.locator('#plan-summary').innerText()));
+  await done.hover();
+  await done.getByRole('button', { name: 'Quantize with this plan' }).click();
+  await toast('wrote stories260K.dareq-ewq-g128.safetensors').waitFor({ timeout: 60000 });
+  const report = JSON.parse(fs.readFileSync(path.join(ws, 'stories260K.dareq-ewq-g128.report.json'), 'utf8'));
+  const bits = new Set(report.tensors.map((t) => t.bits));
+  assert.ok(bits.size >= 1 && [...bits].every((b) => b === 8 || b === 4), `planned bit widths ${[...bits]}`);
+  assert.ok(report.tensors.length < 35, 'the raw block stays unquantized');
 });
 
 await step('changing a setting updates the open inspector at once', async () => {

@@ -9,7 +9,8 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import type { InspectSummary } from '../../src/core/inspect';
-import type { HostMessage, PanelSettings, WebviewMessage } from '../../src/shared/protocol';
+import type { HostMessage, PanelSettings, PlanView, WebviewMessage } from '../../src/shared/protocol';
+import { renderPlan } from './plan-chart';
 
 declare function acquireVsCodeApi(): { postMessage(m: WebviewMessage): void; getState(): unknown; setState(s: unknown): void };
 const vscode = acquireVsCodeApi();
@@ -56,6 +57,34 @@ let summary: InspectSummary | undefined;
 let file = '';
 let settings: PanelSettings | undefined;
 let query = '';
+let plan: PlanView | undefined;
+let planStatus = { text: '', running: false };
+
+function planSection(): HTMLElement {
+  const sec = el('section', { class: 'plan', id: 'plan', 'aria-label': 'Mixed precision plan (EWQ)' });
+  sec.append(
+    el('h2', {}, 'Mixed precision (EWQ)'),
+    el('p', { id: 'plan-summary' }, plan ? '' : 'No plan yet.'),
+    el('p', { id: 'plan-stats', class: 'muted' }),
+    el('p', { id: 'plan-status', class: 'muted', 'aria-live': 'polite' }, planStatus.text),
+    el('div', { class: 'chart-box' }, el('canvas', { id: 'plan-chart', role: 'img', 'aria-label': 'Block entropies coloured by planned precision' })),
+    el('div', { id: 'plan-legend', class: 'legend' }),
+    el(
+      'div',
+      { class: 'actions' },
+      custom('vscode-button', { secondary: true, 'data-command': 'planEwq' }, 'Plan with a budget…'),
+      custom('vscode-button', { 'data-command': 'quantizeWithPlan', id: 'quantize-plan' }, 'Quantize with this plan'),
+    ),
+  );
+  return sec;
+}
+
+function showPlan(): void {
+  const sec = document.getElementById('plan');
+  if (!sec) return;
+  (sec.querySelector('#plan-status') as HTMLElement).textContent = planStatus.text;
+  if (plan) renderPlan(sec, plan);
+}
 
 function groups(s: InspectSummary): { heading: string; description: string; tensors: Tensor[]; key: string }[] {
   const byName = new Map(s.tensors.map((t) => [t.name, t]));
@@ -152,8 +181,10 @@ function render(): void {
     vscode.setState({ query });
     renderGroups();
   });
-  app.append(el('div', { class: 'search' }, search, el('span', { id: 'match-count', 'aria-live': 'polite' })), el('div', { id: 'groups' }));
+  app.append(planSection());
+  app.append(el('h2', {}, 'Tensors'), el('div', { class: 'search' }, search, el('span', { id: 'match-count', 'aria-live': 'polite' })), el('div', { id: 'groups' }));
   renderGroups();
+  showPlan();
 }
 
 function renderGroups(): void {
@@ -183,7 +214,9 @@ function renderGroups(): void {
 document.addEventListener('click', (e) => {
   const target = (e.target as HTMLElement).closest('[data-command]');
   const command = target?.getAttribute('data-command');
-  if (command === 'quantizeDareq' || command === 'quantizeRtn' || command === 'openSettings') vscode.postMessage({ type: 'command', command });
+  if (command === 'quantizeDareq' || command === 'quantizeRtn' || command === 'openSettings' || command === 'planEwq' || command === 'quantizeWithPlan') {
+    vscode.postMessage({ type: 'command', command });
+  }
 });
 
 window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
@@ -193,6 +226,12 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
     file = m.file;
     settings = m.settings;
     render();
+  } else if (m.type === 'plan') {
+    plan = m.plan;
+    showPlan();
+  } else if (m.type === 'planStatus') {
+    planStatus = { text: m.text, running: m.running };
+    showPlan();
   } else if (m.type === 'settings') {
     settings = m.settings;
     const old = document.querySelector('section.settings');

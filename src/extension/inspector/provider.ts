@@ -9,9 +9,12 @@ import { oneLine } from '../../core/errors';
 import { inspectModel } from '../../core/inspect';
 import { readRows } from '../../core/model';
 import { openModel, type OpenModel } from '../../node/open-model';
+import type { FastEwqModel } from '../../core/ewq/fast';
 import { MAX_READ_BYTES, parseWebviewMessage, type HostMessage, type PanelSettings, type WebviewRequest } from '../../shared/protocol';
+import type { EwqConfig, RunConfig } from '../config';
 import { logLine, showError } from '../log';
 import { inspectorHtml, makeNonce } from './html';
+import { DocumentPlans } from './plans';
 
 export const INSPECTOR_VIEW_TYPE = 'weightlens.inspector';
 
@@ -26,14 +29,27 @@ class InspectorDocument implements vscode.CustomDocument {
   }
 }
 
+export interface InspectorConfig {
+  panel: () => PanelSettings;
+  run: () => RunConfig;
+  ewq: () => EwqConfig;
+  fastModel: () => FastEwqModel | undefined;
+}
+
 export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<InspectorDocument> {
-  private readonly panels = new Set<{ panel: vscode.WebviewPanel; doc: InspectorDocument }>();
+  private readonly panels = new Set<{ panel: vscode.WebviewPanel; doc: InspectorDocument; plans: DocumentPlans }>();
   private active: InspectorDocument | undefined;
 
   constructor(
     private readonly context: vscode.ExtensionContext,
-    private readonly settings: () => PanelSettings,
+    private readonly config: InspectorConfig,
   ) {}
+
+  /** The EWQ plans of an open inspector of `uri`, if one is open. */
+  plansFor(uri: vscode.Uri): DocumentPlans | undefined {
+    for (const e of this.panels) if (e.doc.uri.toString() === uri.toString()) return e.plans;
+    return undefined;
+  }
 
   /** The model of the inspector the user looked at last (for palette commands). */
   get activeUri(): vscode.Uri | undefined {
@@ -69,14 +85,16 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
       codicons: webview.asWebviewUri(vscode.Uri.joinPath(dist, 'codicon.css')).toString(),
       title: path.basename(doc.uri.fsPath),
     });
-    const entry = { panel, doc };
+    const post = (m: HostMessage) => webview.postMessage(m);
+    const plans = new DocumentPlans(doc.opened, this.config.fastModel(), (m) => void post(m));
+    const entry = { panel, doc, plans };
     this.panels.add(entry);
     this.active = doc;
-    const post = (m: HostMessage) => webview.postMessage(m);
     panel.onDidChangeViewState(() => {
       if (panel.active) this.active = doc;
     });
     panel.onDidDispose(() => {
+      plans.dispose();
       this.panels.delete(entry);
       if (this.active === doc) this.active = undefined;
     });
@@ -87,7 +105,8 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
         return;
       }
       if (msg.type === 'ready') {
-        await post({ type: 'init', file: doc.uri.fsPath, summary: inspectModel(doc.opened.model), settings: this.settings() });
+        await post({ type: 'init', file: doc.uri.fsPath, summary: inspectModel(doc.opened.model), settings: this.config.panel() });
+        await plans.refresh(this.config.ewq(), this.config.run()).catch((e) => logLine(`FastEWQ: ${oneLine(e)}`));
       } else if (msg.type === 'command') {
         const id = msg.command === 'openSettings' ? 'workbench.action.openSettings' : `weightlens.${msg.command}`;
         await vscode.commands.executeCommand(id, msg.command === 'openSettings' ? '@ext:weightlens.weightlens' : doc.uri);
@@ -99,8 +118,11 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
 
   /** Pushes changed settings to every open inspector at once. */
   settingsChanged(): void {
-    const settings = this.settings();
-    for (const { panel } of this.panels) void panel.webview.postMessage({ type: 'settings', settings } satisfies HostMessage);
+    const settings = this.config.panel();
+    for (const { panel, plans } of this.panels) {
+      void panel.webview.postMessage({ type: 'settings', settings } satisfies HostMessage);
+      void plans.refresh(this.config.ewq(), this.config.run()).catch((e) => logLine(`EWQ: ${oneLine(e)}`));
+    }
   }
 
   private async answer(doc: InspectorDocument, req: WebviewRequest, post: (m: HostMessage) => Thenable<boolean>): Promise<void> {

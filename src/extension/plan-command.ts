@@ -1,0 +1,78 @@
+/**
+ * "Weightlens: Plan Mixed Precision (EWQ)…": ask for a budget (default weightlens.ewq.memoryBudgetGB,
+ * empty = none), run the full entropy analysis with cancellable progress, show the plan in the
+ * model's inspector, and offer to quantize with it.
+ */
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { oneLine } from '../core/errors';
+import { readEwqConfig, readRunConfig } from './config';
+import type { InspectorProvider } from './inspector/provider';
+import { logLine, showError } from './log';
+import { configReader, resolveModel, type QuantizeDeps } from './quantize-command';
+import { formatSize } from './stats-document';
+
+export function parseBudgetGB(text: string): number | undefined | 'invalid' {
+  const t = text.trim();
+  if (t === '') return undefined;
+  const n = Number(t.replace(/\s*GB$/i, ''));
+  return Number.isFinite(n) && n > 0 ? n : 'invalid';
+}
+
+export async function planCommand(inspector: InspectorProvider, _deps: QuantizeDeps, arg?: unknown): Promise<unknown> {
+  const uri = await resolveModel(arg, inspector.activeUri, 'Plan Mixed Precision (EWQ)');
+  if (!uri) return undefined;
+  const ewq = readEwqConfig(configReader);
+  const answer = await vscode.window.showInputBox({
+    title: `Weightlens: EWQ plan for ${path.basename(uri.fsPath)}`,
+    prompt: 'Memory budget in GB (10^9 bytes); leave empty for no budget',
+    value: ewq.budgetGB === undefined ? '' : String(ewq.budgetGB),
+    validateInput: (t) => (parseBudgetGB(t) === 'invalid' ? 'A positive number of GB, e.g. 3.5, or empty for no budget' : undefined),
+  });
+  if (answer === undefined) return undefined;
+  const budgetGB = parseBudgetGB(answer) as number | undefined;
+  await vscode.commands.executeCommand('vscode.openWith', uri, 'weightlens.inspector');
+  let plans = inspector.plansFor(uri);
+  for (let i = 0; !plans && i < 100; i++) {
+    await new Promise((r) => setTimeout(r, 100));
+    plans = inspector.plansFor(uri);
+  }
+  if (!plans) {
+    await showError(`${uri.fsPath}: the inspector did not open`);
+    return undefined;
+  }
+  const docPlans = plans;
+  try {
+    const plan = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Weightlens: EWQ analysis of ${path.basename(uri.fsPath)}`, cancellable: true },
+      async (progress, token) => {
+        const abort = new AbortController();
+        token.onCancellationRequested(() => abort.abort());
+        let reported = 0;
+        return docPlans.analyze(ewq, readRunConfig(configReader), budgetGB === undefined ? undefined : budgetGB * 1e9, (f) => {
+          const pct = Math.floor(f * 100);
+          if (pct > reported) progress.report({ increment: pct - reported, message: `${pct}%` });
+          reported = pct;
+        }, abort.signal);
+      },
+    );
+    if (!plan) {
+      void vscode.window.showInformationMessage('Weightlens: EWQ analysis cancelled.');
+      return undefined;
+    }
+    const counts = plan.blocks.reduce<Record<string, number>>((a, b) => ((a[b.precision] = (a[b.precision] ?? 0) + 1), a), {});
+    const summary = `${Object.entries(counts).map(([p, n]) => `${n} ${p}`).join(', ')}; ${formatSize(plan.rawBytes)} → ${formatSize(plan.totalBytes)}${plan.budget !== null ? (plan.fits ? ` (fits ${formatSize(plan.budget)})` : ` — no plan fits ${formatSize(plan.budget)}`) : ''}`;
+    logLine(`EWQ plan for ${uri.fsPath}: ${summary}`);
+    if (!plan.fits) {
+      void vscode.window.showWarningMessage(`Weightlens: no plan fits the budget: even with every block ternary the model needs ${formatSize(plan.totalBytes)}.`);
+      return plan;
+    }
+    void vscode.window.showInformationMessage(`Weightlens: EWQ plan — ${summary}.`, 'Quantize with this plan').then((b) => {
+      if (b) void vscode.commands.executeCommand('weightlens.quantizeWithPlan', uri);
+    });
+    return plan;
+  } catch (e) {
+    await showError(oneLine(e));
+    return undefined;
+  }
+}
