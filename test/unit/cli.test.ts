@@ -120,3 +120,57 @@ test('bad input: exit 1, one line naming the file (and tensor), nothing written'
   assertOneLineError(cli('quantize', nan), /nan\.safetensors: tensor "model\.layers\.0\.mlp\.up_proj\.weight": contains NaN or Inf in row 2/);
   assert.deepEqual((await fsp.readdir(dir)).sort(), ['broken.safetensors', 'nan.safetensors']);
 });
+
+test('plan --json prints the contract object; --out writes a plan that quantize --plan applies', async () => {
+  const dir = await tempDir();
+  const model = path.join(dir, 'model.safetensors');
+  await fsp.copyFile(SAMPLE, model);
+  const r = cli('plan', model, '--json', '--out', path.join(dir, 'plan.json'));
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  for (const k of ['mu', 'sigma', 'threshold', 'blocks', 'totalBytes', 'fits']) assert.ok(k in j, k);
+  assert.equal(j.blocks.length, 5);
+  for (const b of j.blocks) for (const k of ['index', 'execIndex', 'params', 'entropy', 'precision', 'bytes']) assert.ok(k in b, k);
+  assert.equal(j.fits, true);
+  assert.ok(j.threshold < j.mu);
+  const q = cli('quantize', model, '--plan', path.join(dir, 'plan.json'), '--format', 'compressed-tensors', '--threads', '1');
+  assert.equal(q.code, 0, q.stderr);
+  const out = path.join(dir, 'model.dareq-ewq-g128-ct');
+  const qc = JSON.parse(await fsp.readFile(path.join(out, 'config.json'), 'utf8')).quantization_config;
+  const used = [...new Set(j.blocks.filter((b: { precision: string }) => b.precision !== 'raw').map((b: { precision: string }) => b.precision))];
+  assert.equal(Object.keys(qc.config_groups).length, used.length, 'one config group per bit width');
+  const report = JSON.parse(await fsp.readFile(path.join(dir, 'model.dareq-ewq-g128-ct.report.json'), 'utf8'));
+  assert.equal(report.settings.plan, path.join(dir, 'plan.json'));
+});
+
+test('plan: a budget nothing fits exits 1 and says so; --fast plans from the header; bad flags', async () => {
+  const r = cli('plan', SAMPLE, '--budget', '10KB');
+  assert.equal(r.code, 1);
+  assert.match(r.stdout, /no plan fits, even with every block ternary/);
+  const f = cli('plan', SAMPLE, '--fast', '--json');
+  assert.equal(f.code, 0, f.stderr);
+  const j = JSON.parse(f.stdout);
+  assert.equal(j.source, 'fastewq');
+  assert.equal(j.mu, null);
+  assert.equal(j.blocks.length, 5);
+  assertOneLineError(cli('plan', SAMPLE, '--budget', 'lots'), /--budget must be a size like 3\.5GB/);
+  assertOneLineError(cli('plan', SAMPLE, '--variant', '2-1'), /--variant must be one of 8-4, 4-3/);
+  assertOneLineError(cli('plan', SAMPLE, '--fast', '--analyze-csv', 'x.csv'), /--analyze-csv needs the full EWQ analysis/);
+});
+
+test('fastewq train reports held-out accuracy only when it measured one; analyze-csv appends rows', async () => {
+  const dir = await tempDir();
+  const csv = path.join(dir, 'data.csv');
+  assert.equal(cli('plan', SAMPLE, '--analyze-csv', csv, '--name', 'stories').code, 0);
+  assert.equal(cli('plan', SAMPLE, '--analyze-csv', csv, '--name', 'stories-again').code, 0);
+  const lines = (await fsp.readFile(csv, 'utf8')).trim().split('\n');
+  assert.equal(lines[0], 'model_name,num_blocks,exec_index,num_parameters,quantization_type,quantized');
+  assert.equal(lines.length, 11);
+  const t = cli('fastewq', 'train', csv, '--out', path.join(dir, 'm.json'));
+  assert.equal(t.code, 0, t.stderr);
+  assert.match(t.stdout, /no held-out rows given .* so no accuracy is claimed/);
+  const m = JSON.parse(await fsp.readFile(path.join(dir, 'm.json'), 'utf8'));
+  assert.equal(m.evaluation.accuracy, null);
+  const e = cli('fastewq', 'evaluate', csv, '--model', path.join(dir, 'm.json'));
+  assert.match(e.stdout, /accuracy of the quantize\/keep decision on 10 rows: \d+\.\d%/);
+});
