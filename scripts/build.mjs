@@ -18,11 +18,14 @@ const node = {
   logLevel: 'warning',
   absWorkingDir: root,
   define: { WEIGHTLENS_VERSION: JSON.stringify(pkg.version) },
+  loader: { '.wgsl': 'text' },
+  // Dawn for Node is a native module: loaded from node_modules at run time, never bundled.
+  external: ['webgpu'],
 };
 
 rmSync(path.join(root, 'out'), { recursive: true, force: true });
 rmSync(path.join(root, 'dist'), { recursive: true, force: true });
-const suites = ['unit'];
+const suites = ['unit', 'gpu'];
 const testEntries = suites.flatMap((s) => {
   const dir = path.join(root, 'test', s);
   return readdirSync(dir).filter((f) => f.endsWith('.test.ts')).map((f) => path.join(dir, f));
@@ -35,7 +38,7 @@ for (const f of ['codicon.css', 'codicon.ttf']) {
 
 await Promise.all([
   build({ ...node, entryPoints: { cli: 'src/cli/index.ts', worker: 'src/node/worker.ts', generate: 'scripts/generate.ts', bench: 'scripts/bench.ts' }, outdir: 'dist' }),
-  build({ ...node, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist', external: ['vscode'] }),
+  build({ ...node, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist', external: ['vscode', 'webgpu'] }),
   build({
     bundle: true,
     platform: 'browser',
@@ -45,8 +48,9 @@ await Promise.all([
     minify: production,
     logLevel: 'warning',
     absWorkingDir: root,
+    loader: { '.wgsl': 'text' },
     entryPoints: { inspector: 'webview/inspector/main.ts' },
     outdir: 'dist/webview',
   }),
-  build({ ...node, entryPoints: testEntries, outdir: 'out/test', outbase: 'test', packages: 'external', external: ['vscode'] }),
+  build({ ...node, entryPoints: testEntries, outdir: 'out/test', outbase: 'test', packages: 'external', external: ['vscode', 'webgpu'] }),
 ]);

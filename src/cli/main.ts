@@ -12,6 +12,7 @@ import { inspectModel } from '../core/inspect';
 import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
 import { METHODS, PRESET_NAMES, resolveSettings, type Method, type Preset, type SettingsInput } from '../core/quant/settings';
 import { removeLiveTempsSync } from '../node/atomic-output';
+import { openNodeGpu } from '../compute/webgpu/node-device';
 import { openModel } from '../node/open-model';
 import { quantize, type QuantizeProgress } from '../node/quantize';
 import { parsePlanFile, settingsFromPlan } from '../core/ewq/apply';
@@ -181,9 +182,12 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
   const settings = resolveSettings(input_);
   const format = oneOf<OutputFormat>('format', v.format, OUTPUT_FORMATS) ?? 'fake';
   const backend = oneOf('backend', v.backend, ['auto', 'cpu', 'webgpu'] as const) ?? 'auto';
-  if (backend === 'webgpu') {
-    throw new UsageError('--backend webgpu: this build has no WebGPU compute yet; use --backend cpu (or auto)');
+  const gpu = backend === 'cpu' || settings.method === 'rtn' ? undefined : await openNodeGpu().catch(() => undefined);
+  if (backend === 'webgpu' && !gpu) {
+    throw new UsageError('--backend webgpu: no WebGPU adapter found (install a GPU driver with Vulkan, or see DEVELOPERS.md for SwiftShader); use --backend cpu');
   }
+  // `auto` takes a real GPU only: a software adapter (SwiftShader) is slower than the CPU path.
+  const searchBackend = gpu && (backend === 'webgpu' || !gpu.isFallback) ? gpu.search : undefined;
   const threads = num('threads', v.threads, true) ?? os.availableParallelism();
   if (threads < 1 || threads > 256) throw new UsageError(`--threads must be from 1 to 256 (got ${threads})`);
 
@@ -208,11 +212,14 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
     signal,
     onProgress: progress.update,
     settingsFor,
+    searchBackend,
     plan: v.plan ? path.resolve(v.plan) : undefined,
     tag: v.plan ? `${settings.method}-ewq${settings.groupSize > 0 ? `-g${settings.groupSize}` : ''}` : undefined,
     version: VERSION,
   });
   progress.done();
+  searchBackend?.dispose();
+  gpu?.device.destroy();
   const r = result.report;
   const sq = r.tensors.map((t) => t.sqnrDb).filter((x): x is number => x !== null);
   const meanSqnr = sq.length ? sq.reduce((a, b) => a + b, 0) / sq.length : NaN;
@@ -220,7 +227,7 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
     [
       `wrote ${result.outputPath}${result.outputIsFolder ? '/' : ''} (${formatBytes(r.summary.outputBytes)})`,
       `report ${result.reportPath}`,
-      `${r.summary.tensorsQuantized} tensors quantized (${settings.method} ${settings.bits}-bit, group ${settings.groupSize || 'per-channel'}${settings.method === 'dareq' ? `, preset ${settings.preset}` : ''}), ${r.summary.tensorsCopied} copied; mean SQNR ${Number.isNaN(meanSqnr) ? 'n/a' : meanSqnr.toFixed(2) + ' dB'}; ${r.summary.seconds.toFixed(2)} s, ${formatCount(Math.round(r.summary.weightsPerSecond))} weights/s`,
+      `${r.summary.tensorsQuantized} tensors quantized (${settings.method} ${settings.bits}-bit, group ${settings.groupSize || 'per-channel'}${settings.method === 'dareq' ? `, preset ${settings.preset}` : ''}; ${searchBackend ? `scale search on WebGPU: ${searchBackend.description}` : 'CPU'}), ${r.summary.tensorsCopied} copied; mean SQNR ${Number.isNaN(meanSqnr) ? 'n/a' : meanSqnr.toFixed(2) + ' dB'}; ${r.summary.seconds.toFixed(2)} s, ${formatCount(Math.round(r.summary.weightsPerSecond))} weights/s`,
     ].join('\n') + '\n',
   );
   return 0;

@@ -11,7 +11,7 @@ import { CancelledError, WeightlensError } from '../core/errors';
 import { configWithQuantization } from '../core/formats/compressed-tensors';
 import { readRows, readTensor, type ModelTensor } from '../core/model';
 import { planOutput, type OutputFormat, type OutputPlan, type OutputTensor } from '../core/plan';
-import type { QuantJob } from '../core/quant/job';
+import { transpose, type QuantJob } from '../core/quant/job';
 import type { QuantSettings } from '../core/quant/settings';
 import { emptyStats, finishStats, mergeStats, type TensorErrorStats } from '../core/quant/stats';
 import { layoutFile } from '../core/safetensors/layout';
@@ -20,6 +20,8 @@ import { AtomicOutput, writeFileAtomic } from './atomic-output';
 import { defaultOutputPath, defaultReportPath, outputIsFolder, SIDECAR_RE } from './output-paths';
 import { openModel, type OpenModel } from './open-model';
 import { JobPool } from './pool';
+import { DECIDE_ON_CPU, type ScaleSearchBackend } from '../compute/backend';
+import { decodeFloats } from '../core/dtypes';
 
 /** Rows per job are chosen so one job holds about this many weights (bounded memory per job). */
 export const CHUNK_WEIGHTS = 1 << 22;
@@ -54,6 +56,8 @@ export interface QuantizeRequest {
   plan?: string;
   /** Output-name tag, when the default name should not come from the settings (e.g. a plan). */
   tag?: string;
+  /** Runs DARE-Q's scale search (the WebGPU backend); the CPU does everything else, and decides near-ties. */
+  searchBackend?: ScaleSearchBackend;
   version: string;
 }
 
@@ -241,7 +245,8 @@ function buildReport(
       format: req.format,
       include: req.include ?? null,
       exclude: req.exclude ?? null,
-      backend: 'cpu',
+      backend: req.searchBackend ? req.searchBackend.name : 'cpu',
+      ...(req.searchBackend ? { adapter: req.searchBackend.description, gpuGroups: writer.gpuGroups, nearTiesDecidedOnCpu: writer.gpuTies } : {}),
       threads: writer.threads,
       plan: req.plan ?? null,
     },
@@ -261,6 +266,8 @@ function buildReport(
 /** Streams the planned tensors of each output file, in order, through the pool. */
 class RunWriter {
   readonly tensorReports: TensorReport[] = [];
+  gpuGroups = 0;
+  gpuTies = 0;
   private doneBytes = 0;
   /** Scales of the last packed tensor, written as its `weight_scale` right after it. */
   private lastScales: { of: string; scales: Float64Array; dtype: QuantizableFloat } | undefined;
@@ -370,7 +377,7 @@ class RunWriter {
       // Logical rows are stored rows, except for a transposed tensor (its rows are stored columns)
       // and a 1-D one (a single row): those are read whole.
       const raw = view.transposed || t.shape.length < 2 ? await readTensor(file, t) : await readRows(file, t, r0, rows);
-      const job: QuantJob = {
+      let job: QuantJob = {
         file: file.name,
         tensor: t.name,
         dtype,
@@ -383,6 +390,19 @@ class RunWriter {
         output,
       };
       const bytes = raw.byteLength;
+      const search = this.req.searchBackend;
+      if (search && settings.method === 'dareq' && dtype !== 'F64') {
+        // The GPU ranks the candidates; the job then computes scales, codes and statistics from
+        // its choices exactly as the CPU would (and searches the near-ties itself).
+        let values = decodeFloats(dtype, raw) as Float32Array;
+        if (view.transposed) values = transpose(values, view.cols, view.rows);
+        const choices = await search.search(values, rows, view.cols, settings);
+        if (choices) {
+          this.gpuGroups += choices.length;
+          for (const c of choices) if (c === DECIDE_ON_CPU) this.gpuTies++;
+        }
+        job = { ...job, choices };
+      }
       inflight.push(this.pool.run(job).then((r) => ({ ...r, bytes })));
     };
     try {

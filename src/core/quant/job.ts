@@ -24,6 +24,8 @@ export interface QuantJob {
   /** `fake`: dequantized values in the input dtype and layout; `packed`: compressed-tensors int32 words. */
   readonly output: 'fake' | 'packed';
   readonly channelStats?: boolean;
+  /** Candidate choices per group from the WebGPU search (see QuantizeMatrixOptions.choices). */
+  readonly choices?: Int32Array;
 }
 
 export interface QuantJobResult {
@@ -34,7 +36,8 @@ export interface QuantJobResult {
   readonly channels?: ChannelStats;
 }
 
-function transpose<T extends Float32Array | Float64Array>(src: T, rows: number, cols: number): T {
+/** [rows][cols] -> [cols][rows]. */
+export function transpose<T extends Float32Array | Float64Array>(src: T, rows: number, cols: number): T {
   const out = new (src.constructor as { new (n: number): T })(src.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = src[r * cols + c];
   return out;
@@ -55,6 +58,7 @@ export function runQuantJob(job: QuantJob): QuantJobResult {
     file: job.file,
     tensor: job.tensor,
     rowBase: job.rowBase,
+    choices: job.choices,
   });
   let data: Uint8Array;
   if (codes) data = int32Bytes(packRows(codes, rows, cols, job.settings.bits));

@@ -6,7 +6,7 @@
  */
 import { roundToDtype, type QuantizableFloat } from '../dtypes';
 import { WeightlensError } from '../errors';
-import { makeScratch, residualEntropy, roundHalfEven, searchScale, type Floats, type SearchTrace } from './search';
+import { candidateAt, candidateRange, makeScratch, residualEntropy, roundHalfEven, searchScale, type Floats, type SearchTrace } from './search';
 import { qRange, type QuantSettings } from './settings';
 import { emptyStats, type ChannelStats, type StatsAccumulator } from './stats';
 
@@ -22,6 +22,11 @@ export interface QuantizeMatrixOptions {
   readonly file?: string;
   readonly tensor: string;
   readonly rowBase?: number;
+  /**
+   * Per group, a candidate index chosen elsewhere (the WebGPU search), or a negative number to
+   * search on the CPU. The scale is computed from the index exactly as the CPU search would.
+   */
+  readonly choices?: Int32Array;
 }
 
 export interface MatrixResult {
@@ -88,7 +93,13 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
         continue;
       }
       const rtnScale = absmax / qmax;
-      const chosen = s.method === 'rtn' ? rtnScale : searchScale(values, off, n, absmax, sumW2 / n, s, scratch).scale;
+      const given = opts.choices ? opts.choices[r * groups + gi] : -1;
+      let chosen: number;
+      if (s.method === 'rtn') chosen = rtnScale;
+      else if (given >= 0) {
+        const [lo, hi] = candidateRange(absmax, s);
+        chosen = candidateAt(given, s.grid, lo, hi);
+      } else chosen = searchScale(values, off, n, absmax, sumW2 / n, s, scratch).scale;
       let sc = roundToDtype(dtype, chosen);
       if (!(sc > 0)) sc = SMALLEST[dtype];
       scales[r * groups + gi] = sc;

@@ -1,0 +1,147 @@
+/**
+ * The WebGPU runner of the DARE-Q search (shaders/dareq_search.wgsl) on any GPUDevice — Dawn in
+ * Node, navigator.gpu in the webview. Pipelines are compiled once per workgroup size and cached;
+ * buffers are pooled by size; groups beyond maxComputeWorkgroupsPerDimension go to a second
+ * dispatch dimension, and inputs beyond maxStorageBufferBindingSize are split by rows.
+ */
+import shaderSource from '../../../shaders/dareq_search.wgsl';
+import { groupsPerRow } from '../../core/quant/matrix';
+import { qRange, type QuantSettings } from '../../core/quant/settings';
+import { choicesFromGpu, type ScaleSearchBackend } from '../backend';
+
+const MAX_BINS = 4096;
+const WG = 64;
+
+class BufferPool {
+  private free = new Map<string, GPUBuffer[]>();
+  constructor(private readonly device: GPUDevice) {}
+  acquire(size: number, usage: number): GPUBuffer {
+    const rounded = Math.max(256, 2 ** Math.ceil(Math.log2(size)));
+    const key = `${rounded}:${usage}`;
+    return this.free.get(key)?.pop() ?? this.device.createBuffer({ size: rounded, usage });
+  }
+  release(b: GPUBuffer): void {
+    const key = `${b.size}:${b.usage}`;
+    let list = this.free.get(key);
+    if (!list) this.free.set(key, (list = []));
+    list.push(b);
+  }
+  destroy(): void {
+    for (const list of this.free.values()) for (const b of list) b.destroy();
+    this.free.clear();
+  }
+}
+
+export class WebGpuSearch implements ScaleSearchBackend {
+  readonly name = 'webgpu' as const;
+  private readonly pipelines = new Map<number, GPUComputePipeline>();
+  private readonly pool: BufferPool;
+  /** Groups re-decided on the CPU because their f32 losses tied (measured, reported). */
+  ties = 0;
+  groups = 0;
+  private lost: string | undefined;
+
+  /**
+   * @param dispatchLimit at most this many workgroups per dispatch dimension (defaults to the
+   *   device's maxComputeWorkgroupsPerDimension; tests lower it to exercise the 2-D split).
+   */
+  constructor(
+    private readonly device: GPUDevice,
+    readonly description: string,
+    private readonly dispatchLimit = device.limits.maxComputeWorkgroupsPerDimension,
+  ) {
+    this.pool = new BufferPool(device);
+    void device.lost.then((info) => {
+      this.lost = `the GPU device was lost (${info.reason}: ${info.message})`;
+    });
+  }
+
+  private async pipeline(): Promise<GPUComputePipeline> {
+    let p = this.pipelines.get(WG);
+    if (!p) {
+      const module = this.device.createShaderModule({ code: shaderSource, label: 'dareq_search' });
+      const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
+      if (errors.length) throw new Error(`dareq_search.wgsl does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`);
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main', constants: { WG } }, label: 'dareq_search' });
+      this.pipelines.set(WG, p);
+    }
+    return p;
+  }
+
+  async search(values: Float32Array, rows: number, cols: number, s: QuantSettings): Promise<Int32Array | undefined> {
+    if (this.lost) throw new Error(this.lost);
+    if (s.method !== 'dareq' || s.bins > MAX_BINS) return undefined;
+    const limits = this.device.limits;
+    const gpr = groupsPerRow(cols, s.groupSize);
+    const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
+    const maxRows = Math.max(1, Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / (cols * 4)));
+    const out = new Int32Array(rows * gpr);
+    for (let r0 = 0; r0 < rows; r0 += maxRows) {
+      const n = Math.min(maxRows, rows - r0);
+      const part = await this.searchRows(values.subarray(r0 * cols, (r0 + n) * cols), n, cols, g, gpr, s);
+      out.set(part, r0 * gpr);
+    }
+    return out;
+  }
+
+  private async searchRows(values: Float32Array, rows: number, cols: number, g: number, gpr: number, s: QuantSettings): Promise<Int32Array> {
+    const device = this.device;
+    const total = rows * gpr;
+    const { qmin, qmax } = qRange(s.bits, s.ternary);
+    const maxX = Math.min(this.dispatchLimit, device.limits.maxComputeWorkgroupsPerDimension);
+    const nx = Math.min(total, maxX);
+    const ny = Math.ceil(total / nx);
+    const params = new ArrayBuffer(80);
+    const u = new Uint32Array(params);
+    const f = new Float32Array(params);
+    u.set([rows, cols, g, gpr, s.grid, s.bins, 0, nx]);
+    f.set([qmin, qmax, s.lambdaWeight, s.lambdaEntropy, s.clipAlphaMin], 8);
+    u[13] = (s.range === 'clip' ? 1 : 0) | (s.rounding === 'half-even' ? 2 : 0) | (s.histogram === 'density' ? 4 : 0) | (s.normalize ? 8 : 0);
+    u[14] = total;
+    const uniform = this.pool.acquire(80, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    const input = this.pool.acquire(values.byteLength, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
+    const outBytes = total * 16;
+    const output = this.pool.acquire(outBytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
+    const readback = this.pool.acquire(outBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    try {
+      device.queue.writeBuffer(uniform, 0, params);
+      device.queue.writeBuffer(input, 0, values.buffer, values.byteOffset, values.byteLength);
+      const pipeline = await this.pipeline();
+      const bind = device.createBindGroup({
+        layout: pipeline.getBindGroupLayout(0),
+        entries: [
+          { binding: 0, resource: { buffer: uniform, size: 80 } },
+          { binding: 1, resource: { buffer: input, size: values.byteLength } },
+          { binding: 2, resource: { buffer: output, size: outBytes } },
+        ],
+      });
+      device.pushErrorScope('out-of-memory');
+      device.pushErrorScope('validation');
+      const enc = device.createCommandEncoder();
+      const pass = enc.beginComputePass();
+      pass.setPipeline(pipeline);
+      pass.setBindGroup(0, bind);
+      pass.dispatchWorkgroups(nx, ny);
+      pass.end();
+      enc.copyBufferToBuffer(output, 0, readback, 0, outBytes);
+      device.queue.submit([enc.finish()]);
+      const validation = await device.popErrorScope();
+      const oom = await device.popErrorScope();
+      if (validation) throw new Error(`WebGPU validation error: ${validation.message}`);
+      if (oom) throw new Error(`the GPU ran out of memory (${oom.message})`);
+      await readback.mapAsync(GPUMapMode.READ, 0, outBytes);
+      const result = new Float32Array(readback.getMappedRange(0, outBytes).slice(0));
+      readback.unmap();
+      const { choices, ties } = choicesFromGpu(result, total);
+      this.ties += ties;
+      this.groups += total;
+      return choices;
+    } finally {
+      for (const b of [uniform, input, output, readback]) this.pool.release(b);
+    }
+  }
+
+  dispose(): void {
+    this.pool.destroy();
+  }
+}
