@@ -3,7 +3,29 @@
  * on SwiftShader, a CPU Vulkan (VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json; see
  * DEVELOPERS.md) — slow, for correctness only: `auto` never picks such a fallback adapter.
  */
+import { existsSync, readdirSync } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
 import { WebGpuSearch } from './search';
+
+/**
+ * On Linux Dawn needs a Vulkan driver; without one it prints warnings straight to stderr (from
+ * native code) before failing. Looking for a driver manifest first keeps a machine without a GPU
+ * quiet, and fast: the CLI then simply runs on the CPU.
+ */
+export function hasVulkanDriver(env: NodeJS.ProcessEnv = process.env): boolean {
+  if (process.platform !== 'linux') return true;
+  if (env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES || env.VK_ADD_DRIVER_FILES) return true;
+  const dataDirs = (env.XDG_DATA_DIRS || '/usr/local/share:/usr/share').split(':');
+  const dirs = ['/etc/vulkan/icd.d', ...dataDirs.map((d) => path.join(d, 'vulkan', 'icd.d')), path.join(env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share'), 'vulkan', 'icd.d')];
+  return dirs.some((d) => {
+    try {
+      return existsSync(d) && readdirSync(d).some((f) => f.endsWith('.json'));
+    } catch {
+      return false;
+    }
+  });
+}
 
 export interface NodeGpu {
   /** Dawn's instance: it must outlive the device (if it is garbage-collected, Dawn aborts). */
@@ -17,6 +39,7 @@ export interface NodeGpu {
 const keepAlive = new Set<GPU>();
 
 export async function openNodeGpu(): Promise<NodeGpu | undefined> {
+  if (!hasVulkanDriver()) return undefined;
   let mod: { create: (flags: string[]) => GPU; globals: Record<string, unknown> };
   try {
     mod = (await import('webgpu')) as unknown as typeof mod;
