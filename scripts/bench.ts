@@ -16,6 +16,8 @@ import { quantizeMatrix } from '../src/core/quant/matrix';
 import { resolveSettings, type QuantSettings, type SettingsInput } from '../src/core/quant/settings';
 import { generateModel, layersForSize, GENERATE_DEFAULTS } from '../src/node/generate-model';
 import { JobPool } from '../src/node/pool';
+import { DECIDE_ON_CPU } from '../src/compute/backend';
+import { openNodeGpu } from '../src/compute/webgpu/node-device';
 import { fillNormals, mulberry32 } from '../src/node/random';
 
 const root = path.resolve(__dirname, '..');
@@ -149,6 +151,28 @@ async function main(): Promise<void> {
       results.push({ variant: name, backend: 'cpu', threads, weightsPerSecond: n / sec });
     }
   }
+  // The WebGPU search, where an adapter exists (on a machine without a GPU: SwiftShader, a CPU
+  // Vulkan, which measures correctness costs, not GPU speed). Groups it cannot decide with
+  // certainty are searched on the CPU: that share is reported too.
+  const gpu = await openNodeGpu().catch(() => undefined);
+  let gpuInfo: Record<string, unknown> | undefined;
+  if (gpu) {
+    const s = resolveSettings({ preset: 'clip' });
+    const grows = smoke ? rows : Math.min(rows, 64);
+    const part = w.subarray(0, grows * cols);
+    const t0 = performance.now();
+    const choices = (await gpu.search.search(part, grows, cols, s))!;
+    const searchSec = (performance.now() - t0) / 1000;
+    const t1 = performance.now();
+    quantizeMatrix(Float32Array.from(part), grows, cols, { settings: s, dtype: 'F32', tensor: 'w', choices });
+    const cpuSec = (performance.now() - t1) / 1000;
+    const undecided = choices.filter((c) => c === DECIDE_ON_CPU).length;
+    rate[`dareq clip webgpu+cpu`] = (grows * cols) / (searchSec + cpuSec);
+    gpuInfo = { adapter: gpu.description, fallbackAdapter: gpu.isFallback, groups: choices.length, decidedOnCpu: undecided, searchSeconds: searchSec, cpuSeconds: cpuSec };
+    results.push({ variant: 'dareq clip', backend: 'webgpu', adapter: gpu.description, weightsPerSecond: (grows * cols) / (searchSec + cpuSec), groupsDecidedOnCpu: undecided, groups: choices.length });
+    gpu.search.dispose();
+    gpu.device.destroy();
+  }
   // The naive baseline on a slice (it is hundreds of times slower).
   const nrows = Math.max(1, Math.floor(rows / (smoke ? 8 : 32)));
   const ns = resolveSettings({ preset: 'clip' });
@@ -163,6 +187,7 @@ async function main(): Promise<void> {
     dareqClipSpeedupOverNaive: rate['dareq clip 1t'] / rate['naive algorithm 1 1t'],
     threadScaling: threads > 1 ? rate[`dareq clip ${threads}t`] / rate['dareq clip 1t'] : 1,
   };
+  if (gpuInfo) console.log(`\nWebGPU (${gpuInfo.adapter}${gpuInfo.fallbackAdapter ? ', a software fallback adapter' : ''}): ${gpuInfo.decidedOnCpu} of ${gpuInfo.groups} groups re-decided on the CPU`);
   console.log(`\nDARE-Q (clip) takes ${ratios.dareqClipOverRtnTime.toFixed(1)}x the time of RTN; it is ${ratios.dareqClipSpeedupOverNaive.toFixed(1)}x faster than the naive loop; ${threads} threads give ${ratios.threadScaling.toFixed(2)}x`);
 
   let e2e: Record<string, unknown> | undefined;
@@ -185,7 +210,7 @@ async function main(): Promise<void> {
     }
   }
   const out = values.out ?? path.join(root, 'bench-results.json');
-  await fsp.writeFile(out, JSON.stringify({ machine, date: new Date().toISOString(), matrix: { rows, cols }, results, ratios, e2e }, null, 2) + '\n');
+  await fsp.writeFile(out, JSON.stringify({ machine, date: new Date().toISOString(), matrix: { rows, cols }, results, ratios, webgpu: gpuInfo, e2e }, null, 2) + '\n');
   console.log(`\nresults: ${out}`);
 }
 
