@@ -17,6 +17,7 @@ import { openModel } from '../node/open-model';
 import { quantize, type QuantizeProgress } from '../node/quantize';
 import { parsePlanFile, settingsFromPlan } from '../core/ewq/apply';
 import { FASTEWQ_HELP, PLAN_HELP, runFastEwq, runPlan } from './plan-command';
+import { parseChoice, parseNumber } from './args';
 import { formatBytes, formatCount, pad } from './format';
 import { INSPECT_HELP, MAIN_HELP, QUANTIZE_HELP } from './usage';
 
@@ -117,21 +118,6 @@ async function runInspect(args: string[], io: Io): Promise<number> {
   }
 }
 
-function num(flag: string, v: string | undefined, integer: boolean): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n))) {
-    throw new UsageError(`--${flag} must be ${integer ? 'an integer' : 'a number'} (got "${v}")`);
-  }
-  return n;
-}
-
-function oneOf<T extends string>(flag: string, v: string | undefined, allowed: readonly T[]): T | undefined {
-  if (v === undefined) return undefined;
-  if (!allowed.includes(v as T)) throw new UsageError(`--${flag} must be one of ${allowed.join(', ')} (got "${v}")`);
-  return v as T;
-}
-
 async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promise<number> {
   const { values: v, positionals } = parseArgs({
     args,
@@ -168,27 +154,27 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
   }
   const input = onePath(positionals, 'quantize');
   const input_: SettingsInput = {
-    method: oneOf<Method>('method', v.method, METHODS),
-    preset: oneOf<Preset>('preset', v.preset, PRESET_NAMES),
-    bits: num('bits', v.bits, true),
-    groupSize: num('group-size', v['group-size'], true),
-    lambdaWeight: num('lambda-weight', v['lambda-weight'], false),
-    lambdaEntropy: num('lambda-entropy', v['lambda-entropy'], false),
+    method: parseChoice<Method>('method', v.method, METHODS),
+    preset: parseChoice<Preset>('preset', v.preset, PRESET_NAMES),
+    bits: parseNumber('bits', v.bits, { integer: true }),
+    groupSize: parseNumber('group-size', v['group-size'], { integer: true }),
+    lambdaWeight: parseNumber('lambda-weight', v['lambda-weight'], { integer: false }),
+    lambdaEntropy: parseNumber('lambda-entropy', v['lambda-entropy'], { integer: false }),
     normalize: v.normalize,
-    bins: num('bins', v.bins, true),
-    grid: num('grid', v.grid, true),
-    clipAlphaMin: num('clip-alpha-min', v['clip-alpha-min'], false),
+    bins: parseNumber('bins', v.bins, { integer: true }),
+    grid: parseNumber('grid', v.grid, { integer: true }),
+    clipAlphaMin: parseNumber('clip-alpha-min', v['clip-alpha-min'], { integer: false }),
   };
   const settings = resolveSettings(input_);
-  const format = oneOf<OutputFormat>('format', v.format, OUTPUT_FORMATS) ?? 'fake';
-  const backend = oneOf('backend', v.backend, ['auto', 'cpu', 'webgpu'] as const) ?? 'auto';
+  const format = parseChoice<OutputFormat>('format', v.format, OUTPUT_FORMATS) ?? 'fake';
+  const backend = parseChoice('backend', v.backend, ['auto', 'cpu', 'webgpu'] as const) ?? 'auto';
   const gpu = backend === 'cpu' || settings.method === 'rtn' ? undefined : await openNodeGpu().catch(() => undefined);
   if (backend === 'webgpu' && !gpu) {
     throw new UsageError('--backend webgpu: no WebGPU adapter found (install a GPU driver with Vulkan, or see DEVELOPERS.md for SwiftShader); use --backend cpu');
   }
   // `auto` takes a real GPU only: a software adapter (SwiftShader) is slower than the CPU path.
   const searchBackend = gpu && (backend === 'webgpu' || !gpu.isFallback) ? gpu.search : undefined;
-  const threads = num('threads', v.threads, true) ?? os.availableParallelism();
+  const threads = parseNumber('threads', v.threads, { integer: true }) ?? os.availableParallelism();
   if (threads < 1 || threads > 256) throw new UsageError(`--threads must be from 1 to 256 (got ${threads})`);
 
   // A plan sets each block's bit width (raw blocks are copied); the other knobs still apply.

@@ -10,6 +10,7 @@ import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
 import { writeFileAtomic } from '../node/atomic-output';
 import { planModel } from '../node/ewq';
 import { openModel } from '../node/open-model';
+import { parseNumber } from './args';
 import { formatBytes, pad } from './format';
 import type { Io } from './main';
 
@@ -61,13 +62,6 @@ export async function readFastModel(file: string): Promise<FastEwqModel> {
     throw new WeightlensError(`is not a FastEWQ classifier file (${(e as Error).message})`, file);
   }
   return m;
-}
-
-function num(flag: string, v: string | undefined, integer: boolean): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (v.trim() === '' || !Number.isFinite(n) || (integer && !Number.isInteger(n)) || n < 0) throw new WeightlensError(`--${flag} must be a non-negative ${integer ? 'integer' : 'number'} (got "${v}")`);
-  return n;
 }
 
 export function planJson(p: Plan): Record<string, unknown> {
@@ -127,10 +121,10 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
   try {
     const plan = await planModel(opened, {
       variant,
-      thresholdFactor: num('threshold-factor', v['threshold-factor'], false) ?? 1,
-      entropyEpsilon: num('entropy-epsilon', v['entropy-epsilon'], false) ?? 0.01,
+      thresholdFactor: parseNumber('threshold-factor', v['threshold-factor'], { integer: false, min: 0 }) ?? 1,
+      entropyEpsilon: parseNumber('entropy-epsilon', v['entropy-epsilon'], { integer: false, min: 0 }) ?? 0.01,
       format,
-      groupSize: num('group-size', v['group-size'], true) ?? 128,
+      groupSize: parseNumber('group-size', v['group-size'], { integer: true, min: 0 }) ?? 128,
       budget: v.budget === undefined || v.budget === '' ? undefined : parseSize('--budget', v.budget),
       fast,
       signal,
@@ -183,7 +177,7 @@ export async function runFastEwq(args: string[], io: Io): Promise<number> {
   }
   if (sub !== 'train') throw new WeightlensError(`unknown fastewq command "${sub}" (expected train or evaluate)`);
   const heldOut = v.holdout ? parseCsv(await fsp.readFile(path.resolve(v.holdout), 'utf8'), v.holdout) : [];
-  const model = buildModelFile(rows, heldOut, heldOut.length ? `held-out rows of ${path.basename(v.holdout!)}` : 'none', num('seed', v.seed, true) ?? 42);
+  const model = buildModelFile(rows, heldOut, heldOut.length ? `held-out rows of ${path.basename(v.holdout!)}` : 'none', parseNumber('seed', v.seed, { integer: true, min: 0 }) ?? 42);
   const out = path.resolve(v.out ?? 'fastewq-model.json');
   await writeFileAtomic(out, JSON.stringify(model) + '\n', true);
   io.out(

@@ -17,27 +17,22 @@ const vscode = acquireVsCodeApi();
 
 type Tensor = InspectSummary['tensors'][number];
 
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string, unknown> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+/** Builds an element: `class`, `data-*`, `aria-*`, `role`, `title` and `slot` become attributes, the rest properties. */
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, props?: Record<string, unknown>, ...children: (Node | string)[]): HTMLElementTagNameMap[K];
+function el(tag: string, props?: Record<string, unknown>, ...children: (Node | string)[]): HTMLElement;
+function el(tag: string, props: Record<string, unknown> = {}, ...children: (Node | string)[]): HTMLElement {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) {
     if (k === 'class') e.className = String(v);
-    else if (k.startsWith('data-') || k.startsWith('aria-') || k === 'role' || k === 'title') e.setAttribute(k, String(v));
+    else if (/^(data-|aria-)/.test(k) || k === 'role' || k === 'title' || k === 'slot') e.setAttribute(k, String(v));
     else (e as unknown as Record<string, unknown>)[k] = v;
   }
   e.append(...children);
   return e;
 }
 
-function custom(tag: string, props: Record<string, unknown> = {}, ...children: (Node | string)[]): HTMLElement {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) {
-    if (k === 'class') e.className = String(v);
-    else if (k.startsWith('data-') || k.startsWith('aria-') || k === 'slot' || k === 'title') e.setAttribute(k, String(v));
-    else (e as unknown as Record<string, unknown>)[k] = v;
-  }
-  e.append(...children);
-  return e;
-}
+/** Custom elements (vscode-elements) have no entry in HTMLElementTagNameMap's typing here. */
+const custom = (tag: string, props: Record<string, unknown> = {}, ...children: (Node | string)[]): HTMLElement => el(tag, props, ...children);
 
 export function formatBytes(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
