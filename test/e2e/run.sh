@@ -46,6 +46,7 @@ WS="$WORK/ws"; mkdir -p "$WS"
 cp "$ROOT/samples/stories260K/model.safetensors" "$WS/stories260K.safetensors"
 node "$ROOT/dist/generate.js" "$WORK/gen" --layers 6 --hidden 512 --intermediate 1408 --vocab 512 >/dev/null
 mv "$WORK/gen/model.safetensors" "$WS/big.safetensors"
+node "$ROOT/dist/generate.js" "$WS/sharded" --layers 4 --hidden 64 --intermediate 176 --vocab 64 --shards 3 >/dev/null
 echo "not a model" > "$WS/notes.txt"
 # A corrupted file: a valid header whose tensor claims more bytes than the file has.
 node -e '

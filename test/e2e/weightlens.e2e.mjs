@@ -46,10 +46,14 @@ async function contextMenu(fileName) {
   await page.locator('.context-view .monaco-menu').waitFor();
 }
 
-/** The webview frame whose document has `selector`. */
-async function webviewFrame(selector, timeoutMs = 60000) {
+/** The webview frame whose document has `selector` (and, when given, whose #totals match `totals`). */
+async function webviewFrame(selector, timeoutMs = 60000, totals = /47 tensors/) {
   return until(`webview with ${selector}`, async () => {
-    for (const f of page.frames()) if (await f.$(selector).catch(() => null)) return f;
+    for (const f of page.frames()) {
+      if (!(await f.$(selector).catch(() => null))) continue;
+      const t = await f.locator('#totals').innerText({ timeout: 500 }).catch(() => '');
+      if (totals.test(t)) return f;
+    }
     return undefined;
   }, timeoutMs);
 }
@@ -73,6 +77,13 @@ async function runFromContextMenu(fileName, title) {
       console.log(`  menu: "${title}" did not open its quick pick (attempt ${attempt}), retrying`);
     }
   }
+}
+
+/** Right-click a file and click a menu entry that opens no quick pick. */
+async function runMenuOnly(fileName, title) {
+  await contextMenu(fileName);
+  await page.waitForTimeout(400);
+  await page.getByRole('menuitem', { name: title }).click();
 }
 
 /** Monaco renders spaces as no-break spaces. */
@@ -159,6 +170,24 @@ await step('opening a model shows the inspector from its header, searchable', as
   await until('the filter to apply', async () => (await frame.locator('#match-count').innerText()) === '5 of 47 tensors match');
   assert.equal(await frame.locator('tr[data-tensor$="q_proj.weight"]').count(), 5);
   await page.screenshot({ path: path.join(outDir, 'inspector.png') });
+});
+
+await step('a sharded model opens in the inspector from its index (right-click the index JSON)', async () => {
+  await page.keyboard.press('Escape');
+  const folder = page.getByRole('treeitem', { name: 'sharded', exact: true });
+  await folder.click();
+  await runMenuOnly('model.safetensors.index.json', 'Weightlens: Open Inspector');
+  const frame = await until('the sharded inspector', async () => {
+    for (const f of page.frames()) {
+      const t = await f.locator('#totals').innerText({ timeout: 500 }).catch(() => '');
+      if (/3 files/.test(t)) return f;
+    }
+    return undefined;
+  }, 60000);
+  assert.match(await frame.locator('#totals').innerText(), /4 blocks/);
+  await page.screenshot({ path: path.join(outDir, 'inspector-sharded.png') });
+  // Back to the first model's inspector for the steps that follow.
+  await page.getByRole('tab', { name: /^stories260K\.safetensors/ }).first().click();
 });
 
 await step('the panel shows the FastEWQ plan, replaced by the full EWQ analysis: entropies, mu, T, precisions', async () => {
