@@ -14,7 +14,7 @@ import { readRows, type ModelTensor } from '../core/model';
 import type { OutputFormat } from '../core/plan';
 import { selectTargets } from '../core/select';
 import type { OpenModel } from './open-model';
-import { CHUNK_WEIGHTS } from './quantize';
+import { CHUNK_WEIGHTS } from './stream-tensor';
 
 export interface PlanOptions {
   variant: Variant;

@@ -6,12 +6,11 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { int64Bytes, encodeFloats, isQuantizableFloat, type QuantizableFloat } from '../core/dtypes';
+import { int64Bytes, encodeFloats, type QuantizableFloat } from '../core/dtypes';
 import { CancelledError, WeightlensError } from '../core/errors';
 import { configWithQuantization } from '../core/formats/compressed-tensors';
-import { readRows, readTensor, type ModelTensor } from '../core/model';
+import type { ModelTensor } from '../core/model';
 import { planOutput, type OutputFormat, type OutputPlan, type OutputTensor } from '../core/plan';
-import { transpose, type QuantJob } from '../core/quant/job';
 import type { QuantSettings } from '../core/quant/settings';
 import { emptyStats, finishStats, mergeStats, type TensorErrorStats } from '../core/quant/stats';
 import { layoutFile } from '../core/safetensors/layout';
@@ -20,11 +19,9 @@ import { AtomicOutput, writeFileAtomic } from './atomic-output';
 import { defaultOutputPath, defaultReportPath, outputIsFolder, SIDECAR_RE } from './output-paths';
 import { openModel, type OpenModel } from './open-model';
 import { JobPool } from './pool';
-import { DECIDE_ON_CPU, type ScaleSearchBackend } from '../compute/backend';
-import { decodeFloats } from '../core/dtypes';
+import { streamTensor } from './stream-tensor';
+import type { ScaleSearchBackend } from '../compute/backend';
 
-/** Rows per job are chosen so one job holds about this many weights (bounded memory per job). */
-export const CHUNK_WEIGHTS = 1 << 22;
 /** Copied tensors are streamed in pieces of this size. */
 const COPY_PIECE = 16 << 20;
 
@@ -361,65 +358,18 @@ class RunWriter {
     output: 'fake' | 'packed',
     write: (b: Uint8Array) => Promise<void>,
   ): Promise<void> {
-    if (!isQuantizableFloat(t.dtype)) throw new WeightlensError(`cannot quantize dtype ${t.dtype}`, this.opened.model.path, t.name);
-    const dtype = t.dtype;
-    const file = this.opened.source(t.file);
-    // A transposed (Conv1D) tensor's output channels are columns: it is processed whole.
-    const rowsPerJob = view.transposed ? view.rows : Math.max(1, Math.floor(CHUNK_WEIGHTS / view.cols));
     const stats = emptyStats(settings.bits);
     const scaleParts: Float64Array[] = [];
-    const inflight: Promise<{ data: Uint8Array; scales: Float64Array; stats: ReturnType<typeof emptyStats>; bytes: number }>[] = [];
-    let next = 0;
-    const submit = async () => {
-      const r0 = next;
-      const rows = Math.min(rowsPerJob, view.rows - r0);
-      next += rows;
-      // Logical rows are stored rows, except for a transposed tensor (its rows are stored columns)
-      // and a 1-D one (a single row): those are read whole.
-      const raw = view.transposed || t.shape.length < 2 ? await readTensor(file, t) : await readRows(file, t, r0, rows);
-      let job: QuantJob = {
-        file: file.name,
-        tensor: t.name,
-        dtype,
-        raw,
-        rows,
-        cols: view.cols,
-        transposed: view.transposed,
-        rowBase: r0,
-        settings,
-        output,
-      };
-      const bytes = raw.byteLength;
-      const search = this.req.searchBackend;
-      if (search && settings.method === 'dareq' && dtype !== 'F64') {
-        // The GPU ranks the candidates; the job then computes scales, codes and statistics from
-        // its choices exactly as the CPU would (and searches the near-ties itself).
-        let values = decodeFloats(dtype, raw) as Float32Array;
-        if (view.transposed) values = transpose(values, view.cols, view.rows);
-        const choices = await search.search(values, rows, view.cols, settings);
-        if (choices) {
-          this.gpuGroups += choices.length;
-          for (const c of choices) if (c === DECIDE_ON_CPU) this.gpuTies++;
-        }
-        job = { ...job, choices };
-      }
-      inflight.push(this.pool.run(job).then((r) => ({ ...r, bytes })));
-    };
-    try {
-      while (next < view.rows || inflight.length > 0) {
-        this.checkCancel();
-        while (next < view.rows && inflight.length < this.pool.depth) await submit();
-        const r = await inflight.shift()!;
-        await write(r.data);
-        scaleParts.push(r.scales);
-        mergeStats(stats, r.stats);
-        this.progress(t.name, r.bytes);
-      }
-    } catch (e) {
-      // Let jobs already submitted settle so none rejects unobserved.
-      await Promise.allSettled(inflight);
-      throw e;
-    }
+    const gpuCounts = { groups: 0, ties: 0 };
+    await streamTensor(this.opened, this.pool, t, view, settings, { output, signal: this.req.signal, searchBackend: this.req.searchBackend, gpuCounts }, async (r, bytes) => {
+      await write(r.data);
+      scaleParts.push(r.scales);
+      mergeStats(stats, r.stats);
+      this.progress(t.name, bytes);
+    });
+    this.gpuGroups += gpuCounts.groups;
+    this.gpuTies += gpuCounts.ties;
+    const dtype = t.dtype as QuantizableFloat;
     if (output === 'packed') {
       const all = new Float64Array(scaleParts.reduce((a, p) => a + p.length, 0));
       let o = 0;

@@ -1,0 +1,80 @@
+/**
+ * One tensor through the job pool, whole rows at a time: read a chunk, (optionally) let the WebGPU
+ * search rank its candidates, quantize it on a worker, hand results back in order. Shared by the
+ * quantize run (which writes the results) and the panel's statistics (which keep only the numbers).
+ */
+import { DECIDE_ON_CPU, type ScaleSearchBackend } from '../compute/backend';
+import { decodeFloats, isQuantizableFloat } from '../core/dtypes';
+import { CancelledError, WeightlensError } from '../core/errors';
+import { readRows, readTensor, type ModelTensor } from '../core/model';
+import { transpose, type QuantJob, type QuantJobResult } from '../core/quant/job';
+import type { QuantSettings } from '../core/quant/settings';
+import type { MatrixView } from '../core/select';
+import type { OpenModel } from './open-model';
+import type { JobPool } from './pool';
+
+/** Rows per job are chosen so one job holds about this many weights (bounded memory per job). */
+export const CHUNK_WEIGHTS = 1 << 22;
+
+export interface StreamOptions {
+  output: 'fake' | 'packed';
+  signal?: AbortSignal;
+  searchBackend?: ScaleSearchBackend;
+  /** Counts of groups ranked on the GPU and of those re-decided on the CPU. */
+  gpuCounts?: { groups: number; ties: number };
+  channelStats?: boolean;
+}
+
+export async function streamTensor(
+  opened: OpenModel,
+  pool: JobPool,
+  t: ModelTensor,
+  view: MatrixView,
+  settings: QuantSettings,
+  o: StreamOptions,
+  onResult: (r: QuantJobResult, inputBytes: number) => Promise<void> | void,
+): Promise<void> {
+  if (!isQuantizableFloat(t.dtype)) throw new WeightlensError(`cannot quantize dtype ${t.dtype}`, opened.model.path, t.name);
+  const dtype = t.dtype;
+  const file = opened.source(t.file);
+  // A transposed (Conv1D) tensor's output channels are columns: it is processed whole.
+  const rowsPerJob = view.transposed ? view.rows : Math.max(1, Math.floor(CHUNK_WEIGHTS / view.cols));
+  const inflight: Promise<{ r: QuantJobResult; bytes: number }>[] = [];
+  let next = 0;
+  const submit = async () => {
+    const r0 = next;
+    const rows = Math.min(rowsPerJob, view.rows - r0);
+    next += rows;
+    // Logical rows are stored rows, except for a transposed tensor (its rows are stored columns)
+    // and a 1-D one (a single row): those are read whole.
+    const raw = view.transposed || t.shape.length < 2 ? await readTensor(file, t) : await readRows(file, t, r0, rows);
+    let job: QuantJob = { file: file.name, tensor: t.name, dtype, raw, rows, cols: view.cols, transposed: view.transposed, rowBase: r0, settings, output: o.output, channelStats: o.channelStats };
+    const bytes = raw.byteLength;
+    const search = o.searchBackend;
+    if (search && settings.method === 'dareq' && dtype !== 'F64') {
+      // The GPU ranks the candidates; the job then computes scales, codes and statistics from
+      // its choices exactly as the CPU would (and searches the groups the GPU could not decide).
+      let values = decodeFloats(dtype, raw) as Float32Array;
+      if (view.transposed) values = transpose(values, view.cols, view.rows);
+      const choices = await search.search(values, rows, view.cols, settings);
+      if (choices && o.gpuCounts) {
+        o.gpuCounts.groups += choices.length;
+        for (const c of choices) if (c === DECIDE_ON_CPU) o.gpuCounts.ties++;
+      }
+      job = { ...job, choices };
+    }
+    inflight.push(pool.run(job).then((r) => ({ r, bytes })));
+  };
+  try {
+    while (next < view.rows || inflight.length > 0) {
+      if (o.signal?.aborted) throw new CancelledError('quantization cancelled; no output was written');
+      while (next < view.rows && inflight.length < pool.depth) await submit();
+      const { r, bytes } = await inflight.shift()!;
+      await onResult(r, bytes);
+    }
+  } catch (e) {
+    // Let jobs already submitted settle so none rejects unobserved.
+    await Promise.allSettled(inflight);
+    throw e;
+  }
+}
