@@ -35,8 +35,26 @@ export interface PlanView {
   disagreements: number[];
 }
 
+/** The overview grid: rows (blocks), columns (kinds of weight), and which tensor each cell is. */
+export interface OverviewLayout {
+  rows: string[];
+  kinds: string[];
+  cells: { tensor: string; row: string; kind: string }[];
+}
+
+/** One cell's error statistics under the current settings. */
+export interface CellStats {
+  mse: number;
+  sqnrDb: number | null;
+  residualEntropy: number;
+  scaleRatio: number;
+  clippedFraction: number;
+}
+
 // ---- host -> webview ----------------------------------------------------------------------------
 export type HostMessage =
+  | { type: 'overview'; key: string; layout: OverviewLayout; cells: Record<string, CellStats> }
+  | { type: 'cell'; key: string; tensor: string; stats: CellStats }
   | { type: 'init'; file: string; summary: InspectSummary; settings: PanelSettings }
   | { type: 'plan'; plan: PlanView }
   | { type: 'planStatus'; text: string; running: boolean }
@@ -51,6 +69,7 @@ export type WebviewRequest =
 
 export type WebviewMessage =
   | { type: 'ready' }
+  | { type: 'prioritize'; row: string }
   | { type: 'command'; command: (typeof PANEL_COMMANDS)[number] }
   | WebviewRequest;
 
@@ -65,6 +84,8 @@ export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
   switch (raw.type) {
     case 'ready':
       return { type: 'ready' };
+    case 'prioritize':
+      return typeof raw.row === 'string' && raw.row.length <= 256 ? { type: 'prioritize', row: raw.row } : undefined;
     case 'command':
       return (PANEL_COMMANDS as readonly unknown[]).includes(raw.command) ? { type: 'command', command: raw.command as (typeof PANEL_COMMANDS)[number] } : undefined;
     case 'request': {

@@ -172,6 +172,21 @@ await step('opening a model shows the inspector from its header, searchable', as
   await page.screenshot({ path: path.join(outDir, 'inspector.png') });
 });
 
+let sqnrBefore;
+await step('the overview grid fills in: one row per block, one column per kind of weight, coloured by SQNR', async () => {
+  const frame = await webviewFrame('#overview');
+  await until('every cell computed', async () => (await frame.locator('#overview').getAttribute('data-filled')) === '35', 60000);
+  assert.equal(await frame.locator('#overview').getAttribute('data-total'), '35');
+  assert.equal(await frame.locator('table.grid tbody tr').count(), 5);
+  assert.equal(await frame.locator('table.grid thead th').count(), 8, 'block + 7 kinds');
+  const cell = frame.locator('td[data-tensor="model.layers.0.self_attn.q_proj.weight"]');
+  sqnrBefore = Number(await cell.getAttribute('data-sqnr'));
+  assert.ok(sqnrBefore > 15 && sqnrBefore < 30, `4-bit SQNR ${sqnrBefore}`);
+  assert.match(await cell.getAttribute('title'), /SQNR \(dB\): \d+\.\d+/);
+  await frame.locator('#overview').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: path.join(outDir, 'inspector-overview.png') });
+});
+
 await step('a sharded model opens in the inspector from its index (right-click the index JSON)', async () => {
   await page.keyboard.press('Escape');
   const folder = page.getByRole('treeitem', { name: 'sharded', exact: true });
@@ -230,6 +245,15 @@ await step('changing a setting updates the open inspector at once', async () => 
   fs.mkdirSync(path.join(ws, '.vscode'), { recursive: true });
   fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'weightlens.quantization.bits': 8, 'weightlens.dareq.lambdaEntropy': 0.25 }, null, 2));
   await until('the panel to show the new settings', async () => /8-bit/.test(await frame.locator('#settings-summary').innerText()) && /λH 0\.25/.test(await frame.locator('#settings-summary').innerText()));
+  // The overview is recomputed for the new settings (8-bit, and a heavy entropy term that trades
+  // MSE for a simpler residual): every cell again, with different values.
+  await until('the overview for the new settings', async () => {
+    const key = JSON.parse((await frame.locator('#overview').getAttribute('data-key')) || '{}');
+    if (key.bits !== 8 || key.lambdaEntropy !== 0.25) return false;
+    if ((await frame.locator('#overview').getAttribute('data-filled')) !== '35') return false;
+    const v = Number(await frame.locator('td[data-tensor="model.layers.0.self_attn.q_proj.weight"]').getAttribute('data-sqnr', { timeout: 500 }));
+    return Math.abs(v - sqnrBefore) > 0.5;
+  }, 60000);
   await page.screenshot({ path: path.join(outDir, 'inspector-settings.png') });
 });
 

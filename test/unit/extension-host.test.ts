@@ -139,3 +139,17 @@ test('webview HTML: strict CSP, nonce on every script, nothing remote', () => {
   assert.doesNotMatch(html, /<model>/, 'the title is escaped');
   for (const m of html.matchAll(/(?:src|href)="([^"]+)"/g)) assert.ok(m[1].startsWith('https://file+.vscode-resource.vscode-cdn.net/'), m[1]);
 });
+
+test('overview layout: a row per block, a column per kind of weight, in order of appearance', async () => {
+  const { overviewLayout } = await import('../../src/extension/inspector/overview');
+  const { loadSingleFile } = await import('../../src/core/model');
+  const { MemoryByteSource } = await import('../../src/core/bytesource');
+  const { selectTargets } = await import('../../src/core/select');
+  const bytes = new Uint8Array(await fsp.readFile(path.resolve(__dirname, '../../../samples/stories260K/model.safetensors')));
+  const model = await loadSingleFile('m', 'm', new MemoryByteSource('m', bytes));
+  const layout = overviewLayout(model, selectTargets(model.tensors));
+  assert.deepEqual(layout.rows, ['0', '1', '2', '3', '4']);
+  assert.deepEqual(layout.kinds, ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.down_proj', 'mlp.up_proj']);
+  assert.equal(layout.cells.length, 35);
+  assert.deepEqual(layout.cells[0], { tensor: 'model.layers.0.self_attn.q_proj.weight', row: '0', kind: 'self_attn.q_proj' });
+});

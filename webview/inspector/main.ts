@@ -11,6 +11,7 @@ import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import type { InspectSummary } from '../../src/core/inspect';
 import type { HostMessage, PanelSettings, PlanView, WebviewMessage } from '../../src/shared/protocol';
 import { renderPlan } from './plan-chart';
+import { addCell, overviewSection, renderOverview, setMetric, setOverview } from './overview';
 
 declare function acquireVsCodeApi(): { postMessage(m: WebviewMessage): void; getState(): unknown; setState(s: unknown): void };
 const vscode = acquireVsCodeApi();
@@ -176,10 +177,33 @@ function render(): void {
     vscode.setState({ query });
     renderGroups();
   });
+  app.append(
+    overviewSection((m) => {
+      setMetric(m);
+      showOverview();
+    }),
+  );
   app.append(planSection());
   app.append(el('h2', {}, 'Tensors'), el('div', { class: 'search' }, search, el('span', { id: 'match-count', 'aria-live': 'polite' })), el('div', { id: 'groups' }));
   renderGroups();
   showPlan();
+  showOverview();
+}
+
+function showOverview(): void {
+  const sec = document.getElementById('overview');
+  if (sec) renderOverview(sec, (m) => vscode.postMessage(m));
+}
+
+// Cells arrive one by one; redraw at most every 50 ms (a timer, not requestAnimationFrame, which
+// does not run while the panel is in a background tab: it must be current when the user returns).
+let overviewTimer: ReturnType<typeof setTimeout> | undefined;
+function scheduleOverview(): void {
+  if (overviewTimer) return;
+  overviewTimer = setTimeout(() => {
+    overviewTimer = undefined;
+    showOverview();
+  }, 50);
 }
 
 function renderGroups(): void {
@@ -221,6 +245,11 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
     file = m.file;
     settings = m.settings;
     render();
+  } else if (m.type === 'overview') {
+    setOverview(m.key, m.layout, m.cells);
+    showOverview();
+  } else if (m.type === 'cell') {
+    if (addCell(m.key, m.tensor, m.stats)) scheduleOverview();
   } else if (m.type === 'plan') {
     plan = m.plan;
     showPlan();

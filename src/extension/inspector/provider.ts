@@ -15,6 +15,9 @@ import type { EwqConfig, RunConfig } from '../config';
 import { logLine, showError } from '../log';
 import { inspectorHtml, makeNonce } from './html';
 import { DocumentPlans } from './plans';
+import { OverviewComputer } from './overview';
+import { selectTargets } from '../../core/select';
+import * as os from 'node:os';
 
 export const INSPECTOR_VIEW_TYPE = 'weightlens.inspector';
 
@@ -37,7 +40,7 @@ export interface InspectorConfig {
 }
 
 export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<InspectorDocument> {
-  private readonly panels = new Set<{ panel: vscode.WebviewPanel; doc: InspectorDocument; plans: DocumentPlans }>();
+  private readonly panels = new Set<{ panel: vscode.WebviewPanel; doc: InspectorDocument; plans: DocumentPlans; overview: OverviewComputer }>();
   private active: InspectorDocument | undefined;
 
   constructor(
@@ -87,7 +90,15 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
     });
     const post = (m: HostMessage) => webview.postMessage(m);
     const plans = new DocumentPlans(doc.opened, this.config.fastModel(), (m) => void post(m));
-    const entry = { panel, doc, plans };
+    const run = this.config.run();
+    const overview = new OverviewComputer(
+      doc.opened,
+      selectTargets(doc.opened.model.tensors, { include: run.include, exclude: run.exclude }),
+      vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'worker.js').fsPath,
+      Math.max(1, os.availableParallelism() - 1),
+      (m) => void post(m),
+    );
+    const entry = { panel, doc, plans, overview };
     this.panels.add(entry);
     this.active = doc;
     panel.onDidChangeViewState(() => {
@@ -95,6 +106,7 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
     });
     panel.onDidDispose(() => {
       plans.dispose();
+      overview.dispose();
       this.panels.delete(entry);
       if (this.active === doc) this.active = undefined;
     });
@@ -106,7 +118,10 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
       }
       if (msg.type === 'ready') {
         await post({ type: 'init', file: doc.uri.fsPath, summary: inspectModel(doc.opened.model), settings: this.config.panel() });
+        overview.start(this.config.run().settings);
         await plans.refresh(this.config.ewq(), this.config.run()).catch((e) => logLine(`FastEWQ: ${oneLine(e)}`));
+      } else if (msg.type === 'prioritize') {
+        overview.prioritize(msg.row);
       } else if (msg.type === 'command') {
         const id = msg.command === 'openSettings' ? 'workbench.action.openSettings' : `weightlens.${msg.command}`;
         await vscode.commands.executeCommand(id, msg.command === 'openSettings' ? '@ext:weightlens.weightlens' : doc.uri);
@@ -119,8 +134,9 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
   /** Pushes changed settings to every open inspector at once. */
   settingsChanged(): void {
     const settings = this.config.panel();
-    for (const { panel, plans } of this.panels) {
+    for (const { panel, plans, overview } of this.panels) {
       void panel.webview.postMessage({ type: 'settings', settings } satisfies HostMessage);
+      overview.start(this.config.run().settings);
       void plans.refresh(this.config.ewq(), this.config.run()).catch((e) => logLine(`EWQ: ${oneLine(e)}`));
     }
   }

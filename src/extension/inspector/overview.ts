@@ -1,0 +1,102 @@
+/**
+ * The overview grid of the panel: one row per transformer block, one column per kind of weight
+ * (q, k, v, o, gate, up, down… read from the names), each cell the error statistics of that tensor
+ * under the current settings. Cells are computed on worker threads, the blocks the user is looking at
+ * first, results cached per settings, and work that is no longer wanted (settings changed, panel
+ * closed) is cancelled.
+ */
+import { blockOf } from '../../core/blocks';
+import { CancelledError, oneLine } from '../../core/errors';
+import type { Model } from '../../core/model';
+import type { QuantSettings } from '../../core/quant/settings';
+import { emptyStats, finishStats, mergeStats } from '../../core/quant/stats';
+import type { MatrixView } from '../../core/select';
+import type { OpenModel } from '../../node/open-model';
+import { JobPool } from '../../node/pool';
+import { streamTensor } from '../../node/stream-tensor';
+import type { CellStats, HostMessage, OverviewLayout } from '../../shared/protocol';
+
+/** Rows (blocks, then "other"), columns (kinds in order of first appearance) and the target cells. */
+export function overviewLayout(model: Model, targets: ReadonlyMap<string, MatrixView>): OverviewLayout {
+  const kinds: string[] = [];
+  const rows: string[] = [];
+  const cells: OverviewLayout['cells'] = [];
+  for (const t of model.tensors) {
+    if (!targets.has(t.name)) continue;
+    const ref = blockOf(t.name);
+    const row = ref ? `${ref.stack === 'model.layers' ? '' : ref.stack + ' '}${ref.layer}` : 'other';
+    const kind = (ref ? ref.rest : t.name).replace(/\.weight$/, '');
+    if (!kinds.includes(kind)) kinds.push(kind);
+    if (!rows.includes(row)) rows.push(row);
+    cells.push({ tensor: t.name, row, kind });
+  }
+  return { rows, kinds, cells };
+}
+
+export function settingsKey(s: QuantSettings): string {
+  return JSON.stringify(s);
+}
+
+export class OverviewComputer {
+  private readonly cache = new Map<string, Map<string, CellStats>>();
+  private running: AbortController | undefined;
+  private queue: string[] = [];
+  private readonly layout: OverviewLayout;
+
+  constructor(
+    private readonly opened: OpenModel,
+    private readonly targets: ReadonlyMap<string, MatrixView>,
+    private readonly workerScript: string,
+    private readonly threads: number,
+    private readonly post: (m: HostMessage) => void,
+  ) {
+    this.layout = overviewLayout(opened.model, targets);
+  }
+
+  /** Shows the grid for `settings`: cached cells at once, the rest as they are computed. */
+  start(settings: QuantSettings): void {
+    this.running?.abort();
+    const key = settingsKey(settings);
+    let cells = this.cache.get(key);
+    if (!cells) {
+      if (this.cache.size > 8) this.cache.delete(this.cache.keys().next().value!);
+      this.cache.set(key, (cells = new Map()));
+    }
+    this.post({ type: 'overview', key, layout: this.layout, cells: Object.fromEntries(cells) });
+    this.queue = this.layout.cells.map((c) => c.tensor).filter((t) => !cells!.has(t));
+    if (!this.queue.length) return;
+    const ctl = new AbortController();
+    this.running = ctl;
+    void this.run(settings, key, cells, ctl.signal);
+  }
+
+  /** Moves a row's cells to the front of the queue (the webview reports what is on screen). */
+  prioritize(row: string): void {
+    const mine = new Set(this.layout.cells.filter((c) => c.row === row).map((c) => c.tensor));
+    this.queue = [...this.queue.filter((t) => mine.has(t)), ...this.queue.filter((t) => !mine.has(t))];
+  }
+
+  private async run(settings: QuantSettings, key: string, cells: Map<string, CellStats>, signal: AbortSignal): Promise<void> {
+    const pool = new JobPool(this.threads, this.workerScript);
+    try {
+      while (this.queue.length && !signal.aborted) {
+        const name = this.queue.shift()!;
+        const t = this.opened.model.tensors.find((x) => x.name === name)!;
+        const acc = emptyStats(settings.bits);
+        await streamTensor(this.opened, pool, t, this.targets.get(name)!, settings, { output: 'fake', signal }, (r) => mergeStats(acc, r.stats));
+        const f = finishStats(acc);
+        const cell: CellStats = { mse: f.mse, sqnrDb: f.sqnrDb, residualEntropy: f.residualEntropy, scaleRatio: f.scaleRatio.mean, clippedFraction: f.clippedFraction };
+        cells.set(name, cell);
+        if (!signal.aborted) this.post({ type: 'cell', key, tensor: name, stats: cell });
+      }
+    } catch (e) {
+      if (!(e instanceof CancelledError)) this.post({ type: 'planStatus', text: `Overview: ${oneLine(e)}`, running: false });
+    } finally {
+      await pool.close();
+    }
+  }
+
+  dispose(): void {
+    this.running?.abort();
+  }
+}

@@ -1,0 +1,138 @@
+/**
+ * The overview grid: blocks x kinds of weight, each cell coloured by the chosen metric under the
+ * current settings, filling in as the host computes cells (the rows on screen first). Cells are
+ * focusable, with the values in their label and tooltip; a legend shows the colour scale.
+ */
+import type { CellStats, OverviewLayout, WebviewMessage } from '../../src/shared/protocol';
+
+export type Metric = 'sqnrDb' | 'mse' | 'residualEntropy' | 'scaleRatio' | 'clippedFraction';
+
+export const METRICS: { id: Metric; label: string; higherIsBetter: boolean | null; format: (v: number) => string }[] = [
+  { id: 'sqnrDb', label: 'SQNR (dB)', higherIsBetter: true, format: (v) => v.toFixed(2) },
+  { id: 'mse', label: 'MSE', higherIsBetter: false, format: (v) => v.toExponential(3) },
+  { id: 'residualEntropy', label: 'Residual entropy (nats)', higherIsBetter: null, format: (v) => v.toFixed(4) },
+  { id: 'scaleRatio', label: 'Mean chosen scale / absmax scale', higherIsBetter: null, format: (v) => v.toFixed(3) },
+  { id: 'clippedFraction', label: 'Clipped fraction', higherIsBetter: false, format: (v) => `${(v * 100).toFixed(3)}%` },
+];
+
+interface State {
+  key: string;
+  layout: OverviewLayout;
+  cells: Map<string, CellStats>;
+  metric: Metric;
+}
+
+let state: State | undefined;
+let observer: IntersectionObserver | undefined;
+
+function value(c: CellStats, m: Metric): number | null {
+  return c[m];
+}
+
+/** Colour of a value within [lo, hi]: red (worse) to green (better); blue ramp where neither is better. */
+function colour(v: number, lo: number, hi: number, higherIsBetter: boolean | null): string {
+  const t = hi > lo ? (v - lo) / (hi - lo) : 0.5;
+  if (higherIsBetter === null) return `hsl(210, 60%, ${70 - 40 * t}%)`;
+  const good = higherIsBetter ? t : 1 - t;
+  return `hsl(${Math.round(120 * good)}, 55%, 42%)`;
+}
+
+export function renderOverview(host: HTMLElement, post: (m: WebviewMessage) => void): void {
+  if (!state) return;
+  const { layout, cells, metric } = state;
+  const m = METRICS.find((x) => x.id === metric)!;
+  const values = [...cells.values()].map((c) => value(c, metric)).filter((v): v is number => v !== null && Number.isFinite(v));
+  const lo = values.length ? Math.min(...values) : 0;
+  const hi = values.length ? Math.max(...values) : 1;
+  host.dataset.key = state.key;
+  host.dataset.filled = String(cells.size);
+  host.dataset.total = String(layout.cells.length);
+  (host.querySelector('#overview-progress') as HTMLElement).textContent =
+    cells.size < layout.cells.length ? `computing… ${cells.size} of ${layout.cells.length} tensors` : `${layout.cells.length} tensors`;
+  const legend = host.querySelector('#overview-legend') as HTMLElement;
+  legend.replaceChildren();
+  if (values.length) {
+    const bar = document.createElement('span');
+    bar.className = 'ramp';
+    bar.style.background = `linear-gradient(to right, ${colour(lo, lo, hi, m.higherIsBetter)}, ${colour((lo + hi) / 2, lo, hi, m.higherIsBetter)}, ${colour(hi, lo, hi, m.higherIsBetter)})`;
+    legend.append(document.createTextNode(m.format(lo)), bar, document.createTextNode(m.format(hi)));
+  }
+  const table = document.createElement('table');
+  table.className = 'grid';
+  table.setAttribute('role', 'grid');
+  const head = table.createTHead().insertRow();
+  head.append(Object.assign(document.createElement('th'), { textContent: 'block' }));
+  for (const k of layout.kinds) head.append(Object.assign(document.createElement('th'), { textContent: k.replace(/^(self_attn|mlp|attn|attention)\./, ''), title: k }));
+  const body = table.createTBody();
+  const byPos = new Map(layout.cells.map((c) => [`${c.row}\u0000${c.kind}`, c.tensor]));
+  for (const row of layout.rows) {
+    const tr = body.insertRow();
+    tr.dataset.row = row;
+    tr.append(Object.assign(document.createElement('th'), { textContent: row, scope: 'row' }));
+    for (const kind of layout.kinds) {
+      const td = tr.insertCell();
+      const tensor = byPos.get(`${row}\u0000${kind}`);
+      if (!tensor) continue;
+      td.tabIndex = 0;
+      td.dataset.tensor = tensor;
+      const c = cells.get(tensor);
+      if (!c) {
+        td.className = 'pending';
+        td.setAttribute('aria-label', `${tensor}: computing`);
+        continue;
+      }
+      const v = value(c, metric);
+      td.className = 'cell';
+      td.dataset.value = String(v);
+      td.dataset.sqnr = String(c.sqnrDb);
+      td.style.background = v === null ? '' : colour(v, lo, hi, m.higherIsBetter);
+      const text = `${tensor}\n${METRICS.map((x) => `${x.label}: ${value(c, x.id) === null ? '∞' : x.format(value(c, x.id)!)}`).join('\n')}`;
+      td.title = text;
+      td.setAttribute('aria-label', `${tensor}: ${m.label} ${v === null ? 'infinite' : m.format(v)}`);
+      td.textContent = v === null ? '∞' : m.format(v);
+    }
+  }
+  const old = host.querySelector('table.grid');
+  if (old) old.replaceWith(table);
+  else host.append(table);
+  // Rows on screen are computed first.
+  observer?.disconnect();
+  observer = new IntersectionObserver((entries) => {
+    for (const e of entries) if (e.isIntersecting) post({ type: 'prioritize', row: (e.target as HTMLElement).dataset.row! });
+  });
+  for (const tr of body.rows) if ([...tr.cells].some((td) => td.className === 'pending')) observer.observe(tr);
+}
+
+export function setOverview(key: string, layout: OverviewLayout, cells: Record<string, CellStats>): void {
+  state = { key, layout, cells: new Map(Object.entries(cells)), metric: state?.metric ?? 'sqnrDb' };
+}
+
+export function addCell(key: string, tensor: string, stats: CellStats): boolean {
+  if (!state || state.key !== key) return false;
+  state.cells.set(tensor, stats);
+  return true;
+}
+
+export function setMetric(m: Metric): void {
+  if (state) state.metric = m;
+}
+
+export function overviewSection(onMetric: (m: Metric) => void): HTMLElement {
+  const sec = document.createElement('section');
+  sec.id = 'overview';
+  sec.setAttribute('aria-label', 'Where quantization hurts: error per block and kind of weight');
+  const h = document.createElement('h2');
+  h.textContent = 'Where quantization hurts';
+  const select = document.createElement('select');
+  select.id = 'metric';
+  select.setAttribute('aria-label', 'Metric');
+  for (const m of METRICS) select.append(Object.assign(document.createElement('option'), { value: m.id, textContent: m.label, selected: m.id === (state?.metric ?? 'sqnrDb') }));
+  select.addEventListener('change', () => onMetric(select.value as Metric));
+  const bar = document.createElement('div');
+  bar.className = 'overview-bar';
+  const progress = Object.assign(document.createElement('span'), { id: 'overview-progress', className: 'muted' });
+  progress.setAttribute('aria-live', 'polite');
+  bar.append(select, Object.assign(document.createElement('span'), { id: 'overview-legend', className: 'legend' }), progress);
+  sec.append(h, bar);
+  return sec;
+}
