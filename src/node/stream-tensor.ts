@@ -9,6 +9,7 @@ import { CancelledError, WeightlensError } from '../core/errors';
 import { readRows, readTensor, type ModelTensor } from '../core/model';
 import { transpose, type QuantJob, type QuantJobResult } from '../core/quant/job';
 import type { QuantSettings } from '../core/quant/settings';
+import type { TileGrid } from '../core/quant/tiles';
 import type { MatrixView } from '../core/select';
 import type { OpenModel } from './open-model';
 import type { JobPool } from './pool';
@@ -23,6 +24,7 @@ export interface StreamOptions {
   /** Counts of groups ranked on the GPU and of those re-decided on the CPU. */
   gpuCounts?: { groups: number; ties: number };
   channelStats?: boolean;
+  tiles?: TileGrid;
 }
 
 export async function streamTensor(
@@ -48,7 +50,7 @@ export async function streamTensor(
     // Logical rows are stored rows, except for a transposed tensor (its rows are stored columns)
     // and a 1-D one (a single row): those are read whole.
     const raw = view.transposed || t.shape.length < 2 ? await readTensor(file, t) : await readRows(file, t, r0, rows);
-    let job: QuantJob = { file: file.name, tensor: t.name, dtype, raw, rows, cols: view.cols, transposed: view.transposed, rowBase: r0, settings, output: o.output, channelStats: o.channelStats };
+    let job: QuantJob = { file: file.name, tensor: t.name, dtype, raw, rows, cols: view.cols, transposed: view.transposed, rowBase: r0, settings, output: o.output, channelStats: o.channelStats, tiles: o.tiles };
     const bytes = raw.byteLength;
     const search = o.searchBackend;
     if (search && settings.method === 'dareq' && dtype !== 'F64') {

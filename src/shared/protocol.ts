@@ -51,10 +51,52 @@ export interface CellStats {
   clippedFraction: number;
 }
 
+/** One side of a tensor's detail (the configured method, or RTN for comparison). */
+export interface DetailSide {
+  method: string;
+  tiles: { absW: Float32Array; absE: Float32Array; sqE: Float32Array };
+  channels: { mse: Float32Array; entropy: Float32Array; scaleRatio: Float32Array; clipped: Float32Array };
+  sqnrDb: number | null;
+  mse: number;
+}
+
+export interface DetailView {
+  tensor: string;
+  shape: number[];
+  rows: number;
+  cols: number;
+  grid: { rows: number; cols: number; rowStep: number; colStep: number };
+  main: DetailSide;
+  rtn?: DetailSide;
+}
+
+export interface ChannelView {
+  tensor: string;
+  row: number;
+  group: number;
+  groups: number;
+  weights: { lo: number; hi: number; counts: number[] };
+  residual: { lo: number; hi: number; counts: number[] };
+  scales: number[];
+  l2: number[];
+  entropy: number[];
+  loss: number[];
+  /** Index of the chosen candidate (-1 for an all-zero group). */
+  chosen: number;
+  rtnScale: number;
+  normalize: boolean;
+  lambdaWeight: number;
+  lambdaEntropy: number;
+  bins: number;
+}
+
 // ---- host -> webview ----------------------------------------------------------------------------
 export type HostMessage =
   | { type: 'overview'; key: string; layout: OverviewLayout; cells: Record<string, CellStats> }
   | { type: 'cell'; key: string; tensor: string; stats: CellStats }
+  | { type: 'detail'; detail: DetailView }
+  | { type: 'channel'; channel: ChannelView }
+  | { type: 'detailStatus'; text: string }
   | { type: 'init'; file: string; summary: InspectSummary; settings: PanelSettings }
   | { type: 'plan'; plan: PlanView }
   | { type: 'planStatus'; text: string; running: boolean }
@@ -70,6 +112,8 @@ export type WebviewRequest =
 export type WebviewMessage =
   | { type: 'ready' }
   | { type: 'prioritize'; row: string }
+  | { type: 'detail'; tensor: string }
+  | { type: 'channel'; tensor: string; row: number; group: number }
   | { type: 'command'; command: (typeof PANEL_COMMANDS)[number] }
   | WebviewRequest;
 
@@ -84,6 +128,10 @@ export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
   switch (raw.type) {
     case 'ready':
       return { type: 'ready' };
+    case 'detail':
+      return typeof raw.tensor === 'string' && raw.tensor.length <= 4096 ? { type: 'detail', tensor: raw.tensor } : undefined;
+    case 'channel':
+      return typeof raw.tensor === 'string' && raw.tensor.length <= 4096 && isCount(raw.row) && isCount(raw.group) ? { type: 'channel', tensor: raw.tensor, row: raw.row, group: raw.group } : undefined;
     case 'prioritize':
       return typeof raw.row === 'string' && raw.row.length <= 256 ? { type: 'prioritize', row: raw.row } : undefined;
     case 'command':

@@ -187,6 +187,29 @@ await step('the overview grid fills in: one row per block, one column per kind o
   await page.screenshot({ path: path.join(outDir, 'inspector-overview.png') });
 });
 
+await step("a tensor's detail: heatmaps (DARE-Q beside RTN), per-channel chart, and a channel's L(s) curve and histograms", async () => {
+  const frame = await webviewFrame('#overview');
+  await frame.locator('td[data-tensor="model.layers.0.self_attn.q_proj.weight"]').click();
+  await until('the detail', async () => (await frame.locator('#detail').getAttribute('data-tensor')) === 'model.layers.0.self_attn.q_proj.weight', 60000);
+  for (const id of ['#heatmap-dareq', '#heatmap-rtn']) assert.ok(Number(await frame.locator(id).getAttribute('data-max')) > 0, `${id} drawn`);
+  assert.match(await frame.locator('#detail-summary').innerText(), /DARE-Q: SQNR \d+\.\d+ dB.*RTN: SQNR \d+\.\d+ dB/);
+  assert.equal(await frame.locator('#channel-chart').getAttribute('data-channels'), '64');
+  await frame.locator('#heatmap-dareq').hover();
+  assert.match(await frame.locator('#heatmap-status').innerText(), /dareq: rows \d+–\d+, cols \d+–\d+: mean \|residual\| = /);
+  await frame.locator('#channel-chart').scrollIntoViewIfNeeded();
+  const box = await frame.locator('#channel-chart').boundingBox();
+  await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
+  await until("a channel's detail", async () => {
+    const chosen = await frame.locator('#channel-detail').getAttribute('data-chosen');
+    return chosen !== null && Number(chosen) >= 0;
+  }, 30000);
+  assert.match(await frame.locator('#channel-summary').innerText(), /chosen scale .* × the absmax scale \(candidate \d+ of 100\)/);
+  await frame.locator('#detail').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: path.join(outDir, 'inspector-detail.png') });
+  await frame.locator('#loss-curve').scrollIntoViewIfNeeded();
+  await page.screenshot({ path: path.join(outDir, 'inspector-loss-curve.png') });
+});
+
 await step('a sharded model opens in the inspector from its index (right-click the index JSON)', async () => {
   await page.keyboard.press('Escape');
   const folder = page.getByRole('treeitem', { name: 'sharded', exact: true });

@@ -269,3 +269,32 @@ test('per-channel statistics: MSE, entropy, scale ratio and clipped count per ou
   assert.ok(Math.abs(fin.original.rms - Math.sqrt(mean(orig.map((x) => x * x)))) < 1e-15);
   assert.equal(stats.codeHist.reduce((a, b) => a + b), rows * cols);
 });
+
+test('heatmap tiles: any matrix reduced to at most 256 x 256 means, accumulated chunk by chunk', async () => {
+  const { addTiles, emptyTiles, mergeTiles, tileGrid, tileMeans } = await import('../../src/core/quant/tiles');
+  const g = tileGrid(1000, 300);
+  assert.deepEqual([g.rows, g.cols, g.rowStep, g.colStep], [250, 150, 4, 2]);
+  assert.deepEqual(tileGrid(10, 7), { rows: 10, cols: 7, rowStep: 1, colStep: 1 });
+  // Two chunks of rows accumulate to the same means as one pass.
+  const rows = 9;
+  const cols = 5;
+  const grid = tileGrid(rows, cols, 2);
+  const w = Float64Array.from(normals(rows * cols, 4));
+  const d = w.map((x) => Math.round(x * 100) / 100);
+  const whole = emptyTiles(grid);
+  addTiles(whole, grid, w, d, rows, cols, 0);
+  const parts = emptyTiles(grid);
+  const a = emptyTiles(grid);
+  addTiles(a, grid, w.subarray(0, 4 * cols), d.subarray(0, 4 * cols), 4, cols, 0);
+  const b = emptyTiles(grid);
+  addTiles(b, grid, w.subarray(4 * cols), d.subarray(4 * cols), 5, cols, 4);
+  mergeTiles(parts, a);
+  mergeTiles(parts, b);
+  assert.deepEqual(Array.from(parts.count), Array.from(whole.count));
+  const m = tileMeans(whole);
+  // Tile (0, 0) covers rows 0..4 and cols 0..2.
+  let sum = 0;
+  for (let r = 0; r < 5; r++) for (let c = 0; c < 3; c++) sum += Math.abs(w[r * cols + c] - d[r * cols + c]);
+  assert.ok(Math.abs(m.absE[0] - sum / 15) < 1e-7);
+  assert.equal(whole.count.reduce((x, y) => x + y), rows * cols);
+});

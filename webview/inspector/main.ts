@@ -12,6 +12,7 @@ import type { InspectSummary } from '../../src/core/inspect';
 import type { HostMessage, PanelSettings, PlanView, WebviewMessage } from '../../src/shared/protocol';
 import { renderPlan } from './plan-chart';
 import { addCell, overviewSection, renderOverview, setMetric, setOverview } from './overview';
+import { detailSection, renderChannel, renderDetail, setDetail } from './detail';
 
 declare function acquireVsCodeApi(): { postMessage(m: WebviewMessage): void; getState(): unknown; setState(s: unknown): void };
 const vscode = acquireVsCodeApi();
@@ -183,6 +184,7 @@ function render(): void {
       showOverview();
     }),
   );
+  app.append(el('p', { id: 'detail-status', class: 'muted', 'aria-live': 'polite' }, 'Click a cell (or focus it and press Enter) for the tensor in detail.'), detailSection());
   app.append(planSection());
   app.append(el('h2', {}, 'Tensors'), el('div', { class: 'search' }, search, el('span', { id: 'match-count', 'aria-live': 'polite' })), el('div', { id: 'groups' }));
   renderGroups();
@@ -230,7 +232,18 @@ function renderGroups(): void {
   document.getElementById('match-count')!.textContent = query ? `${shown} of ${summary.tensors.length} tensors match` : '';
 }
 
+function openDetail(target: EventTarget | null): void {
+  const cell = (target as HTMLElement | null)?.closest?.('td[data-tensor]');
+  const tensor = cell?.getAttribute('data-tensor');
+  if (tensor) vscode.postMessage({ type: 'detail', tensor });
+}
+
+document.addEventListener('keydown', (e) => {
+  if (e.key === 'Enter' || e.key === ' ') openDetail(e.target);
+});
+
 document.addEventListener('click', (e) => {
+  openDetail(e.target);
   const target = (e.target as HTMLElement).closest('[data-command]');
   const command = target?.getAttribute('data-command');
   if (command === 'quantizeDareq' || command === 'quantizeRtn' || command === 'openSettings' || command === 'planEwq' || command === 'quantizeWithPlan') {
@@ -250,6 +263,18 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
     showOverview();
   } else if (m.type === 'cell') {
     if (addCell(m.key, m.tensor, m.stats)) scheduleOverview();
+  } else if (m.type === 'detail') {
+    setDetail(m.detail);
+    const sec = document.getElementById('detail');
+    if (sec) renderDetail(sec, (x) => vscode.postMessage(x));
+    const st = document.getElementById('detail-status');
+    if (st) st.textContent = '';
+  } else if (m.type === 'channel') {
+    const sec = document.getElementById('detail');
+    if (sec) renderChannel(sec, m.channel);
+  } else if (m.type === 'detailStatus') {
+    const st = document.getElementById('detail-status');
+    if (st) st.textContent = m.text;
   } else if (m.type === 'plan') {
     plan = m.plan;
     showPlan();

@@ -8,6 +8,7 @@ import { quantizeMatrix } from './matrix';
 import { packRows } from './pack';
 import type { QuantSettings } from './settings';
 import { makeChannelStats, type ChannelStats, type StatsAccumulator } from './stats';
+import { addTiles, emptyTiles, type TileGrid, type TileSums } from './tiles';
 
 export interface QuantJob {
   readonly file: string;
@@ -26,6 +27,8 @@ export interface QuantJob {
   readonly channelStats?: boolean;
   /** Candidate choices per group from the WebGPU search (see QuantizeMatrixOptions.choices). */
   readonly choices?: Int32Array;
+  /** Heatmap tiles of the whole matrix to accumulate this chunk into (the panel's detail view). */
+  readonly tiles?: TileGrid;
 }
 
 export interface QuantJobResult {
@@ -34,6 +37,7 @@ export interface QuantJobResult {
   readonly scales: Float64Array;
   readonly stats: StatsAccumulator;
   readonly channels?: ChannelStats;
+  readonly tiles?: TileSums;
 }
 
 /** [rows][cols] -> [cols][rows]. */
@@ -48,6 +52,7 @@ export function runQuantJob(job: QuantJob): QuantJobResult {
   let values = decodeFloats(job.dtype, job.raw);
   // A stored [in, out] matrix is [cols][rows] of the logical one.
   if (job.transposed) values = transpose(values, cols, rows);
+  const original = job.tiles ? values.slice() : undefined;
   const codes = job.output === 'packed' ? new Int8Array(rows * cols) : undefined;
   const channels = job.channelStats ? makeChannelStats(rows) : undefined;
   const { scales, stats } = quantizeMatrix(values, rows, cols, {
@@ -60,8 +65,13 @@ export function runQuantJob(job: QuantJob): QuantJobResult {
     rowBase: job.rowBase,
     choices: job.choices,
   });
+  let tiles: TileSums | undefined;
+  if (job.tiles && original) {
+    tiles = emptyTiles(job.tiles);
+    addTiles(tiles, job.tiles, original, values, rows, cols, job.rowBase);
+  }
   let data: Uint8Array;
   if (codes) data = int32Bytes(packRows(codes, rows, cols, job.settings.bits));
   else data = encodeFloats(job.dtype, job.transposed ? transpose(values, rows, cols) : values);
-  return { data, scales, stats, channels };
+  return { data, scales, stats, channels, tiles };
 }

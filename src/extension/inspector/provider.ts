@@ -16,7 +16,11 @@ import { logLine, showError } from '../log';
 import { inspectorHtml, makeNonce } from './html';
 import { DocumentPlans } from './plans';
 import { OverviewComputer } from './overview';
-import { selectTargets } from '../../core/select';
+import { computeChannel, computeDetail } from './detail';
+import { JobPool } from '../../node/pool';
+import { CancelledError } from '../../core/errors';
+import { matrixView, selectTargets } from '../../core/select';
+import { isQuantizableFloat } from '../../core/dtypes';
 import * as os from 'node:os';
 
 export const INSPECTOR_VIEW_TYPE = 'weightlens.inspector';
@@ -40,7 +44,7 @@ export interface InspectorConfig {
 }
 
 export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<InspectorDocument> {
-  private readonly panels = new Set<{ panel: vscode.WebviewPanel; doc: InspectorDocument; plans: DocumentPlans; overview: OverviewComputer }>();
+  private readonly panels = new Set<{ panel: vscode.WebviewPanel; doc: InspectorDocument; plans: DocumentPlans; overview: OverviewComputer; detailRun?: AbortController }>();
   private active: InspectorDocument | undefined;
 
   constructor(
@@ -98,7 +102,7 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
       Math.max(1, os.availableParallelism() - 1),
       (m) => void post(m),
     );
-    const entry = { panel, doc, plans, overview };
+    const entry: { panel: vscode.WebviewPanel; doc: InspectorDocument; plans: DocumentPlans; overview: OverviewComputer; detailRun?: AbortController } = { panel, doc, plans, overview };
     this.panels.add(entry);
     this.active = doc;
     panel.onDidChangeViewState(() => {
@@ -107,6 +111,7 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
     panel.onDidDispose(() => {
       plans.dispose();
       overview.dispose();
+      entry.detailRun?.abort();
       this.panels.delete(entry);
       if (this.active === doc) this.active = undefined;
     });
@@ -122,6 +127,8 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
         await plans.refresh(this.config.ewq(), this.config.run()).catch((e) => logLine(`FastEWQ: ${oneLine(e)}`));
       } else if (msg.type === 'prioritize') {
         overview.prioritize(msg.row);
+      } else if (msg.type === 'detail' || msg.type === 'channel') {
+        await this.detail(doc, entry, msg, post);
       } else if (msg.type === 'command') {
         const id = msg.command === 'openSettings' ? 'workbench.action.openSettings' : `weightlens.${msg.command}`;
         await vscode.commands.executeCommand(id, msg.command === 'openSettings' ? '@ext:weightlens.weightlens' : doc.uri);
@@ -129,6 +136,42 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
         await this.answer(doc, msg, post);
       }
     });
+  }
+
+  /** A tensor's detail, or one channel of it; a newer request cancels the older one. */
+  private async detail(
+    doc: InspectorDocument,
+    entry: { detailRun?: AbortController },
+    msg: { type: 'detail'; tensor: string } | { type: 'channel'; tensor: string; row: number; group: number },
+    post: (m: HostMessage) => Thenable<boolean>,
+  ): Promise<void> {
+    const run = this.config.run();
+    const t = doc.opened.model.tensors.find((x) => x.name === msg.tensor);
+    const view = t && isQuantizableFloat(t.dtype) && t.numel > 0 ? matrixView(t) : undefined;
+    if (!t || !view) {
+      await post({ type: 'detailStatus', text: `${msg.tensor}: not a float tensor that can be quantized` });
+      return;
+    }
+    try {
+      if (msg.type === 'channel') {
+        if (msg.row >= view.rows) throw new Error(`channel ${msg.row} is outside ${view.rows} channels`);
+        await post({ type: 'channel', channel: await computeChannel(doc.opened, t, view, run.settings, msg.row, msg.group) });
+        return;
+      }
+      entry.detailRun?.abort();
+      const ctl = new AbortController();
+      entry.detailRun = ctl;
+      await post({ type: 'detailStatus', text: `Computing the detail of ${t.name}…` });
+      const pool = new JobPool(Math.max(1, os.availableParallelism() - 1), vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'worker.js').fsPath);
+      try {
+        const detail = await computeDetail(doc.opened, pool, t, view, run.settings, ctl.signal);
+        if (!ctl.signal.aborted) await post({ type: 'detail', detail });
+      } finally {
+        await pool.close();
+      }
+    } catch (e) {
+      if (!(e instanceof CancelledError)) await post({ type: 'detailStatus', text: `${msg.tensor}: ${oneLine(e)}` });
+    }
   }
 
   /** Pushes changed settings to every open inspector at once. */

@@ -1,0 +1,209 @@
+/**
+ * One tensor in detail: heatmaps of |W|, |residual| and squared error (DARE-Q beside round-to-nearest,
+ * on one colour scale), per-channel charts, and for a clicked channel the weight and residual
+ * histograms and the loss curve L(s) over the candidates with its L2 and entropy terms, the chosen
+ * scale marked: how a user sees what lambda does.
+ */
+import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip } from 'chart.js';
+import type { ChannelView, DetailSide, DetailView, WebviewMessage } from '../../src/shared/protocol';
+
+Chart.register(BarController, BarElement, CategoryScale, LinearScale, LineController, LineElement, PointElement, Tooltip, Legend);
+
+type MapKind = 'absW' | 'absE' | 'sqE';
+type ChannelMetric = 'mse' | 'entropy' | 'scaleRatio' | 'clipped';
+const MAPS: { id: MapKind; label: string }[] = [
+  { id: 'absW', label: '|W|' },
+  { id: 'absE', label: '|residual|' },
+  { id: 'sqE', label: 'squared error' },
+];
+const CHANNEL_METRICS: { id: ChannelMetric; label: string }[] = [
+  { id: 'mse', label: 'MSE' },
+  { id: 'entropy', label: 'residual entropy' },
+  { id: 'scaleRatio', label: 'chosen scale / absmax scale' },
+  { id: 'clipped', label: 'clipped weights' },
+];
+
+let detail: DetailView | undefined;
+let mapKind: MapKind = 'absE';
+let channelMetric: ChannelMetric = 'mse';
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type AnyChart = Chart<any, any, any>;
+const charts = new Map<string, AnyChart>();
+
+const css = (name: string, fallback: string) => getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
+
+function node<K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  for (const [k, v] of Object.entries(props)) e.setAttribute(k, v);
+  e.append(...children);
+  return e;
+}
+
+/** A sequential colour ramp (dark violet to light yellow), readable on light and dark themes. */
+function ramp(t: number): [number, number, number] {
+  const h = 270 - 220 * t;
+  const l = 0.15 + 0.7 * t;
+  const a = 0.8 * Math.min(l, 1 - l);
+  const f = (n: number) => {
+    const k = (n + h / 30) % 12;
+    return Math.round(255 * (l - a * Math.max(-1, Math.min(k - 3, 9 - k, 1))));
+  };
+  return [f(0), f(8), f(4)];
+}
+
+function chart(id: string, canvas: HTMLCanvasElement, config: ConstructorParameters<typeof Chart>[1]): AnyChart {
+  charts.get(id)?.destroy();
+  const c: AnyChart = new Chart(canvas, config);
+  charts.set(id, c);
+  return c;
+}
+
+function drawMap(canvas: HTMLCanvasElement, side: DetailSide, max: number, d: DetailView, status: HTMLElement): void {
+  const { rows, cols } = d.grid;
+  const values = side.tiles[mapKind];
+  canvas.width = cols;
+  canvas.height = rows;
+  const ctx = canvas.getContext('2d')!;
+  const img = ctx.createImageData(cols, rows);
+  for (let i = 0; i < values.length; i++) {
+    const [r, g, b] = ramp(max > 0 ? Math.sqrt(values[i] / max) : 0);
+    img.data.set([r, g, b, 255], i * 4);
+  }
+  ctx.putImageData(img, 0, 0);
+  canvas.dataset.max = String(Math.max(...values));
+  canvas.onmousemove = (e) => {
+    const rect = canvas.getBoundingClientRect();
+    const tc = Math.min(cols - 1, Math.floor(((e.clientX - rect.left) / rect.width) * cols));
+    const tr = Math.min(rows - 1, Math.floor(((e.clientY - rect.top) / rect.height) * rows));
+    const r0 = tr * d.grid.rowStep;
+    const c0 = tc * d.grid.colStep;
+    status.textContent = `${side.method}: rows ${r0}–${Math.min(d.rows, r0 + d.grid.rowStep) - 1}, cols ${c0}–${Math.min(d.cols, c0 + d.grid.colStep) - 1}: mean ${MAPS.find((m) => m.id === mapKind)!.label} = ${values[tr * cols + tc].toExponential(3)}`;
+  };
+}
+
+export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void): void {
+  const d = detail;
+  if (!d) return;
+  sec.hidden = false;
+  sec.dataset.tensor = d.tensor;
+  const sides = [d.main, ...(d.rtn ? [d.rtn] : [])];
+  const sqnr = (s: DetailSide) => (s.sqnrDb === null ? '∞' : `${s.sqnrDb.toFixed(2)} dB`);
+  const title = node('h2', {}, `${d.tensor} [${d.shape.join(' × ')}]`);
+  const summary = node('p', { class: 'muted', id: 'detail-summary' }, sides.map((s) => `${s.method === 'rtn' ? 'RTN' : 'DARE-Q'}: SQNR ${sqnr(s)}, MSE ${s.mse.toExponential(3)}`).join(' · '));
+  const switcher = node('div', { class: 'actions', role: 'radiogroup', 'aria-label': 'Heatmap quantity' });
+  for (const m of MAPS) {
+    const b = node('button', { class: `toggle${m.id === mapKind ? ' on' : ''}`, role: 'radio', 'aria-checked': String(m.id === mapKind), 'data-map': m.id }, m.label);
+    b.addEventListener('click', () => {
+      mapKind = m.id;
+      renderDetail(sec, post);
+    });
+    switcher.append(b);
+  }
+  const status = node('p', { class: 'muted', id: 'heatmap-status', 'aria-live': 'polite' }, 'Hover a heatmap for the values under the cursor.');
+  const maps = node('div', { class: 'maps' });
+  const max = Math.max(...sides.flatMap((s) => Array.from(s.tiles[mapKind])));
+  for (const s of sides) {
+    const canvas = node('canvas', { class: 'heatmap', id: `heatmap-${s.method}`, role: 'img', 'aria-label': `${s.method} heatmap of mean ${mapKind}` });
+    const fig = node('figure', {}, canvas, node('figcaption', {}, `${s.method === 'rtn' ? 'round-to-nearest' : 'DARE-Q'} — rows: output channels 0–${d.rows - 1} ↓, columns: inputs 0–${d.cols - 1} →`));
+    maps.append(fig);
+    drawMap(canvas, s, max, d, status);
+  }
+  const metricSelect = node('select', { id: 'channel-metric', 'aria-label': 'Per-channel metric' });
+  for (const m of CHANNEL_METRICS) {
+    const o = node('option', { value: m.id }, m.label);
+    if (m.id === channelMetric) o.setAttribute('selected', '');
+    metricSelect.append(o);
+  }
+  metricSelect.addEventListener('change', () => {
+    channelMetric = metricSelect.value as ChannelMetric;
+    renderDetail(sec, post);
+  });
+  const groupInput = node('input', { id: 'channel-group', type: 'number', min: '0', value: '0', 'aria-label': 'Group of the channel' });
+  const chCanvas = node('canvas', { id: 'channel-chart', role: 'img', 'aria-label': 'Per-channel statistics; click a channel for its detail' });
+  const chBox = node('div', { class: 'chart-box' }, chCanvas);
+  sec.replaceChildren(title, summary, switcher, maps, status, node('h3', {}, 'Per channel (click one)'), node('div', { class: 'actions' }, metricSelect, node('label', {}, 'group ', groupInput)), chBox, node('div', { id: 'channel-detail' }));
+  const fg = css('--vscode-foreground', '#ccc');
+  const colors = [css('--vscode-charts-blue', '#3794ff'), css('--vscode-charts-orange', '#d18616')];
+  const c = chart('channels', chCanvas, {
+    type: 'line',
+    data: {
+      labels: Array.from({ length: d.rows }, (_, i) => String(i)),
+      datasets: sides.map((s, i) => ({ label: s.method === 'rtn' ? 'RTN' : 'DARE-Q', data: Array.from(s.channels[channelMetric]), borderColor: colors[i], backgroundColor: colors[i], pointRadius: d.rows > 200 ? 0 : 2, borderWidth: 1 })),
+    },
+    options: {
+      animation: false,
+      maintainAspectRatio: false,
+      interaction: { mode: 'index', intersect: false },
+      scales: { x: { title: { display: true, text: 'output channel', color: fg }, ticks: { color: fg, maxTicksLimit: 16 } }, y: { ticks: { color: fg } } },
+      plugins: { legend: { labels: { color: fg } } },
+      onClick: (_e, elements) => {
+        const i = elements[0]?.index;
+        if (i !== undefined) post({ type: 'channel', tensor: d.tensor, row: i, group: Math.max(0, Number(groupInput.value) || 0) });
+      },
+    },
+  });
+  chCanvas.dataset.channels = String(c.data.labels?.length ?? 0);
+}
+
+export function renderChannel(sec: HTMLElement, ch: ChannelView): void {
+  const box = sec.querySelector('#channel-detail') as HTMLElement | null;
+  if (!box) return;
+  box.dataset.row = String(ch.row);
+  box.dataset.chosen = String(ch.chosen);
+  const fg = css('--vscode-foreground', '#ccc');
+  const chosenScale = ch.chosen >= 0 ? ch.scales[ch.chosen] : NaN;
+  const lossCanvas = node('canvas', { id: 'loss-curve', role: 'img', 'aria-label': 'Loss over the candidate scales' });
+  const wCanvas = node('canvas', { id: 'weight-hist', role: 'img', 'aria-label': 'Weight histogram' });
+  const rCanvas = node('canvas', { id: 'residual-hist', role: 'img', 'aria-label': 'Residual histogram at the chosen scale' });
+  box.replaceChildren(
+    node('h3', {}, `Channel ${ch.row}, group ${ch.group + 1} of ${ch.groups}`),
+    node('p', { class: 'muted', id: 'channel-summary' }, ch.chosen < 0 ? 'All weights are zero: scale 1, codes 0.' : `chosen scale ${chosenScale.toExponential(4)} = ${(chosenScale / ch.rtnScale).toFixed(3)} × the absmax scale (candidate ${ch.chosen + 1} of ${ch.scales.length}); λw ${ch.lambdaWeight}, λH ${ch.lambdaEntropy}${ch.normalize ? ', normalized terms' : ', raw terms'}`),
+    node('div', { class: 'chart-box' }, lossCanvas),
+    node('div', { class: 'hists' }, node('div', { class: 'chart-box half' }, wCanvas), node('div', { class: 'chart-box half' }, rCanvas)),
+  );
+  if (ch.chosen < 0) return;
+  const ratio = ch.scales.map((s) => (s / ch.rtnScale).toFixed(3));
+  // L = L2 term + entropy term; the L2 term is what remains of L without the entropy part.
+  const l2Term = ch.loss.map((v, i) => v - termH(ch, i));
+  chart('loss', lossCanvas, {
+    type: 'line',
+    data: {
+      labels: ratio,
+      datasets: [
+        { label: 'L(s)', data: ch.loss, borderColor: css('--vscode-charts-blue', '#3794ff'), pointRadius: ch.loss.map((_, i) => (i === ch.chosen ? 6 : 0)), borderWidth: 2 },
+        { label: 'L2 term', data: l2Term, borderColor: css('--vscode-charts-green', '#89d185'), pointRadius: 0, borderWidth: 1 },
+        { label: 'entropy term', data: ch.loss.map((_, i) => termH(ch, i)), borderColor: css('--vscode-charts-orange', '#d18616'), pointRadius: 0, borderWidth: 1 },
+      ],
+    },
+    options: {
+      animation: false,
+      maintainAspectRatio: false,
+      scales: { x: { title: { display: true, text: 'candidate scale / absmax scale (chosen: the large point)', color: fg }, ticks: { color: fg, maxTicksLimit: 12 } }, y: { ticks: { color: fg } } },
+      plugins: { legend: { labels: { color: fg } } },
+    },
+  });
+  const bars = (canvas: HTMLCanvasElement, id: string, h: ChannelView['weights'], label: string, color: string) =>
+    chart(id, canvas, {
+      type: 'bar',
+      data: { labels: h.counts.map((_, i) => (h.lo + ((i + 0.5) * (h.hi - h.lo)) / h.counts.length).toExponential(2)), datasets: [{ label, data: h.counts, backgroundColor: color }] },
+      options: { animation: false, maintainAspectRatio: false, scales: { x: { ticks: { color: fg, maxTicksLimit: 6 } }, y: { ticks: { color: fg } } }, plugins: { legend: { labels: { color: fg } } } },
+    });
+  bars(wCanvas, 'whist', ch.weights, 'weights of the group', css('--vscode-charts-blue', '#3794ff'));
+  bars(rCanvas, 'rhist', ch.residual, `residual at the chosen scale (${ch.bins} bins, as DARE-Q scored it)`, css('--vscode-charts-purple', '#b180d7'));
+}
+
+/** The entropy part of L at candidate i, as the loss weighs it. */
+function termH(ch: ChannelView, i: number): number {
+  const lh = ch.normalize ? ch.lambdaEntropy / Math.log(ch.bins) : ch.lambdaEntropy;
+  return lh * ch.entropy[i];
+}
+
+export function setDetail(d: DetailView): void {
+  detail = d;
+}
+
+export function detailSection(): HTMLElement {
+  const sec = node('section', { id: 'detail', 'aria-label': 'Tensor detail' });
+  sec.hidden = !detail;
+  return sec;
+}
