@@ -24,7 +24,7 @@ export function inspectModel(model: Model): InspectSummary {
   const { blocks, other } = groupBlocks(model.tensors);
   return {
     files: model.files.map((f) => f.name),
-    metadata: { ...model.metadata },
+    metadata: Object.assign(Object.create(null), model.metadata),
     tensors: model.tensors.map((t) => ({ name: t.name, dtype: t.dtype, shape: [...t.shape], bytes: t.byteLength, file: t.file })),
     totalParams: model.tensors.reduce((a, t) => a + t.numel, 0),
     totalBytes: model.files.reduce((a, f) => a + f.header.fileSize, 0),

@@ -159,7 +159,7 @@ function refuseInputAsOutput(opened: OpenModel, outPath: string): void {
 
 function outputMetadata(input: Readonly<Record<string, string>>, req: QuantizeRequest): Record<string, string> {
   const s = req.settings;
-  return {
+  return Object.assign(Object.create(null), {
     // transformers refuses safetensors whose metadata lacks a known "format".
     format: 'pt',
     ...input,
@@ -179,7 +179,7 @@ function outputMetadata(input: Readonly<Record<string, string>>, req: QuantizeRe
           ...(s.range === 'clip' ? { 'weightlens.clip_alpha_min': String(s.clipAlphaMin) } : {}),
         }
       : {}),
-  };
+  });
 }
 
 async function writeFolderExtras(opened: OpenModel, plan: OutputPlan, output: AtomicOutput, names: Map<string, string>): Promise<void> {
@@ -200,7 +200,7 @@ async function writeFolderExtras(opened: OpenModel, plan: OutputPlan, output: At
   }
   const model = opened.model;
   if (model.index) {
-    const weightMap: Record<string, string> = {};
+    const weightMap: Record<string, string> = Object.create(null);
     let totalSize = 0;
     for (const f of plan.files) {
       for (const t of f.tensors) weightMap[t.spec.name] = names.get(f.name)!;

@@ -113,9 +113,14 @@ export type WebviewMessage =
   | { type: 'ready' }
   | { type: 'prioritize'; row: string }
   | { type: 'detail'; tensor: string }
+  | { type: 'setSetting'; key: TunableSetting; value: number | string }
   | { type: 'channel'; tensor: string; row: number; group: number }
   | { type: 'command'; command: (typeof PANEL_COMMANDS)[number] }
   | WebviewRequest;
+
+/** Settings the panel's tuning controls may write (to the workspace settings). */
+export const TUNABLE_SETTINGS = ['quantization.bits', 'quantization.groupSize', 'dareq.preset', 'dareq.lambdaEntropy'] as const;
+export type TunableSetting = (typeof TUNABLE_SETTINGS)[number];
 
 export const PANEL_COMMANDS = ['quantizeDareq', 'quantizeRtn', 'openSettings', 'planEwq', 'quantizeWithPlan'] as const;
 
@@ -130,6 +135,10 @@ export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
       return { type: 'ready' };
     case 'detail':
       return typeof raw.tensor === 'string' && raw.tensor.length <= 4096 ? { type: 'detail', tensor: raw.tensor } : undefined;
+    case 'setSetting':
+      return (TUNABLE_SETTINGS as readonly unknown[]).includes(raw.key) && (typeof raw.value === 'number' || typeof raw.value === 'string')
+        ? { type: 'setSetting', key: raw.key as TunableSetting, value: raw.value }
+        : undefined;
     case 'channel':
       return typeof raw.tensor === 'string' && raw.tensor.length <= 4096 && isCount(raw.row) && isCount(raw.group) ? { type: 'channel', tensor: raw.tensor, row: raw.row, group: raw.group } : undefined;
     case 'prioritize':

@@ -261,6 +261,18 @@ await step('Plan Mixed Precision with a budget, then "Quantize with this plan" w
   assert.ok(report.tensors.length < 35, 'the raw block stays unquantized');
 });
 
+await step("the panel's tuning controls write the workspace settings, and the panel follows them", async () => {
+  const frame = await webviewFrame('#settings-summary');
+  await frame.locator('#lambda-number').fill('0.05');
+  await frame.locator('#lambda-number').dispatchEvent('change');
+  const file = path.join(ws, '.vscode', 'settings.json');
+  await until('the workspace settings written', async () => fs.existsSync(file) && JSON.parse(fs.readFileSync(file, 'utf8'))['weightlens.dareq.lambdaEntropy'] === 0.05, 30000);
+  await until('the panel to follow', async () => /λH 0\.05/.test(await frame.locator('#settings-summary').innerText()));
+  await frame.locator('#tune-group').selectOption('64');
+  await until('group size written', async () => JSON.parse(fs.readFileSync(file, 'utf8'))['weightlens.quantization.groupSize'] === 64, 30000);
+  await until('the panel to follow', async () => /groups of 64/.test(await frame.locator('#settings-summary').innerText()));
+});
+
 await step('changing a setting updates the open inspector at once', async () => {
   const frame = await webviewFrame('#settings-summary');
   assert.match(await frame.locator('#settings-summary').innerText(), /4-bit/);

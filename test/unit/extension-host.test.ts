@@ -153,3 +153,11 @@ test('overview layout: a row per block, a column per kind of weight, in order of
   assert.equal(layout.cells.length, 35);
   assert.deepEqual(layout.cells[0], { tensor: 'model.layers.0.self_attn.q_proj.weight', row: '0', kind: 'self_attn.q_proj' });
 });
+
+test('tuning messages from the webview: only the tunable settings, only numbers or strings', () => {
+  assert.deepEqual(parseWebviewMessage({ type: 'setSetting', key: 'dareq.lambdaEntropy', value: 0.05 }), { type: 'setSetting', key: 'dareq.lambdaEntropy', value: 0.05 });
+  assert.equal(parseWebviewMessage({ type: 'setSetting', key: 'workbench.colorTheme', value: 'x' }), undefined);
+  assert.equal(parseWebviewMessage({ type: 'setSetting', key: 'quantization.bits', value: { evil: true } }), undefined);
+  assert.equal(parseWebviewMessage({ type: 'channel', tensor: 't', row: -1, group: 0 }), undefined);
+  assert.deepEqual(parseWebviewMessage({ type: 'detail', tensor: 'w' }), { type: 'detail', tensor: 'w' });
+});

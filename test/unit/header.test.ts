@@ -31,7 +31,7 @@ test('a valid file parses: metadata, dtypes, shapes, offsets in data order', asy
     { format: 'pt', note: 'x' },
   );
   const h = await readHeader(new MemoryByteSource(F, bytes));
-  assert.deepEqual(h.metadata, { format: 'pt', note: 'x' });
+  assert.deepEqual({ ...h.metadata }, { format: 'pt', note: 'x' });
   assert.deepEqual(
     h.tensors.map((t) => [t.name, t.dtype, t.shape, t.begin, t.end]),
     [
@@ -217,4 +217,18 @@ test('a 100 GB sharded model opens from its headers in well under a second', asy
   assert.equal(summary.blocks.length, 40);
   // Generous for a loaded CI machine; typically a few ms.
   assert.ok(ms < 500, `opened in ${ms.toFixed(1)} ms`);
+});
+
+test('names that are special in JavaScript ("__proto__", "constructor") are tensors and metadata keys like any other', async () => {
+  const bytes = buildSafetensors(
+    [
+      { name: '__proto__', dtype: 'F32', shape: [1], values: [1] },
+      { name: 'constructor', dtype: 'F32', shape: [1], values: [2] },
+      { name: 'toString', dtype: 'F32', shape: [1], values: [3] },
+    ],
+    Object.fromEntries([['__proto__', 'p'], ['hasOwnProperty', 'h']]),
+  );
+  const h = await readHeader(new MemoryByteSource(F, bytes));
+  assert.deepEqual(h.tensors.map((t) => t.name), ['__proto__', 'constructor', 'toString']);
+  assert.deepEqual(Object.entries(h.metadata), [['__proto__', 'p'], ['hasOwnProperty', 'h']]);
 });

@@ -128,6 +128,45 @@ function tensorTable(tensors: Tensor[]): HTMLTableElement {
   );
 }
 
+/** Tuning controls: they write the workspace settings, which stay the source of truth. */
+function tuning(s: PanelSettings): HTMLElement {
+  const set = (key: 'quantization.bits' | 'quantization.groupSize' | 'dareq.preset' | 'dareq.lambdaEntropy', value: number | string) => vscode.postMessage({ type: 'setSetting', key, value });
+  const select = (id: string, label: string, options: [string, string][], current: string, onChange: (v: string) => void) => {
+    const sel = el('select', { id, 'aria-label': label });
+    for (const [v, text] of options) {
+      const o = el('option', { value: v }, text);
+      if (v === current) o.selected = true;
+      sel.append(o);
+    }
+    sel.addEventListener('change', () => onChange(sel.value));
+    return el('label', { class: 'tune' }, `${label} `, sel);
+  };
+  const lambda = el('input', { id: 'lambda-slider', type: 'range', min: '0', max: '1', step: '0.005', value: String(Math.min(1, s.lambdaEntropy)), 'aria-label': 'λH, weight of the entropy term' });
+  const lambdaNum = el('input', { id: 'lambda-number', type: 'number', min: '0', step: '0.001', value: String(s.lambdaEntropy), 'aria-label': 'λH value' });
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const commit = (v: number) => {
+    clearTimeout(timer);
+    // Write once the user pauses: every write recomputes the panel.
+    timer = setTimeout(() => Number.isFinite(v) && v >= 0 && set('dareq.lambdaEntropy', v), 300);
+  };
+  lambda.addEventListener('input', () => {
+    lambdaNum.value = lambda.value;
+    commit(Number(lambda.value));
+  });
+  lambdaNum.addEventListener('change', () => {
+    lambda.value = lambdaNum.value;
+    commit(Number(lambdaNum.value));
+  });
+  return el(
+    'div',
+    { class: 'tuning', role: 'group', 'aria-label': 'Tune the quantization (writes the workspace settings)' },
+    select('tune-bits', 'bits', ['2', '3', '4', '5', '6', '7', '8'].map((b) => [b, b]), String(s.bits), (v) => set('quantization.bits', Number(v))),
+    select('tune-group', 'group size', [['0', 'per-channel'], ['32', '32'], ['64', '64'], ['128', '128'], ['256', '256']], String(s.groupSize), (v) => set('quantization.groupSize', Number(v))),
+    select('tune-preset', 'preset', [['clip', 'clip'], ['paper', 'paper'], ['reference', 'reference']], s.preset, (v) => set('dareq.preset', v)),
+    el('label', { class: 'tune' }, 'λH ', lambda, lambdaNum),
+  );
+}
+
 function renderSettings(): HTMLElement {
   const box = el('section', { class: 'settings', 'aria-label': 'Quantization settings' });
   if (!settings) return box;
@@ -138,9 +177,10 @@ function renderSettings(): HTMLElement {
     el('span', { class: 'codicon codicon-settings-gear', 'aria-hidden': 'true' }),
     el('span', { id: 'settings-summary' }, `${method} · ${s.bits}-bit · ${group} · ${s.format}`),
     custom('vscode-button', { secondary: true, 'data-command': 'openSettings' }, 'Settings'),
-    custom('vscode-button', { 'data-command': 'quantizeDareq' }, 'Quantize (DARE-Q)…'),
+    custom('vscode-button', { 'data-command': 'quantizeDareq' }, 'Quantize with these settings…'),
     custom('vscode-button', { secondary: true, 'data-command': 'quantizeRtn' }, 'Round-to-nearest…'),
   );
+  box.append(tuning(s));
   for (const p of s.problems) box.append(el('p', { class: 'problem', role: 'alert' }, p));
   return box;
 }

@@ -94,11 +94,11 @@ export function parseHeaderJson(file: string, text: string, fileSize: number, da
 }
 
 function parseMetadata(file: string, raw: unknown): Record<string, string> {
-  if (raw === undefined) return {};
+  if (raw === undefined) return Object.create(null);
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw new WeightlensError('__metadata__ is not an object', file);
   }
-  const out: Record<string, string> = {};
+  const out: Record<string, string> = Object.create(null);
   for (const [k, v] of Object.entries(raw as Record<string, unknown>)) {
     if (typeof v !== 'string') throw new WeightlensError(`__metadata__ value of "${k}" is not a string`, file);
     out[k] = v;

@@ -19,8 +19,9 @@ export interface FileLayout {
 }
 
 export function layoutFile(tensors: readonly OutputTensorSpec[], metadata: Record<string, string>): FileLayout {
-  const header: Record<string, unknown> = {};
-  if (Object.keys(metadata).length > 0) header.__metadata__ = metadata;
+  // A null-prototype object: a tensor named "__proto__" must be a key like any other.
+  const header: Record<string, unknown> = Object.create(null);
+  if (Object.keys(metadata).length > 0) header.__metadata__ = Object.assign(Object.create(null), metadata);
   let offset = 0;
   const byteLengths: number[] = [];
   for (const t of tensors) {

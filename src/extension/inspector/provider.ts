@@ -11,7 +11,7 @@ import { readRows } from '../../core/model';
 import { openModel, type OpenModel } from '../../node/open-model';
 import type { FastEwqModel } from '../../core/ewq/fast';
 import { MAX_READ_BYTES, parseWebviewMessage, type HostMessage, type PanelSettings, type WebviewRequest } from '../../shared/protocol';
-import type { EwqConfig, RunConfig } from '../config';
+import { SETTING_SPECS, type EwqConfig, type RunConfig } from '../config';
 import { logLine, showError } from '../log';
 import { inspectorHtml, makeNonce } from './html';
 import { DocumentPlans } from './plans';
@@ -127,6 +127,14 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
         await plans.refresh(this.config.ewq(), this.config.run()).catch((e) => logLine(`FastEWQ: ${oneLine(e)}`));
       } else if (msg.type === 'prioritize') {
         overview.prioritize(msg.row);
+      } else if (msg.type === 'setSetting') {
+        // Untrusted: validated against the same rules as settings.json before anything is written.
+        const spec = SETTING_SPECS.find((x) => x.key === msg.key);
+        if (!spec || !spec.check(msg.value)) {
+          await post({ type: 'detailStatus', text: `weightlens.${msg.key} must be ${spec?.expect ?? 'valid'}` });
+          return;
+        }
+        await vscode.workspace.getConfiguration('weightlens').update(msg.key, msg.value, vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global);
       } else if (msg.type === 'detail' || msg.type === 'channel') {
         await this.detail(doc, entry, msg, post);
       } else if (msg.type === 'command') {
