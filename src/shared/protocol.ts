@@ -38,6 +38,8 @@ export interface PlanView {
 /** The overview grid: rows (blocks), columns (kinds of weight), and which tensor each cell is. */
 export interface OverviewLayout {
   rows: string[];
+  /** The EWQ block index of each row (-1 for tensors outside blocks). */
+  rowBlocks: number[];
   kinds: string[];
   cells: { tensor: string; row: string; kind: string }[];
 }

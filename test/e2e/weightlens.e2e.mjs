@@ -239,6 +239,10 @@ await step('the panel shows the FastEWQ plan, replaced by the full EWQ analysis:
   }
   assert.match(await frame.locator('#plan-stats').innerText(), /μ = 4\.58\d+ · σ = .* · T = 4\.58/);
   assert.match(await frame.locator('#plan-summary').innerText(), /EWQ \(full entropy analysis\) · variant 8-4 · .* → .* as compressed-tensors/);
+  // The overview can colour its rows by the block entropy too.
+  await frame.locator('#metric').selectOption('ewqEntropy');
+  await until('block entropies in the grid', async () => /^4\.58\d+$/.test(await frame.locator('td[data-tensor="model.layers.1.mlp.up_proj.weight"]').innerText()));
+  await frame.locator('#metric').selectOption('sqnrDb');
   await frame.locator('#plan').scrollIntoViewIfNeeded();
   await page.screenshot({ path: path.join(outDir, 'inspector-ewq-plan.png') });
 });
@@ -278,7 +282,8 @@ await step('changing a setting updates the open inspector at once', async () => 
   assert.match(await frame.locator('#settings-summary').innerText(), /4-bit/);
   // Edit the workspace's settings.json on disk, as a user editing it by hand would.
   fs.mkdirSync(path.join(ws, '.vscode'), { recursive: true });
-  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'weightlens.quantization.bits': 8, 'weightlens.dareq.lambdaEntropy': 0.25 }, null, 2));
+  // (The dark theme too: the README's dark screenshots come from here.)
+  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'weightlens.quantization.bits': 8, 'weightlens.dareq.lambdaEntropy': 0.25, 'workbench.colorTheme': 'Default Dark Modern' }, null, 2));
   await until('the panel to show the new settings', async () => /8-bit/.test(await frame.locator('#settings-summary').innerText()) && /λH 0\.25/.test(await frame.locator('#settings-summary').innerText()));
   // The overview is recomputed for the new settings (8-bit, and a heavy entropy term that trades
   // MSE for a simpler residual): every cell again, with different values.
@@ -290,6 +295,10 @@ await step('changing a setting updates the open inspector at once', async () => 
     return Math.abs(v - sqnrBefore) > 0.5;
   }, 60000);
   await page.screenshot({ path: path.join(outDir, 'inspector-settings.png') });
+  await page.getByRole('tab', { name: /^stories260K\.safetensors/ }).first().click();
+  await frame.locator('#overview').scrollIntoViewIfNeeded();
+  await page.waitForTimeout(300);
+  await page.screenshot({ path: path.join(outDir, 'inspector-dark.png') });
 });
 
 await step('a corrupted .safetensors gets a clear error notification, not a hang', async () => {

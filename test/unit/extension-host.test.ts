@@ -149,6 +149,7 @@ test('overview layout: a row per block, a column per kind of weight, in order of
   const model = await loadSingleFile('m', 'm', new MemoryByteSource('m', bytes));
   const layout = overviewLayout(model, selectTargets(model.tensors));
   assert.deepEqual(layout.rows, ['0', '1', '2', '3', '4']);
+  assert.deepEqual(layout.rowBlocks, [0, 1, 2, 3, 4]);
   assert.deepEqual(layout.kinds, ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.down_proj', 'mlp.up_proj']);
   assert.equal(layout.cells.length, 35);
   assert.deepEqual(layout.cells[0], { tensor: 'model.layers.0.self_attn.q_proj.weight', row: '0', kind: 'self_attn.q_proj' });

@@ -11,7 +11,7 @@ import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import type { InspectSummary } from '../../src/core/inspect';
 import type { HostMessage, PanelSettings, PlanView, WebviewMessage } from '../../src/shared/protocol';
 import { renderPlan } from './plan-chart';
-import { addCell, overviewSection, renderOverview, setMetric, setOverview } from './overview';
+import { addCell, overviewSection, renderOverview, setBlockEntropies, setMetric, setOverview } from './overview';
 import { detailSection, renderChannel, renderDetail, setDetail } from './detail';
 
 declare function acquireVsCodeApi(): { postMessage(m: WebviewMessage): void; getState(): unknown; setState(s: unknown): void };
@@ -55,6 +55,7 @@ let file = '';
 let settings: PanelSettings | undefined;
 let query = '';
 let plan: PlanView | undefined;
+let overviewKey: string | undefined;
 let planStatus = { text: '', running: false };
 
 function planSection(): HTMLElement {
@@ -299,8 +300,13 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
     settings = m.settings;
     render();
   } else if (m.type === 'overview') {
+    const changed = overviewKey !== undefined && overviewKey !== m.key;
+    overviewKey = m.key;
     setOverview(m.key, m.layout, m.cells);
     showOverview();
+    // New settings: the open detail is recomputed for them too.
+    const shown = document.getElementById('detail')?.getAttribute('data-tensor');
+    if (changed && shown) vscode.postMessage({ type: 'detail', tensor: shown });
   } else if (m.type === 'cell') {
     if (addCell(m.key, m.tensor, m.stats)) scheduleOverview();
   } else if (m.type === 'detail') {
@@ -318,6 +324,10 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
   } else if (m.type === 'plan') {
     plan = m.plan;
     showPlan();
+    if (plan.source === 'ewq') {
+      setBlockEntropies(new Map(plan.blocks.filter((b) => b.entropy !== null).map((b) => [b.index, b.entropy!])));
+      showOverview();
+    }
   } else if (m.type === 'planStatus') {
     planStatus = { text: m.text, running: m.running };
     showPlan();

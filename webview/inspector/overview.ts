@@ -5,7 +5,7 @@
  */
 import type { CellStats, OverviewLayout, WebviewMessage } from '../../src/shared/protocol';
 
-export type Metric = 'sqnrDb' | 'mse' | 'residualEntropy' | 'scaleRatio' | 'clippedFraction';
+export type Metric = 'sqnrDb' | 'mse' | 'residualEntropy' | 'scaleRatio' | 'clippedFraction' | 'ewqEntropy';
 
 export const METRICS: { id: Metric; label: string; higherIsBetter: boolean | null; format: (v: number) => string }[] = [
   { id: 'sqnrDb', label: 'SQNR (dB)', higherIsBetter: true, format: (v) => v.toFixed(2) },
@@ -13,7 +13,14 @@ export const METRICS: { id: Metric; label: string; higherIsBetter: boolean | nul
   { id: 'residualEntropy', label: 'Residual entropy (nats)', higherIsBetter: null, format: (v) => v.toFixed(4) },
   { id: 'scaleRatio', label: 'Mean chosen scale / absmax scale', higherIsBetter: null, format: (v) => v.toFixed(3) },
   { id: 'clippedFraction', label: 'Clipped fraction', higherIsBetter: false, format: (v) => `${(v * 100).toFixed(3)}%` },
+  { id: 'ewqEntropy', label: 'EWQ block entropy (per row)', higherIsBetter: null, format: (v) => v.toFixed(7) },
 ];
+
+/** Block entropies of the full EWQ analysis, when it is there. */
+let blockEntropies = new Map<number, number>();
+export function setBlockEntropies(m: Map<number, number>): void {
+  blockEntropies = m;
+}
 
 interface State {
   key: string;
@@ -25,7 +32,8 @@ interface State {
 let state: State | undefined;
 let observer: IntersectionObserver | undefined;
 
-function value(c: CellStats, m: Metric): number | null {
+function value(c: CellStats, m: Metric, block = -1): number | null {
+  if (m === 'ewqEntropy') return blockEntropies.get(block) ?? null;
   return c[m];
 }
 
@@ -41,7 +49,8 @@ export function renderOverview(host: HTMLElement, post: (m: WebviewMessage) => v
   if (!state) return;
   const { layout, cells, metric } = state;
   const m = METRICS.find((x) => x.id === metric)!;
-  const values = [...cells.values()].map((c) => value(c, metric)).filter((v): v is number => v !== null && Number.isFinite(v));
+  const rowOf = new Map(layout.cells.map((c) => [c.tensor, layout.rowBlocks[layout.rows.indexOf(c.row)] ?? -1]));
+  const values = [...cells.entries()].map(([t, c]) => value(c, metric, rowOf.get(t))).filter((v): v is number => v !== null && Number.isFinite(v));
   const lo = values.length ? Math.min(...values) : 0;
   const hi = values.length ? Math.max(...values) : 1;
   host.dataset.key = state.key;
@@ -81,15 +90,18 @@ export function renderOverview(host: HTMLElement, post: (m: WebviewMessage) => v
         td.setAttribute('aria-label', `${tensor}: computing`);
         continue;
       }
-      const v = value(c, metric);
+      const v = value(c, metric, rowOf.get(tensor));
       td.className = 'cell';
       td.dataset.value = String(v);
       td.dataset.sqnr = String(c.sqnrDb);
       td.style.background = v === null ? '' : colour(v, lo, hi, m.higherIsBetter);
-      const text = `${tensor}\n${METRICS.map((x) => `${x.label}: ${value(c, x.id) === null ? '∞' : x.format(value(c, x.id)!)}`).join('\n')}`;
+      const text = `${tensor}\n${METRICS.map((x) => {
+        const xv = value(c, x.id, rowOf.get(tensor));
+        return `${x.label}: ${xv === null ? (x.id === 'ewqEntropy' ? 'not analysed yet' : '∞') : x.format(xv)}`;
+      }).join('\n')}`;
       td.title = text;
-      td.setAttribute('aria-label', `${tensor}: ${m.label} ${v === null ? 'infinite' : m.format(v)}`);
-      td.textContent = v === null ? '∞' : m.format(v);
+      td.setAttribute('aria-label', `${tensor}: ${m.label} ${v === null ? (metric === 'ewqEntropy' ? 'not analysed yet' : 'infinite') : m.format(v)}`);
+      td.textContent = v === null ? (metric === 'ewqEntropy' ? '—' : '∞') : m.format(v);
     }
   }
   const old = host.querySelector('table.grid');

@@ -5,7 +5,7 @@
  * first, results cached per settings, and work that is no longer wanted (settings changed, panel
  * closed) is cancelled.
  */
-import { blockOf } from '../../core/blocks';
+import { blockOf, groupBlocks } from '../../core/blocks';
 import { CancelledError, oneLine } from '../../core/errors';
 import type { Model } from '../../core/model';
 import type { QuantSettings } from '../../core/quant/settings';
@@ -20,17 +20,23 @@ import type { CellStats, HostMessage, OverviewLayout } from '../../shared/protoc
 export function overviewLayout(model: Model, targets: ReadonlyMap<string, MatrixView>): OverviewLayout {
   const kinds: string[] = [];
   const rows: string[] = [];
+  const rowBlocks: number[] = [];
   const cells: OverviewLayout['cells'] = [];
+  const blockIndex = new Map<string, number>();
+  for (const b of groupBlocks(model.tensors).blocks) for (const n of b.tensors) blockIndex.set(n, b.index);
   for (const t of model.tensors) {
     if (!targets.has(t.name)) continue;
     const ref = blockOf(t.name);
     const row = ref ? `${ref.stack === 'model.layers' ? '' : ref.stack + ' '}${ref.layer}` : 'other';
     const kind = (ref ? ref.rest : t.name).replace(/\.weight$/, '');
     if (!kinds.includes(kind)) kinds.push(kind);
-    if (!rows.includes(row)) rows.push(row);
+    if (!rows.includes(row)) {
+      rows.push(row);
+      rowBlocks.push(blockIndex.get(t.name) ?? -1);
+    }
     cells.push({ tensor: t.name, row, kind });
   }
-  return { rows, kinds, cells };
+  return { rows, rowBlocks, kinds, cells };
 }
 
 export function settingsKey(s: QuantSettings): string {
