@@ -204,6 +204,10 @@ await step("a tensor's detail: heatmaps (DARE-Q beside RTN), per-channel chart, 
     return chosen !== null && Number(chosen) >= 0;
   }, 30000);
   assert.match(await frame.locator('#channel-summary').innerText(), /chosen scale .* × the absmax scale \(candidate \d+ of 100\)/);
+  // The same from the keyboard: type a channel, press Enter.
+  await frame.locator('#channel-index').fill('7');
+  await frame.locator('#channel-index').press('Enter');
+  await until('channel 7', async () => (await frame.locator('#channel-detail').getAttribute('data-row')) === '7', 30000);
   await frame.locator('#detail').scrollIntoViewIfNeeded();
   await page.screenshot({ path: path.join(outDir, 'inspector-detail.png') });
   await frame.locator('#loss-curve').scrollIntoViewIfNeeded();

@@ -119,9 +119,20 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
     renderDetail(sec, post);
   });
   const groupInput = node('input', { id: 'channel-group', type: 'number', min: '0', value: '0', 'aria-label': 'Group of the channel' });
+  // The keyboard way to a channel (the chart takes clicks).
+  const channelInput = node('input', { id: 'channel-index', type: 'number', min: '0', max: String(d.rows - 1), value: '0', 'aria-label': 'Channel' });
+  const showChannel = node('button', { class: 'toggle', id: 'channel-show' }, 'Show channel');
+  const requestChannel = () => {
+    const row = Math.min(d.rows - 1, Math.max(0, Math.floor(Number(channelInput.value) || 0)));
+    post({ type: 'channel', tensor: d.tensor, row, group: Math.max(0, Number(groupInput.value) || 0) });
+  };
+  showChannel.addEventListener('click', requestChannel);
+  channelInput.addEventListener('keydown', (e) => {
+    if (e.key === 'Enter') requestChannel();
+  });
   const chCanvas = node('canvas', { id: 'channel-chart', role: 'img', 'aria-label': 'Per-channel statistics; click a channel for its detail' });
   const chBox = node('div', { class: 'chart-box' }, chCanvas);
-  sec.replaceChildren(title, summary, switcher, maps, status, node('h3', {}, 'Per channel (click one)'), node('div', { class: 'actions' }, metricSelect, node('label', {}, 'group ', groupInput)), chBox, node('div', { id: 'channel-detail' }));
+  sec.replaceChildren(title, summary, switcher, maps, status, node('h3', {}, 'Per channel (click one)'), node('div', { class: 'actions' }, metricSelect, node('label', {}, 'channel ', channelInput), node('label', {}, 'group ', groupInput), showChannel), chBox, node('div', { id: 'channel-detail' }));
   const fg = css('--vscode-foreground', '#ccc');
   const colors = [css('--vscode-charts-blue', '#3794ff'), css('--vscode-charts-orange', '#d18616')];
   const c = chart('channels', chCanvas, {
