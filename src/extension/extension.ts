@@ -42,7 +42,7 @@ export function activate(context: vscode.ExtensionContext): void {
       const uri = await resolveModel(arg, undefined, 'Open Inspector');
       if (uri) await vscode.commands.executeCommand('vscode.openWith', uri, INSPECTOR_VIEW_TYPE);
     }),
-    vscode.commands.registerCommand('weightlens.planEwq', (arg?: unknown) => planCommand(inspector, deps, arg)),
+    vscode.commands.registerCommand('weightlens.planEwq', (arg?: unknown) => planCommand(inspector, arg)),
     vscode.commands.registerCommand('weightlens.quantizeWithPlan', async (arg?: unknown) => {
       const uri = await resolveModel(arg, inspector.activeUri, 'Quantize with the EWQ plan');
       const plan = uri && inspector.plansFor(uri)?.current;

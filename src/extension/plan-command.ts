@@ -9,7 +9,7 @@ import { oneLine } from '../core/errors';
 import { readEwqConfig, readRunConfig } from './config';
 import type { InspectorProvider } from './inspector/provider';
 import { logLine, showError } from './log';
-import { configReader, resolveModel, type QuantizeDeps } from './quantize-command';
+import { configReader, resolveModel } from './quantize-command';
 import { formatSize } from './stats-document';
 
 export function parseBudgetGB(text: string): number | undefined | 'invalid' {
@@ -19,7 +19,7 @@ export function parseBudgetGB(text: string): number | undefined | 'invalid' {
   return Number.isFinite(n) && n > 0 ? n : 'invalid';
 }
 
-export async function planCommand(inspector: InspectorProvider, _deps: QuantizeDeps, arg?: unknown): Promise<unknown> {
+export async function planCommand(inspector: InspectorProvider, arg?: unknown): Promise<unknown> {
   const uri = await resolveModel(arg, inspector.activeUri, 'Plan Mixed Precision (EWQ)');
   if (!uri) return undefined;
   const ewq = readEwqConfig(configReader);

@@ -169,6 +169,19 @@ await step('opening a model shows the inspector from its header, searchable', as
   await page.keyboard.type('q_proj');
   await until('the filter to apply', async () => (await frame.locator('#match-count').innerText()) === '5 of 47 tensors match');
   assert.equal(await frame.locator('tr[data-tensor$="q_proj.weight"]').count(), 5);
+  // The first values of a tensor, fetched through the typed request/response protocol (bytes as an
+  // ArrayBuffer) and decoded in the webview: compared with the file read here.
+  await frame.locator('button[data-peek="model.layers.0.self_attn.q_proj.weight"]').click();
+  const pre = frame.locator('tr[data-peek-of="model.layers.0.self_attn.q_proj.weight"] pre');
+  await pre.waitFor({ timeout: 30000 });
+  const lines = (await pre.innerText()).trim().split('\n');
+  assert.equal(lines.length, 4);
+  const file = fs.readFileSync(path.join(ws, 'stories260K.safetensors'));
+  const n = Number(file.readBigUInt64LE(0));
+  const header = JSON.parse(file.subarray(8, 8 + n).toString('utf8'));
+  const begin = 8 + n + header['model.layers.0.self_attn.q_proj.weight'].data_offsets[0];
+  const first = Array.from({ length: 8 }, (_, i) => file.readFloatLE(begin + 4 * i).toPrecision(4));
+  assert.equal(lines[0], first.join('  ') + '  …');
   await page.screenshot({ path: path.join(outDir, 'inspector.png') });
 });
 

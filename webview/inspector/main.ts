@@ -8,6 +8,7 @@ import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
+import { decodeFloats, isDecodableFloat, type DType, type DecodableFloat } from '../../src/core/dtypes';
 import type { InspectSummary } from '../../src/core/inspect';
 import type { HostMessage, PanelSettings, PlanView, WebviewMessage } from '../../src/shared/protocol';
 import { renderPlan } from './plan-chart';
@@ -113,7 +114,7 @@ function tensorTable(tensors: Tensor[]): HTMLTableElement {
       el(
         'tr',
         { 'data-tensor': t.name },
-        el('td', { class: 'name', title: t.name }, t.name),
+        el('td', { class: 'name', title: `${t.name} — click for its first values` }, el('button', { class: 'peek', 'data-peek': t.name, 'aria-label': `Show the first values of ${t.name}` }, t.name)),
         el('td', { class: 'dtype' }, t.dtype),
         el('td', { class: 'shape' }, `[${t.shape.join(', ')}]`),
         el('td', { class: 'num' }, formatCount(numel)),
@@ -273,6 +274,43 @@ function renderGroups(): void {
   document.getElementById('match-count')!.textContent = query ? `${shown} of ${summary.tensors.length} tensors match` : '';
 }
 
+// Typed requests to the host: each gets one response with its id; tensor bytes arrive as an
+// ArrayBuffer (transferred, not JSON) and are decoded here with the core's dtype code.
+let nextRequest = 1;
+const pending = new Map<number, { resolve: (r: { result: unknown; bytes?: ArrayBuffer }) => void; reject: (e: Error) => void }>();
+function request(method: 'readRows', params: { tensor: string; start: number; count: number }): Promise<{ result: unknown; bytes?: ArrayBuffer }> {
+  const id = nextRequest++;
+  return new Promise((resolve, reject) => {
+    pending.set(id, { resolve, reject });
+    vscode.postMessage({ type: 'request', id, method, params });
+  });
+}
+
+async function peek(name: string, row: HTMLElement): Promise<void> {
+  const t = summary?.tensors.find((x) => x.name === name);
+  if (!t) return;
+  const rows = t.shape.length === 0 ? 1 : t.shape[0];
+  const cols = rows ? t.shape.slice(1).reduce((a, b) => a * b, 1) : 0;
+  const shown = Math.min(4, rows);
+  const next = row.nextElementSibling;
+  if (next?.classList.contains('peek-row')) {
+    next.remove();
+    return;
+  }
+  let text: string;
+  try {
+    const { bytes } = await request('readRows', { tensor: name, start: 0, count: shown });
+    if (isDecodableFloat(t.dtype as DType)) {
+      const v = decodeFloats(t.dtype as DecodableFloat, new Uint8Array(bytes!));
+      text = Array.from({ length: shown }, (_, r) => Array.from(v.subarray(r * cols, r * cols + Math.min(8, cols)), (x) => x.toPrecision(4)).join('  ') + (cols > 8 ? '  …' : '')).join('\n');
+    } else text = `${bytes!.byteLength} bytes of ${t.dtype} (not a float dtype)`;
+  } catch (e) {
+    text = (e as Error).message;
+  }
+  const cell = el('td', { colSpan: 5 }, el('pre', { class: 'peek-values' }, text));
+  row.after(el('tr', { class: 'peek-row', 'data-peek-of': name }, cell));
+}
+
 function openDetail(target: EventTarget | null): void {
   const cell = (target as HTMLElement | null)?.closest?.('td[data-tensor]');
   const tensor = cell?.getAttribute('data-tensor');
@@ -285,6 +323,8 @@ document.addEventListener('keydown', (e) => {
 
 document.addEventListener('click', (e) => {
   openDetail(e.target);
+  const peekButton = (e.target as HTMLElement).closest?.('button[data-peek]');
+  if (peekButton) void peek(peekButton.getAttribute('data-peek')!, peekButton.closest('tr')!);
   const target = (e.target as HTMLElement).closest('[data-command]');
   const command = target?.getAttribute('data-command');
   if (command === 'quantizeDareq' || command === 'quantizeRtn' || command === 'openSettings' || command === 'planEwq' || command === 'quantizeWithPlan') {
@@ -299,6 +339,13 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
     file = m.file;
     settings = m.settings;
     render();
+  } else if (m.type === 'response') {
+    const p = pending.get(m.id);
+    pending.delete(m.id);
+    if (p) {
+      if (m.ok) p.resolve({ result: m.result, bytes: m.bytes });
+      else p.reject(new Error(m.error));
+    }
   } else if (m.type === 'overview') {
     const changed = overviewKey !== undefined && overviewKey !== m.key;
     overviewKey = m.key;
