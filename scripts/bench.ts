@@ -16,7 +16,6 @@ import { quantizeMatrix } from '../src/core/quant/matrix';
 import { resolveSettings, type QuantSettings, type SettingsInput } from '../src/core/quant/settings';
 import { generateModel, layersForSize, GENERATE_DEFAULTS } from '../src/node/generate-model';
 import { JobPool } from '../src/node/pool';
-import { DECIDE_ON_CPU } from '../src/compute/backend';
 import { openNodeGpu } from '../src/compute/webgpu/node-device';
 import { fillNormals, mulberry32 } from '../src/node/random';
 
@@ -161,15 +160,15 @@ async function main(): Promise<void> {
     const grows = smoke ? rows : Math.min(rows, 64);
     const part = w.subarray(0, grows * cols);
     const t0 = performance.now();
-    const choices = (await gpu.search.search(part, grows, cols, s))!;
+    const found = (await gpu.search.search(part, grows, cols, s))!;
     const searchSec = (performance.now() - t0) / 1000;
     const t1 = performance.now();
-    quantizeMatrix(Float32Array.from(part), grows, cols, { settings: s, dtype: 'F32', tensor: 'w', choices });
+    quantizeMatrix(Float32Array.from(part), grows, cols, { settings: s, dtype: 'F32', tensor: 'w', choices: found.choices, contenderStart: found.contenderStart, contenders: found.contenders });
     const cpuSec = (performance.now() - t1) / 1000;
-    const undecided = choices.filter((c) => c === DECIDE_ON_CPU).length;
+    const groups = found.choices.length;
     rate[`dareq clip webgpu+cpu`] = (grows * cols) / (searchSec + cpuSec);
-    gpuInfo = { adapter: gpu.description, fallbackAdapter: gpu.isFallback, groups: choices.length, decidedOnCpu: undecided, searchSeconds: searchSec, cpuSeconds: cpuSec };
-    results.push({ variant: 'dareq clip', backend: 'webgpu', adapter: gpu.description, weightsPerSecond: (grows * cols) / (searchSec + cpuSec), groupsDecidedOnCpu: undecided, groups: choices.length });
+    gpuInfo = { adapter: gpu.description, fallbackAdapter: gpu.isFallback, groups, groupsLeftToCpu: found.undecided, candidates: groups * s.grid, candidatesScoredOnCpu: found.rescored, searchSeconds: searchSec, cpuSeconds: cpuSec };
+    results.push({ variant: 'dareq clip', backend: 'webgpu', adapter: gpu.description, weightsPerSecond: (grows * cols) / (searchSec + cpuSec), groups, groupsLeftToCpu: found.undecided, candidatesScoredOnCpu: found.rescored, candidates: groups * s.grid, gpuSeconds: searchSec, cpuSeconds: cpuSec });
     gpu.search.dispose();
     gpu.device.destroy();
   }
@@ -187,7 +186,13 @@ async function main(): Promise<void> {
     dareqClipSpeedupOverNaive: rate['dareq clip 1t'] / rate['naive algorithm 1 1t'],
     threadScaling: threads > 1 ? rate[`dareq clip ${threads}t`] / rate['dareq clip 1t'] : 1,
   };
-  if (gpuInfo) console.log(`\nWebGPU (${gpuInfo.adapter}${gpuInfo.fallbackAdapter ? ', a software fallback adapter' : ''}): ${gpuInfo.decidedOnCpu} of ${gpuInfo.groups} groups re-decided on the CPU`);
+  if (gpuInfo) {
+    const g = gpuInfo as { adapter: string; fallbackAdapter: boolean; groups: number; groupsLeftToCpu: number; candidates: number; candidatesScoredOnCpu: number; searchSeconds: number; cpuSeconds: number };
+    console.log(
+      `\nWebGPU (${g.adapter}${g.fallbackAdapter ? ', a software fallback adapter' : ''}): ${g.groupsLeftToCpu} of ${g.groups} groups left to the CPU, ` +
+        `${g.candidatesScoredOnCpu} of ${g.candidates} candidates (${((100 * g.candidatesScoredOnCpu) / g.candidates).toFixed(2)}%) scored there; GPU ${g.searchSeconds.toFixed(2)} s, CPU ${g.cpuSeconds.toFixed(2)} s`,
+    );
+  }
   console.log(`\nDARE-Q (clip) takes ${ratios.dareqClipOverRtnTime.toFixed(1)}x the time of RTN; it is ${ratios.dareqClipSpeedupOverNaive.toFixed(1)}x faster than the naive loop; ${threads} threads give ${ratios.threadScaling.toFixed(2)}x`);
 
   let e2e: Record<string, unknown> | undefined;

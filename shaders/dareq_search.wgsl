@@ -38,6 +38,11 @@ const MAX_BINS: u32 = 4096u;
 // Per group: [best index (or -1 for an all-zero group), the winner's loss upper bound, the lowest
 // lower bound among the other candidates, 0]; indices < 2^24 are exact in f32.
 @group(0) @binding(2) var<storage, read_write> OUT: array<vec4<f32>>;
+// Every candidate's lower bound, [group][K] (scratch for the contender mask below).
+@group(0) @binding(3) var<storage, read_write> LB: array<f32>;
+// Per undecided group, ceil(K / 32) words: bit k set when candidate k's lower bound is below the
+// winner's upper bound — the only candidates that can still win, which the host scores in float64.
+@group(0) @binding(4) var<storage, read_write> MASK: array<u32>;
 
 var<workgroup> redA: array<f32, 256>;
 var<workgroup> redB: array<f32, 256>;
@@ -107,7 +112,8 @@ const BIG: f32 = 3.4e38;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let gid = wid.x + wid.y * P.nx + P.groupBase;
+  let local = wid.x + wid.y * P.nx;
+  let gid = local + P.groupBase;
   if (gid >= P.totalGroups) { return; }
   let row = gid / P.groupsPerRow;
   let gi = gid % P.groupsPerRow;
@@ -233,6 +239,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         if (density && lh != 0.0) { lb = -BIG; } else { lb = lw * l2 * (1.0 - ARITH) - abs(lh) * 1e-10; }
       }
       if (unknown) { lb = -BIG; ub = BIG; }
+      LB[local * P.grid + k] = lb;
       if (loss < best) {
         best = loss;
         bestUB = ub;
@@ -251,5 +258,16 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     var otherLB = lb1;
     if (lb1K == bestK) { otherLB = lb2; }
     OUT[gid] = vec4f(f32(bestK), bestUB, otherLB, 0.0);
+    if (!(bestUB < otherLB)) {
+      let words = (P.grid + 31u) / 32u;
+      for (var w = 0u; w < words; w++) {
+        var bits = 0u;
+        for (var b = 0u; b < 32u; b++) {
+          let k = w * 32u + b;
+          if (k < P.grid && (LB[local * P.grid + k] < bestUB || i32(k) == bestK)) { bits = bits | (1u << b); }
+        }
+        MASK[local * words + w] = bits;
+      }
+    }
   }
 }

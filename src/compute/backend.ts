@@ -1,7 +1,8 @@
 /**
  * The compute backends. The CPU path (src/core/quant) is the reference; the WebGPU path runs the
- * same search in WGSL and hands back, per group, the chosen candidate — or "decide on the CPU" when
- * its f32 losses cannot separate the winner from the runner-up, so the result is always the CPU's.
+ * same search in WGSL and hands back, per group, the chosen candidate — or, when its f32 losses
+ * cannot separate the winner from the others, the few candidates that can still win, which the CPU
+ * scores in float64. So the result is always the CPU's, and the CPU does a small share of the work.
  */
 import type { QuantSettings } from '../core/quant/settings';
 
@@ -9,24 +10,44 @@ import type { QuantSettings } from '../core/quant/settings';
 export const ZERO_GROUP = -1;
 export const DECIDE_ON_CPU = -2;
 
+export interface SearchChoices {
+  /** Per group: the candidate the GPU proved best, ZERO_GROUP, or DECIDE_ON_CPU. */
+  readonly choices: Int32Array;
+  /**
+   * For a DECIDE_ON_CPU group g, contenders[contenderStart[g] .. contenderStart[g + 1]) are the
+   * candidates (ascending) that can still win; an empty range means all K of them.
+   */
+  readonly contenderStart: Int32Array;
+  readonly contenders: Int32Array;
+  /** Groups left to the CPU, and the candidates it must score for them (of groups * K in all). */
+  readonly undecided: number;
+  readonly rescored: number;
+}
+
 export interface ScaleSearchBackend {
   readonly name: 'cpu' | 'webgpu';
   /** A description for the report (the adapter, for WebGPU). */
   readonly description: string;
   /** Candidate choices per group of a [rows, cols] matrix, or undefined when this backend cannot run these settings. */
-  search(values: Float32Array, rows: number, cols: number, settings: QuantSettings): Promise<Int32Array | undefined>;
+  search(values: Float32Array, rows: number, cols: number, settings: QuantSettings): Promise<SearchChoices | undefined>;
   dispose(): void;
 }
 
 /**
  * Per group the kernel returns its pick, an upper bound on the pick's float64 loss and the lowest
  * lower bound among the other candidates (see shaders/dareq_search.wgsl). The pick is certain to be
- * the CPU's when the bounds separate; otherwise the group is searched on the CPU.
+ * the CPU's when the bounds separate; otherwise `mask` (ceil(K / 32) words per group) names the
+ * candidates whose lower bound is below the pick's upper bound: the CPU scores only those.
  */
-export function choicesFromGpu(out: Float32Array, groups: number): { choices: Int32Array; ties: number } {
+export function choicesFromGpu(out: Float32Array, mask: Uint32Array, groups: number, grid: number): SearchChoices {
   const choices = new Int32Array(groups);
-  let ties = 0;
+  const contenderStart = new Int32Array(groups + 1);
+  const list: number[] = [];
+  const words = Math.ceil(grid / 32);
+  let undecided = 0;
+  let rescored = 0;
   for (let g = 0; g < groups; g++) {
+    contenderStart[g] = list.length;
     const k = out[4 * g];
     if (k < 0) {
       choices[g] = ZERO_GROUP;
@@ -34,11 +55,52 @@ export function choicesFromGpu(out: Float32Array, groups: number): { choices: In
     }
     const bestUpper = out[4 * g + 1];
     const othersLower = out[4 * g + 2];
-    if (bestUpper < othersLower) choices[g] = k;
-    else {
-      choices[g] = DECIDE_ON_CPU;
-      ties++;
+    if (bestUpper < othersLower) {
+      choices[g] = k;
+      continue;
     }
+    choices[g] = DECIDE_ON_CPU;
+    undecided++;
+    const before = list.length;
+    for (let w = 0; w < words; w++) {
+      let bits = mask[g * words + w];
+      while (bits) {
+        const b = 31 - Math.clz32(bits & -bits);
+        list.push(w * 32 + b);
+        bits &= bits - 1;
+      }
+    }
+    const n = list.length - before;
+    // All K (or a mask the kernel did not write): the plain full search.
+    if (n === 0 || n >= grid) list.length = before;
+    rescored += n === 0 || n >= grid ? grid : n;
   }
-  return { choices, ties };
+  contenderStart[groups] = list.length;
+  return { choices, contenderStart, contenders: Int32Array.from(list), undecided, rescored };
+}
+
+/** Joins the results of consecutive row blocks. */
+export function concatChoices(parts: SearchChoices[]): SearchChoices {
+  if (parts.length === 1) return parts[0];
+  const groups = parts.reduce((a, p) => a + p.choices.length, 0);
+  const choices = new Int32Array(groups);
+  const contenderStart = new Int32Array(groups + 1);
+  const contenders = new Int32Array(parts.reduce((a, p) => a + p.contenders.length, 0));
+  let g0 = 0;
+  let c0 = 0;
+  for (const p of parts) {
+    choices.set(p.choices, g0);
+    for (let g = 0; g < p.choices.length; g++) contenderStart[g0 + g] = p.contenderStart[g] + c0;
+    contenders.set(p.contenders, c0);
+    g0 += p.choices.length;
+    c0 += p.contenders.length;
+  }
+  contenderStart[groups] = c0;
+  return {
+    choices,
+    contenderStart,
+    contenders,
+    undecided: parts.reduce((a, p) => a + p.undecided, 0),
+    rescored: parts.reduce((a, p) => a + p.rescored, 0),
+  };
 }

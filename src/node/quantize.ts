@@ -19,7 +19,7 @@ import { AtomicOutput, writeFileAtomic } from './atomic-output';
 import { defaultOutputPath, defaultReportPath, outputIsFolder, SIDECAR_RE } from './output-paths';
 import { openModel, type OpenModel } from './open-model';
 import { JobPool } from './pool';
-import { streamTensor } from './stream-tensor';
+import { streamTensor, type GpuCounts } from './stream-tensor';
 import type { ScaleSearchBackend } from '../compute/backend';
 
 /** Copied tensors are streamed in pieces of this size. */
@@ -53,7 +53,7 @@ export interface QuantizeRequest {
   plan?: string;
   /** Output-name tag, when the default name should not come from the settings (e.g. a plan). */
   tag?: string;
-  /** Runs DARE-Q's scale search (the WebGPU backend); the CPU does everything else, and decides near-ties. */
+  /** Runs DARE-Q's scale search (the WebGPU backend); the CPU does everything else, and decides the candidates the GPU could not rule out. */
   searchBackend?: ScaleSearchBackend;
   version: string;
 }
@@ -243,7 +243,15 @@ function buildReport(
       include: req.include ?? null,
       exclude: req.exclude ?? null,
       backend: req.searchBackend ? req.searchBackend.name : 'cpu',
-      ...(req.searchBackend ? { adapter: req.searchBackend.description, gpuGroups: writer.gpuGroups, nearTiesDecidedOnCpu: writer.gpuTies } : {}),
+      ...(req.searchBackend
+        ? {
+            adapter: req.searchBackend.description,
+            gpuGroups: writer.gpu.groups,
+            gpuGroupsLeftToCpu: writer.gpu.undecided,
+            gpuCandidates: writer.gpu.candidates,
+            candidatesScoredOnCpu: writer.gpu.rescored,
+          }
+        : {}),
       threads: writer.threads,
       plan: req.plan ?? null,
     },
@@ -263,8 +271,8 @@ function buildReport(
 /** Streams the planned tensors of each output file, in order, through the pool. */
 class RunWriter {
   readonly tensorReports: TensorReport[] = [];
-  gpuGroups = 0;
-  gpuTies = 0;
+  /** What the WebGPU search decided, and what it left to the CPU (see SearchChoices). */
+  readonly gpu: GpuCounts = { groups: 0, undecided: 0, candidates: 0, rescored: 0 };
   private doneBytes = 0;
   /** Scales of the last packed tensor, written as its `weight_scale` right after it. */
   private lastScales: { of: string; scales: Float64Array; dtype: QuantizableFloat } | undefined;
@@ -360,15 +368,12 @@ class RunWriter {
   ): Promise<void> {
     const stats = emptyStats(settings.bits);
     const scaleParts: Float64Array[] = [];
-    const gpuCounts = { groups: 0, ties: 0 };
-    await streamTensor(this.opened, this.pool, t, view, settings, { output, signal: this.req.signal, searchBackend: this.req.searchBackend, gpuCounts }, async (r, bytes) => {
+    await streamTensor(this.opened, this.pool, t, view, settings, { output, signal: this.req.signal, searchBackend: this.req.searchBackend, gpuCounts: this.gpu }, async (r, bytes) => {
       await write(r.data);
       scaleParts.push(r.scales);
       mergeStats(stats, r.stats);
       this.progress(t.name, bytes);
     });
-    this.gpuGroups += gpuCounts.groups;
-    this.gpuTies += gpuCounts.ties;
     const dtype = t.dtype as QuantizableFloat;
     if (output === 'packed') {
       const all = new Float64Array(scaleParts.reduce((a, p) => a + p.length, 0));

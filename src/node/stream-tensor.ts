@@ -3,7 +3,7 @@
  * search rank its candidates, quantize it on a worker, hand results back in order. Shared by the
  * quantize run (which writes the results) and the panel's statistics (which keep only the numbers).
  */
-import { DECIDE_ON_CPU, type ScaleSearchBackend } from '../compute/backend';
+import type { ScaleSearchBackend } from '../compute/backend';
 import { decodeFloats, isQuantizableFloat } from '../core/dtypes';
 import { CancelledError, WeightlensError } from '../core/errors';
 import { readRows, readTensor, type ModelTensor } from '../core/model';
@@ -21,10 +21,17 @@ export interface StreamOptions {
   output: 'fake' | 'packed';
   signal?: AbortSignal;
   searchBackend?: ScaleSearchBackend;
-  /** Counts of groups ranked on the GPU and of those re-decided on the CPU. */
-  gpuCounts?: { groups: number; ties: number };
+  /** Groups and candidates ranked on the GPU, and those the CPU had to score (see SearchChoices). */
+  gpuCounts?: GpuCounts;
   channelStats?: boolean;
   tiles?: TileGrid;
+}
+
+export interface GpuCounts {
+  groups: number;
+  undecided: number;
+  candidates: number;
+  rescored: number;
 }
 
 export async function streamTensor(
@@ -58,12 +65,16 @@ export async function streamTensor(
       // its choices exactly as the CPU would (and searches the groups the GPU could not decide).
       let values = decodeFloats(dtype, raw) as Float32Array;
       if (view.transposed) values = transpose(values, view.cols, view.rows);
-      const choices = await search.search(values, rows, view.cols, settings);
-      if (choices && o.gpuCounts) {
-        o.gpuCounts.groups += choices.length;
-        for (const c of choices) if (c === DECIDE_ON_CPU) o.gpuCounts.ties++;
+      const found = await search.search(values, rows, view.cols, settings);
+      if (found) {
+        if (o.gpuCounts) {
+          o.gpuCounts.groups += found.choices.length;
+          o.gpuCounts.undecided += found.undecided;
+          o.gpuCounts.candidates += found.choices.length * settings.grid;
+          o.gpuCounts.rescored += found.rescored;
+        }
+        job = { ...job, choices: found.choices, contenderStart: found.contenderStart, contenders: found.contenders };
       }
-      job = { ...job, choices };
     }
     inflight.push(pool.run(job).then((r) => ({ r, bytes })));
   };

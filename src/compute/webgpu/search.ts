@@ -7,7 +7,7 @@
 import shaderSource from '../../../shaders/dareq_search.wgsl';
 import { groupsPerRow } from '../../core/quant/matrix';
 import { qRange, type QuantSettings } from '../../core/quant/settings';
-import { choicesFromGpu, type ScaleSearchBackend } from '../backend';
+import { choicesFromGpu, concatChoices, type ScaleSearchBackend, type SearchChoices } from '../backend';
 
 const MAX_BINS = 4096;
 const WG = 64;
@@ -36,9 +36,11 @@ export class WebGpuSearch implements ScaleSearchBackend {
   readonly name = 'webgpu' as const;
   private readonly pipelines = new Map<number, GPUComputePipeline>();
   private readonly pool: BufferPool;
-  /** Groups re-decided on the CPU because their f32 losses tied (measured, reported). */
-  ties = 0;
+  /** Groups the GPU could not decide alone, and the candidates the CPU scores for them (reported). */
+  undecided = 0;
+  rescored = 0;
   groups = 0;
+  candidates = 0;
   private lost: string | undefined;
 
   /**
@@ -68,23 +70,29 @@ export class WebGpuSearch implements ScaleSearchBackend {
     return p;
   }
 
-  async search(values: Float32Array, rows: number, cols: number, s: QuantSettings): Promise<Int32Array | undefined> {
+  async search(values: Float32Array, rows: number, cols: number, s: QuantSettings): Promise<SearchChoices | undefined> {
     if (this.lost) throw new Error(this.lost);
     if (s.method !== 'dareq' || s.bins > MAX_BINS) return undefined;
     const limits = this.device.limits;
     const gpr = groupsPerRow(cols, s.groupSize);
     const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
-    const maxRows = Math.max(1, Math.floor(Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize) / (cols * 4)));
-    const out = new Int32Array(rows * gpr);
+    // Each binding (the rows, and every candidate's lower bound per group) must fit the limits.
+    const binding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    const maxRows = Math.max(1, Math.floor(binding / Math.max(cols * 4, gpr * s.grid * 4)));
+    const parts: SearchChoices[] = [];
     for (let r0 = 0; r0 < rows; r0 += maxRows) {
       const n = Math.min(maxRows, rows - r0);
-      const part = await this.searchRows(values.subarray(r0 * cols, (r0 + n) * cols), n, cols, g, gpr, s);
-      out.set(part, r0 * gpr);
+      parts.push(await this.searchRows(values.subarray(r0 * cols, (r0 + n) * cols), n, cols, g, gpr, s));
     }
-    return out;
+    const result = concatChoices(parts);
+    this.groups += result.choices.length;
+    this.candidates += result.choices.length * s.grid;
+    this.undecided += result.undecided;
+    this.rescored += result.rescored;
+    return result;
   }
 
-  private async searchRows(values: Float32Array, rows: number, cols: number, g: number, gpr: number, s: QuantSettings): Promise<Int32Array> {
+  private async searchRows(values: Float32Array, rows: number, cols: number, g: number, gpr: number, s: QuantSettings): Promise<SearchChoices> {
     const device = this.device;
     const total = rows * gpr;
     const { qmin, qmax } = qRange(s.bits, s.ternary);
@@ -103,6 +111,11 @@ export class WebGpuSearch implements ScaleSearchBackend {
     const outBytes = total * 16;
     const output = this.pool.acquire(outBytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
     const readback = this.pool.acquire(outBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    const lbBytes = total * s.grid * 4;
+    const lb = this.pool.acquire(lbBytes, GPUBufferUsage.STORAGE);
+    const maskBytes = total * Math.ceil(s.grid / 32) * 4;
+    const mask = this.pool.acquire(maskBytes, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
+    const maskReadback = this.pool.acquire(maskBytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
     try {
       device.queue.writeBuffer(uniform, 0, params);
       device.queue.writeBuffer(input, 0, values.buffer, values.byteOffset, values.byteLength);
@@ -113,6 +126,8 @@ export class WebGpuSearch implements ScaleSearchBackend {
           { binding: 0, resource: { buffer: uniform, size: 80 } },
           { binding: 1, resource: { buffer: input, size: values.byteLength } },
           { binding: 2, resource: { buffer: output, size: outBytes } },
+          { binding: 3, resource: { buffer: lb, size: lbBytes } },
+          { binding: 4, resource: { buffer: mask, size: maskBytes } },
         ],
       });
       device.pushErrorScope('out-of-memory');
@@ -124,20 +139,20 @@ export class WebGpuSearch implements ScaleSearchBackend {
       pass.dispatchWorkgroups(nx, ny);
       pass.end();
       enc.copyBufferToBuffer(output, 0, readback, 0, outBytes);
+      enc.copyBufferToBuffer(mask, 0, maskReadback, 0, maskBytes);
       device.queue.submit([enc.finish()]);
       const validation = await device.popErrorScope();
       const oom = await device.popErrorScope();
       if (validation) throw new Error(`WebGPU validation error: ${validation.message}`);
       if (oom) throw new Error(`the GPU ran out of memory (${oom.message})`);
-      await readback.mapAsync(GPUMapMode.READ, 0, outBytes);
+      await Promise.all([readback.mapAsync(GPUMapMode.READ, 0, outBytes), maskReadback.mapAsync(GPUMapMode.READ, 0, maskBytes)]);
       const result = new Float32Array(readback.getMappedRange(0, outBytes).slice(0));
+      const bits = new Uint32Array(maskReadback.getMappedRange(0, maskBytes).slice(0));
       readback.unmap();
-      const { choices, ties } = choicesFromGpu(result, total);
-      this.ties += ties;
-      this.groups += total;
-      return choices;
+      maskReadback.unmap();
+      return choicesFromGpu(result, bits, total, s.grid);
     } finally {
-      for (const b of [uniform, input, output, readback]) this.pool.release(b);
+      for (const b of [uniform, input, output, readback, lb, mask, maskReadback]) this.pool.release(b);
     }
   }
 

@@ -27,6 +27,8 @@ export interface QuantJob {
   readonly channelStats?: boolean;
   /** Candidate choices per group from the WebGPU search (see QuantizeMatrixOptions.choices). */
   readonly choices?: Int32Array;
+  readonly contenderStart?: Int32Array;
+  readonly contenders?: Int32Array;
   /** Heatmap tiles of the whole matrix to accumulate this chunk into (the panel's detail view). */
   readonly tiles?: TileGrid;
 }
@@ -64,6 +66,8 @@ export function runQuantJob(job: QuantJob): QuantJobResult {
     tensor: job.tensor,
     rowBase: job.rowBase,
     choices: job.choices,
+    contenderStart: job.contenderStart,
+    contenders: job.contenders,
   });
   let tiles: TileSums | undefined;
   if (job.tiles && original) {

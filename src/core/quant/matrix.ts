@@ -27,6 +27,9 @@ export interface QuantizeMatrixOptions {
    * search on the CPU. The scale is computed from the index exactly as the CPU search would.
    */
   readonly choices?: Int32Array;
+  /** For a group the GPU left undecided: the candidates that can still win (see SearchChoices). */
+  readonly contenderStart?: Int32Array;
+  readonly contenders?: Int32Array;
 }
 
 export interface MatrixResult {
@@ -99,7 +102,13 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
       else if (given >= 0) {
         const [lo, hi] = candidateRange(absmax, s);
         chosen = candidateAt(given, s.grid, lo, hi);
-      } else chosen = searchScale(values, off, n, absmax, sumW2 / n, s, scratch).scale;
+      } else {
+        const at = r * groups + gi;
+        const start = opts.contenderStart ? opts.contenderStart[at] : 0;
+        const end = opts.contenderStart ? opts.contenderStart[at + 1] : 0;
+        const subset = end > start ? { list: opts.contenders!, start, end } : undefined;
+        chosen = searchScale(values, off, n, absmax, sumW2 / n, s, scratch, undefined, subset).scale;
+      }
       let sc = roundToDtype(dtype, chosen);
       if (!(sc > 0)) sc = SMALLEST[dtype];
       scales[r * groups + gi] = sc;

@@ -146,9 +146,17 @@ export interface SearchResult {
   loss: number;
 }
 
+/** Candidates subset[start .. end), ascending: the only ones that can win (from the WebGPU bounds). */
+export interface CandidateSubset {
+  readonly list: Int32Array;
+  readonly start: number;
+  readonly end: number;
+}
+
 /**
  * Search the scale of w[off .. off+n) (absmax > 0, finite). `msq` is mean(w^2) of the group (used
- * when normalize is on). Writes every candidate's terms to `trace` when given.
+ * when normalize is on). Writes every candidate's terms to `trace` when given. With `subset`, only
+ * those candidates are scored: the result is the full search's when the others provably lose.
  */
 export function searchScale(
   w: Floats,
@@ -159,6 +167,7 @@ export function searchScale(
   s: QuantSettings,
   scratch: SearchScratch,
   trace?: SearchTrace,
+  subset?: CandidateSubset,
 ): SearchResult {
   const { qmin, qmax } = qRange(s.bits, s.ternary);
   const [lo, hi] = candidateRange(absmax, s);
@@ -169,9 +178,11 @@ export function searchScale(
   const lw = s.normalize ? s.lambdaWeight / msq : s.lambdaWeight;
   const lh = s.normalize ? s.lambdaEntropy / Math.log(s.bins) : s.lambdaEntropy;
   let best = Infinity;
-  let bestIndex = 0;
-  let bestScale = candidateAt(0, K, lo, hi);
-  for (let k = 0; k < K; k++) {
+  let bestIndex = subset ? subset.list[subset.start] : 0;
+  let bestScale = candidateAt(bestIndex, K, lo, hi);
+  const count = subset ? subset.end - subset.start : K;
+  for (let j = 0; j < count; j++) {
+    const k = subset ? subset.list[subset.start + j] : j;
     const sc = candidateAt(k, K, lo, hi);
     let sumSq = 0;
     let min = Infinity;
