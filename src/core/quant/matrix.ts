@@ -44,6 +44,12 @@ export function groupsPerRow(cols: number, groupSize: number): number {
 
 const SMALLEST: Record<QuantizableFloat, number> = { F64: Number.MIN_VALUE, F32: 2 ** -149, F16: 2 ** -24, BF16: 2 ** -133 };
 
+/** A chosen scale as stored: rounded to the dtype, and never 0 (a tiny group must not divide by 0). */
+export function storedScale(dtype: QuantizableFloat, chosen: number): number {
+  const sc = roundToDtype(dtype, chosen);
+  return sc > 0 ? sc : SMALLEST[dtype];
+}
+
 /** Quantizes `values` (rows * cols, row-major) and overwrites them with the dequantized values. */
 export function quantizeMatrix(values: Floats, rows: number, cols: number, opts: QuantizeMatrixOptions): MatrixResult {
   const s = opts.settings;
@@ -109,8 +115,7 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
         const subset = end > start ? { list: opts.contenders!, start, end } : undefined;
         chosen = searchScale(values, off, n, absmax, sumW2 / n, s, scratch, undefined, subset).scale;
       }
-      let sc = roundToDtype(dtype, chosen);
-      if (!(sc > 0)) sc = SMALLEST[dtype];
+      const sc = storedScale(dtype, chosen);
       scales[r * groups + gi] = sc;
 
       let e2 = 0;

@@ -1,0 +1,81 @@
+/**
+ * One side of the panel's tensor detail (heatmap tiles, per-channel charts, totals) computed on
+ * WebGPU, block by block — the numbers src/extension/inspector/detail.ts gets from the CPU workers.
+ * Codes and scales are the CPU's exactly; the error sums are f32 on the GPU (the parity suite
+ * states the tolerances). Runs wherever a GPUDevice does: the inspector webview, Node, tests.
+ */
+import type { QuantizableFloat } from '../core/dtypes';
+import { groupsPerRow } from '../core/quant/matrix';
+import { qRange, type QuantSettings } from '../core/quant/settings';
+import { tileMeans, type TileGrid } from '../core/quant/tiles';
+import type { DetailSide } from '../shared/protocol';
+import type { WebGpuQuantizer } from './webgpu/quantize';
+
+export interface RowBlock {
+  values: Float32Array;
+  rowBase: number;
+  rows: number;
+}
+
+export async function detailSideOnGpu(
+  q: WebGpuQuantizer,
+  blocks: AsyncIterable<RowBlock> | Iterable<RowBlock>,
+  rows: number,
+  cols: number,
+  s: QuantSettings,
+  dtype: QuantizableFloat,
+  grid: TileGrid,
+): Promise<DetailSide> {
+  const gpr = groupsPerRow(cols, s.groupSize);
+  const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
+  const { qmax } = qRange(s.bits, s.ternary);
+  const nTiles = grid.rows * grid.cols;
+  const sums = { absW: new Float64Array(nTiles), absE: new Float64Array(nTiles), sqE: new Float64Array(nTiles), count: new Float64Array(nTiles) };
+  const channels = { mse: new Float32Array(rows), entropy: new Float32Array(rows), scaleRatio: new Float32Array(rows), clipped: new Float32Array(rows) };
+  let sumW2 = 0;
+  let sumE2 = 0;
+  for await (const b of blocks) {
+    const r = await q.quantizeBlock(b.values, b.rows, cols, s, dtype, { tiles: { grid, rowBase: b.rowBase } });
+    for (let i = 0; i < nTiles; i++) {
+      sums.absW[i] += r.tiles![4 * i];
+      sums.absE[i] += r.tiles![4 * i + 1];
+      sums.sqE[i] += r.tiles![4 * i + 2];
+      sums.count[i] += r.tiles![4 * i + 3];
+    }
+    for (let row = 0; row < b.rows; row++) {
+      let e2 = 0;
+      let h = 0;
+      let ratio = 0;
+      let ratioGroups = 0;
+      let clipped = 0;
+      for (let gi = 0; gi < gpr; gi++) {
+        const at = row * gpr + gi;
+        const n = Math.min(g, cols - gi * g);
+        sumW2 += r.sumW2[at];
+        e2 += r.sumE2[at];
+        clipped += r.clipped[at];
+        // An all-zero group has no error and no ratio (as on the CPU).
+        if (r.absmax[at] > 0) {
+          h += r.entropy[at] * n;
+          ratio += r.scales[at] / (r.absmax[at] / qmax);
+          ratioGroups++;
+        }
+      }
+      sumE2 += e2;
+      const at = b.rowBase + row;
+      channels.mse[at] = e2 / cols;
+      channels.entropy[at] = h / cols;
+      channels.scaleRatio[at] = ratioGroups ? ratio / ratioGroups : 1;
+      channels.clipped[at] = clipped;
+    }
+  }
+  return { method: s.method, tiles: tileMeans(sums), channels, sqnrDb: sumE2 === 0 ? null : 10 * Math.log10(sumW2 / sumE2), mse: sumE2 / Math.max(1, rows * cols) };
+}
+
+/** A [rows, cols] matrix in memory as blocks of at most `maxRows` rows. */
+export function* rowBlocks(values: Float32Array, rows: number, cols: number, maxRows: number): Generator<RowBlock> {
+  for (let r0 = 0; r0 < rows; r0 += maxRows) {
+    const n = Math.min(maxRows, rows - r0);
+    yield { values: values.subarray(r0 * cols, (r0 + n) * cols), rowBase: r0, rows: n };
+  }
+}

@@ -1,0 +1,207 @@
+/**
+ * The WebGPU runner of shaders/quantize_apply.wgsl on any GPUDevice: a block of rows in, per group
+ * its stored scale and error terms out (plus, on request, codes, dequantized values, packed words and
+ * heatmap tile sums). The scales are chosen in between, in float64 on the host, from the exact
+ * group absmax and the search's choices (src/core/quant/scales.ts), so codes and dequantized values
+ * are bit for bit the CPU's.
+ */
+import shaderSource from '../../../shaders/quantize_apply.wgsl';
+import type { QuantizableFloat } from '../../core/dtypes';
+import { groupsPerRow } from '../../core/quant/matrix';
+import { scalesFromChoices } from '../../core/quant/scales';
+import { qRange, type QuantSettings } from '../../core/quant/settings';
+import type { TileGrid } from '../../core/quant/tiles';
+import { BufferPool } from './pool';
+import type { WebGpuSearch } from './search';
+
+const WG = 64;
+const MAX_BINS = 4096;
+const DTYPE_CODE: Partial<Record<QuantizableFloat, number>> = { F32: 0, F16: 1, BF16: 2 };
+type Entry = 'group_stats' | 'apply' | 'tiles' | 'pack';
+/** The bindings each entry point uses (layout 'auto' holds only those). */
+const BINDINGS: Record<Entry, number[]> = { group_stats: [0, 1, 2], apply: [0, 1, 2, 3, 4, 5], tiles: [0, 1, 4, 6], pack: [0, 5, 7] };
+
+export interface BlockResult {
+  /** Per group: the stored scale, the exact absmax, and f32 sums of w^2 and e^2, entropy, clipped count. */
+  scales: Float64Array;
+  absmax: Float32Array;
+  sumW2: Float32Array;
+  sumE2: Float32Array;
+  entropy: Float32Array;
+  clipped: Float32Array;
+  codes?: Int32Array;
+  dequantized?: Float32Array;
+  packed?: Uint32Array;
+  /** Per tile of the grid: [sum |W|, sum |e|, sum e^2, count] over this block's rows. */
+  tiles?: Float32Array;
+}
+
+export interface BlockOptions {
+  tiles?: { grid: TileGrid; rowBase: number };
+  codes?: boolean;
+  dequantized?: boolean;
+  packed?: boolean;
+}
+
+export class WebGpuQuantizer {
+  private readonly pipelines = new Map<Entry, GPUComputePipeline>();
+  private readonly pool: BufferPool;
+  private module: GPUShaderModule | undefined;
+  private lost: string | undefined;
+
+  constructor(
+    private readonly device: GPUDevice,
+    /** Ranks DARE-Q's candidates on the same device (the other half of the GPU path). */
+    private readonly search: WebGpuSearch,
+  ) {
+    this.pool = new BufferPool(device);
+    void device.lost.then((info) => {
+      this.lost = `the GPU device was lost (${info.reason}: ${info.message})`;
+    });
+  }
+
+  /** Whether these settings and dtype run on this runner (else use the CPU path). */
+  supports(s: QuantSettings, dtype: QuantizableFloat): boolean {
+    return DTYPE_CODE[dtype] !== undefined && s.bins <= MAX_BINS;
+  }
+
+  /** Rows per block so that every binding fits the device's limits. */
+  maxRows(cols: number): number {
+    const l = this.device.limits;
+    return Math.max(1, Math.floor(Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize, 1 << 28) / (cols * 4)));
+  }
+
+  private async pipeline(entry: Entry): Promise<GPUComputePipeline> {
+    let p = this.pipelines.get(entry);
+    if (!p) {
+      if (!this.module) {
+        const module = this.device.createShaderModule({ code: shaderSource, label: 'quantize_apply' });
+        const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
+        if (errors.length) throw new Error(`quantize_apply.wgsl does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`);
+        this.module = module;
+      }
+      p = this.device.createComputePipeline({ layout: 'auto', compute: { module: this.module, entryPoint: entry, constants: { WG } }, label: entry });
+      this.pipelines.set(entry, p);
+    }
+    return p;
+  }
+
+  private async dispatch(entry: Entry, buffers: Record<number, GPUBuffer>, workgroups: number, params: ArrayBuffer, uniform: GPUBuffer): Promise<void> {
+    const device = this.device;
+    const maxX = device.limits.maxComputeWorkgroupsPerDimension;
+    const nx = Math.max(1, Math.min(workgroups, maxX));
+    new Uint32Array(params)[7] = nx;
+    device.queue.writeBuffer(uniform, 0, params);
+    const pipeline = await this.pipeline(entry);
+    const bind = device.createBindGroup({
+      layout: pipeline.getBindGroupLayout(0),
+      entries: BINDINGS[entry].map((binding) => ({ binding, resource: { buffer: buffers[binding] } })),
+    });
+    const enc = device.createCommandEncoder();
+    const pass = enc.beginComputePass();
+    pass.setPipeline(pipeline);
+    pass.setBindGroup(0, bind);
+    pass.dispatchWorkgroups(nx, Math.ceil(workgroups / nx));
+    pass.end();
+    device.queue.submit([enc.finish()]);
+  }
+
+  private async read(src: GPUBuffer, bytes: number): Promise<ArrayBuffer> {
+    const rb = this.pool.acquire(bytes, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
+    try {
+      const enc = this.device.createCommandEncoder();
+      enc.copyBufferToBuffer(src, 0, rb, 0, bytes);
+      this.device.queue.submit([enc.finish()]);
+      await rb.mapAsync(GPUMapMode.READ, 0, bytes);
+      const out = rb.getMappedRange(0, bytes).slice(0);
+      rb.unmap();
+      return out;
+    } finally {
+      this.pool.release(rb);
+    }
+  }
+
+  /** Quantizes rows * cols values (one block: at most maxRows(cols) rows). */
+  async quantizeBlock(values: Float32Array, rows: number, cols: number, s: QuantSettings, dtype: QuantizableFloat, o: BlockOptions = {}): Promise<BlockResult> {
+    if (this.lost) throw new Error(this.lost);
+    if (!this.supports(s, dtype)) throw new Error(`the WebGPU path does not run ${dtype} with ${s.bins} bins`);
+    const device = this.device;
+    const gpr = groupsPerRow(cols, s.groupSize);
+    const groups = rows * gpr;
+    const n = rows * cols;
+    const { qmin, qmax } = qRange(s.bits, s.ternary);
+    const params = new ArrayBuffer(64);
+    const u = new Uint32Array(params);
+    const f = new Float32Array(params);
+    u.set([rows, cols, s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols, gpr, s.bins, DTYPE_CODE[dtype]!, s.rounding === 'half-even' ? 2 : 0, 0]);
+    f.set([qmin, qmax], 8);
+    const S = GPUBufferUsage.STORAGE;
+    const bufs: GPUBuffer[] = [];
+    const take = (bytes: number, usage: number) => {
+      const b = this.pool.acquire(Math.max(16, bytes), usage);
+      bufs.push(b);
+      return b;
+    };
+    const uniform = take(64, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    const W = take(n * 4, S | GPUBufferUsage.COPY_DST);
+    const G = take(groups * 8, S | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC);
+    const E = take(groups * 16, S | GPUBufferUsage.COPY_SRC);
+    const DEQ = take(n * 4, S | GPUBufferUsage.COPY_SRC);
+    const CODES = take(n * 4, S | GPUBufferUsage.COPY_SRC);
+    try {
+      device.pushErrorScope('out-of-memory');
+      device.pushErrorScope('validation');
+      device.queue.writeBuffer(W, 0, values.buffer, values.byteOffset, n * 4);
+      await this.dispatch('group_stats', { 0: uniform, 1: W, 2: G }, groups, params, uniform);
+      const gs = new Float32Array(await this.read(G, groups * 8));
+      const absmax = new Float32Array(groups);
+      const sumW2 = new Float32Array(groups);
+      for (let g = 0; g < groups; g++) {
+        absmax[g] = gs[2 * g];
+        sumW2[g] = gs[2 * g + 1];
+      }
+      const found = s.method === 'dareq' ? await this.search.search(values.subarray(0, n), rows, cols, s) : undefined;
+      const scales = scalesFromChoices(values, rows, cols, s, dtype, absmax, found);
+      const scaleWords = new Float32Array(groups * 2);
+      for (let g = 0; g < groups; g++) scaleWords[2 * g] = scales[g];
+      device.queue.writeBuffer(G, 0, scaleWords);
+      await this.dispatch('apply', { 0: uniform, 1: W, 2: G, 3: E, 4: DEQ, 5: CODES }, groups, params, uniform);
+      const result: BlockResult = { scales, absmax, sumW2, sumE2: new Float32Array(groups), entropy: new Float32Array(groups), clipped: new Float32Array(groups) };
+      if (o.tiles) {
+        const g = o.tiles.grid;
+        const T = take(g.rows * g.cols * 16, S | GPUBufferUsage.COPY_DST | GPUBufferUsage.COPY_SRC);
+        device.queue.writeBuffer(T, 0, new Float32Array(g.rows * g.cols * 4));
+        u.set([g.rows, g.cols, g.rowStep, g.colStep, o.tiles.rowBase], 10);
+        await this.dispatch('tiles', { 0: uniform, 1: W, 4: DEQ, 6: T }, g.rows * g.cols, params, uniform);
+        result.tiles = new Float32Array(await this.read(T, g.rows * g.cols * 16));
+      }
+      if (o.packed) {
+        if (32 % s.bits !== 0) throw new Error(`cannot pack ${s.bits}-bit codes into int32 words`);
+        const words = rows * Math.ceil(cols / (32 / s.bits));
+        const PACKED = take(words * 4, S | GPUBufferUsage.COPY_SRC);
+        u[15] = s.bits;
+        await this.dispatch('pack', { 0: uniform, 5: CODES, 7: PACKED }, Math.ceil(words / WG), params, uniform);
+        result.packed = new Uint32Array(await this.read(PACKED, words * 4));
+      }
+      const e = new Float32Array(await this.read(E, groups * 16));
+      for (let g = 0; g < groups; g++) {
+        result.sumE2[g] = e[4 * g];
+        result.entropy[g] = e[4 * g + 1];
+        result.clipped[g] = e[4 * g + 2];
+      }
+      if (o.codes) result.codes = new Int32Array(await this.read(CODES, n * 4));
+      if (o.dequantized) result.dequantized = new Float32Array(await this.read(DEQ, n * 4));
+      const validation = await device.popErrorScope();
+      const oom = await device.popErrorScope();
+      if (validation) throw new Error(`WebGPU validation error: ${validation.message}`);
+      if (oom) throw new Error(`the GPU ran out of memory (${oom.message})`);
+      return result;
+    } finally {
+      for (const b of bufs) this.pool.release(b);
+    }
+  }
+
+  dispose(): void {
+    this.pool.destroy();
+  }
+}

@@ -1,0 +1,136 @@
+/**
+ * WebGPU vs CPU parity of quantization with chosen scales (shaders/quantize_apply.wgsl): scales,
+ * codes, dequantized values, clipped counts and packed words bit for bit — rounding ties included —
+ * and the f32 error statistics and heatmap tiles within stated tolerances; then the panel's detail
+ * side computed on the GPU against the CPU's. SwiftShader where there is no GPU; skipped, visibly,
+ * only where no WebGPU adapter exists.
+ */
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { test } from 'node:test';
+import { detailSideOnGpu, rowBlocks } from '../../src/compute/gpu-detail';
+import { openNodeGpu, type NodeGpu } from '../../src/compute/webgpu/node-device';
+import { WebGpuQuantizer } from '../../src/compute/webgpu/quantize';
+import type { QuantizableFloat } from '../../src/core/dtypes';
+import { groupsPerRow, quantizeMatrix } from '../../src/core/quant/matrix';
+import { packRows } from '../../src/core/quant/pack';
+import { resolveSettings, type SettingsInput } from '../../src/core/quant/settings';
+import { makeChannelStats } from '../../src/core/quant/stats';
+import { addTiles, emptyTiles, tileGrid, tileMeans } from '../../src/core/quant/tiles';
+import { asStored, normals } from '../helpers/safetensors';
+
+const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
+
+let gpu: NodeGpu | undefined;
+let quantizer: WebGpuQuantizer | undefined;
+const ready = openNodeGpu().then((g) => {
+  gpu = g;
+  if (g) quantizer = new WebGpuQuantizer(g.device, g.search);
+});
+
+/** Normal weights with outlier rows, a zero row, and a row of exact rounding ties at RTN's scale. */
+function fixture(rows: number, cols: number, dtype: 'F32' | 'F16' | 'BF16', seed: number, qmax: number): Float32Array {
+  const w = normals(rows * cols, seed, 0.02);
+  for (let r = 0; r < rows; r += 5) for (let c = 0; c < cols; c++) w[r * cols + c] *= 20;
+  for (let c = 0; c < cols; c++) w[3 * cols + c] = 0;
+  // Row 1: absmax = qmax / 64, so RTN's scale is exactly 1/64 and (k + 1/2) / 64 are ties.
+  for (let c = 0; c < cols; c++) w[cols + c] = c % 4 === 0 ? qmax / 64 : (((c % (2 * qmax)) - qmax + 0.5) / 64) * (c % 2 ? 1 : -1);
+  return asStored(dtype, w);
+}
+
+function relClose(a: number, b: number, rel: number, abs = 0): boolean {
+  return Math.abs(a - b) <= rel * Math.max(Math.abs(a), Math.abs(b)) + abs;
+}
+
+const CASES: [string, SettingsInput, 'F32' | 'F16' | 'BF16'][] = [
+  ['rtn 4-bit per channel', { method: 'rtn' }, 'BF16'],
+  ['rtn 8-bit g32', { method: 'rtn', bits: 8, groupSize: 32 }, 'F16'],
+  ['rtn 2-bit g48 half-even', { method: 'rtn', bits: 2, groupSize: 48, rounding: 'half-even' }, 'F32'],
+  ['dareq clip g32', { preset: 'clip', groupSize: 32 }, 'BF16'],
+  ['dareq paper per channel', { preset: 'paper' }, 'F16'],
+  ['dareq reference g64', { preset: 'reference', groupSize: 64 }, 'F32'],
+  ['dareq clip 8-bit g32', { preset: 'clip', bits: 8, groupSize: 32 }, 'F32'],
+];
+
+for (const [name, input, dtype] of CASES) {
+  test(`WebGPU quantization = CPU quantization: ${name} (${dtype})`, async (t) => {
+    await ready;
+    if (!gpu || !quantizer) {
+      t.skip('skipped: no WebGPU adapter');
+      return;
+    }
+    const s = resolveSettings(input);
+    const rows = 24;
+    const cols = 160;
+    const qmax = 2 ** (s.bits - 1) - 1;
+    const values = fixture(rows, cols, dtype, name.length, qmax);
+    const grid = tileGrid(rows, cols, 16);
+    const r = await quantizer.quantizeBlock(values, rows, cols, s, dtype as QuantizableFloat, { tiles: { grid, rowBase: 0 }, codes: true, dequantized: true, packed: 32 % s.bits === 0 });
+
+    const cpuValues = Float32Array.from(values);
+    const codes = new Int8Array(rows * cols);
+    const channels = makeChannelStats(rows);
+    const cpu = quantizeMatrix(cpuValues, rows, cols, { settings: s, dtype: dtype as QuantizableFloat, codes, channels, tensor: 't' });
+    assert.deepEqual(Array.from(r.scales), Array.from(cpu.scales), 'scales');
+    assert.deepEqual(Array.from(r.codes!), Array.from(codes), 'codes (ties included)');
+    assert.deepEqual(Array.from(r.dequantized!), Array.from(cpuValues), 'dequantized values, bit for bit');
+    if (r.packed) assert.deepEqual(Array.from(new Int32Array(r.packed.buffer)), Array.from(packRows(codes, rows, cols, s.bits)), 'packed words');
+
+    const gpr = groupsPerRow(cols, s.groupSize);
+    const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
+    for (let row = 0; row < rows; row++) {
+      let e2 = 0;
+      let h = 0;
+      let clipped = 0;
+      for (let gi = 0; gi < gpr; gi++) {
+        const n = Math.min(g, cols - gi * g);
+        e2 += r.sumE2[row * gpr + gi];
+        if (r.absmax[row * gpr + gi] > 0) h += r.entropy[row * gpr + gi] * n;
+        clipped += r.clipped[row * gpr + gi];
+      }
+      assert.equal(clipped, channels.clipped[row], `row ${row}: clipped count`);
+      assert.ok(relClose(e2 / cols, channels.mse[row], 1e-4, 1e-30), `row ${row}: mse ${e2 / cols} vs ${channels.mse[row]}`);
+      // f32 residuals can move a weight on a bin edge to the neighbouring bin: H within 0.02 nats.
+      assert.ok(Math.abs(h / cols - channels.entropy[row]) < 0.02, `row ${row}: entropy ${h / cols} vs ${channels.entropy[row]}`);
+    }
+    const tiles = emptyTiles(grid);
+    addTiles(tiles, grid, values, cpuValues, rows, cols, 0);
+    for (let i = 0; i < grid.rows * grid.cols; i++) {
+      assert.equal(r.tiles![4 * i + 3], tiles.count[i]);
+      assert.ok(relClose(r.tiles![4 * i], tiles.absW[i], 1e-5), `tile ${i} |W|`);
+      assert.ok(relClose(r.tiles![4 * i + 1], tiles.absE[i], 1e-4, 1e-12), `tile ${i} |e|`);
+      assert.ok(relClose(r.tiles![4 * i + 2], tiles.sqE[i], 1e-4, 1e-20), `tile ${i} e^2`);
+    }
+  });
+}
+
+test('the panel detail on WebGPU, in row blocks, matches the CPU detail', async (t) => {
+  await ready;
+  if (!gpu || !quantizer) {
+    t.skip('skipped: no WebGPU adapter');
+    return;
+  }
+  const rows = 300;
+  const cols = 96;
+  const s = resolveSettings({ groupSize: 32 });
+  const values = asStored('BF16', normals(rows * cols, 5, 0.02));
+  const grid = tileGrid(rows, cols, 64);
+  // Blocks of 70 rows: tiles of 5 rows straddle block boundaries.
+  const side = await detailSideOnGpu(quantizer, rowBlocks(values, rows, cols, 70), rows, cols, s, 'BF16', grid);
+  const cpuValues = Float32Array.from(values);
+  const channels = makeChannelStats(rows);
+  quantizeMatrix(cpuValues, rows, cols, { settings: s, dtype: 'BF16', channels, tensor: 't' });
+  const tiles = emptyTiles(grid);
+  addTiles(tiles, grid, values, cpuValues, rows, cols, 0);
+  const want = tileMeans(tiles);
+  for (let i = 0; i < want.absW.length; i++) assert.ok(relClose(side.tiles.sqE[i], want.sqE[i], 1e-4, 1e-20), `tile ${i}`);
+  for (let r = 0; r < rows; r++) {
+    assert.ok(relClose(side.channels.mse[r], channels.mse[r], 1e-4), `row ${r} mse`);
+    assert.ok(relClose(side.channels.scaleRatio[r], channels.scaleRatio[r], 1e-6), `row ${r} scale ratio`);
+  }
+});
+
+test.after(() => {
+  quantizer?.dispose();
+});
