@@ -129,3 +129,14 @@ export function readEwqConfig(read: ConfigReader): EwqConfig {
     problems,
   };
 }
+
+export const COMPUTE_BACKENDS = ['auto', 'webgpu', 'cpu'] as const;
+export type ComputeBackend = (typeof COMPUTE_BACKENDS)[number];
+
+/** `weightlens.compute.backend`, validated like the rest (a bad value is reported, `auto` used). */
+export function readComputeBackend(read: ConfigReader): { backend: ComputeBackend; problem?: string } {
+  const v = read('compute.backend');
+  if (v === undefined || v === null) return { backend: 'auto' };
+  if (typeof v === 'string' && (COMPUTE_BACKENDS as readonly string[]).includes(v)) return { backend: v as ComputeBackend };
+  return { backend: 'auto', problem: `weightlens.compute.backend must be one of ${COMPUTE_BACKENDS.join(', ')} (got ${JSON.stringify(v)}); using auto` };
+}

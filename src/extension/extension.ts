@@ -6,7 +6,7 @@ import * as vscode from 'vscode';
 import { readFileSync } from 'node:fs';
 import { oneLine } from '../core/errors';
 import type { FastEwqModel } from '../core/ewq/fast';
-import { panelSettings, readEwqConfig, readRunConfig } from './config';
+import { panelSettings, readEwqConfig, readRunConfig, readComputeBackend } from './config';
 import { planCommand } from './plan-command';
 import { INSPECTOR_VIEW_TYPE, InspectorProvider } from './inspector/provider';
 import { log, logLine } from './log';
@@ -27,6 +27,7 @@ export function activate(context: vscode.ExtensionContext): void {
     run: () => readRunConfig(configReader),
     ewq: () => readEwqConfig(configReader),
     fastModel: () => fastModel,
+    backend: () => readComputeBackend(configReader),
   });
   const deps: QuantizeDeps = { context, stats, activeInspector: () => inspector.activeUri, version };
 

@@ -5,6 +5,7 @@
  * is untrusted and goes through `parseWebviewMessage` before the host acts on it.
  */
 import type { InspectSummary } from '../core/inspect';
+import type { QuantSettings } from '../core/quant/settings';
 
 /** The quantization settings as the panel shows them (resolved from `weightlens.*`). */
 export interface PanelSettings {
@@ -70,6 +71,24 @@ export interface DetailView {
   grid: { rows: number; cols: number; rowStep: number; colStep: number };
   main: DetailSide;
   rtn?: DetailSide;
+  /** Where it was computed, for the user: e.g. "WebGPU (SwiftShader …)" or "CPU (1 worker thread)". */
+  backend: string;
+  /** Seconds it took, end to end. */
+  seconds: number;
+}
+
+/** The host asks the webview to compute a tensor's detail on its GPU (it pulls rows with readRows). */
+export interface GpuDetailJob {
+  tensor: string;
+  shape: number[];
+  dtype: 'F32' | 'F16' | 'BF16';
+  rows: number;
+  cols: number;
+  grid: { rows: number; cols: number; rowStep: number; colStep: number };
+  /** Rows per readRows request (within the host's read limit). */
+  blockRows: number;
+  main: QuantSettings;
+  rtn?: QuantSettings;
 }
 
 export interface ChannelView {
@@ -99,6 +118,7 @@ export type HostMessage =
   | { type: 'detail'; detail: DetailView }
   | { type: 'channel'; channel: ChannelView }
   | { type: 'detailStatus'; text: string }
+  | { type: 'detailGpu'; job: GpuDetailJob }
   | { type: 'init'; file: string; summary: InspectSummary; settings: PanelSettings }
   | { type: 'plan'; plan: PlanView }
   | { type: 'planStatus'; text: string; running: boolean }
@@ -113,6 +133,10 @@ export type WebviewRequest =
 
 export type WebviewMessage =
   | { type: 'ready' }
+  /** What the webview found: a WebGPU adapter (described) or why there is none. */
+  | { type: 'gpu'; available: boolean; adapter: string }
+  /** A detailGpu job ended: done (its backend shown to the user) or failed (the host computes it on the CPU). */
+  | { type: 'detailGpuDone'; tensor: string; ok: boolean; error: string; seconds: number }
   | { type: 'prioritize'; row: string }
   | { type: 'detail'; tensor: string }
   | { type: 'setSetting'; key: TunableSetting; value: number | string }
@@ -135,6 +159,12 @@ export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
   switch (raw.type) {
     case 'ready':
       return { type: 'ready' };
+    case 'gpu':
+      return typeof raw.available === 'boolean' && typeof raw.adapter === 'string' && raw.adapter.length <= 512 ? { type: 'gpu', available: raw.available, adapter: raw.adapter } : undefined;
+    case 'detailGpuDone':
+      return typeof raw.tensor === 'string' && raw.tensor.length <= 4096 && typeof raw.ok === 'boolean' && typeof raw.error === 'string' && typeof raw.seconds === 'number' && Number.isFinite(raw.seconds)
+        ? { type: 'detailGpuDone', tensor: raw.tensor, ok: raw.ok, error: raw.error.slice(0, 1000), seconds: raw.seconds }
+        : undefined;
     case 'detail':
       return typeof raw.tensor === 'string' && raw.tensor.length <= 4096 ? { type: 'detail', tensor: raw.tensor } : undefined;
     case 'setSetting':

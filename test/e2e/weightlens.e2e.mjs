@@ -206,6 +206,12 @@ await step("a tensor's detail: heatmaps (DARE-Q beside RTN), per-channel chart, 
   await until('the detail', async () => (await frame.locator('#detail').getAttribute('data-tensor')) === 'model.layers.0.self_attn.q_proj.weight', 60000);
   for (const id of ['#heatmap-dareq', '#heatmap-rtn']) assert.ok(Number(await frame.locator(id).getAttribute('data-max')) > 0, `${id} drawn`);
   assert.match(await frame.locator('#detail-summary').innerText(), /DARE-Q: SQNR \d+\.\d+ dB.*RTN: SQNR \d+\.\d+ dB/);
+  // The webview computed it on WebGPU (Chromium's SwiftShader adapter here) and says so; its SQNR is
+  // the overview's (computed on the CPU workers) within f32 rounding.
+  assert.equal(await frame.locator('#detail-backend').getAttribute('data-backend'), 'webgpu', await frame.locator('#detail-backend').innerText());
+  assert.match(await frame.locator('#detail-backend').innerText(), /^Computed on WebGPU \(.*\) in \d+\.\d+ s$/);
+  const gpuSqnr = Number(/DARE-Q: SQNR (\d+\.\d+) dB/.exec(await frame.locator('#detail-summary').innerText())[1]);
+  assert.ok(Math.abs(gpuSqnr - sqnrBefore) < 0.01, `WebGPU detail SQNR ${gpuSqnr} vs the CPU overview's ${sqnrBefore}`);
   assert.equal(await frame.locator('#channel-chart').getAttribute('data-channels'), '64');
   await frame.locator('#heatmap-dareq').hover();
   assert.match(await frame.locator('#heatmap-status').innerText(), /dareq: rows \d+–\d+, cols \d+–\d+: mean \|residual\| = /);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { readRunConfig, panelSettings } from '../../src/extension/config';
+import { panelSettings, readComputeBackend, readRunConfig } from '../../src/extension/config';
 import { inspectorHtml } from '../../src/extension/inspector/html';
 import { quantizeChoices } from '../../src/extension/quick-pick';
 import { renderStatsDocuments } from '../../src/extension/stats-document';
@@ -161,4 +161,24 @@ test('tuning messages from the webview: only the tunable settings, only numbers 
   assert.equal(parseWebviewMessage({ type: 'setSetting', key: 'quantization.bits', value: { evil: true } }), undefined);
   assert.equal(parseWebviewMessage({ type: 'channel', tensor: 't', row: -1, group: 0 }), undefined);
   assert.deepEqual(parseWebviewMessage({ type: 'detail', tensor: 'w' }), { type: 'detail', tensor: 'w' });
+});
+
+test('compute backend setting: auto, webgpu or cpu; anything else is reported and auto is used', () => {
+  assert.deepEqual(readComputeBackend(() => undefined), { backend: 'auto' });
+  assert.deepEqual(readComputeBackend((k) => (k === 'compute.backend' ? 'cpu' : undefined)), { backend: 'cpu' });
+  const bad = readComputeBackend((k) => (k === 'compute.backend' ? 'cuda' : undefined));
+  assert.equal(bad.backend, 'auto');
+  assert.match(bad.problem!, /^weightlens\.compute\.backend must be one of auto, webgpu, cpu \(got "cuda"\); using auto$/);
+  const p = PKG.contributes.configuration.properties['weightlens.compute.backend'];
+  assert.deepEqual(p.enum, ['auto', 'webgpu', 'cpu']);
+  assert.equal(p.default, 'auto');
+});
+
+test('GPU messages from the webview are validated like the rest', () => {
+  assert.deepEqual(parseWebviewMessage({ type: 'gpu', available: true, adapter: 'x' }), { type: 'gpu', available: true, adapter: 'x' });
+  assert.equal(parseWebviewMessage({ type: 'gpu', available: 'yes', adapter: 'x' }), undefined);
+  assert.equal(parseWebviewMessage({ type: 'gpu', available: true, adapter: 'x'.repeat(600) }), undefined);
+  assert.deepEqual(parseWebviewMessage({ type: 'detailGpuDone', tensor: 't', ok: false, error: 'lost', seconds: 1.5 }), { type: 'detailGpuDone', tensor: 't', ok: false, error: 'lost', seconds: 1.5 });
+  assert.equal(parseWebviewMessage({ type: 'detailGpuDone', tensor: 't', ok: true, error: '', seconds: Infinity }), undefined);
+  assert.equal(parseWebviewMessage({ type: 'detailGpuDone', tensor: 5, ok: true, error: '', seconds: 1 }), undefined);
 });

@@ -90,6 +90,8 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
   const sqnr = (s: DetailSide) => (s.sqnrDb === null ? '∞' : `${s.sqnrDb.toFixed(2)} dB`);
   const title = node('h2', {}, `${d.tensor} [${d.shape.join(' × ')}]`);
   const summary = node('p', { class: 'muted', id: 'detail-summary' }, sides.map((s) => `${s.method === 'rtn' ? 'RTN' : 'DARE-Q'}: SQNR ${sqnr(s)}, MSE ${s.mse.toExponential(3)}`).join(' · '));
+  // Which backend ran, for the user (and the end-to-end suite): WebGPU in this panel or the CPU workers.
+  const backend = node('p', { class: 'muted', id: 'detail-backend', 'data-backend': d.backend.startsWith('WebGPU') ? 'webgpu' : 'cpu' }, `Computed on ${d.backend} in ${d.seconds.toFixed(2)} s`);
   const switcher = node('div', { class: 'actions', role: 'radiogroup', 'aria-label': 'Heatmap quantity' });
   for (const m of MAPS) {
     const b = node('button', { class: `toggle${m.id === mapKind ? ' on' : ''}`, role: 'radio', 'aria-checked': String(m.id === mapKind), 'data-map': m.id }, m.label);
@@ -132,7 +134,7 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
   });
   const chCanvas = node('canvas', { id: 'channel-chart', role: 'img', 'aria-label': 'Per-channel statistics; click a channel for its detail' });
   const chBox = node('div', { class: 'chart-box' }, chCanvas);
-  sec.replaceChildren(title, summary, switcher, maps, status, node('h3', {}, 'Per channel (click one)'), node('div', { class: 'actions' }, metricSelect, node('label', {}, 'channel ', channelInput), node('label', {}, 'group ', groupInput), showChannel), chBox, node('div', { id: 'channel-detail' }));
+  sec.replaceChildren(title, summary, backend, switcher, maps, status, node('h3', {}, 'Per channel (click one)'), node('div', { class: 'actions' }, metricSelect, node('label', {}, 'channel ', channelInput), node('label', {}, 'group ', groupInput), showChannel), chBox, node('div', { id: 'channel-detail' }));
   const fg = css('--vscode-foreground', '#ccc');
   const colors = [css('--vscode-charts-blue', '#3794ff'), css('--vscode-charts-orange', '#d18616')];
   const c = chart('channels', chCanvas, {

@@ -14,6 +14,8 @@ import type { HostMessage, PanelSettings, PlanView, WebviewMessage } from '../..
 import { renderPlan } from './plan-chart';
 import { addCell, overviewSection, renderOverview, setBlockEntropies, setMetric, setOverview } from './overview';
 import { detailSection, renderChannel, renderDetail, setDetail } from './detail';
+import { computeDetailOnGpu, panelGpu, Superseded } from './gpu';
+import type { DetailView, GpuDetailJob } from '../../src/shared/protocol';
 
 declare function acquireVsCodeApi(): { postMessage(m: WebviewMessage): void; getState(): unknown; setState(s: unknown): void };
 const vscode = acquireVsCodeApi();
@@ -286,6 +288,47 @@ function request(method: 'readRows', params: { tensor: string; start: number; co
   });
 }
 
+// A tensor's detail: the host computes it on the CPU, or hands it back as a job for this panel's
+// GPU. Every new request supersedes the jobs before it (their late results are dropped).
+let detailGeneration = 0;
+
+function askDetail(tensor: string): void {
+  detailGeneration++;
+  vscode.postMessage({ type: 'detail', tensor });
+}
+
+function showDetail(d: DetailView): void {
+  setDetail(d);
+  const sec = document.getElementById('detail');
+  if (sec) renderDetail(sec, (x) => vscode.postMessage(x));
+  const st = document.getElementById('detail-status');
+  if (st) st.textContent = '';
+}
+
+async function runGpuDetail(job: GpuDetailJob): Promise<void> {
+  const generation = ++detailGeneration;
+  const started = performance.now();
+  try {
+    const gpu = await panelGpu();
+    if (typeof gpu === 'string') throw new Error(gpu);
+    const read = async (start: number, count: number) => {
+      const { bytes } = await request('readRows', { tensor: job.tensor, start, count });
+      if (!bytes) throw new Error(`no bytes for rows ${start}..${start + count - 1}`);
+      return bytes;
+    };
+    const d = await computeDetailOnGpu(gpu, job, read, () => generation === detailGeneration);
+    if (generation !== detailGeneration) return;
+    showDetail(d);
+    vscode.postMessage({ type: 'detailGpuDone', tensor: job.tensor, ok: true, error: '', seconds: d.seconds });
+  } catch (e) {
+    if (e instanceof Superseded || generation !== detailGeneration) return;
+    const error = e instanceof Error ? e.message : String(e);
+    const st = document.getElementById('detail-status');
+    if (st) st.textContent = `WebGPU failed (${error}); computing on the CPU…`;
+    vscode.postMessage({ type: 'detailGpuDone', tensor: job.tensor, ok: false, error, seconds: (performance.now() - started) / 1000 });
+  }
+}
+
 async function peek(name: string, row: HTMLElement): Promise<void> {
   const t = summary?.tensors.find((x) => x.name === name);
   if (!t) return;
@@ -314,7 +357,7 @@ async function peek(name: string, row: HTMLElement): Promise<void> {
 function openDetail(target: EventTarget | null): void {
   const cell = (target as HTMLElement | null)?.closest?.('td[data-tensor]');
   const tensor = cell?.getAttribute('data-tensor');
-  if (tensor) vscode.postMessage({ type: 'detail', tensor });
+  if (tensor) askDetail(tensor);
 }
 
 document.addEventListener('keydown', (e) => {
@@ -353,15 +396,14 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
     showOverview();
     // New settings: the open detail is recomputed for them too.
     const shown = document.getElementById('detail')?.getAttribute('data-tensor');
-    if (changed && shown) vscode.postMessage({ type: 'detail', tensor: shown });
+    if (changed && shown) askDetail(shown);
   } else if (m.type === 'cell') {
     if (addCell(m.key, m.tensor, m.stats)) scheduleOverview();
   } else if (m.type === 'detail') {
-    setDetail(m.detail);
-    const sec = document.getElementById('detail');
-    if (sec) renderDetail(sec, (x) => vscode.postMessage(x));
-    const st = document.getElementById('detail-status');
-    if (st) st.textContent = '';
+    detailGeneration++;
+    showDetail(m.detail);
+  } else if (m.type === 'detailGpu') {
+    void runGpuDetail(m.job);
   } else if (m.type === 'channel') {
     const sec = document.getElementById('detail');
     if (sec) renderChannel(sec, m.channel);
@@ -388,3 +430,6 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
 const saved = vscode.getState() as { query?: string } | undefined;
 query = saved?.query ?? '';
 vscode.postMessage({ type: 'ready' });
+// Look for WebGPU once and tell the host, which then sends detail jobs here when the
+// weightlens.compute.backend setting allows.
+void panelGpu().then((g) => vscode.postMessage(typeof g === 'string' ? { type: 'gpu', available: false, adapter: g } : { type: 'gpu', available: true, adapter: g.adapter }));

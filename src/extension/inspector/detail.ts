@@ -41,11 +41,12 @@ async function side(opened: OpenModel, pool: JobPool, t: ModelTensor, view: Matr
   return { method: settings.method, tiles: tileMeans(tiles), channels: { mse, entropy, scaleRatio, clipped }, sqnrDb: f.sqnrDb, mse: f.mse };
 }
 
-export async function computeDetail(opened: OpenModel, pool: JobPool, t: ModelTensor, view: MatrixView, settings: QuantSettings, signal: AbortSignal): Promise<DetailView> {
+export async function computeDetail(opened: OpenModel, pool: JobPool, t: ModelTensor, view: MatrixView, settings: QuantSettings, signal: AbortSignal, backend: string): Promise<DetailView> {
+  const started = performance.now();
   const grid = tileGrid(view.rows, view.cols);
   const main = await side(opened, pool, t, view, settings, signal);
   const rtn = settings.method === 'rtn' ? undefined : await side(opened, pool, t, view, resolveSettings({ method: 'rtn', bits: settings.bits, groupSize: settings.groupSize }), signal);
-  return { tensor: t.name, shape: [...t.shape], rows: view.rows, cols: view.cols, grid: { rows: grid.rows, cols: grid.cols, rowStep: grid.rowStep, colStep: grid.colStep }, main, rtn };
+  return { tensor: t.name, shape: [...t.shape], rows: view.rows, cols: view.cols, grid: { rows: grid.rows, cols: grid.cols, rowStep: grid.rowStep, colStep: grid.colStep }, main, rtn, backend, seconds: (performance.now() - started) / 1000 };
 }
 
 function histogram(values: ArrayLike<number>, bins: number): { lo: number; hi: number; counts: number[] } {

@@ -10,8 +10,10 @@ import { inspectModel } from '../../core/inspect';
 import { readRows } from '../../core/model';
 import { openModel, type OpenModel } from '../../node/open-model';
 import type { FastEwqModel } from '../../core/ewq/fast';
-import { MAX_READ_BYTES, parseWebviewMessage, type HostMessage, type PanelSettings, type WebviewRequest } from '../../shared/protocol';
-import { SETTING_SPECS, type EwqConfig, type RunConfig } from '../config';
+import { MAX_READ_BYTES, parseWebviewMessage, type GpuDetailJob, type HostMessage, type PanelSettings, type WebviewRequest } from '../../shared/protocol';
+import { SETTING_SPECS, type ComputeBackend, type EwqConfig, type RunConfig } from '../config';
+import { resolveSettings } from '../../core/quant/settings';
+import { tileGrid } from '../../core/quant/tiles';
 import { logLine, showError } from '../log';
 import { inspectorHtml, makeNonce } from './html';
 import { DocumentPlans } from './plans';
@@ -41,10 +43,22 @@ export interface InspectorConfig {
   run: () => RunConfig;
   ewq: () => EwqConfig;
   fastModel: () => FastEwqModel | undefined;
+  backend: () => { backend: ComputeBackend; problem?: string };
+}
+
+/** What the provider keeps per open panel. */
+interface PanelEntry {
+  panel: vscode.WebviewPanel;
+  doc: InspectorDocument;
+  plans: DocumentPlans;
+  overview: OverviewComputer;
+  detailRun?: AbortController;
+  /** The webview's WebGPU adapter, once it has looked (undefined: not reported yet). */
+  gpu?: { available: boolean; adapter: string };
 }
 
 export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<InspectorDocument> {
-  private readonly panels = new Set<{ panel: vscode.WebviewPanel; doc: InspectorDocument; plans: DocumentPlans; overview: OverviewComputer; detailRun?: AbortController }>();
+  private readonly panels = new Set<PanelEntry>();
   private active: InspectorDocument | undefined;
 
   constructor(
@@ -102,7 +116,7 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
       Math.max(1, os.availableParallelism() - 1),
       (m) => void post(m),
     );
-    const entry: { panel: vscode.WebviewPanel; doc: InspectorDocument; plans: DocumentPlans; overview: OverviewComputer; detailRun?: AbortController } = { panel, doc, plans, overview };
+    const entry: PanelEntry = { panel, doc, plans, overview };
     this.panels.add(entry);
     this.active = doc;
     panel.onDidChangeViewState(() => {
@@ -125,6 +139,15 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
         await post({ type: 'init', file: doc.uri.fsPath, summary: inspectModel(doc.opened.model), settings: this.config.panel() });
         overview.start(this.config.run().settings);
         await plans.refresh(this.config.ewq(), this.config.run()).catch((e) => logLine(`FastEWQ: ${oneLine(e)}`));
+      } else if (msg.type === 'gpu') {
+        entry.gpu = { available: msg.available, adapter: msg.adapter };
+        logLine(`inspector: ${msg.available ? `WebGPU in the panel: ${msg.adapter}` : `no WebGPU in the panel (${msg.adapter})`}`);
+      } else if (msg.type === 'detailGpuDone') {
+        if (msg.ok) logLine(`inspector: ${msg.tensor} computed on WebGPU in ${msg.seconds.toFixed(2)} s`);
+        else {
+          logLine(`inspector: WebGPU failed on ${msg.tensor} (${msg.error}); computing it on the CPU`);
+          await this.detail(doc, entry, { type: 'detail', tensor: msg.tensor }, post, `WebGPU failed: ${msg.error}`);
+        }
       } else if (msg.type === 'prioritize') {
         overview.prioritize(msg.row);
       } else if (msg.type === 'setSetting') {
@@ -146,12 +169,17 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
     });
   }
 
-  /** A tensor's detail, or one channel of it; a newer request cancels the older one. */
+  /**
+   * A tensor's detail, or one channel of it; a newer request cancels the older one. The detail runs
+   * in the webview on WebGPU when the backend setting and the webview's adapter allow it (the
+   * webview pulls the rows it needs), else on the CPU workers here; `gpuFailed` forces the CPU.
+   */
   private async detail(
     doc: InspectorDocument,
-    entry: { detailRun?: AbortController },
+    entry: PanelEntry,
     msg: { type: 'detail'; tensor: string } | { type: 'channel'; tensor: string; row: number; group: number },
     post: (m: HostMessage) => Thenable<boolean>,
+    gpuFailed?: string,
   ): Promise<void> {
     const run = this.config.run();
     const t = doc.opened.model.tensors.find((x) => x.name === msg.tensor);
@@ -167,12 +195,39 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
         return;
       }
       entry.detailRun?.abort();
+      const { backend, problem } = this.config.backend();
+      if (problem) logLine(problem);
+      const gpu = entry.gpu;
+      const gpuFits = (t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16') && !view.transposed && t.shape.length >= 2 && run.settings.bins <= 4096;
+      if (!gpuFailed && backend !== 'cpu' && gpu?.available && gpuFits) {
+        const grid = tileGrid(view.rows, view.cols);
+        const rowBytes = t.byteLength / view.rows;
+        const job: GpuDetailJob = {
+          tensor: t.name,
+          shape: [...t.shape],
+          dtype: t.dtype as GpuDetailJob['dtype'],
+          rows: view.rows,
+          cols: view.cols,
+          grid: { rows: grid.rows, cols: grid.cols, rowStep: grid.rowStep, colStep: grid.colStep },
+          blockRows: Math.max(1, Math.floor(Math.min(MAX_READ_BYTES, 16 << 20) / rowBytes)),
+          main: run.settings,
+          rtn: run.settings.method === 'rtn' ? undefined : resolveSettings({ method: 'rtn', bits: run.settings.bits, groupSize: run.settings.groupSize }),
+        };
+        await post({ type: 'detailStatus', text: `Computing the detail of ${t.name} on WebGPU (${gpu.adapter})…` });
+        await post({ type: 'detailGpu', job });
+        return;
+      }
+      let why = '';
+      if (gpuFailed) why = ` — ${gpuFailed}`;
+      else if (backend === 'webgpu' && !gpu?.available) why = ` — no WebGPU adapter in this panel${gpu ? ` (${gpu.adapter})` : ' yet'}`;
+      else if (backend === 'webgpu' && !gpuFits) why = ` — WebGPU does not run a ${t.dtype}${view.transposed ? ' transposed' : ''} tensor here`;
       const ctl = new AbortController();
       entry.detailRun = ctl;
-      await post({ type: 'detailStatus', text: `Computing the detail of ${t.name}…` });
-      const pool = new JobPool(Math.max(1, os.availableParallelism() - 1), vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'worker.js').fsPath);
+      const threads = Math.max(1, os.availableParallelism() - 1);
+      await post({ type: 'detailStatus', text: `Computing the detail of ${t.name} on the CPU…` });
+      const pool = new JobPool(threads, vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'worker.js').fsPath);
       try {
-        const detail = await computeDetail(doc.opened, pool, t, view, run.settings, ctl.signal);
+        const detail = await computeDetail(doc.opened, pool, t, view, run.settings, ctl.signal, `CPU (${threads} worker thread${threads > 1 ? 's' : ''})${why}`);
         if (!ctl.signal.aborted) await post({ type: 'detail', detail });
       } finally {
         await pool.close();

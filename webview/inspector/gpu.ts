@@ -1,0 +1,81 @@
+/**
+ * WebGPU in the panel: the same runners (src/compute/webgpu) the CLI and the tests use on Dawn, here
+ * on the webview's navigator.gpu. The host sends a job; this pulls the tensor's rows in blocks
+ * (readRows), runs the search and the quantize kernels, and builds the detail view it then shows —
+ * so a large tensor's work never blocks the extension host or this page's UI thread.
+ */
+import { detailSideOnGpu, rowBlocks, type RowBlock } from '../../src/compute/gpu-detail';
+import { WebGpuQuantizer } from '../../src/compute/webgpu/quantize';
+import { WebGpuSearch } from '../../src/compute/webgpu/search';
+import { decodeFloats } from '../../src/core/dtypes';
+import type { DetailView, GpuDetailJob } from '../../src/shared/protocol';
+
+/** Workgroup memory the kernels need: a 4096-bin histogram and the reduction arrays. */
+const NEEDED_WORKGROUP_STORAGE = 4096 * 4 + 4 * 256 * 4;
+
+export interface PanelGpu {
+  device: GPUDevice;
+  search: WebGpuSearch;
+  quantizer: WebGpuQuantizer;
+  adapter: string;
+}
+
+let opening: Promise<PanelGpu | string> | undefined;
+
+/** The panel's GPU, or why there is none (a one-line reason). Opened once. */
+export function panelGpu(): Promise<PanelGpu | string> {
+  opening ??= open().catch((e: unknown) => `WebGPU failed to start: ${e instanceof Error ? e.message : String(e)}`);
+  return opening;
+}
+
+async function open(): Promise<PanelGpu | string> {
+  const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
+  if (!gpu) return 'navigator.gpu is missing (WebGPU is off in this VS Code)';
+  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
+  if (!adapter) return 'no WebGPU adapter';
+  const l = adapter.limits;
+  if (l.maxComputeWorkgroupStorageSize < NEEDED_WORKGROUP_STORAGE) return `the adapter has ${l.maxComputeWorkgroupStorageSize} bytes of workgroup memory; the kernels need ${NEEDED_WORKGROUP_STORAGE}`;
+  const device = await adapter.requestDevice({
+    requiredLimits: {
+      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
+      maxBufferSize: l.maxBufferSize,
+      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
+    },
+  });
+  const info = adapter.info;
+  const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'WebGPU adapter';
+  const search = new WebGpuSearch(device, name);
+  return { device, search, quantizer: new WebGpuQuantizer(device, search), adapter: name };
+}
+
+export class Superseded extends Error {}
+
+/**
+ * Computes a detail job on the panel's GPU. `read(start, count)` returns the stored bytes of rows
+ * [start, start + count); `current()` turns false when a newer job replaces this one.
+ */
+export async function computeDetailOnGpu(gpu: PanelGpu, job: GpuDetailJob, read: (start: number, count: number) => Promise<ArrayBuffer>, current: () => boolean): Promise<DetailView> {
+  const started = performance.now();
+  const maxRows = Math.min(job.blockRows, gpu.quantizer.maxRows(job.cols));
+  async function* blocks(): AsyncGenerator<RowBlock> {
+    for (let r0 = 0; r0 < job.rows; r0 += maxRows) {
+      if (!current()) throw new Superseded();
+      const n = Math.min(maxRows, job.rows - r0);
+      const values = decodeFloats(job.dtype, new Uint8Array(await read(r0, n))) as Float32Array;
+      for (const b of rowBlocks(values, n, job.cols, maxRows)) yield { ...b, rowBase: r0 + b.rowBase };
+    }
+  }
+  const main = await detailSideOnGpu(gpu.quantizer, blocks(), job.rows, job.cols, job.main, job.dtype, job.grid);
+  const rtn = job.rtn ? await detailSideOnGpu(gpu.quantizer, blocks(), job.rows, job.cols, job.rtn, job.dtype, job.grid) : undefined;
+  return {
+    tensor: job.tensor,
+    shape: job.shape,
+    rows: job.rows,
+    cols: job.cols,
+    grid: job.grid,
+    main,
+    rtn,
+    backend: `WebGPU (${gpu.adapter})`,
+    seconds: (performance.now() - started) / 1000,
+  };
+}
