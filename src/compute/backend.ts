@@ -104,3 +104,26 @@ export function concatChoices(parts: SearchChoices[]): SearchChoices {
     rescored: parts.reduce((a, p) => a + p.rescored, 0),
   };
 }
+
+/**
+ * Checks choices that crossed a trust boundary (the webview answering the quantize command) against
+ * the request: the right number of groups, indices within the K candidates, contender ranges in
+ * order and ascending. Returns a one-line problem, or undefined when they are well formed.
+ */
+export function checkChoices(c: SearchChoices, groups: number, grid: number): string | undefined {
+  if (c.choices.length !== groups) return `${c.choices.length} choices for ${groups} groups`;
+  if (c.contenderStart.length !== groups + 1 || c.contenderStart[0] !== 0 || c.contenderStart[groups] !== c.contenders.length) return 'malformed contender ranges';
+  for (let g = 0; g < groups; g++) {
+    const k = c.choices[g];
+    if (!(k >= DECIDE_ON_CPU && k < grid)) return `group ${g}: candidate ${k} is outside 0..${grid - 1}`;
+    const a = c.contenderStart[g];
+    const b = c.contenderStart[g + 1];
+    if (b < a) return 'malformed contender ranges';
+    if (b > a && k !== DECIDE_ON_CPU) return `group ${g}: contenders for a decided group`;
+    for (let i = a; i < b; i++) {
+      const x = c.contenders[i];
+      if (!(x >= 0 && x < grid) || (i > a && x <= c.contenders[i - 1])) return `group ${g}: contenders not ascending within 0..${grid - 1}`;
+    }
+  }
+  return undefined;
+}

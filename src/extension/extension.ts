@@ -29,7 +29,7 @@ export function activate(context: vscode.ExtensionContext): void {
     fastModel: () => fastModel,
     backend: () => readComputeBackend(configReader),
   });
-  const deps: QuantizeDeps = { context, stats, activeInspector: () => inspector.activeUri, version };
+  const deps: QuantizeDeps = { context, stats, activeInspector: () => inspector.activeUri, gpuSearch: (model) => inspector.gpuSearch(model, readComputeBackend(configReader).backend), version };
 
   context.subscriptions.push(
     log(),

@@ -8,6 +8,7 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
+import type { ScaleSearchBackend } from '../compute/backend';
 import { CancelledError, oneLine } from '../core/errors';
 import { isIndexPath } from '../core/model';
 import { settingsFromPlan } from '../core/ewq/apply';
@@ -32,6 +33,8 @@ export interface QuantizeDeps {
   context: vscode.ExtensionContext;
   stats: StatsDocumentProvider;
   activeInspector: () => vscode.Uri | undefined;
+  /** An open panel's GPU for DARE-Q's scale search, or why not (see InspectorProvider.gpuSearch). */
+  gpuSearch: (model: vscode.Uri) => { search?: ScaleSearchBackend & { failed?: string }; release: () => void; why: string };
   version: string;
 }
 
@@ -109,9 +112,13 @@ export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: 
   const what = plan ? `EWQ plan (${plan.blocks.map((b) => b.precision).join(' ')}), ${format}` : describeSettings(run.settings, format);
   logLine(`quantize ${input} -> ${outPath}: ${what}; settings ${JSON.stringify(run.settings)}; include ${run.include ?? '(default)'}; exclude ${run.exclude ?? '(none)'}`);
   const started = Date.now();
+  // DARE-Q's search on an open panel's GPU when the backend setting allows; the CPU workers do the rest.
+  const gpu = run.settings.method === 'dareq' || settingsFor ? deps.gpuSearch(uri) : { release: () => {}, why: 'round-to-nearest has no search' };
+  const where = gpu.search ? `WebGPU search on ${gpu.search.description} + CPU worker threads` : 'CPU, worker threads';
+  logLine(`quantize: ${gpu.search ? where : `on the CPU (${gpu.why})`}`);
   try {
     const result = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `Weightlens: ${path.basename(input)} — ${what} (CPU, worker threads)`, cancellable: true },
+      { location: vscode.ProgressLocation.Notification, title: `Weightlens: ${path.basename(input)} — ${what} (${where})`, cancellable: true },
       async (progress, token) => {
         const abort = new AbortController();
         token.onCancellationRequested(() => abort.abort());
@@ -129,6 +136,7 @@ export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: 
           threads: Math.max(1, os.availableParallelism()),
           workerScript: vscode.Uri.joinPath(deps.context.extensionUri, 'dist', 'worker.js').fsPath,
           signal: abort.signal,
+          searchBackend: gpu.search,
           version: deps.version,
           onProgress: (p) => {
             const now = Date.now();
@@ -153,6 +161,8 @@ export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: 
     }
     await showError(oneLine(e));
     return undefined;
+  } finally {
+    gpu.release();
   }
 }
 

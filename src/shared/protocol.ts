@@ -119,6 +119,8 @@ export type HostMessage =
   | { type: 'channel'; channel: ChannelView }
   | { type: 'detailStatus'; text: string }
   | { type: 'detailGpu'; job: GpuDetailJob }
+  /** The quantize command borrows the panel's GPU for DARE-Q's scale search of one block of rows. */
+  | { type: 'gpuSearch'; id: number; rows: number; cols: number; settings: QuantSettings; values: ArrayBuffer }
   | { type: 'init'; file: string; summary: InspectSummary; settings: PanelSettings }
   | { type: 'plan'; plan: PlanView }
   | { type: 'planStatus'; text: string; running: boolean }
@@ -134,7 +136,10 @@ export type WebviewRequest =
 export type WebviewMessage =
   | { type: 'ready' }
   /** What the webview found: a WebGPU adapter (described) or why there is none. */
-  | { type: 'gpu'; available: boolean; adapter: string }
+  | { type: 'gpu'; available: boolean; adapter: string; fallback: boolean }
+  /** The answer to a gpuSearch: the SearchChoices arrays (checked again against the request by the host). */
+  | { type: 'gpuSearchResult'; id: number; ok: true; choices: Int32Array; contenderStart: Int32Array; contenders: Int32Array; undecided: number; rescored: number }
+  | { type: 'gpuSearchResult'; id: number; ok: false; error: string }
   /** A detailGpu job ended: done (its backend shown to the user) or failed (the host computes it on the CPU). */
   | { type: 'detailGpuDone'; tensor: string; ok: boolean; error: string; seconds: number }
   | { type: 'prioritize'; row: string }
@@ -153,6 +158,13 @@ export const PANEL_COMMANDS = ['quantizeDareq', 'quantizeRtn', 'openSettings', '
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
 
+/** An Int32Array from what the webview sent (an ArrayBuffer or a typed array), or undefined. */
+function int32s(v: unknown): Int32Array | undefined {
+  if (v instanceof ArrayBuffer) return v.byteLength % 4 === 0 ? new Int32Array(v.slice(0)) : undefined;
+  if (ArrayBuffer.isView(v) && v.byteLength % 4 === 0) return new Int32Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength));
+  return undefined;
+}
+
 /** Validates a message from the webview; returns undefined (and the caller ignores it) when invalid. */
 export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
   if (!isObj(raw) || typeof raw.type !== 'string') return undefined;
@@ -160,7 +172,18 @@ export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
     case 'ready':
       return { type: 'ready' };
     case 'gpu':
-      return typeof raw.available === 'boolean' && typeof raw.adapter === 'string' && raw.adapter.length <= 512 ? { type: 'gpu', available: raw.available, adapter: raw.adapter } : undefined;
+      return typeof raw.available === 'boolean' && typeof raw.adapter === 'string' && raw.adapter.length <= 512 && typeof raw.fallback === 'boolean'
+        ? { type: 'gpu', available: raw.available, adapter: raw.adapter, fallback: raw.fallback }
+        : undefined;
+    case 'gpuSearchResult': {
+      if (!isCount(raw.id)) return undefined;
+      if (raw.ok === false) return typeof raw.error === 'string' ? { type: 'gpuSearchResult', id: raw.id, ok: false, error: raw.error.slice(0, 1000) } : undefined;
+      const choices = int32s(raw.choices);
+      const contenderStart = int32s(raw.contenderStart);
+      const contenders = int32s(raw.contenders);
+      if (raw.ok !== true || !choices || !contenderStart || !contenders || !isCount(raw.undecided) || !isCount(raw.rescored)) return undefined;
+      return { type: 'gpuSearchResult', id: raw.id, ok: true, choices, contenderStart, contenders, undecided: raw.undecided, rescored: raw.rescored };
+    }
     case 'detailGpuDone':
       return typeof raw.tensor === 'string' && raw.tensor.length <= 4096 && typeof raw.ok === 'boolean' && typeof raw.error === 'string' && typeof raw.seconds === 'number' && Number.isFinite(raw.seconds)
         ? { type: 'detailGpuDone', tensor: raw.tensor, ok: raw.ok, error: raw.error.slice(0, 1000), seconds: raw.seconds }

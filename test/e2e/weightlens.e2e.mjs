@@ -324,6 +324,40 @@ await step('changing a setting updates the open inspector at once', async () => 
   await page.screenshot({ path: path.join(outDir, 'inspector-dark.png') });
 });
 
+await step("two quantizations at once, both searching on the panel's WebGPU: both complete, bytes equal to the CPU's", async () => {
+  await page.keyboard.press('Escape');
+  const file = path.join(ws, '.vscode', 'settings.json');
+  fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), 'weightlens.compute.backend': 'webgpu' }, null, 2));
+  await page.waitForTimeout(1000);
+  const shardedBefore = new Set(fs.readdirSync(path.join(ws, 'sharded')));
+  await runFromContextMenu('stories260K.safetensors', 'Weightlens: Quantize (DARE-Q)…');
+  await until('the 8-bit settings first', async () => (await page.locator('.quick-input-list .monaco-list-row').first().innerText()).includes('8-bit'));
+  await page.keyboard.press('Enter');
+  // The second starts while the first runs (its progress notification is still up).
+  await until('the first run in progress', async () => (await toast('stories260K.safetensors').count()) > 0 || files().some((f) => f.includes('weightlens-tmp')), 30000);
+  await runFromContextMenu('model.safetensors.index.json', 'Weightlens: Quantize (DARE-Q)…');
+  await page.keyboard.press('Enter');
+  const report = await until('the first report', async () => files().find((f) => /^stories260K\.dareq-w8g128.*\.report\.json$/.test(f)), 240000);
+  const sharded = await until('the second report', async () => fs.readdirSync(path.join(ws, 'sharded')).find((f) => !shardedBefore.has(f) && f.endsWith('.report.json')), 240000);
+  const r1 = JSON.parse(fs.readFileSync(path.join(ws, report), 'utf8'));
+  const r2 = JSON.parse(fs.readFileSync(path.join(ws, 'sharded', sharded), 'utf8'));
+  for (const r of [r1, r2]) {
+    assert.equal(r.settings.backend, 'webgpu', 'the search ran on the panel\'s WebGPU');
+    assert.match(r.settings.adapter, /swiftshader/i);
+    assert.ok(r.settings.gpuGroups > 0 && r.settings.candidatesScoredOnCpu < r.settings.gpuCandidates);
+  }
+  // The same settings on the CPU (the CLI) give the same bytes.
+  const s = r1.settings;
+  const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+  const cpuOut = path.join(outDir, 'cpu-w8.safetensors');
+  const { execFileSync } = await import('node:child_process');
+  execFileSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'quantize', path.join(ws, 'stories260K.safetensors'), '--backend', 'cpu', '--quiet', '--force', '--out', cpuOut,
+    '--method', s.method, '--preset', s.preset, '--bits', String(s.bits), '--group-size', String(s.groupSize), '--lambda-weight', String(s.lambdaWeight), '--lambda-entropy', String(s.lambdaEntropy),
+    s.normalize ? '--normalize' : '--no-normalize', '--bins', String(s.bins), '--grid', String(s.grid), '--clip-alpha-min', String(s.clipAlphaMin)]);
+  assert.ok(fs.readFileSync(cpuOut).equals(fs.readFileSync(path.join(ws, r1.output.split('/').pop()))), 'identical bytes');
+  fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), 'weightlens.compute.backend': 'auto' }, null, 2));
+});
+
 await step('a corrupted .safetensors gets a clear error notification, not a hang', async () => {
   await runFromContextMenu('corrupt.safetensors', 'Weightlens: Quantize with round-to-nearest');
   await page.waitForTimeout(300);

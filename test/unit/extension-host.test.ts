@@ -175,10 +175,27 @@ test('compute backend setting: auto, webgpu or cpu; anything else is reported an
 });
 
 test('GPU messages from the webview are validated like the rest', () => {
-  assert.deepEqual(parseWebviewMessage({ type: 'gpu', available: true, adapter: 'x' }), { type: 'gpu', available: true, adapter: 'x' });
-  assert.equal(parseWebviewMessage({ type: 'gpu', available: 'yes', adapter: 'x' }), undefined);
-  assert.equal(parseWebviewMessage({ type: 'gpu', available: true, adapter: 'x'.repeat(600) }), undefined);
+  assert.deepEqual(parseWebviewMessage({ type: 'gpu', available: true, adapter: 'x', fallback: true }), { type: 'gpu', available: true, adapter: 'x', fallback: true });
+  assert.equal(parseWebviewMessage({ type: 'gpu', available: true, adapter: 'x' }), undefined);
+  assert.equal(parseWebviewMessage({ type: 'gpu', available: 'yes', adapter: 'x', fallback: false }), undefined);
+  assert.equal(parseWebviewMessage({ type: 'gpu', available: true, adapter: 'x'.repeat(600), fallback: false }), undefined);
   assert.deepEqual(parseWebviewMessage({ type: 'detailGpuDone', tensor: 't', ok: false, error: 'lost', seconds: 1.5 }), { type: 'detailGpuDone', tensor: 't', ok: false, error: 'lost', seconds: 1.5 });
   assert.equal(parseWebviewMessage({ type: 'detailGpuDone', tensor: 't', ok: true, error: '', seconds: Infinity }), undefined);
   assert.equal(parseWebviewMessage({ type: 'detailGpuDone', tensor: 5, ok: true, error: '', seconds: 1 }), undefined);
+});
+
+test("the panel's search answers are checked against the request before use", async () => {
+  const { checkChoices } = await import('../../src/compute/backend');
+  const ok = { choices: Int32Array.from([3, -2, -1]), contenderStart: Int32Array.from([0, 0, 2, 2]), contenders: Int32Array.from([1, 4]), undecided: 1, rescored: 2 };
+  assert.equal(checkChoices(ok, 3, 5), undefined);
+  assert.match(checkChoices(ok, 4, 5)!, /3 choices for 4 groups/);
+  assert.match(checkChoices({ ...ok, choices: Int32Array.from([7, -2, -1]) }, 3, 5)!, /candidate 7 is outside 0..4/);
+  assert.match(checkChoices({ ...ok, contenders: Int32Array.from([4, 1]) }, 3, 5)!, /not ascending/);
+  assert.match(checkChoices({ ...ok, contenderStart: Int32Array.from([0, 2, 2, 2]) }, 3, 5)!, /contenders for a decided group/);
+  assert.match(checkChoices({ ...ok, contenderStart: Int32Array.from([0, 0, 2, 3]) }, 3, 5)!, /malformed/);
+  const parsed = parseWebviewMessage({ type: 'gpuSearchResult', id: 4, ok: true, choices: ok.choices.buffer, contenderStart: ok.contenderStart, contenders: ok.contenders, undecided: 1, rescored: 2 });
+  assert.ok(parsed && parsed.type === 'gpuSearchResult' && parsed.ok);
+  assert.deepEqual(Array.from((parsed as { choices: Int32Array }).choices), [3, -2, -1]);
+  assert.equal(parseWebviewMessage({ type: 'gpuSearchResult', id: 4, ok: true, choices: [1, 2], contenderStart: ok.contenderStart, contenders: ok.contenders, undecided: 1, rescored: 2 }), undefined);
+  assert.equal(parseWebviewMessage({ type: 'gpuSearchResult', id: 4, ok: true, choices: new Uint8Array(3), contenderStart: ok.contenderStart, contenders: ok.contenders, undecided: 1, rescored: 2 }), undefined);
 });

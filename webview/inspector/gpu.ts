@@ -18,6 +18,8 @@ export interface PanelGpu {
   search: WebGpuSearch;
   quantizer: WebGpuQuantizer;
   adapter: string;
+  /** A software adapter (SwiftShader and the like): correct, but slower than the CPU workers. */
+  fallback: boolean;
 }
 
 let opening: Promise<PanelGpu | string> | undefined;
@@ -45,7 +47,8 @@ async function open(): Promise<PanelGpu | string> {
   const info = adapter.info;
   const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'WebGPU adapter';
   const search = new WebGpuSearch(device, name);
-  return { device, search, quantizer: new WebGpuQuantizer(device, search), adapter: name };
+  const fallback = Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe/i.test(name);
+  return { device, search, quantizer: new WebGpuQuantizer(device, search), adapter: name, fallback };
 }
 
 export class Superseded extends Error {}

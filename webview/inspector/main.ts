@@ -16,6 +16,7 @@ import { addCell, overviewSection, renderOverview, setBlockEntropies, setMetric,
 import { detailSection, renderChannel, renderDetail, setDetail } from './detail';
 import { computeDetailOnGpu, panelGpu, Superseded } from './gpu';
 import type { DetailView, GpuDetailJob } from '../../src/shared/protocol';
+import type { QuantSettings as GpuSearchSettings } from '../../src/core/quant/settings';
 
 declare function acquireVsCodeApi(): { postMessage(m: WebviewMessage): void; getState(): unknown; setState(s: unknown): void };
 const vscode = acquireVsCodeApi();
@@ -329,6 +330,19 @@ async function runGpuDetail(job: GpuDetailJob): Promise<void> {
   }
 }
 
+// The quantize command borrowing this panel's GPU: one block's scale search, answered by id.
+async function gpuSearch(id: number, values: ArrayBuffer, rows: number, cols: number, s: GpuSearchSettings): Promise<void> {
+  try {
+    const gpu = await panelGpu();
+    if (typeof gpu === 'string') throw new Error(gpu);
+    const found = await gpu.search.search(new Float32Array(values), rows, cols, s);
+    if (!found) throw new Error('these settings do not run on WebGPU');
+    vscode.postMessage({ type: 'gpuSearchResult', id, ok: true, choices: found.choices, contenderStart: found.contenderStart, contenders: found.contenders, undecided: found.undecided, rescored: found.rescored });
+  } catch (e) {
+    vscode.postMessage({ type: 'gpuSearchResult', id, ok: false, error: e instanceof Error ? e.message : String(e) });
+  }
+}
+
 async function peek(name: string, row: HTMLElement): Promise<void> {
   const t = summary?.tensors.find((x) => x.name === name);
   if (!t) return;
@@ -404,6 +418,8 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
     showDetail(m.detail);
   } else if (m.type === 'detailGpu') {
     void runGpuDetail(m.job);
+  } else if (m.type === 'gpuSearch') {
+    void gpuSearch(m.id, m.values, m.rows, m.cols, m.settings);
   } else if (m.type === 'channel') {
     const sec = document.getElementById('detail');
     if (sec) renderChannel(sec, m.channel);
@@ -432,4 +448,4 @@ query = saved?.query ?? '';
 vscode.postMessage({ type: 'ready' });
 // Look for WebGPU once and tell the host, which then sends detail jobs here when the
 // weightlens.compute.backend setting allows.
-void panelGpu().then((g) => vscode.postMessage(typeof g === 'string' ? { type: 'gpu', available: false, adapter: g } : { type: 'gpu', available: true, adapter: g.adapter }));
+void panelGpu().then((g) => vscode.postMessage(typeof g === 'string' ? { type: 'gpu', available: false, adapter: g, fallback: false } : { type: 'gpu', available: true, adapter: g.adapter, fallback: g.fallback }));

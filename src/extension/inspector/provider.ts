@@ -19,6 +19,7 @@ import { inspectorHtml, makeNonce } from './html';
 import { DocumentPlans } from './plans';
 import { OverviewComputer } from './overview';
 import { computeChannel, computeDetail } from './detail';
+import { PanelSearchBackend } from './panel-search';
 import { JobPool } from '../../node/pool';
 import { CancelledError } from '../../core/errors';
 import { matrixView, selectTargets } from '../../core/select';
@@ -54,7 +55,9 @@ interface PanelEntry {
   overview: OverviewComputer;
   detailRun?: AbortController;
   /** The webview's WebGPU adapter, once it has looked (undefined: not reported yet). */
-  gpu?: { available: boolean; adapter: string };
+  gpu?: { available: boolean; adapter: string; fallback: boolean };
+  /** Quantize runs borrowing this panel's GPU. */
+  searches: Set<PanelSearchBackend>;
 }
 
 export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<InspectorDocument> {
@@ -116,7 +119,7 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
       Math.max(1, os.availableParallelism() - 1),
       (m) => void post(m),
     );
-    const entry: PanelEntry = { panel, doc, plans, overview };
+    const entry: PanelEntry = { panel, doc, plans, overview, searches: new Set() };
     this.panels.add(entry);
     this.active = doc;
     panel.onDidChangeViewState(() => {
@@ -126,6 +129,7 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
       plans.dispose();
       overview.dispose();
       entry.detailRun?.abort();
+      for (const b of entry.searches) b.dispose();
       this.panels.delete(entry);
       if (this.active === doc) this.active = undefined;
     });
@@ -140,8 +144,10 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
         overview.start(this.config.run().settings);
         await plans.refresh(this.config.ewq(), this.config.run()).catch((e) => logLine(`FastEWQ: ${oneLine(e)}`));
       } else if (msg.type === 'gpu') {
-        entry.gpu = { available: msg.available, adapter: msg.adapter };
+        entry.gpu = { available: msg.available, adapter: msg.adapter, fallback: msg.fallback };
         logLine(`inspector: ${msg.available ? `WebGPU in the panel: ${msg.adapter}` : `no WebGPU in the panel (${msg.adapter})`}`);
+      } else if (msg.type === 'gpuSearchResult') {
+        for (const b of entry.searches) if (b.owns(msg.id)) b.receive(msg);
       } else if (msg.type === 'detailGpuDone') {
         if (msg.ok) logLine(`inspector: ${msg.tensor} computed on WebGPU in ${msg.seconds.toFixed(2)} s`);
         else {
@@ -235,6 +241,32 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
     } catch (e) {
       if (!(e instanceof CancelledError)) await post({ type: 'detailStatus', text: `${msg.tensor}: ${oneLine(e)}` });
     }
+  }
+
+  /**
+   * A WebGPU scale search on an open panel's GPU for a quantize run (the panel of that model first),
+   * or why there is none. `auto` skips software adapters (SwiftShader is slower than the CPU
+   * workers); `webgpu` takes any. Release the backend with `release` when the run ends.
+   */
+  gpuSearch(model: vscode.Uri, backend: ComputeBackend): { search?: PanelSearchBackend; release: () => void; why: string } {
+    const none = (why: string) => ({ release: () => {}, why });
+    if (backend === 'cpu') return none('weightlens.compute.backend is cpu');
+    const entries = [...this.panels].sort((a, b) => Number(b.doc.uri.toString() === model.toString()) - Number(a.doc.uri.toString() === model.toString()));
+    const withGpu = entries.filter((e) => e.gpu?.available);
+    if (!withGpu.length) return none(entries.length ? 'no WebGPU adapter in the open inspector panel' : 'no inspector panel is open to lend its GPU');
+    const usable = withGpu.find((e) => backend === 'webgpu' || !e.gpu!.fallback);
+    if (!usable) return none(`the panel's adapter (${withGpu[0].gpu!.adapter}) is a software one, slower than the CPU; set weightlens.compute.backend to webgpu to use it anyway`);
+    const post = (m: HostMessage) => usable.panel.webview.postMessage(m);
+    const search = new PanelSearchBackend(post, `${usable.gpu!.adapter} (the inspector panel's WebGPU)`, (why) => logLine(`quantize: the panel's GPU stopped (${why}); the rest is searched on the CPU`));
+    usable.searches.add(search);
+    return {
+      search,
+      release: () => {
+        search.dispose();
+        usable.searches.delete(search);
+      },
+      why: '',
+    };
   }
 
   /** Pushes changed settings to every open inspector at once. */

@@ -1,0 +1,69 @@
+/**
+ * The quantize command's WebGPU: DARE-Q's scale search of each block of rows runs on an open
+ * inspector panel's GPU (the webview), the rest on the CPU workers — the same split as the CLI's
+ * `--backend webgpu`, so the output is byte-identical to the CPU's. The webview's answer is
+ * untrusted input: it is checked against the request before use. If the panel closes or its GPU
+ * fails, the remaining blocks are searched on the CPU (said in the log and the report).
+ */
+import { checkChoices, type ScaleSearchBackend, type SearchChoices } from '../../compute/backend';
+import { oneLine } from '../../core/errors';
+import { groupsPerRow } from '../../core/quant/matrix';
+import type { QuantSettings } from '../../core/quant/settings';
+import type { HostMessage, WebviewMessage } from '../../shared/protocol';
+
+type Result = Extract<WebviewMessage, { type: 'gpuSearchResult' }>;
+
+let nextId = 1;
+
+export class PanelSearchBackend implements ScaleSearchBackend {
+  readonly name = 'webgpu' as const;
+  private readonly pending = new Map<number, { resolve: (c: SearchChoices) => void; reject: (e: Error) => void; groups: number; grid: number }>();
+  /** Why the panel's GPU stopped being used (the rest ran on the CPU), if it did. */
+  failed: string | undefined;
+
+  constructor(
+    private readonly post: (m: HostMessage) => Thenable<boolean>,
+    readonly description: string,
+    private readonly onFailure: (why: string) => void,
+  ) {}
+
+  async search(values: Float32Array, rows: number, cols: number, settings: QuantSettings): Promise<SearchChoices | undefined> {
+    if (this.failed || settings.method !== 'dareq' || settings.bins > 4096) return undefined;
+    const id = nextId++;
+    const groups = rows * groupsPerRow(cols, settings.groupSize);
+    try {
+      const answer = new Promise<SearchChoices>((resolve, reject) => this.pending.set(id, { resolve, reject, groups, grid: settings.grid }));
+      const copy = values.slice().buffer as ArrayBuffer;
+      if (!(await this.post({ type: 'gpuSearch', id, rows, cols, settings, values: copy }))) throw new Error('the inspector panel is gone');
+      return await answer;
+    } catch (e) {
+      this.pending.delete(id);
+      this.failed ??= oneLine(e);
+      this.onFailure(this.failed);
+      return undefined;
+    }
+  }
+
+  /** Whether this backend asked for that id (the provider routes answers by id). */
+  owns(id: number): boolean {
+    return this.pending.has(id);
+  }
+
+  receive(m: Result): void {
+    const p = this.pending.get(m.id);
+    if (!p) return;
+    this.pending.delete(m.id);
+    if (!m.ok) {
+      p.reject(new Error(`WebGPU in the panel failed: ${m.error}`));
+      return;
+    }
+    const problem = checkChoices(m, p.groups, p.grid);
+    if (problem) p.reject(new Error(`the panel's search answer was malformed (${problem})`));
+    else p.resolve(m);
+  }
+
+  dispose(): void {
+    for (const p of this.pending.values()) p.reject(new Error('the inspector panel was closed'));
+    this.pending.clear();
+  }
+}
