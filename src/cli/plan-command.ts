@@ -9,6 +9,8 @@ import { WeightlensError } from '../core/errors';
 import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
 import { writeFileAtomic } from '../node/atomic-output';
 import { planModel } from '../node/ewq';
+import { WebGpuEntropy } from '../compute/webgpu/entropy';
+import { openNodeGpu } from '../compute/webgpu/node-device';
 import { openModel } from '../node/open-model';
 import { parseNumber } from './args';
 import { formatBytes, pad } from './format';
@@ -31,6 +33,8 @@ raw, go to 8-bit or to 4-bit (variant 4-3: 4-bit / 3-bit), then a memory budget 
   --out PLAN.json          write the plan for "weightlens quantize PATH --plan PLAN.json"
   --analyze-csv FILE       append this model's EWQ analysis to FILE in FastEWQ's training format
   --name NAME              model name for --analyze-csv rows (default: the folder's name)
+  --backend auto|cpu|webgpu  where the entropy partials are computed (default auto: a real GPU when
+                           there is one); they are merged in float64 on the CPU either way
 `;
 
 export const FASTEWQ_HELP = `Usage: weightlens fastewq train DATA.csv [--out MODEL.json] [--holdout FILE.csv] [--seed N]
@@ -103,6 +107,7 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
       out: { type: 'string' },
       'analyze-csv': { type: 'string' },
       name: { type: 'string' },
+      backend: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -117,9 +122,16 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
   if (!OUTPUT_FORMATS.includes(format)) throw new WeightlensError(`--format must be one of ${OUTPUT_FORMATS.join(', ')} (got "${v.format}")`);
   if (v.fast && v['analyze-csv']) throw new WeightlensError('--analyze-csv needs the full EWQ analysis; drop --fast');
   const fast = v.fast ? await readFastModel(v.model ?? shippedModelPath()) : undefined;
+  const backend = v.backend ?? 'auto';
+  if (!['auto', 'cpu', 'webgpu'].includes(backend)) throw new WeightlensError(`--backend must be one of auto, cpu, webgpu (got "${backend}")`);
+  const gpu = backend === 'cpu' || v.fast ? undefined : await openNodeGpu().catch(() => undefined);
+  if (backend === 'webgpu' && !v.fast && !gpu) throw new WeightlensError('--backend webgpu: no WebGPU adapter found (install a GPU driver with Vulkan, or see DEVELOPERS.md for SwiftShader); use --backend cpu');
+  // `auto` takes a real GPU only, as for quantize: a software adapter is slower than the CPU.
+  const entropyBackend = gpu && (backend === 'webgpu' || !gpu.isFallback) ? Object.assign(new WebGpuEntropy(gpu.device), { description: gpu.description }) : undefined;
   const opened = await openModel(positionals[0]);
   try {
     const plan = await planModel(opened, {
+      entropyBackend,
       variant,
       thresholdFactor: parseNumber('threshold-factor', v['threshold-factor'], { integer: false, min: 0 }) ?? 1,
       entropyEpsilon: parseNumber('entropy-epsilon', v['entropy-epsilon'], { integer: false, min: 0 }) ?? 0.01,
@@ -150,6 +162,7 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
     io.out(lines.join('\n') + '\n');
     return plan.fits ? 0 : 1;
   } finally {
+    entropyBackend?.dispose();
     await opened.close();
   }
 }

@@ -27,6 +27,14 @@ export interface PlanOptions {
   fast?: FastEwqModel;
   signal?: AbortSignal;
   onProgress?: (fraction: number, tensor: string) => void;
+  /** Computes the entropy partials of f32 chunks elsewhere (the WebGPU runner); merged here in float64. */
+  entropyBackend?: EntropyBackend;
+}
+
+export interface EntropyBackend {
+  readonly description: string;
+  pass1(values: Float32Array): Promise<MaxSumExp>;
+  pass2(values: Float32Array, max: number, sumExp: number, eps: number): Promise<number>;
 }
 
 /** The matrices whose entropy EWQ weighs: 2-D float tensors inside a block (linear and embedding weights). */
@@ -36,26 +44,30 @@ export function ewqMatrices(tensors: readonly ModelTensor[]): ModelTensor[] {
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
-export async function tensorEntropy(opened: OpenModel, t: ModelTensor, eps: number, signal?: AbortSignal, onChunk?: (bytes: number) => void): Promise<number> {
+export async function tensorEntropy(opened: OpenModel, t: ModelTensor, eps: number, signal?: AbortSignal, onChunk?: (bytes: number) => void, gpu?: EntropyBackend): Promise<number> {
   if (!isDecodableFloat(t.dtype)) throw new Error(`internal: ${t.name} is not a float tensor`);
   const dtype = t.dtype;
   const rows = t.shape[0];
   const cols = t.numel / rows;
   const step = Math.max(1, Math.floor(CHUNK_WEIGHTS / cols));
   const src = opened.source(t.file);
-  const chunks = async (fn: (values: Float32Array | Float64Array) => void) => {
+  const chunks = async (fn: (values: Float32Array | Float64Array) => void | Promise<void>) => {
     for (let r = 0; r < rows; r += step) {
       if (signal?.aborted) throw new CancelledError('analysis cancelled');
       const raw = await readRows(src, t, r, Math.min(step, rows - r));
-      fn(decodeFloats(dtype, raw));
+      await fn(decodeFloats(dtype, raw));
       onChunk?.(raw.byteLength);
       await tick();
     }
   };
+  // F64 weights stay on the CPU: the GPU path is f32.
+  const onGpu = gpu && dtype !== 'F64' ? gpu : undefined;
   let p1: MaxSumExp = { max: -Infinity, sumExp: 0, count: 0 };
-  await chunks((v) => (p1 = mergePass1(p1, pass1(v))));
+  await chunks(async (v) => {
+    p1 = mergePass1(p1, onGpu ? await onGpu.pass1(v as Float32Array) : pass1(v));
+  });
   const rest = new CompensatedSum();
-  await chunks((v) => rest.add(pass2(v, p1.max, p1.sumExp, eps)));
+  await chunks(async (v) => rest.add(onGpu ? await onGpu.pass2(v as Float32Array, p1.max, p1.sumExp, eps) : pass2(v, p1.max, p1.sumExp, eps)));
   return finishEntropy(p1, rest.value, eps);
 }
 
@@ -94,7 +106,7 @@ export async function planModel(opened: OpenModel, o: PlanOptions): Promise<Plan
         const h = await tensorEntropy(opened, t, o.entropyEpsilon, o.signal, (b) => {
           done += b;
           o.onProgress?.(total ? done / total : 1, t.name);
-        });
+        }, o.entropyBackend);
         hs.push({ numel: t.numel, entropy: h });
       }
       entropies.push(blockEntropy(hs));
