@@ -25,6 +25,8 @@ export async function detailSideOnGpu(
   s: QuantSettings,
   dtype: QuantizableFloat,
   grid: TileGrid,
+  /** Filled per row with the weights' absmax and kurtosis when given. */
+  weights?: { absmax: Float32Array; kurtosis: Float32Array },
 ): Promise<DetailSide> {
   const gpr = groupsPerRow(cols, s.groupSize);
   const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
@@ -35,7 +37,13 @@ export async function detailSideOnGpu(
   let sumW2 = 0;
   let sumE2 = 0;
   for await (const b of blocks) {
-    const r = await q.quantizeBlock(b.values, b.rows, cols, s, dtype, { tiles: { grid, rowBase: b.rowBase } });
+    const r = await q.quantizeBlock(b.values, b.rows, cols, s, dtype, { tiles: { grid, rowBase: b.rowBase }, moments: weights !== undefined });
+    if (weights) {
+      for (let row = 0; row < b.rows; row++) {
+        weights.absmax[b.rowBase + row] = r.rowMoments![4 * row];
+        weights.kurtosis[b.rowBase + row] = r.rowMoments![4 * row + 3];
+      }
+    }
     for (let i = 0; i < nTiles; i++) {
       sums.absW[i] += r.tiles![4 * i];
       sums.absE[i] += r.tiles![4 * i + 1];

@@ -71,6 +71,8 @@ export interface DetailView {
   grid: { rows: number; cols: number; rowStep: number; colStep: number };
   main: DetailSide;
   rtn?: DetailSide;
+  /** Per output channel, of the original weights (outlier channels stand out here). */
+  weights: { absmax: Float32Array; kurtosis: Float32Array };
   /** Where it was computed, for the user: e.g. "WebGPU (SwiftShader …)" or "CPU (1 worker thread)". */
   backend: string;
   /** Seconds it took, end to end. */

@@ -213,6 +213,24 @@ await step("a tensor's detail: heatmaps (DARE-Q beside RTN), per-channel chart, 
   const gpuSqnr = Number(/DARE-Q: SQNR (\d+\.\d+) dB/.exec(await frame.locator('#detail-summary').innerText())[1]);
   assert.ok(Math.abs(gpuSqnr - sqnrBefore) < 0.01, `WebGPU detail SQNR ${gpuSqnr} vs the CPU overview's ${sqnrBefore}`);
   assert.equal(await frame.locator('#channel-chart').getAttribute('data-channels'), '64');
+  // The weights' own per-channel statistics (computed on the GPU too): kurtosis as read from the file.
+  await frame.locator('#channel-metric').selectOption('kurtosis');
+  await until('the kurtosis chart', async () => (await frame.locator('#channel-chart').getAttribute('data-metric')) === 'kurtosis');
+  assert.equal(await frame.locator('#channel-chart').getAttribute('data-series'), '["weights"]');
+  const shownKurtosis = JSON.parse(await frame.locator('#channel-chart').getAttribute('data-values'));
+  {
+    const file = fs.readFileSync(path.join(ws, 'stories260K.safetensors'));
+    const n = Number(file.readBigUInt64LE(0));
+    const begin = 8 + n + JSON.parse(file.subarray(8, 8 + n).toString('utf8'))['model.layers.0.self_attn.q_proj.weight'].data_offsets[0];
+    for (let r = 0; r < 8; r++) {
+      const row = Array.from({ length: 64 }, (_, i) => file.readFloatLE(begin + 4 * (r * 64 + i)));
+      const mean = row.reduce((a, b) => a + b, 0) / 64;
+      const m2 = row.reduce((a, x) => a + (x - mean) ** 2, 0) / 64;
+      const m4 = row.reduce((a, x) => a + (x - mean) ** 4, 0) / 64;
+      assert.ok(Math.abs(shownKurtosis[r] - m4 / (m2 * m2)) < 1e-4 * (m4 / (m2 * m2)), `channel ${r}: kurtosis ${shownKurtosis[r]} vs ${m4 / (m2 * m2)}`);
+    }
+  }
+  await frame.locator('#channel-metric').selectOption('mse');
   await frame.locator('#heatmap-dareq').hover();
   assert.match(await frame.locator('#heatmap-status').innerText(), /dareq: rows \d+–\d+, cols \d+–\d+: mean \|residual\| = /);
   await frame.locator('#channel-chart').scrollIntoViewIfNeeded();

@@ -66,7 +66,7 @@ for (const [name, input, dtype] of CASES) {
     const qmax = 2 ** (s.bits - 1) - 1;
     const values = fixture(rows, cols, dtype, name.length, qmax);
     const grid = tileGrid(rows, cols, 16);
-    const r = await quantizer.quantizeBlock(values, rows, cols, s, dtype as QuantizableFloat, { tiles: { grid, rowBase: 0 }, codes: true, dequantized: true, packed: 32 % s.bits === 0 });
+    const r = await quantizer.quantizeBlock(values, rows, cols, s, dtype as QuantizableFloat, { tiles: { grid, rowBase: 0 }, codes: true, dequantized: true, packed: 32 % s.bits === 0, moments: true });
 
     const cpuValues = Float32Array.from(values);
     const codes = new Int8Array(rows * cols);
@@ -90,6 +90,9 @@ for (const [name, input, dtype] of CASES) {
         clipped += r.clipped[row * gpr + gi];
       }
       assert.equal(clipped, channels.clipped[row], `row ${row}: clipped count`);
+      // The weights' own statistics: absmax exactly, kurtosis to f32 sums' precision.
+      assert.equal(r.rowMoments![4 * row], channels.absmax[row], `row ${row}: absmax`);
+      assert.ok(relClose(r.rowMoments![4 * row + 3], channels.kurtosis[row], 1e-4), `row ${row}: kurtosis ${r.rowMoments![4 * row + 3]} vs ${channels.kurtosis[row]}`);
       assert.ok(relClose(e2 / cols, channels.mse[row], 1e-4, 1e-30), `row ${row}: mse ${e2 / cols} vs ${channels.mse[row]}`);
       // f32 residuals can move a weight on a bin edge to the neighbouring bin: H within 0.02 nats.
       assert.ok(Math.abs(h / cols - channels.entropy[row]) < 0.02, `row ${row}: entropy ${h / cols} vs ${channels.entropy[row]}`);

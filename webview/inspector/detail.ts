@@ -10,7 +10,11 @@ import type { ChannelView, DetailSide, DetailView, WebviewMessage } from '../../
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, LineController, LineElement, PointElement, Tooltip, Legend);
 
 type MapKind = 'absW' | 'absE' | 'sqE';
-type ChannelMetric = 'mse' | 'entropy' | 'scaleRatio' | 'clipped';
+type SideMetric = 'mse' | 'entropy' | 'scaleRatio' | 'clipped';
+/** Metrics of the original weights (one line, not DARE-Q beside RTN). */
+type WeightMetric = 'absmax' | 'kurtosis';
+type ChannelMetric = SideMetric | WeightMetric;
+const isWeightMetric = (m: ChannelMetric): m is WeightMetric => m === 'absmax' || m === 'kurtosis';
 const MAPS: { id: MapKind; label: string }[] = [
   { id: 'absW', label: '|W|' },
   { id: 'absE', label: '|residual|' },
@@ -21,6 +25,8 @@ const CHANNEL_METRICS: { id: ChannelMetric; label: string }[] = [
   { id: 'entropy', label: 'residual entropy' },
   { id: 'scaleRatio', label: 'chosen scale / absmax scale' },
   { id: 'clipped', label: 'clipped weights' },
+  { id: 'absmax', label: 'weights: absmax' },
+  { id: 'kurtosis', label: 'weights: kurtosis (outliers; 3 = Gaussian)' },
 ];
 
 let detail: DetailView | undefined;
@@ -141,7 +147,9 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
     type: 'line',
     data: {
       labels: Array.from({ length: d.rows }, (_, i) => String(i)),
-      datasets: sides.map((s, i) => ({ label: s.method === 'rtn' ? 'RTN' : 'DARE-Q', data: Array.from(s.channels[channelMetric]), borderColor: colors[i], backgroundColor: colors[i], pointRadius: d.rows > 200 ? 0 : 2, borderWidth: 1 })),
+      datasets: isWeightMetric(channelMetric)
+        ? [{ label: 'weights', data: Array.from(d.weights[channelMetric]), borderColor: colors[0], backgroundColor: colors[0], pointRadius: d.rows > 200 ? 0 : 2, borderWidth: 1 }]
+        : sides.map((s, i) => ({ label: s.method === 'rtn' ? 'RTN' : 'DARE-Q', data: Array.from(s.channels[channelMetric as SideMetric]), borderColor: colors[i], backgroundColor: colors[i], pointRadius: d.rows > 200 ? 0 : 2, borderWidth: 1 })),
     },
     options: {
       animation: false,
@@ -156,6 +164,9 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
     },
   });
   chCanvas.dataset.channels = String(c.data.labels?.length ?? 0);
+  chCanvas.dataset.metric = channelMetric;
+  chCanvas.dataset.series = JSON.stringify(c.data.datasets.map((x) => x.label));
+  if (isWeightMetric(channelMetric)) chCanvas.dataset.values = JSON.stringify(Array.from(d.weights[channelMetric].subarray(0, 8), (v) => Number(v.toPrecision(6))));
 }
 
 export function renderChannel(sec: HTMLElement, ch: ChannelView): void {

@@ -68,7 +68,8 @@ export async function computeDetailOnGpu(gpu: PanelGpu, job: GpuDetailJob, read:
       for (const b of rowBlocks(values, n, job.cols, maxRows)) yield { ...b, rowBase: r0 + b.rowBase };
     }
   }
-  const main = await detailSideOnGpu(gpu.quantizer, blocks(), job.rows, job.cols, job.main, job.dtype, job.grid);
+  const weights = { absmax: new Float32Array(job.rows), kurtosis: new Float32Array(job.rows) };
+  const main = await detailSideOnGpu(gpu.quantizer, blocks(), job.rows, job.cols, job.main, job.dtype, job.grid, weights);
   const rtn = job.rtn ? await detailSideOnGpu(gpu.quantizer, blocks(), job.rows, job.cols, job.rtn, job.dtype, job.grid) : undefined;
   return {
     tensor: job.tensor,
@@ -78,6 +79,7 @@ export async function computeDetailOnGpu(gpu: PanelGpu, job: GpuDetailJob, read:
     grid: job.grid,
     main,
     rtn,
+    weights,
     backend: `WebGPU (${gpu.adapter})`,
     seconds: (performance.now() - started) / 1000,
   };

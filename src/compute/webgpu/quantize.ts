@@ -17,9 +17,9 @@ import type { WebGpuSearch } from './search';
 const WG = 64;
 const MAX_BINS = 4096;
 const DTYPE_CODE: Partial<Record<QuantizableFloat, number>> = { F32: 0, F16: 1, BF16: 2 };
-type Entry = 'group_stats' | 'apply' | 'tiles' | 'pack';
+type Entry = 'group_stats' | 'apply' | 'tiles' | 'pack' | 'moments';
 /** The bindings each entry point uses (layout 'auto' holds only those). */
-const BINDINGS: Record<Entry, number[]> = { group_stats: [0, 1, 2], apply: [0, 1, 2, 3, 4, 5], tiles: [0, 1, 4, 6], pack: [0, 5, 7] };
+const BINDINGS: Record<Entry, number[]> = { group_stats: [0, 1, 2], apply: [0, 1, 2, 3, 4, 5], tiles: [0, 1, 4, 6], pack: [0, 5, 7], moments: [0, 1, 8] };
 
 export interface BlockResult {
   /** Per group: the stored scale, the exact absmax, and f32 sums of w^2 and e^2, entropy, clipped count. */
@@ -34,6 +34,8 @@ export interface BlockResult {
   packed?: Uint32Array;
   /** Per tile of the grid: [sum |W|, sum |e|, sum e^2, count] over this block's rows. */
   tiles?: Float32Array;
+  /** Per row: [absmax, mean, variance, kurtosis] of the weights. */
+  rowMoments?: Float32Array;
 }
 
 export interface BlockOptions {
@@ -41,6 +43,7 @@ export interface BlockOptions {
   codes?: boolean;
   dequantized?: boolean;
   packed?: boolean;
+  moments?: boolean;
 }
 
 export class WebGpuQuantizer {
@@ -182,6 +185,11 @@ export class WebGpuQuantizer {
         u[15] = s.bits;
         await this.dispatch('pack', { 0: uniform, 5: CODES, 7: PACKED }, Math.ceil(words / WG), params, uniform);
         result.packed = new Uint32Array(await this.read(PACKED, words * 4));
+      }
+      if (o.moments) {
+        const M = take(rows * 16, S | GPUBufferUsage.COPY_SRC);
+        await this.dispatch('moments', { 0: uniform, 1: W, 8: M }, rows, params, uniform);
+        result.rowMoments = new Float32Array(await this.read(M, rows * 16));
       }
       const e = new Float32Array(await this.read(E, groups * 16));
       for (let g = 0; g < groups; g++) {

@@ -8,7 +8,7 @@ import { roundToDtype, type QuantizableFloat } from '../dtypes';
 import { WeightlensError } from '../errors';
 import { candidateAt, candidateRange, makeScratch, residualEntropy, roundHalfEven, searchScale, type Floats, type SearchTrace } from './search';
 import { qRange, type QuantSettings } from './settings';
-import { emptyStats, type ChannelStats, type StatsAccumulator } from './stats';
+import { emptyStats, rowMoments, type ChannelStats, type StatsAccumulator } from './stats';
 
 export interface QuantizeMatrixOptions {
   readonly settings: QuantSettings;
@@ -66,6 +66,11 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
   const dtype = opts.dtype;
 
   for (let r = 0; r < rows; r++) {
+    if (ch) {
+      const m = rowMoments(values, r * cols, cols);
+      ch.absmax[r] = m.absmax;
+      ch.kurtosis[r] = m.kurtosis;
+    }
     let rowE2 = 0;
     let rowEntropy = 0;
     let rowRatio = 0;

@@ -116,8 +116,35 @@ export interface ChannelStats {
   entropy: Float64Array;
   scaleRatio: Float64Array;
   clipped: Float64Array;
+  /** Of the original weights: where outlier channels show. */
+  absmax: Float64Array;
+  kurtosis: Float64Array;
 }
 
 export function makeChannelStats(rows: number): ChannelStats {
-  return { mse: new Float64Array(rows), entropy: new Float64Array(rows), scaleRatio: new Float64Array(rows), clipped: new Float64Array(rows) };
+  return { mse: new Float64Array(rows), entropy: new Float64Array(rows), scaleRatio: new Float64Array(rows), clipped: new Float64Array(rows), absmax: new Float64Array(rows), kurtosis: new Float64Array(rows) };
+}
+
+/**
+ * absmax, mean, variance and kurtosis (m4 / m2^2, 3 for a Gaussian; 0 for a constant row) of
+ * values[off .. off+n), in two passes so the central moments do not cancel.
+ */
+export function rowMoments(values: ArrayLike<number>, off: number, n: number): { absmax: number; mean: number; variance: number; kurtosis: number } {
+  let sum = 0;
+  let absmax = 0;
+  for (let i = 0; i < n; i++) {
+    const x = values[off + i];
+    sum += x;
+    if (Math.abs(x) > absmax) absmax = Math.abs(x);
+  }
+  const mean = sum / n;
+  let m2 = 0;
+  let m4 = 0;
+  for (let i = 0; i < n; i++) {
+    const d = values[off + i] - mean;
+    m2 += d * d;
+    m4 += d * d * d * d;
+  }
+  const variance = m2 / n;
+  return { absmax, mean, variance, kurtosis: variance > 0 ? m4 / n / (variance * variance) : 0 };
 }

@@ -18,7 +18,7 @@ import type { JobPool } from '../../node/pool';
 import { streamTensor } from '../../node/stream-tensor';
 import type { ChannelView, DetailSide, DetailView } from '../../shared/protocol';
 
-async function side(opened: OpenModel, pool: JobPool, t: ModelTensor, view: MatrixView, settings: QuantSettings, signal: AbortSignal): Promise<DetailSide> {
+async function side(opened: OpenModel, pool: JobPool, t: ModelTensor, view: MatrixView, settings: QuantSettings, signal: AbortSignal, weights?: DetailView['weights']): Promise<DetailSide> {
   const grid = tileGrid(view.rows, view.cols);
   const tiles = emptyTiles(grid);
   const stats = emptyStats(settings.bits);
@@ -35,6 +35,8 @@ async function side(opened: OpenModel, pool: JobPool, t: ModelTensor, view: Matr
     entropy.set(ch.entropy, row);
     scaleRatio.set(ch.scaleRatio, row);
     clipped.set(ch.clipped, row);
+    weights?.absmax.set(ch.absmax, row);
+    weights?.kurtosis.set(ch.kurtosis, row);
     row += ch.mse.length;
   });
   const f = finishStats(stats);
@@ -44,9 +46,10 @@ async function side(opened: OpenModel, pool: JobPool, t: ModelTensor, view: Matr
 export async function computeDetail(opened: OpenModel, pool: JobPool, t: ModelTensor, view: MatrixView, settings: QuantSettings, signal: AbortSignal, backend: string): Promise<DetailView> {
   const started = performance.now();
   const grid = tileGrid(view.rows, view.cols);
-  const main = await side(opened, pool, t, view, settings, signal);
+  const weights = { absmax: new Float32Array(view.rows), kurtosis: new Float32Array(view.rows) };
+  const main = await side(opened, pool, t, view, settings, signal, weights);
   const rtn = settings.method === 'rtn' ? undefined : await side(opened, pool, t, view, resolveSettings({ method: 'rtn', bits: settings.bits, groupSize: settings.groupSize }), signal);
-  return { tensor: t.name, shape: [...t.shape], rows: view.rows, cols: view.cols, grid: { rows: grid.rows, cols: grid.cols, rowStep: grid.rowStep, colStep: grid.colStep }, main, rtn, backend, seconds: (performance.now() - started) / 1000 };
+  return { tensor: t.name, shape: [...t.shape], rows: view.rows, cols: view.cols, grid: { rows: grid.rows, cols: grid.cols, rowStep: grid.rowStep, colStep: grid.colStep }, main, rtn, weights, backend, seconds: (performance.now() - started) / 1000 };
 }
 
 function histogram(values: ArrayLike<number>, bins: number): { lo: number; hi: number; counts: number[] } {
