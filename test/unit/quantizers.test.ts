@@ -298,3 +298,45 @@ test('heatmap tiles: any matrix reduced to at most 256 x 256 means, accumulated 
   assert.ok(Math.abs(m.absE[0] - sum / 15) < 1e-7);
   assert.equal(whole.count.reduce((x, y) => x + y), rows * cols);
 });
+
+test('the pruned, reordered search picks exactly what the exhaustive search picks (ties to the lowest index)', async () => {
+  const { makeScratch, searchScale } = await import('../../src/core/quant/search');
+  const cases: SettingsInput[] = [
+    { preset: 'clip' },
+    { preset: 'clip', bits: 8, lambdaEntropy: 0.25 },
+    { preset: 'clip', bits: 2, grid: 37, bins: 64 },
+    { preset: 'paper' },
+    { preset: 'paper', bits: 3, lambdaEntropy: 0 },
+    { preset: 'reference' },
+    { preset: 'clip', lambdaEntropy: 0, grid: 1000 },
+    { preset: 'clip', lambdaWeight: 0, lambdaEntropy: 1 },
+  ];
+  let groups = 0;
+  for (const [ci, input] of cases.entries()) {
+    const s = resolveSettings(input);
+    for (let seed = 0; seed < 12; seed++) {
+      const n = [1, 7, 64, 300, 1024][seed % 5];
+      const w = Float32Array.from(normals(n, 100 * ci + seed, 0.02));
+      // Adversarial groups: repeated values (equal losses for many candidates), a spike, a constant.
+      if (seed % 4 === 1) for (let i = 0; i < n; i++) w[i] = i % 2 ? 0.01 : -0.01;
+      if (seed % 4 === 2) w[0] = 0.5;
+      if (seed % 4 === 3) w.fill(0.003);
+      let absmax = 0;
+      let sq = 0;
+      for (const x of w) {
+        absmax = Math.max(absmax, Math.abs(x));
+        sq += x * x;
+      }
+      const trace = makeTrace(s.grid);
+      searchScale(w, 0, n, absmax, sq / n, s, makeScratch(n, s.bins), trace);
+      // The exhaustive answer: the first index of the least loss over all K candidates.
+      let want = 0;
+      for (let k = 1; k < s.grid; k++) if (trace.loss[k] < trace.loss[want]) want = k;
+      const got = searchScale(w, 0, n, absmax, sq / n, s, makeScratch(n, s.bins));
+      assert.equal(got.index, want, `${JSON.stringify(input)} seed ${seed}: index`);
+      assert.equal(got.loss, trace.loss[want]);
+      groups++;
+    }
+  }
+  assert.equal(groups, 96);
+});
