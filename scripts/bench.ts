@@ -17,6 +17,9 @@ import { resolveSettings, type QuantSettings, type SettingsInput } from '../src/
 import { generateModel, layersForSize, GENERATE_DEFAULTS } from '../src/node/generate-model';
 import { JobPool } from '../src/node/pool';
 import { openNodeGpu } from '../src/compute/webgpu/node-device';
+import { WebGpuQuantizer } from '../src/compute/webgpu/quantize';
+import { WebGpuEntropy } from '../src/compute/webgpu/entropy';
+import { softmaxEntropy } from '../src/core/ewq/entropy';
 import { fillNormals, mulberry32 } from '../src/node/random';
 
 const root = path.resolve(__dirname, '..');
@@ -169,6 +172,27 @@ async function main(): Promise<void> {
     rate[`dareq clip webgpu+cpu`] = (grows * cols) / (searchSec + cpuSec);
     gpuInfo = { adapter: gpu.description, fallbackAdapter: gpu.isFallback, groups, groupsLeftToCpu: found.undecided, candidates: groups * s.grid, candidatesScoredOnCpu: found.rescored, searchSeconds: searchSec, cpuSeconds: cpuSec };
     results.push({ variant: 'dareq clip', backend: 'webgpu', adapter: gpu.description, weightsPerSecond: (grows * cols) / (searchSec + cpuSec), groups, groupsLeftToCpu: found.undecided, candidatesScoredOnCpu: found.rescored, candidates: groups * s.grid, gpuSeconds: searchSec, cpuSeconds: cpuSec });
+    // The other kernels: RTN quantization with statistics (group absmax -> scales -> codes, values,
+    // error terms) and EWQ's entropy partials, each against its CPU path on the same data.
+    const qz = new WebGpuQuantizer(gpu.device, gpu.search);
+    const rtn = resolveSettings({ method: 'rtn' });
+    await qz.quantizeBlock(part, grows, cols, rtn, 'F32'); // compile the pipelines before timing
+    const tq = performance.now();
+    await qz.quantizeBlock(w, rows, cols, rtn, 'F32');
+    rate['rtn webgpu'] = n / ((performance.now() - tq) / 1000);
+    results.push({ variant: 'rtn (codes, values, statistics)', backend: 'webgpu', adapter: gpu.description, weightsPerSecond: rate['rtn webgpu'] });
+    qz.dispose();
+    const ent = new WebGpuEntropy(gpu.device);
+    await ent.entropy(part, 0.01);
+    const te = performance.now();
+    const hGpu = await ent.entropy(w, 0.01);
+    rate['ewq entropy webgpu'] = n / ((performance.now() - te) / 1000);
+    const ecpu = time(() => softmaxEntropy(w, 0.01), smoke ? 20 : 300);
+    rate['ewq entropy 1t'] = n / ecpu;
+    const hCpu = softmaxEntropy(w, 0.01);
+    results.push({ variant: 'ewq entropy', backend: 'webgpu', adapter: gpu.description, weightsPerSecond: rate['ewq entropy webgpu'], entropyDiff: Math.abs(hGpu - hCpu) });
+    results.push({ variant: 'ewq entropy', backend: 'cpu', threads: 1, weightsPerSecond: rate['ewq entropy 1t'] });
+    ent.dispose();
     gpu.search.dispose();
     gpu.device.destroy();
   }
