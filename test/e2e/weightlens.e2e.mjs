@@ -342,6 +342,26 @@ await step('changing a setting updates the open inspector at once', async () => 
   await page.screenshot({ path: path.join(outDir, 'inspector-dark.png') });
 });
 
+await step('high contrast: the panel follows the theme, cells get contrast borders, focus is visible', async () => {
+  const file = path.join(ws, '.vscode', 'settings.json');
+  fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), 'workbench.colorTheme': 'Default High Contrast' }, null, 2));
+  const frame = await webviewFrame('#overview');
+  await until('the high-contrast theme in the webview', async () => frame.evaluate(() => document.body.classList.contains('vscode-high-contrast')), 30000);
+  const cell = frame.locator('td[data-tensor="model.layers.0.self_attn.q_proj.weight"]');
+  await cell.focus();
+  const style = await cell.evaluate((el) => {
+    const cs = getComputedStyle(el);
+    const root = getComputedStyle(document.documentElement);
+    return { border: cs.borderTopColor, borderWidth: cs.borderTopWidth, outline: cs.outlineColor, outlineWidth: cs.outlineWidth, contrast: root.getPropertyValue('--vscode-contrastBorder').trim(), focus: root.getPropertyValue('--vscode-focusBorder').trim() };
+  });
+  assert.ok(style.contrast, 'the theme defines a contrast border');
+  assert.notEqual(style.border, 'rgba(0, 0, 0, 0)', `cells have a visible border (${style.border})`);
+  assert.equal(style.borderWidth, '1px');
+  assert.notEqual(style.outline, 'rgba(0, 0, 0, 0)', `the focused cell is outlined (${style.outline})`);
+  assert.equal(style.outlineWidth, '2px');
+  await page.screenshot({ path: path.join(outDir, 'inspector-high-contrast.png') });
+});
+
 await step("two quantizations at once, both searching on the panel's WebGPU: both complete, bytes equal to the CPU's", async () => {
   await page.keyboard.press('Escape');
   const file = path.join(ws, '.vscode', 'settings.json');
