@@ -207,6 +207,7 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
   searchBackend?.dispose();
   gpu?.device.destroy();
   const r = result.report;
+  if (r.settings.gpuFailure) io.err(`warning: WebGPU stopped (${r.settings.gpuFailure}); the rest was searched on the CPU, with the same result\n`);
   const sq = r.tensors.map((t) => t.sqnrDb).filter((x): x is number => x !== null);
   const meanSqnr = sq.length ? sq.reduce((a, b) => a + b, 0) / sq.length : NaN;
   io.out(

@@ -150,6 +150,7 @@ export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: 
       },
     );
     const secs = ((Date.now() - started) / 1000).toFixed(1);
+    if (result.report.settings.gpuFailure) logLine(`WebGPU stopped (${result.report.settings.gpuFailure}); the rest was searched on the CPU, with the same result`);
     logLine(`done in ${secs} s: ${result.outputPath} (${result.report.summary.tensorsQuantized} tensors quantized), report ${result.reportPath}`);
     await showResult(deps, result, input);
     return result;

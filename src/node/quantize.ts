@@ -250,6 +250,7 @@ function buildReport(
             gpuGroupsLeftToCpu: writer.gpu.undecided,
             gpuCandidates: writer.gpu.candidates,
             candidatesScoredOnCpu: writer.gpu.rescored,
+            gpuFailure: writer.gpu.failure ?? null,
           }
         : {}),
       threads: writer.threads,

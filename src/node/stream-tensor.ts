@@ -3,9 +3,9 @@
  * search rank its candidates, quantize it on a worker, hand results back in order. Shared by the
  * quantize run (which writes the results) and the panel's statistics (which keep only the numbers).
  */
-import type { ScaleSearchBackend } from '../compute/backend';
+import type { ScaleSearchBackend, SearchChoices } from '../compute/backend';
 import { decodeFloats, isQuantizableFloat } from '../core/dtypes';
-import { CancelledError, WeightlensError } from '../core/errors';
+import { CancelledError, oneLine, WeightlensError } from '../core/errors';
 import { readRows, readTensor, type ModelTensor } from '../core/model';
 import { transpose, type QuantJob, type QuantJobResult } from '../core/quant/job';
 import type { QuantSettings } from '../core/quant/settings';
@@ -32,6 +32,8 @@ export interface GpuCounts {
   undecided: number;
   candidates: number;
   rescored: number;
+  /** Why the GPU stopped being used (device lost, out of memory…): the rest ran on the CPU. */
+  failure?: string;
 }
 
 export async function streamTensor(
@@ -65,7 +67,16 @@ export async function streamTensor(
       // its choices exactly as the CPU would (and searches the groups the GPU could not decide).
       let values = decodeFloats(dtype, raw) as Float32Array;
       if (view.transposed) values = transpose(values, view.cols, view.rows);
-      const found = await search.search(values, rows, view.cols, settings);
+      let found: SearchChoices | undefined;
+      if (!o.gpuCounts?.failure) {
+        try {
+          found = await search.search(values, rows, view.cols, settings);
+        } catch (e) {
+          // A lost device or an out-of-memory error: this chunk and the rest run on the CPU, with
+          // the same result; the report says what happened.
+          if (o.gpuCounts) o.gpuCounts.failure = oneLine(e);
+        }
+      }
       if (found) {
         if (o.gpuCounts) {
           o.gpuCounts.groups += found.choices.length;

@@ -141,6 +141,29 @@ test('more groups than one dispatch dimension holds still works (2-D dispatch)',
   assert.ok(choices[rows - 1] !== 0 || cpu[rows - 1] === 0, 'the last group was computed');
 });
 
+test('a matrix larger than one binding is searched in row blocks with the same result (an embedding-sized matrix on a real GPU)', async (t) => {
+  await ready;
+  if (!gpu) {
+    t.skip('skipped: no WebGPU adapter');
+    return;
+  }
+  // 128256 x 4096 float32 is 2.1 GB, over every adapter's maxStorageBufferBindingSize: the runner
+  // splits it by rows. The same path, exercised here with the limit lowered to 1120 bytes (3 rows).
+  const { WebGpuSearch } = await import('../../src/compute/webgpu/search');
+  const rows = 250;
+  const cols = 40;
+  const values = asStored('F32', normals(rows * cols, 21, 0.02));
+  const s = resolveSettings({ preset: 'clip', groupSize: 8, grid: 16, bins: 16 });
+  const whole = (await gpu.search.search(values, rows, cols, s))!;
+  const split = new WebGpuSearch(gpu.device, gpu.description, undefined, 1120);
+  const parts = (await split.search(values, rows, cols, s))!;
+  split.dispose();
+  assert.deepEqual(Array.from(parts.choices), Array.from(whole.choices));
+  assert.deepEqual(Array.from(parts.contenderStart), Array.from(whole.contenderStart));
+  assert.deepEqual(Array.from(parts.contenders), Array.from(whole.contenders));
+  assert.equal(split.groups, rows * 5);
+});
+
 test.after(() => {
   gpu?.search.dispose();
   gpu?.device.destroy();

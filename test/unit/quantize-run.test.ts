@@ -286,3 +286,26 @@ test('one worker thread still runs off the main thread and gives the same bytes'
   assert.equal(await sha(a.outputPath), await sha(b.outputPath));
   assert.equal(b.report.settings.threads, 1);
 });
+
+test('a search backend that fails mid-run (device lost): the rest runs on the CPU, same bytes, and the report says so', async () => {
+  const { DECIDE_ON_CPU } = await import('../../src/compute/backend');
+  const dir = await tempDir();
+  const input = await writeModel(dir, llamaLike('BF16', 64, 100));
+  let calls = 0;
+  const flaky = {
+    name: 'webgpu' as const,
+    description: 'a GPU that is lost after its first block',
+    async search(_v: Float32Array, rows: number) {
+      if (++calls > 1) throw new Error('the GPU device was lost (unknown: simulated)');
+      // A valid answer that leaves every group to the CPU (empty contender ranges: all K).
+      return { choices: new Int32Array(rows).fill(DECIDE_ON_CPU), contenderStart: new Int32Array(rows + 1), contenders: new Int32Array(0), undecided: rows, rescored: rows * 100 };
+    },
+    dispose() {},
+  };
+  const cpu = await quantize(req(input, { settings: resolveSettings({ groupSize: 0 }), out: path.join(dir, 'cpu.safetensors') }));
+  const gpu = await quantize(req(input, { settings: resolveSettings({ groupSize: 0 }), out: path.join(dir, 'gpu.safetensors'), searchBackend: flaky }));
+  assert.equal(await sha(gpu.outputPath), await sha(cpu.outputPath));
+  assert.ok(calls >= 2, 'the failing call happened');
+  assert.equal(gpu.report.settings.gpuFailure, 'the GPU device was lost (unknown: simulated)');
+  assert.equal(calls, 2, 'no GPU call after the failure');
+});

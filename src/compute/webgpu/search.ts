@@ -32,6 +32,8 @@ export class WebGpuSearch implements ScaleSearchBackend {
     private readonly device: GPUDevice,
     readonly description: string,
     private readonly dispatchLimit = device.limits.maxComputeWorkgroupsPerDimension,
+    /** At most this many bytes per binding (defaults to the device's limits; tests lower it to exercise the row split). */
+    private readonly bindingLimit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize),
   ) {
     this.pool = new BufferPool(device);
     void device.lost.then((info) => {
@@ -58,7 +60,7 @@ export class WebGpuSearch implements ScaleSearchBackend {
     const gpr = groupsPerRow(cols, s.groupSize);
     const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
     // Each binding (the rows, and every candidate's lower bound per group) must fit the limits.
-    const binding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize);
+    const binding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize, this.bindingLimit);
     const maxRows = Math.max(1, Math.floor(binding / Math.max(cols * 4, gpr * s.grid * 4)));
     const parts: SearchChoices[] = [];
     for (let r0 = 0; r0 < rows; r0 += maxRows) {

@@ -3,7 +3,7 @@
  * inspector panel's GPU (the webview), the rest on the CPU workers — the same split as the CLI's
  * `--backend webgpu`, so the output is byte-identical to the CPU's. The webview's answer is
  * untrusted input: it is checked against the request before use. If the panel closes or its GPU
- * fails, the remaining blocks are searched on the CPU (said in the log and the report).
+ * fails, the run searches the remaining blocks on the CPU (said in the log and the report).
  */
 import { checkChoices, type ScaleSearchBackend, type SearchChoices } from '../../compute/backend';
 import { oneLine } from '../../core/errors';
@@ -37,10 +37,11 @@ export class PanelSearchBackend implements ScaleSearchBackend {
       if (!(await this.post({ type: 'gpuSearch', id, rows, cols, settings, values: copy }))) throw new Error('the inspector panel is gone');
       return await answer;
     } catch (e) {
+      // The run records the failure and searches this block and the rest on the CPU.
       this.pending.delete(id);
       this.failed ??= oneLine(e);
       this.onFailure(this.failed);
-      return undefined;
+      throw e;
     }
   }
 
