@@ -53,6 +53,15 @@ async function open(): Promise<PanelGpu | string> {
 
 export class Superseded extends Error {}
 
+let queue: Promise<unknown> = Promise.resolve();
+
+/** Runs GPU work one piece at a time (a detail job, a quantize block): error scopes never interleave. */
+export function serial<T>(work: () => Promise<T>): Promise<T> {
+  const run = queue.then(work, work);
+  queue = run.catch(() => undefined);
+  return run;
+}
+
 /**
  * Computes a detail job on the panel's GPU. `read(start, count)` returns the stored bytes of rows
  * [start, start + count); `current()` turns false when a newer job replaces this one.

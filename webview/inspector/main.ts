@@ -14,7 +14,7 @@ import type { HostMessage, PanelSettings, PlanView, WebviewMessage } from '../..
 import { renderPlan } from './plan-chart';
 import { addCell, overviewSection, renderOverview, setBlockEntropies, setMetric, setOverview } from './overview';
 import { detailSection, renderChannel, renderDetail, setDetail } from './detail';
-import { computeDetailOnGpu, panelGpu, Superseded } from './gpu';
+import { computeDetailOnGpu, panelGpu, serial, Superseded } from './gpu';
 import type { DetailView, GpuDetailJob } from '../../src/shared/protocol';
 import type { QuantSettings as GpuSearchSettings } from '../../src/core/quant/settings';
 
@@ -317,7 +317,7 @@ async function runGpuDetail(job: GpuDetailJob): Promise<void> {
       if (!bytes) throw new Error(`no bytes for rows ${start}..${start + count - 1}`);
       return bytes;
     };
-    const d = await computeDetailOnGpu(gpu, job, read, () => generation === detailGeneration);
+    const d = await serial(() => computeDetailOnGpu(gpu, job, read, () => generation === detailGeneration));
     if (generation !== detailGeneration) return;
     showDetail(d);
     vscode.postMessage({ type: 'detailGpuDone', tensor: job.tensor, ok: true, error: '', seconds: d.seconds });
@@ -335,7 +335,7 @@ async function gpuSearch(id: number, values: ArrayBuffer, rows: number, cols: nu
   try {
     const gpu = await panelGpu();
     if (typeof gpu === 'string') throw new Error(gpu);
-    const found = await gpu.search.search(new Float32Array(values), rows, cols, s);
+    const found = await serial(() => gpu.search.search(new Float32Array(values), rows, cols, s));
     if (!found) throw new Error('these settings do not run on WebGPU');
     vscode.postMessage({ type: 'gpuSearchResult', id, ok: true, choices: found.choices, contenderStart: found.contenderStart, contenders: found.contenders, undecided: found.undecided, rescored: found.rescored });
   } catch (e) {

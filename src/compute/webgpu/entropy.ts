@@ -71,8 +71,8 @@ export class WebGpuEntropy {
       pass.end();
       enc.copyBufferToBuffer(output, 0, readback, 0, groups * 8);
       device.queue.submit([enc.finish()]);
-      const validation = await device.popErrorScope();
-      const oom = await device.popErrorScope();
+      // Both popped at once: another block's scopes must not interleave with this one's.
+      const [validation, oom] = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
       if (validation) throw new Error(`WebGPU validation error: ${validation.message}`);
       if (oom) throw new Error(`the GPU ran out of memory (${oom.message})`);
       await readback.mapAsync(GPUMapMode.READ, 0, groups * 8);

@@ -199,8 +199,8 @@ export class WebGpuQuantizer {
       }
       if (o.codes) result.codes = new Int32Array(await this.read(CODES, n * 4));
       if (o.dequantized) result.dequantized = new Float32Array(await this.read(DEQ, n * 4));
-      const validation = await device.popErrorScope();
-      const oom = await device.popErrorScope();
+      // Both popped at once: another block's scopes must not interleave with this one's.
+      const [validation, oom] = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
       if (validation) throw new Error(`WebGPU validation error: ${validation.message}`);
       if (oom) throw new Error(`the GPU ran out of memory (${oom.message})`);
       return result;

@@ -15,7 +15,7 @@ const WG = 64;
 
 export class WebGpuSearch implements ScaleSearchBackend {
   readonly name = 'webgpu' as const;
-  private readonly pipelines = new Map<number, GPUComputePipeline>();
+  private readonly pipelines = new Map<number, Promise<GPUComputePipeline>>();
   private readonly pool: BufferPool;
   /** Groups the GPU could not decide alone, and the candidates the CPU scores for them (reported). */
   undecided = 0;
@@ -41,13 +41,16 @@ export class WebGpuSearch implements ScaleSearchBackend {
     });
   }
 
-  private async pipeline(): Promise<GPUComputePipeline> {
+  /** Compiled once per workgroup size; concurrent callers share the one compilation. */
+  private pipeline(): Promise<GPUComputePipeline> {
     let p = this.pipelines.get(WG);
     if (!p) {
-      const module = this.device.createShaderModule({ code: shaderSource, label: 'dareq_search' });
-      const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
-      if (errors.length) throw new Error(`dareq_search.wgsl does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`);
-      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main', constants: { WG } }, label: 'dareq_search' });
+      p = (async () => {
+        const module = this.device.createShaderModule({ code: shaderSource, label: 'dareq_search' });
+        const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
+        if (errors.length) throw new Error(`dareq_search.wgsl does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`);
+        return this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main', constants: { WG } }, label: 'dareq_search' });
+      })();
       this.pipelines.set(WG, p);
     }
     return p;
@@ -62,11 +65,16 @@ export class WebGpuSearch implements ScaleSearchBackend {
     // Each binding (the rows, and every candidate's lower bound per group) must fit the limits.
     const binding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize, this.bindingLimit);
     const maxRows = Math.max(1, Math.floor(binding / Math.max(cols * 4, gpr * s.grid * 4)));
+    // Two blocks in flight: the next block's upload and dispatch are queued while this one's
+    // results are read back, so transfers overlap compute (each block has its own pooled buffers).
+    const pending: Promise<SearchChoices>[] = [];
     const parts: SearchChoices[] = [];
     for (let r0 = 0; r0 < rows; r0 += maxRows) {
       const n = Math.min(maxRows, rows - r0);
-      parts.push(await this.searchRows(values.subarray(r0 * cols, (r0 + n) * cols), n, cols, g, gpr, s));
+      pending.push(this.searchRows(values.subarray(r0 * cols, (r0 + n) * cols), n, cols, g, gpr, s));
+      if (pending.length === 2) parts.push(await pending.shift()!);
     }
+    for (const p of pending) parts.push(await p);
     const result = concatChoices(parts);
     this.groups += result.choices.length;
     this.candidates += result.choices.length * s.grid;
@@ -124,8 +132,8 @@ export class WebGpuSearch implements ScaleSearchBackend {
       enc.copyBufferToBuffer(output, 0, readback, 0, outBytes);
       enc.copyBufferToBuffer(mask, 0, maskReadback, 0, maskBytes);
       device.queue.submit([enc.finish()]);
-      const validation = await device.popErrorScope();
-      const oom = await device.popErrorScope();
+      // Both popped at once: another block's scopes must not interleave with this one's.
+      const [validation, oom] = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
       if (validation) throw new Error(`WebGPU validation error: ${validation.message}`);
       if (oom) throw new Error(`the GPU ran out of memory (${oom.message})`);
       await Promise.all([readback.mapAsync(GPUMapMode.READ, 0, outBytes), maskReadback.mapAsync(GPUMapMode.READ, 0, maskBytes)]);
