@@ -4,19 +4,16 @@
  * path does — blocks whose entropies differ in the 8th digit included (the numerical trap).
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { WebGpuEntropy } from '../../src/compute/webgpu/entropy';
-import { openNodeGpu, type NodeGpu } from '../../src/compute/webgpu/node-device';
+import type { NodeGpu } from '../../src/compute/webgpu/node-device';
+import { openTestGpu } from '../helpers/gpu';
 import { softmaxEntropy } from '../../src/core/ewq/entropy';
 import { asStored, normals } from '../helpers/safetensors';
 
-const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
-if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
-
 let gpu: NodeGpu | undefined;
 let entropy: WebGpuEntropy | undefined;
-const ready = openNodeGpu().then((g) => {
+const ready = openTestGpu().then((g) => {
   gpu = g;
   if (g) entropy = new WebGpuEntropy(g.device);
 });

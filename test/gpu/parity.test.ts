@@ -7,20 +7,17 @@
  * no WebGPU adapter exists at all.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { DECIDE_ON_CPU, ZERO_GROUP } from '../../src/compute/backend';
-import { openNodeGpu, type NodeGpu } from '../../src/compute/webgpu/node-device';
+import type { NodeGpu } from '../../src/compute/webgpu/node-device';
+import { openTestGpu } from '../helpers/gpu';
 import { groupsPerRow, quantizeMatrix } from '../../src/core/quant/matrix';
 import { makeScratch, searchScale } from '../../src/core/quant/search';
 import { resolveSettings, type SettingsInput } from '../../src/core/quant/settings';
 import { asStored, normals } from '../helpers/safetensors';
 
-const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
-if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
-
 let gpu: NodeGpu | undefined;
-const ready = openNodeGpu().then((g) => (gpu = g));
+const ready = openTestGpu().then((g) => (gpu = g));
 
 function fixture(rows: number, cols: number, dtype: 'F32' | 'F16' | 'BF16', seed: number): Float32Array {
   const w = normals(rows * cols, seed, 0.02);

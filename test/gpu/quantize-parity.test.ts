@@ -6,10 +6,10 @@
  * only where no WebGPU adapter exists.
  */
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { detailSideOnGpu, rowBlocks } from '../../src/compute/gpu-detail';
-import { openNodeGpu, type NodeGpu } from '../../src/compute/webgpu/node-device';
+import type { NodeGpu } from '../../src/compute/webgpu/node-device';
+import { openTestGpu } from '../helpers/gpu';
 import { WebGpuQuantizer } from '../../src/compute/webgpu/quantize';
 import type { QuantizableFloat } from '../../src/core/dtypes';
 import { groupsPerRow, quantizeMatrix } from '../../src/core/quant/matrix';
@@ -19,12 +19,9 @@ import { makeChannelStats } from '../../src/core/quant/stats';
 import { addTiles, emptyTiles, tileGrid, tileMeans } from '../../src/core/quant/tiles';
 import { asStored, normals } from '../helpers/safetensors';
 
-const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
-if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
-
 let gpu: NodeGpu | undefined;
 let quantizer: WebGpuQuantizer | undefined;
-const ready = openNodeGpu().then((g) => {
+const ready = openTestGpu().then((g) => {
   gpu = g;
   if (g) quantizer = new WebGpuQuantizer(g.device, g.search);
 });

@@ -5,6 +5,7 @@
  */
 import shaderSource from '../../../shaders/ewq_entropy.wgsl';
 import { CompensatedSum, finishEntropy, mergePass1, type MaxSumExp } from '../../core/ewq/entropy';
+import { PipelineCache } from './pipelines';
 import { BufferPool } from './pool';
 
 const WG = 256;
@@ -12,23 +13,12 @@ const WG = 256;
 const PER = 4096;
 
 export class WebGpuEntropy {
-  private readonly pipelines = new Map<string, GPUComputePipeline>();
+  private readonly pipelines: PipelineCache<'pass1' | 'pass2'>;
   private readonly pool: BufferPool;
 
   constructor(private readonly device: GPUDevice) {
     this.pool = new BufferPool(device);
-  }
-
-  private async pipeline(entry: 'pass1' | 'pass2'): Promise<GPUComputePipeline> {
-    let p = this.pipelines.get(entry);
-    if (!p) {
-      const module = this.device.createShaderModule({ code: shaderSource, label: 'ewq_entropy' });
-      const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
-      if (errors.length) throw new Error(`ewq_entropy.wgsl does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`);
-      p = this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: entry, constants: { WG } }, label: entry });
-      this.pipelines.set(entry, p);
-    }
-    return p;
+    this.pipelines = new PipelineCache(device, shaderSource, 'ewq_entropy.wgsl', { WG });
   }
 
   /** Elements per upload, within the device's binding limits. */
@@ -54,7 +44,7 @@ export class WebGpuEntropy {
       device.pushErrorScope('validation');
       device.queue.writeBuffer(uniform, 0, params);
       device.queue.writeBuffer(input, 0, values.buffer, values.byteOffset, n * 4);
-      const pipeline = await this.pipeline(entry);
+      const pipeline = await this.pipelines.get(entry);
       const bind = device.createBindGroup({
         layout: pipeline.getBindGroupLayout(0),
         entries: [

@@ -11,6 +11,7 @@ import { groupsPerRow } from '../../core/quant/matrix';
 import { scalesFromChoices } from '../../core/quant/scales';
 import { qRange, type QuantSettings } from '../../core/quant/settings';
 import type { TileGrid } from '../../core/quant/tiles';
+import { PipelineCache } from './pipelines';
 import { BufferPool } from './pool';
 import type { WebGpuSearch } from './search';
 
@@ -47,9 +48,8 @@ export interface BlockOptions {
 }
 
 export class WebGpuQuantizer {
-  private readonly pipelines = new Map<Entry, GPUComputePipeline>();
+  private readonly pipelines: PipelineCache<Entry>;
   private readonly pool: BufferPool;
-  private module: GPUShaderModule | undefined;
   private lost: string | undefined;
 
   constructor(
@@ -58,6 +58,7 @@ export class WebGpuQuantizer {
     private readonly search: WebGpuSearch,
   ) {
     this.pool = new BufferPool(device);
+    this.pipelines = new PipelineCache(device, shaderSource, 'quantize_apply.wgsl', { WG });
     void device.lost.then((info) => {
       this.lost = `the GPU device was lost (${info.reason}: ${info.message})`;
     });
@@ -74,28 +75,13 @@ export class WebGpuQuantizer {
     return Math.max(1, Math.floor(Math.min(l.maxStorageBufferBindingSize, l.maxBufferSize, 1 << 28) / (cols * 4)));
   }
 
-  private async pipeline(entry: Entry): Promise<GPUComputePipeline> {
-    let p = this.pipelines.get(entry);
-    if (!p) {
-      if (!this.module) {
-        const module = this.device.createShaderModule({ code: shaderSource, label: 'quantize_apply' });
-        const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
-        if (errors.length) throw new Error(`quantize_apply.wgsl does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`);
-        this.module = module;
-      }
-      p = this.device.createComputePipeline({ layout: 'auto', compute: { module: this.module, entryPoint: entry, constants: { WG } }, label: entry });
-      this.pipelines.set(entry, p);
-    }
-    return p;
-  }
-
   private async dispatch(entry: Entry, buffers: Record<number, GPUBuffer>, workgroups: number, params: ArrayBuffer, uniform: GPUBuffer): Promise<void> {
     const device = this.device;
     const maxX = device.limits.maxComputeWorkgroupsPerDimension;
     const nx = Math.max(1, Math.min(workgroups, maxX));
     new Uint32Array(params)[7] = nx;
     device.queue.writeBuffer(uniform, 0, params);
-    const pipeline = await this.pipeline(entry);
+    const pipeline = await this.pipelines.get(entry);
     const bind = device.createBindGroup({
       layout: pipeline.getBindGroupLayout(0),
       entries: BINDINGS[entry].map((binding) => ({ binding, resource: { buffer: buffers[binding] } })),

@@ -7,6 +7,7 @@
 import shaderSource from '../../../shaders/dareq_search.wgsl';
 import { groupsPerRow } from '../../core/quant/matrix';
 import { qRange, type QuantSettings } from '../../core/quant/settings';
+import { PipelineCache } from './pipelines';
 import { BufferPool } from './pool';
 import { choicesFromGpu, concatChoices, type ScaleSearchBackend, type SearchChoices } from '../backend';
 
@@ -15,7 +16,7 @@ const WG = 64;
 
 export class WebGpuSearch implements ScaleSearchBackend {
   readonly name = 'webgpu' as const;
-  private readonly pipelines = new Map<number, Promise<GPUComputePipeline>>();
+  private readonly pipelines: PipelineCache<'main'>;
   private readonly pool: BufferPool;
   /** Groups the GPU could not decide alone, and the candidates the CPU scores for them (reported). */
   undecided = 0;
@@ -36,24 +37,10 @@ export class WebGpuSearch implements ScaleSearchBackend {
     private readonly bindingLimit = Math.min(device.limits.maxStorageBufferBindingSize, device.limits.maxBufferSize),
   ) {
     this.pool = new BufferPool(device);
+    this.pipelines = new PipelineCache(device, shaderSource, 'dareq_search.wgsl', { WG });
     void device.lost.then((info) => {
       this.lost = `the GPU device was lost (${info.reason}: ${info.message})`;
     });
-  }
-
-  /** Compiled once per workgroup size; concurrent callers share the one compilation. */
-  private pipeline(): Promise<GPUComputePipeline> {
-    let p = this.pipelines.get(WG);
-    if (!p) {
-      p = (async () => {
-        const module = this.device.createShaderModule({ code: shaderSource, label: 'dareq_search' });
-        const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
-        if (errors.length) throw new Error(`dareq_search.wgsl does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`);
-        return this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: 'main', constants: { WG } }, label: 'dareq_search' });
-      })();
-      this.pipelines.set(WG, p);
-    }
-    return p;
   }
 
   async search(values: Float32Array, rows: number, cols: number, s: QuantSettings): Promise<SearchChoices | undefined> {
@@ -110,7 +97,7 @@ export class WebGpuSearch implements ScaleSearchBackend {
     try {
       device.queue.writeBuffer(uniform, 0, params);
       device.queue.writeBuffer(input, 0, values.buffer, values.byteOffset, values.byteLength);
-      const pipeline = await this.pipeline();
+      const pipeline = await this.pipelines.get('main');
       const bind = device.createBindGroup({
         layout: pipeline.getBindGroupLayout(0),
         entries: [

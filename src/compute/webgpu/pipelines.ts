@@ -1,0 +1,36 @@
+/**
+ * A pipeline cache for one WGSL file: its module compiled once (compilation errors reported with
+ * line and column), one compute pipeline per entry point, shared by concurrent callers.
+ */
+export class PipelineCache<Entry extends string> {
+  private module: Promise<GPUShaderModule> | undefined;
+  private readonly pipelines = new Map<Entry, Promise<GPUComputePipeline>>();
+
+  constructor(
+    private readonly device: GPUDevice,
+    private readonly source: string,
+    /** The file's name, for errors and GPU debug labels. */
+    private readonly label: string,
+    private readonly constants: Record<string, number>,
+  ) {}
+
+  get(entry: Entry): Promise<GPUComputePipeline> {
+    let p = this.pipelines.get(entry);
+    if (!p) {
+      p = this.compile(entry);
+      this.pipelines.set(entry, p);
+    }
+    return p;
+  }
+
+  private async compile(entry: Entry): Promise<GPUComputePipeline> {
+    this.module ??= (async () => {
+      const module = this.device.createShaderModule({ code: this.source, label: this.label });
+      const errors = (await module.getCompilationInfo()).messages.filter((m) => m.type === 'error');
+      if (errors.length) throw new Error(`${this.label} does not compile: ${errors.map((m) => `${m.lineNum}:${m.linePos} ${m.message}`).join('; ')}`);
+      return module;
+    })();
+    const module = await this.module;
+    return this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: entry, constants: this.constants }, label: `${this.label}:${entry}` });
+  }
+}
