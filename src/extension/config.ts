@@ -86,9 +86,9 @@ export function readRunConfig(read: ConfigReader, overrides: SettingsInput = {})
   return { settings, format, include, exclude, problems };
 }
 
-export function panelSettings(c: RunConfig): PanelSettings {
+export function panelSettings(c: RunConfig, compute: { backend: string; problem?: string } = { backend: 'auto' }): PanelSettings {
   const s = c.settings;
-  return { method: s.method, bits: s.bits, groupSize: s.groupSize, preset: s.preset, lambdaEntropy: s.lambdaEntropy, format: c.format, problems: c.problems };
+  return { method: s.method, bits: s.bits, groupSize: s.groupSize, preset: s.preset, lambdaEntropy: s.lambdaEntropy, format: c.format, compute: compute.backend, problems: compute.problem ? [...c.problems, compute.problem] : c.problems };
 }
 
 export function describeSettings(s: QuantSettings, format: OutputFormat): string {

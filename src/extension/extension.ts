@@ -23,7 +23,7 @@ export function activate(context: vscode.ExtensionContext): void {
     logLine(`FastEWQ classifier not loaded: ${oneLine(e)}`);
   }
   const inspector = new InspectorProvider(context, {
-    panel: () => panelSettings(readRunConfig(configReader)),
+    panel: () => panelSettings(readRunConfig(configReader), readComputeBackend(configReader)),
     run: () => readRunConfig(configReader),
     ewq: () => readEwqConfig(configReader),
     fastModel: () => fastModel,

@@ -15,6 +15,8 @@ export interface PanelSettings {
   preset: string;
   lambdaEntropy: number;
   format: string;
+  /** weightlens.compute.backend: auto, webgpu or cpu. */
+  compute: string;
   /** Problems with the user's settings, one line each (shown, never thrown). */
   problems: string[];
 }
@@ -75,6 +77,8 @@ export interface DetailView {
   weights: { absmax: Float32Array; kurtosis: Float32Array };
   /** Where it was computed, for the user: e.g. "WebGPU (SwiftShader …)" or "CPU (1 worker thread)". */
   backend: string;
+  /** Why it ran there, when it is not where the settings point (e.g. the adapter is a software one). */
+  backendNote?: string;
   /** Seconds it took, end to end. */
   seconds: number;
 }

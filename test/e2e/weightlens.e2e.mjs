@@ -202,6 +202,12 @@ await step('the overview grid fills in: one row per block, one column per kind o
 
 await step("a tensor's detail: heatmaps (DARE-Q beside RTN), per-channel chart, and a channel's L(s) curve and histograms", async () => {
   const frame = await webviewFrame('#overview');
+  // This machine's adapter is Chromium's SwiftShader, which `auto` leaves alone (too slow for real
+  // models): ask for WebGPU explicitly, as a user would (a workspace setting; removed at the end).
+  const settingsFile = path.join(ws, '.vscode', 'settings.json');
+  fs.mkdirSync(path.dirname(settingsFile), { recursive: true });
+  fs.writeFileSync(settingsFile, JSON.stringify({ 'weightlens.compute.backend': 'webgpu' }, null, 2));
+  await until('the panel to show compute: webgpu', async () => (await frame.locator('#settings-summary').getAttribute('data-compute')) === 'webgpu', 30000);
   await frame.locator('td[data-tensor="model.layers.0.self_attn.q_proj.weight"]').click();
   await until('the detail', async () => (await frame.locator('#detail').getAttribute('data-tensor')) === 'model.layers.0.self_attn.q_proj.weight', 60000);
   for (const id of ['#heatmap-dareq', '#heatmap-rtn']) assert.ok(Number(await frame.locator(id).getAttribute('data-max')) > 0, `${id} drawn`);
@@ -249,6 +255,7 @@ await step("a tensor's detail: heatmaps (DARE-Q beside RTN), per-channel chart, 
   await page.screenshot({ path: path.join(outDir, 'inspector-detail.png') });
   await frame.locator('#loss-curve').scrollIntoViewIfNeeded();
   await page.screenshot({ path: path.join(outDir, 'inspector-loss-curve.png') });
+  fs.writeFileSync(settingsFile, '{}\n');
 });
 
 await step('a sharded model opens in the inspector from its index (right-click the index JSON)', async () => {
@@ -335,6 +342,10 @@ await step('changing a setting updates the open inspector at once', async () => 
     const v = Number(await frame.locator('td[data-tensor="model.layers.0.self_attn.q_proj.weight"]').getAttribute('data-sqnr', { timeout: 500 }));
     return Math.abs(v - sqnrBefore) > 0.5;
   }, 60000);
+  // The open detail followed the new settings too — on the CPU now: `auto` (the backend setting is
+  // gone again) does not use a software adapter, and the panel says why.
+  await until('the detail recomputed on the CPU', async () => (await frame.locator('#detail-backend').getAttribute('data-backend', { timeout: 500 })) === 'cpu', 60000);
+  assert.match(await frame.locator('#detail-backend').innerText(), /^Computed on CPU \(\d+ worker threads?\) in \d+\.\d+ s — the panel's adapter \(.*\) is a software one/);
   await page.screenshot({ path: path.join(outDir, 'inspector-settings.png') });
   await page.getByRole('tab', { name: /^stories260K\.safetensors/ }).first().click();
   await frame.locator('#overview').scrollIntoViewIfNeeded();
@@ -366,7 +377,8 @@ await step("two quantizations at once, both searching on the panel's WebGPU: bot
   await page.keyboard.press('Escape');
   const file = path.join(ws, '.vscode', 'settings.json');
   fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), 'weightlens.compute.backend': 'webgpu' }, null, 2));
-  await page.waitForTimeout(1000);
+  const panel = await webviewFrame('#settings-summary');
+  await until('the panel to show compute: webgpu', async () => (await panel.locator('#settings-summary').getAttribute('data-compute')) === 'webgpu', 30000);
   const shardedBefore = new Set(fs.readdirSync(path.join(ws, 'sharded')));
   await runFromContextMenu('stories260K.safetensors', 'Weightlens: Quantize (DARE-Q)…');
   await until('the 8-bit settings first', async () => (await page.locator('.quick-input-list .monaco-list-row').first().innerText()).includes('8-bit'));

@@ -97,7 +97,7 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
   const title = node('h2', {}, `${d.tensor} [${d.shape.join(' × ')}]`);
   const summary = node('p', { class: 'muted', id: 'detail-summary' }, sides.map((s) => `${s.method === 'rtn' ? 'RTN' : 'DARE-Q'}: SQNR ${sqnr(s)}, MSE ${s.mse.toExponential(3)}`).join(' · '));
   // Which backend ran, for the user (and the end-to-end suite): WebGPU in this panel or the CPU workers.
-  const backend = node('p', { class: 'muted', id: 'detail-backend', 'data-backend': d.backend.startsWith('WebGPU') ? 'webgpu' : 'cpu' }, `Computed on ${d.backend} in ${d.seconds.toFixed(2)} s`);
+  const backend = node('p', { class: 'muted', id: 'detail-backend', 'data-backend': d.backend.startsWith('WebGPU') ? 'webgpu' : 'cpu' }, `Computed on ${d.backend} in ${d.seconds.toFixed(2)} s${d.backendNote ? ` — ${d.backendNote}` : ''}`);
   const switcher = node('div', { class: 'actions', role: 'radiogroup', 'aria-label': 'Heatmap quantity' });
   for (const m of MAPS) {
     const b = node('button', { class: `toggle${m.id === mapKind ? ' on' : ''}`, role: 'radio', 'aria-checked': String(m.id === mapKind), 'data-map': m.id }, m.label);

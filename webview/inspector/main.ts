@@ -180,7 +180,7 @@ function renderSettings(): HTMLElement {
   const method = s.method === 'rtn' ? 'round-to-nearest' : `DARE-Q, preset ${s.preset}, λH ${s.lambdaEntropy}`;
   box.append(
     el('span', { class: 'codicon codicon-settings-gear', 'aria-hidden': 'true' }),
-    el('span', { id: 'settings-summary' }, `${method} · ${s.bits}-bit · ${group} · ${s.format}`),
+    el('span', { id: 'settings-summary', 'data-compute': s.compute }, `${method} · ${s.bits}-bit · ${group} · ${s.format} · compute: ${s.compute}`),
     custom('vscode-button', { secondary: true, 'data-command': 'openSettings' }, 'Settings'),
     custom('vscode-button', { 'data-command': 'quantizeDareq' }, 'Quantize with these settings…'),
     custom('vscode-button', { secondary: true, 'data-command': 'quantizeRtn' }, 'Round-to-nearest…'),

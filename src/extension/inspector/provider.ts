@@ -205,7 +205,10 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
       if (problem) logLine(problem);
       const gpu = entry.gpu;
       const gpuFits = (t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16') && !view.transposed && t.shape.length >= 2 && run.settings.bins <= 4096;
-      if (!gpuFailed && backend !== 'cpu' && gpu?.available && gpuFits) {
+      // `auto` takes a real GPU only: on a software adapter (SwiftShader) a large tensor would take
+      // far longer than on the CPU workers. `webgpu` takes any adapter.
+      const gpuAllowed = backend === 'webgpu' || (backend === 'auto' && !gpu?.fallback);
+      if (!gpuFailed && gpuAllowed && gpu?.available && gpuFits) {
         const grid = tileGrid(view.rows, view.cols);
         const rowBytes = t.byteLength / view.rows;
         const job: GpuDetailJob = {
@@ -225,17 +228,18 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
         await post({ type: 'detailGpu', job });
         return;
       }
-      let why = '';
-      if (gpuFailed) why = ` — ${gpuFailed}`;
-      else if (backend === 'webgpu' && !gpu?.available) why = ` — no WebGPU adapter in this panel${gpu ? ` (${gpu.adapter})` : ' yet'}`;
-      else if (backend === 'webgpu' && !gpuFits) why = ` — WebGPU does not run a ${t.dtype}${view.transposed ? ' transposed' : ''} tensor here`;
+      let why: string | undefined;
+      if (gpuFailed) why = gpuFailed;
+      else if (backend === 'webgpu' && !gpu?.available) why = `no WebGPU adapter in this panel${gpu ? ` (${gpu.adapter})` : ' yet'}`;
+      else if (backend === 'webgpu' && !gpuFits) why = `WebGPU does not run a ${t.dtype}${view.transposed ? ' transposed' : ''} tensor here`;
+      else if (backend === 'auto' && gpu?.available && gpu.fallback) why = `the panel's adapter (${gpu.adapter}) is a software one; weightlens.compute.backend "webgpu" uses it anyway`;
       const ctl = new AbortController();
       entry.detailRun = ctl;
       const threads = Math.max(1, os.availableParallelism() - 1);
       await post({ type: 'detailStatus', text: `Computing the detail of ${t.name} on the CPU…` });
       const pool = new JobPool(threads, vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'worker.js').fsPath);
       try {
-        const detail = await computeDetail(doc.opened, pool, t, view, run.settings, ctl.signal, `CPU (${threads} worker thread${threads > 1 ? 's' : ''})${why}`);
+        const detail = { ...(await computeDetail(doc.opened, pool, t, view, run.settings, ctl.signal, `CPU (${threads} worker thread${threads > 1 ? 's' : ''})`)), backendNote: why };
         if (!ctl.signal.aborted) await post({ type: 'detail', detail });
       } finally {
         await pool.close();
