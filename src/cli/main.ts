@@ -12,7 +12,7 @@ import { inspectModel } from '../core/inspect';
 import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
 import { METHODS, PRESET_NAMES, resolveSettings, type Method, type Preset, type SettingsInput } from '../core/quant/settings';
 import { removeLiveTempsSync } from '../node/atomic-output';
-import { openNodeGpu } from '../compute/webgpu/node-device';
+import { gpuForBackend } from './backend';
 import { openModel } from '../node/open-model';
 import { quantize, type QuantizeProgress } from '../node/quantize';
 import { parsePlanFile, settingsFromPlan } from '../core/ewq/apply';
@@ -167,13 +167,8 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
   };
   const settings = resolveSettings(input_);
   const format = parseChoice<OutputFormat>('format', v.format, OUTPUT_FORMATS) ?? 'fake';
-  const backend = parseChoice('backend', v.backend, ['auto', 'cpu', 'webgpu'] as const) ?? 'auto';
-  const gpu = backend === 'cpu' || settings.method === 'rtn' ? undefined : await openNodeGpu().catch(() => undefined);
-  if (backend === 'webgpu' && !gpu) {
-    throw new UsageError('--backend webgpu: no WebGPU adapter found (install a GPU driver with Vulkan, or see DEVELOPERS.md for SwiftShader); use --backend cpu');
-  }
-  // `auto` takes a real GPU only: a software adapter (SwiftShader) is slower than the CPU path.
-  const searchBackend = gpu && (backend === 'webgpu' || !gpu.isFallback) ? gpu.search : undefined;
+  const gpu = await gpuForBackend(v.backend, settings.method !== 'rtn');
+  const searchBackend = gpu?.search;
   const threads = parseNumber('threads', v.threads, { integer: true }) ?? os.availableParallelism();
   if (threads < 1 || threads > 256) throw new UsageError(`--threads must be from 1 to 256 (got ${threads})`);
 

@@ -10,7 +10,7 @@ import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
 import { writeFileAtomic } from '../node/atomic-output';
 import { planModel } from '../node/ewq';
 import { WebGpuEntropy } from '../compute/webgpu/entropy';
-import { openNodeGpu } from '../compute/webgpu/node-device';
+import { gpuForBackend } from './backend';
 import { openModel } from '../node/open-model';
 import { parseNumber } from './args';
 import { formatBytes, pad } from './format';
@@ -122,12 +122,8 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
   if (!OUTPUT_FORMATS.includes(format)) throw new WeightlensError(`--format must be one of ${OUTPUT_FORMATS.join(', ')} (got "${v.format}")`);
   if (v.fast && v['analyze-csv']) throw new WeightlensError('--analyze-csv needs the full EWQ analysis; drop --fast');
   const fast = v.fast ? await readFastModel(v.model ?? shippedModelPath()) : undefined;
-  const backend = v.backend ?? 'auto';
-  if (!['auto', 'cpu', 'webgpu'].includes(backend)) throw new WeightlensError(`--backend must be one of auto, cpu, webgpu (got "${backend}")`);
-  const gpu = backend === 'cpu' || v.fast ? undefined : await openNodeGpu().catch(() => undefined);
-  if (backend === 'webgpu' && !v.fast && !gpu) throw new WeightlensError('--backend webgpu: no WebGPU adapter found (install a GPU driver with Vulkan, or see DEVELOPERS.md for SwiftShader); use --backend cpu');
-  // `auto` takes a real GPU only, as for quantize: a software adapter is slower than the CPU.
-  const entropyBackend = gpu && (backend === 'webgpu' || !gpu.isFallback) ? Object.assign(new WebGpuEntropy(gpu.device), { description: gpu.description }) : undefined;
+  const gpu = await gpuForBackend(v.backend, !v.fast);
+  const entropyBackend = gpu ? Object.assign(new WebGpuEntropy(gpu.device), { description: gpu.description }) : undefined;
   const opened = await openModel(positionals[0]);
   try {
     const plan = await planModel(opened, {
@@ -163,6 +159,8 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
     return plan.fits ? 0 : 1;
   } finally {
     entropyBackend?.dispose();
+    gpu?.search.dispose();
+    gpu?.device.destroy();
     await opened.close();
   }
 }
