@@ -6,7 +6,7 @@
  */
 import { roundToDtype, type QuantizableFloat } from '../dtypes';
 import { WeightlensError } from '../errors';
-import { candidateAt, candidateRange, makeScratch, residualEntropy, roundHalfEven, searchScale, type Floats, type SearchTrace } from './search';
+import { candidateAt, candidateRange, makeScratch, residualEntropy, roundHalfEven, searchScale, type Floats, type SearchScratch, type SearchTrace } from './search';
 import { qRange, type QuantSettings } from './settings';
 import { emptyStats, rowMoments, type ChannelStats, type StatsAccumulator } from './stats';
 
@@ -48,6 +48,36 @@ const SMALLEST: Record<QuantizableFloat, number> = { F64: Number.MIN_VALUE, F32:
 export function storedScale(dtype: QuantizableFloat, chosen: number): number {
   const sc = roundToDtype(dtype, chosen);
   return sc > 0 ? sc : SMALLEST[dtype];
+}
+
+/** The search's verdict per group (see SearchChoices in src/compute/backend.ts). */
+export interface GroupChoices {
+  readonly choices?: Int32Array;
+  readonly contenderStart?: Int32Array;
+  readonly contenders?: Int32Array;
+}
+
+/**
+ * The scale chosen for group `at` = w[off .. off+n) with absmax > 0, before dtype rounding: RTN's,
+ * the candidate the GPU chose, or the CPU's search (over the GPU's contenders where it names them).
+ * `msq` (mean w^2, float64) is computed here when the caller does not have it.
+ */
+export function chooseScale(w: Floats, off: number, n: number, absmax: number, msq: number | undefined, s: QuantSettings, scratch: SearchScratch, found: GroupChoices | undefined, at: number): number {
+  if (s.method === 'rtn') return absmax / qRange(s.bits, s.ternary).qmax;
+  const given = found?.choices ? found.choices[at] : -1;
+  if (given >= 0) {
+    const [lo, hi] = candidateRange(absmax, s);
+    return candidateAt(given, s.grid, lo, hi);
+  }
+  if (msq === undefined) {
+    let sq = 0;
+    for (let i = 0; i < n; i++) sq += w[off + i] * w[off + i];
+    msq = sq / n;
+  }
+  const start = found?.contenderStart ? found.contenderStart[at] : 0;
+  const end = found?.contenderStart ? found.contenderStart[at + 1] : 0;
+  const subset = end > start ? { list: found!.contenders!, start, end } : undefined;
+  return searchScale(w, off, n, absmax, msq, s, scratch, undefined, subset).scale;
 }
 
 /** Quantizes `values` (rows * cols, row-major) and overwrites them with the dequantized values. */
@@ -107,20 +137,7 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
         continue;
       }
       const rtnScale = absmax / qmax;
-      const given = opts.choices ? opts.choices[r * groups + gi] : -1;
-      let chosen: number;
-      if (s.method === 'rtn') chosen = rtnScale;
-      else if (given >= 0) {
-        const [lo, hi] = candidateRange(absmax, s);
-        chosen = candidateAt(given, s.grid, lo, hi);
-      } else {
-        const at = r * groups + gi;
-        const start = opts.contenderStart ? opts.contenderStart[at] : 0;
-        const end = opts.contenderStart ? opts.contenderStart[at + 1] : 0;
-        const subset = end > start ? { list: opts.contenders!, start, end } : undefined;
-        chosen = searchScale(values, off, n, absmax, sumW2 / n, s, scratch, undefined, subset).scale;
-      }
-      const sc = storedScale(dtype, chosen);
+      const sc = storedScale(dtype, chooseScale(values, off, n, absmax, sumW2 / n, s, scratch, opts, r * groups + gi));
       scales[r * groups + gi] = sc;
 
       let e2 = 0;
