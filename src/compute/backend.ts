@@ -6,6 +6,14 @@
  */
 import type { QuantSettings } from '../core/quant/settings';
 
+/** The kernels' workgroup histogram holds this many bins (shaders/*.wgsl: MAX_BINS). */
+export const GPU_MAX_BINS = 4096;
+
+/** Whether the WebGPU kernels run these settings on weights of this dtype (f32 math: not F64). */
+export function gpuRuns(s: QuantSettings, dtype: string): boolean {
+  return (dtype === 'F32' || dtype === 'F16' || dtype === 'BF16') && s.bins <= GPU_MAX_BINS;
+}
+
 /** Per group: a candidate index (>= 0), ZERO_GROUP, or DECIDE_ON_CPU. */
 export const ZERO_GROUP = -1;
 export const DECIDE_ON_CPU = -2;

@@ -34,7 +34,7 @@ export interface QuantizeDeps {
   stats: StatsDocumentProvider;
   activeInspector: () => vscode.Uri | undefined;
   /** An open panel's GPU for DARE-Q's scale search, or why not (see InspectorProvider.gpuSearch). */
-  gpuSearch: (model: vscode.Uri) => { search?: ScaleSearchBackend & { failed?: string }; release: () => void; why: string };
+  gpuSearch: (model: vscode.Uri) => { search?: ScaleSearchBackend; release: () => void; why: string };
   version: string;
 }
 

@@ -4,6 +4,7 @@
  * (readRows), runs the search and the quantize kernels, and builds the detail view it then shows —
  * so a large tensor's work never blocks the extension host or this page's UI thread.
  */
+import { GPU_MAX_BINS } from '../../src/compute/backend';
 import { detailSideOnGpu, rowBlocks, type RowBlock } from '../../src/compute/gpu-detail';
 import { WebGpuQuantizer } from '../../src/compute/webgpu/quantize';
 import { WebGpuSearch } from '../../src/compute/webgpu/search';
@@ -11,7 +12,7 @@ import { decodeFloats } from '../../src/core/dtypes';
 import type { DetailView, GpuDetailJob } from '../../src/shared/protocol';
 
 /** Workgroup memory the kernels need: a 4096-bin histogram and the reduction arrays. */
-const NEEDED_WORKGROUP_STORAGE = 4096 * 4 + 4 * 256 * 4;
+const NEEDED_WORKGROUP_STORAGE = GPU_MAX_BINS * 4 + 4 * 256 * 4;
 
 export interface PanelGpu {
   device: GPUDevice;

@@ -5,7 +5,7 @@
  */
 import shaderSource from '../../../shaders/ewq_entropy.wgsl';
 import { CompensatedSum, finishEntropy, mergePass1, type MaxSumExp } from '../../core/ewq/entropy';
-import { PipelineCache } from './pipelines';
+import { encodeDispatch, PipelineCache } from './pipelines';
 import { BufferPool } from './pool';
 
 const WG = 256;
@@ -45,20 +45,12 @@ export class WebGpuEntropy {
       device.queue.writeBuffer(uniform, 0, params);
       device.queue.writeBuffer(input, 0, values.buffer, values.byteOffset, n * 4);
       const pipeline = await this.pipelines.get(entry);
-      const bind = device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
-        entries: [
-          { binding: 0, resource: { buffer: uniform, size: 32 } },
-          { binding: 1, resource: { buffer: input } },
-          { binding: 2, resource: { buffer: output } },
-        ],
-      });
-      const enc = device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bind);
-      pass.dispatchWorkgroups(nx, Math.ceil(groups / nx));
-      pass.end();
+      const entries = [
+        { binding: 0, resource: { buffer: uniform, size: 32 } },
+        { binding: 1, resource: { buffer: input } },
+        { binding: 2, resource: { buffer: output } },
+      ];
+      const enc = encodeDispatch(device, pipeline, entries, nx, Math.ceil(groups / nx));
       enc.copyBufferToBuffer(output, 0, readback, 0, groups * 8);
       device.queue.submit([enc.finish()]);
       // Both popped at once: another block's scopes must not interleave with this one's.

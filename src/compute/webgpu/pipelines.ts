@@ -34,3 +34,18 @@ export class PipelineCache<Entry extends string> {
     return this.device.createComputePipeline({ layout: 'auto', compute: { module, entryPoint: entry, constants: this.constants }, label: `${this.label}:${entry}` });
   }
 }
+
+/**
+ * A command encoder holding one compute pass: `pipeline` with `entries` as bind group 0, over
+ * nx x ny workgroups. The caller adds its copies and submits.
+ */
+export function encodeDispatch(device: GPUDevice, pipeline: GPUComputePipeline, entries: GPUBindGroupEntry[], nx: number, ny: number): GPUCommandEncoder {
+  const bind = device.createBindGroup({ layout: pipeline.getBindGroupLayout(0), entries });
+  const enc = device.createCommandEncoder();
+  const pass = enc.beginComputePass();
+  pass.setPipeline(pipeline);
+  pass.setBindGroup(0, bind);
+  pass.dispatchWorkgroups(nx, ny);
+  pass.end();
+  return enc;
+}

@@ -11,12 +11,12 @@ import { groupsPerRow } from '../../core/quant/matrix';
 import { scalesFromChoices } from '../../core/quant/scales';
 import { qRange, type QuantSettings } from '../../core/quant/settings';
 import type { TileGrid } from '../../core/quant/tiles';
-import { PipelineCache } from './pipelines';
+import { encodeDispatch, PipelineCache } from './pipelines';
 import { BufferPool } from './pool';
+import { gpuRuns } from '../backend';
 import type { WebGpuSearch } from './search';
 
 const WG = 64;
-const MAX_BINS = 4096;
 const DTYPE_CODE: Partial<Record<QuantizableFloat, number>> = { F32: 0, F16: 1, BF16: 2 };
 type Entry = 'group_stats' | 'apply' | 'tiles' | 'pack' | 'moments';
 /** The bindings each entry point uses (layout 'auto' holds only those). */
@@ -66,7 +66,7 @@ export class WebGpuQuantizer {
 
   /** Whether these settings and dtype run on this runner (else use the CPU path). */
   supports(s: QuantSettings, dtype: QuantizableFloat): boolean {
-    return DTYPE_CODE[dtype] !== undefined && s.bins <= MAX_BINS;
+    return gpuRuns(s, dtype);
   }
 
   /** Rows per block so that every binding fits the device's limits. */
@@ -82,17 +82,8 @@ export class WebGpuQuantizer {
     new Uint32Array(params)[7] = nx;
     device.queue.writeBuffer(uniform, 0, params);
     const pipeline = await this.pipelines.get(entry);
-    const bind = device.createBindGroup({
-      layout: pipeline.getBindGroupLayout(0),
-      entries: BINDINGS[entry].map((binding) => ({ binding, resource: { buffer: buffers[binding] } })),
-    });
-    const enc = device.createCommandEncoder();
-    const pass = enc.beginComputePass();
-    pass.setPipeline(pipeline);
-    pass.setBindGroup(0, bind);
-    pass.dispatchWorkgroups(nx, Math.ceil(workgroups / nx));
-    pass.end();
-    device.queue.submit([enc.finish()]);
+    const entries = BINDINGS[entry].map((binding) => ({ binding, resource: { buffer: buffers[binding] } }));
+    device.queue.submit([encodeDispatch(device, pipeline, entries, nx, Math.ceil(workgroups / nx)).finish()]);
   }
 
   private async read(src: GPUBuffer, bytes: number): Promise<ArrayBuffer> {

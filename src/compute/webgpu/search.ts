@@ -7,11 +7,10 @@
 import shaderSource from '../../../shaders/dareq_search.wgsl';
 import { groupsPerRow } from '../../core/quant/matrix';
 import { qRange, type QuantSettings } from '../../core/quant/settings';
-import { PipelineCache } from './pipelines';
+import { encodeDispatch, PipelineCache } from './pipelines';
 import { BufferPool } from './pool';
-import { choicesFromGpu, concatChoices, type ScaleSearchBackend, type SearchChoices } from '../backend';
+import { choicesFromGpu, concatChoices, GPU_MAX_BINS, type ScaleSearchBackend, type SearchChoices } from '../backend';
 
-const MAX_BINS = 4096;
 const WG = 64;
 
 export class WebGpuSearch implements ScaleSearchBackend {
@@ -45,7 +44,7 @@ export class WebGpuSearch implements ScaleSearchBackend {
 
   async search(values: Float32Array, rows: number, cols: number, s: QuantSettings): Promise<SearchChoices | undefined> {
     if (this.lost) throw new Error(this.lost);
-    if (s.method !== 'dareq' || s.bins > MAX_BINS) return undefined;
+    if (s.method !== 'dareq' || s.bins > GPU_MAX_BINS) return undefined;
     const limits = this.device.limits;
     const gpr = groupsPerRow(cols, s.groupSize);
     const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
@@ -98,24 +97,21 @@ export class WebGpuSearch implements ScaleSearchBackend {
       device.queue.writeBuffer(uniform, 0, params);
       device.queue.writeBuffer(input, 0, values.buffer, values.byteOffset, values.byteLength);
       const pipeline = await this.pipelines.get('main');
-      const bind = device.createBindGroup({
-        layout: pipeline.getBindGroupLayout(0),
-        entries: [
+      device.pushErrorScope('out-of-memory');
+      device.pushErrorScope('validation');
+      const enc = encodeDispatch(
+        device,
+        pipeline,
+        [
           { binding: 0, resource: { buffer: uniform, size: 80 } },
           { binding: 1, resource: { buffer: input, size: values.byteLength } },
           { binding: 2, resource: { buffer: output, size: outBytes } },
           { binding: 3, resource: { buffer: lb, size: lbBytes } },
           { binding: 4, resource: { buffer: mask, size: maskBytes } },
         ],
-      });
-      device.pushErrorScope('out-of-memory');
-      device.pushErrorScope('validation');
-      const enc = device.createCommandEncoder();
-      const pass = enc.beginComputePass();
-      pass.setPipeline(pipeline);
-      pass.setBindGroup(0, bind);
-      pass.dispatchWorkgroups(nx, ny);
-      pass.end();
+        nx,
+        ny,
+      );
       enc.copyBufferToBuffer(output, 0, readback, 0, outBytes);
       enc.copyBufferToBuffer(mask, 0, maskReadback, 0, maskBytes);
       device.queue.submit([enc.finish()]);

@@ -5,8 +5,7 @@
  * untrusted input: it is checked against the request before use. If the panel closes or its GPU
  * fails, the run searches the remaining blocks on the CPU (said in the log and the report).
  */
-import { checkChoices, type ScaleSearchBackend, type SearchChoices } from '../../compute/backend';
-import { oneLine } from '../../core/errors';
+import { checkChoices, GPU_MAX_BINS, type ScaleSearchBackend, type SearchChoices } from '../../compute/backend';
 import { groupsPerRow } from '../../core/quant/matrix';
 import type { QuantSettings } from '../../core/quant/settings';
 import type { HostMessage, WebviewMessage } from '../../shared/protocol';
@@ -18,17 +17,14 @@ let nextId = 1;
 export class PanelSearchBackend implements ScaleSearchBackend {
   readonly name = 'webgpu' as const;
   private readonly pending = new Map<number, { resolve: (c: SearchChoices) => void; reject: (e: Error) => void; groups: number; grid: number }>();
-  /** Why the panel's GPU stopped being used (the rest ran on the CPU), if it did. */
-  failed: string | undefined;
 
   constructor(
     private readonly post: (m: HostMessage) => Thenable<boolean>,
     readonly description: string,
-    private readonly onFailure: (why: string) => void,
   ) {}
 
   async search(values: Float32Array, rows: number, cols: number, settings: QuantSettings): Promise<SearchChoices | undefined> {
-    if (this.failed || settings.method !== 'dareq' || settings.bins > 4096) return undefined;
+    if (settings.method !== 'dareq' || settings.bins > GPU_MAX_BINS) return undefined;
     const id = nextId++;
     const groups = rows * groupsPerRow(cols, settings.groupSize);
     try {
@@ -37,10 +33,8 @@ export class PanelSearchBackend implements ScaleSearchBackend {
       if (!(await this.post({ type: 'gpuSearch', id, rows, cols, settings, values: copy }))) throw new Error('the inspector panel is gone');
       return await answer;
     } catch (e) {
-      // The run records the failure and searches this block and the rest on the CPU.
+      // The run (streamTensor) records the failure and searches this block and the rest on the CPU.
       this.pending.delete(id);
-      this.failed ??= oneLine(e);
-      this.onFailure(this.failed);
       throw e;
     }
   }

@@ -20,6 +20,7 @@ import { DocumentPlans } from './plans';
 import { OverviewComputer } from './overview';
 import { computeChannel, computeDetail } from './detail';
 import { PanelSearchBackend } from './panel-search';
+import { gpuRuns } from '../../compute/backend';
 import { JobPool } from '../../node/pool';
 import { CancelledError } from '../../core/errors';
 import { matrixView, selectTargets } from '../../core/select';
@@ -204,7 +205,7 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
       const { backend, problem } = this.config.backend();
       if (problem) logLine(problem);
       const gpu = entry.gpu;
-      const gpuFits = (t.dtype === 'F32' || t.dtype === 'F16' || t.dtype === 'BF16') && !view.transposed && t.shape.length >= 2 && run.settings.bins <= 4096;
+      const gpuFits = gpuRuns(run.settings, t.dtype) && !view.transposed && t.shape.length >= 2;
       // `auto` takes a real GPU only: on a software adapter (SwiftShader) a large tensor would take
       // far longer than on the CPU workers. `webgpu` takes any adapter.
       const gpuAllowed = backend === 'webgpu' || (backend === 'auto' && !gpu?.fallback);
@@ -263,7 +264,7 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
     const usable = withGpu.find((e) => backend === 'webgpu' || !e.gpu!.fallback);
     if (!usable) return none(`the panel's adapter (${withGpu[0].gpu!.adapter}) is a software one, slower than the CPU; set weightlens.compute.backend to webgpu to use it anyway`);
     const post = (m: HostMessage) => usable.panel.webview.postMessage(m);
-    const search = new PanelSearchBackend(post, `${usable.gpu!.adapter} (the inspector panel's WebGPU)`, (why) => logLine(`quantize: the panel's GPU stopped (${why}); the rest is searched on the CPU`));
+    const search = new PanelSearchBackend(post, `${usable.gpu!.adapter} (the inspector panel's WebGPU)`);
     usable.searches.add(search);
     return {
       search,
