@@ -5,7 +5,7 @@
 //                (sum e^2, clipped count, B-bin residual entropy)
 //   tiles        the matrix reduced to a tile grid of sum |W|, sum |e|, sum e^2 and counts
 //   pack         codes -> compressed-tensors int32 words (32 / bits codes per word, q + 2^(b-1))
-//   moments      per row (output channel): absmax, mean, variance and kurtosis of the weights
+//   moments      per row (output channel) or per group: absmax, mean, variance and kurtosis of the weights
 //                (two passes: the mean first, then central moments, so nothing cancels)
 //
 // Codes and dequantized values are exact: the code is checked against the rounding boundary
@@ -51,7 +51,7 @@ const MAX_BINS: u32 = 4096u;
 // tiles: per tile [sum |W|, sum |e|, sum e^2, count], added to across row blocks. pack: the words.
 @group(0) @binding(6) var<storage, read_write> T: array<vec4<f32>>;
 @group(0) @binding(7) var<storage, read_write> PACKED: array<u32>;
-// moments: per row [absmax, mean, variance, kurtosis (m4 / m2^2; 0 for a constant row)].
+// moments: per row or group [absmax, mean, variance, kurtosis (m4 / m2^2; 0 when constant)].
 @group(0) @binding(8) var<storage, read_write> M: array<vec4<f32>>;
 
 var<workgroup> redA: array<f32, 256>;
@@ -273,34 +273,34 @@ fn pack(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   PACKED[word] = bits;
 }
 
-// One workgroup per row.
+// One workgroup per group (the runner sets group = cols for one per row).
 @compute @workgroup_size(WG)
 fn moments(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let row = workgroupIndex(wid);
-  if (row >= P.rows) { return; }
-  let off = row * P.cols;
+  let gid = workgroupIndex(wid);
+  if (gid >= P.rows * P.groupsPerRow) { return; }
+  let r = groupRange(gid);
   var s = 0.0;
   var am = 0.0;
-  for (var i = lid; i < P.cols; i += WG) {
-    let x = W[off + i];
+  for (var i = lid; i < r.y; i += WG) {
+    let x = W[r.x + i];
     s += x;
     am = max(am, abs(x));
   }
   reduce4(lid, s, 0.0, am, 0.0);
-  let mean = workgroupUniformLoad(&redA[0]) / f32(P.cols);
+  let mean = workgroupUniformLoad(&redA[0]) / f32(r.y);
   let absmax = workgroupUniformLoad(&redC[0]);
   var m2 = 0.0;
   var m4 = 0.0;
-  for (var i = lid; i < P.cols; i += WG) {
-    let d = W[off + i] - mean;
+  for (var i = lid; i < r.y; i += WG) {
+    let d = W[r.x + i] - mean;
     let d2 = d * d;
     m2 += d2;
     m4 += d2 * d2;
   }
   reduce4(lid, m2, 0.0, 0.0, m4);
   if (lid == 0u) {
-    let v = redA[0] / f32(P.cols);
-    let k = select(0.0, (redD[0] / f32(P.cols)) / (v * v), v > 0.0);
-    M[row] = vec4f(absmax, mean, v, k);
+    let v = redA[0] / f32(r.y);
+    let k = select(0.0, (redD[0] / f32(r.y)) / (v * v), v > 0.0);
+    M[gid] = vec4f(absmax, mean, v, k);
   }
 }

@@ -37,11 +37,11 @@ export async function detailSideOnGpu(
   let sumW2 = 0;
   let sumE2 = 0;
   for await (const b of blocks) {
-    const r = await q.quantizeBlock(b.values, b.rows, cols, s, dtype, { tiles: { grid, rowBase: b.rowBase }, moments: weights !== undefined });
+    const r = await q.quantizeBlock(b.values, b.rows, cols, s, dtype, { tiles: { grid, rowBase: b.rowBase }, moments: weights ? 'rows' : undefined });
     if (weights) {
       for (let row = 0; row < b.rows; row++) {
-        weights.absmax[b.rowBase + row] = r.rowMoments![4 * row];
-        weights.kurtosis[b.rowBase + row] = r.rowMoments![4 * row + 3];
+        weights.absmax[b.rowBase + row] = r.moments![4 * row];
+        weights.kurtosis[b.rowBase + row] = r.moments![4 * row + 3];
       }
     }
     for (let i = 0; i < nTiles; i++) {

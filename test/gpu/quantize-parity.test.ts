@@ -15,7 +15,7 @@ import type { QuantizableFloat } from '../../src/core/dtypes';
 import { groupsPerRow, quantizeMatrix } from '../../src/core/quant/matrix';
 import { packRows } from '../../src/core/quant/pack';
 import { resolveSettings, type SettingsInput } from '../../src/core/quant/settings';
-import { makeChannelStats } from '../../src/core/quant/stats';
+import { makeChannelStats, rowMoments } from '../../src/core/quant/stats';
 import { addTiles, emptyTiles, tileGrid, tileMeans } from '../../src/core/quant/tiles';
 import { asStored, normals } from '../helpers/safetensors';
 
@@ -63,7 +63,7 @@ for (const [name, input, dtype] of CASES) {
     const qmax = 2 ** (s.bits - 1) - 1;
     const values = fixture(rows, cols, dtype, name.length, qmax);
     const grid = tileGrid(rows, cols, 16);
-    const r = await quantizer.quantizeBlock(values, rows, cols, s, dtype as QuantizableFloat, { tiles: { grid, rowBase: 0 }, codes: true, dequantized: true, packed: 32 % s.bits === 0, moments: true });
+    const r = await quantizer.quantizeBlock(values, rows, cols, s, dtype as QuantizableFloat, { tiles: { grid, rowBase: 0 }, codes: true, dequantized: true, packed: 32 % s.bits === 0, moments: 'rows' });
 
     const cpuValues = Float32Array.from(values);
     const codes = new Int8Array(rows * cols);
@@ -88,8 +88,11 @@ for (const [name, input, dtype] of CASES) {
       }
       assert.equal(clipped, channels.clipped[row], `row ${row}: clipped count`);
       // The weights' own statistics: absmax exactly, kurtosis to f32 sums' precision.
-      assert.equal(r.rowMoments![4 * row], channels.absmax[row], `row ${row}: absmax`);
-      assert.ok(relClose(r.rowMoments![4 * row + 3], channels.kurtosis[row], 1e-4), `row ${row}: kurtosis ${r.rowMoments![4 * row + 3]} vs ${channels.kurtosis[row]}`);
+      assert.equal(r.moments![4 * row], channels.absmax[row], `row ${row}: absmax`);
+      assert.ok(relClose(r.moments![4 * row + 3], channels.kurtosis[row], 1e-4), `row ${row}: kurtosis ${r.moments![4 * row + 3]} vs ${channels.kurtosis[row]}`);
+      const m = rowMoments(values, row * cols, cols);
+      assert.ok(Math.abs(r.moments![4 * row + 1] - m.mean) <= 1e-5 * Math.sqrt(m.variance) + 1e-12, `row ${row}: mean`);
+      assert.ok(relClose(r.moments![4 * row + 2], m.variance, 1e-4, 1e-30), `row ${row}: variance`);
       assert.ok(relClose(e2 / cols, channels.mse[row], 1e-4, 1e-30), `row ${row}: mse ${e2 / cols} vs ${channels.mse[row]}`);
       // f32 residuals can move a weight on a bin edge to the neighbouring bin: H within 0.02 nats.
       assert.ok(Math.abs(h / cols - channels.entropy[row]) < 0.02, `row ${row}: entropy ${h / cols} vs ${channels.entropy[row]}`);
@@ -104,6 +107,31 @@ for (const [name, input, dtype] of CASES) {
     }
   });
 }
+
+test('per-group weight moments (absmax, mean, variance, kurtosis) equal the CPU\'s two-pass float64 values', async (t) => {
+  await ready;
+  if (!gpu || !quantizer) {
+    t.skip('skipped: no WebGPU adapter');
+    return;
+  }
+  const rows = 12;
+  const cols = 100; // groups of 32: a short last group of 4
+  const s = resolveSettings({ method: 'rtn', groupSize: 32 });
+  const values = fixture(rows, cols, 'F32', 7, 7);
+  const r = await quantizer.quantizeBlock(values, rows, cols, s, 'F32', { moments: 'groups' });
+  const gpr = groupsPerRow(cols, 32);
+  assert.equal(r.moments!.length, rows * gpr * 4);
+  for (let row = 0; row < rows; row++) {
+    for (let gi = 0; gi < gpr; gi++) {
+      const at = row * gpr + gi;
+      const m = rowMoments(values, row * cols + gi * 32, Math.min(32, cols - gi * 32));
+      assert.equal(r.moments![4 * at], m.absmax, `group ${at}: absmax`);
+      assert.ok(Math.abs(r.moments![4 * at + 1] - m.mean) <= 1e-5 * Math.sqrt(m.variance) + 1e-12, `group ${at}: mean`);
+      assert.ok(relClose(r.moments![4 * at + 2], m.variance, 1e-4, 1e-30), `group ${at}: variance`);
+      assert.ok(relClose(r.moments![4 * at + 3], m.kurtosis, 1e-4), `group ${at}: kurtosis ${r.moments![4 * at + 3]} vs ${m.kurtosis}`);
+    }
+  }
+});
 
 test('the panel detail on WebGPU, in row blocks, matches the CPU detail', async (t) => {
   await ready;

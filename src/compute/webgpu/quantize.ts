@@ -35,8 +35,8 @@ export interface BlockResult {
   packed?: Uint32Array;
   /** Per tile of the grid: [sum |W|, sum |e|, sum e^2, count] over this block's rows. */
   tiles?: Float32Array;
-  /** Per row: [absmax, mean, variance, kurtosis] of the weights. */
-  rowMoments?: Float32Array;
+  /** Per row or per group (as asked): [absmax, mean, variance, kurtosis] of the weights. */
+  moments?: Float32Array;
 }
 
 export interface BlockOptions {
@@ -44,7 +44,8 @@ export interface BlockOptions {
   codes?: boolean;
   dequantized?: boolean;
   packed?: boolean;
-  moments?: boolean;
+  /** The weights' moments per row (output channel) or per quantization group. */
+  moments?: 'rows' | 'groups';
 }
 
 export class WebGpuQuantizer {
@@ -164,9 +165,13 @@ export class WebGpuQuantizer {
         result.packed = new Uint32Array(await this.read(PACKED, words * 4));
       }
       if (o.moments) {
-        const M = take(rows * 16, S | GPUBufferUsage.COPY_SRC);
-        await this.dispatch('moments', { 0: uniform, 1: W, 8: M }, rows, params, uniform);
-        result.rowMoments = new Float32Array(await this.read(M, rows * 16));
+        const units = o.moments === 'rows' ? rows : groups;
+        const M = take(units * 16, S | GPUBufferUsage.COPY_SRC);
+        // Per row: one group as wide as the row.
+        if (o.moments === 'rows') u.set([cols, 1], 2);
+        await this.dispatch('moments', { 0: uniform, 1: W, 8: M }, units, params, uniform);
+        u.set([s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols, gpr], 2);
+        result.moments = new Float32Array(await this.read(M, units * 16));
       }
       const e = new Float32Array(await this.read(E, groups * 16));
       for (let g = 0; g < groups; g++) {
