@@ -14,6 +14,7 @@ import { encodeFloats } from '../src/core/dtypes';
 import type { QuantJob } from '../src/core/quant/job';
 import { quantizeMatrix } from '../src/core/quant/matrix';
 import { resolveSettings, type QuantSettings, type SettingsInput } from '../src/core/quant/settings';
+import { makeScratch, searchCoarseToFine, searchScale } from '../src/core/quant/search';
 import { generateModel, layersForSize, GENERATE_DEFAULTS } from '../src/node/generate-model';
 import { JobPool } from '../src/node/pool';
 import { openNodeGpu } from '../src/compute/webgpu/node-device';
@@ -31,31 +32,49 @@ function matrix(rows: number, cols: number, seed = 7): Float32Array {
   return out;
 }
 
-/** Algorithm 1 as a plain loop (the baseline the issue quotes): per row, K candidates, B-bin histogram. */
+/**
+ * Algorithm 1 as a plain loop (the baseline the issue quotes): per group, K candidates, each a pass
+ * for the residuals and their range, a fresh B-bin histogram and its entropy — typed arrays, none
+ * of the search's tricks (pruning, visiting order, the entropy summed while counting).
+ */
 function naiveAlgorithm1(w: Float32Array, rows: number, cols: number, s: QuantSettings): number {
   const qmin = -(2 ** (s.bits - 1));
   const qmax = 2 ** (s.bits - 1) - 1;
   const g = s.groupSize > 0 ? s.groupSize : cols;
+  const e = new Float64Array(g);
   let acc = 0;
   for (let r = 0; r < rows; r++) {
     for (let c0 = 0; c0 < cols; c0 += g) {
-      const x = Array.from(w.subarray(r * cols + c0, r * cols + Math.min(cols, c0 + g)));
-      const absmax = Math.max(...x.map(Math.abs));
+      const off = r * cols + c0;
+      const n = Math.min(g, cols - c0);
+      let absmax = 0;
+      let msq = 0;
+      for (let i = 0; i < n; i++) {
+        absmax = Math.max(absmax, Math.abs(w[off + i]));
+        msq += w[off + i] * w[off + i];
+      }
+      msq /= n;
       const lo = (s.clipAlphaMin * absmax) / qmax;
       const hi = absmax / qmax;
       let best = Infinity;
       let bestS = hi;
-      const msq = x.reduce((a, v) => a + v * v, 0) / x.length;
       for (let k = 0; k < s.grid; k++) {
         const sc = lo + ((hi - lo) * k) / (s.grid - 1);
-        const e = x.map((v) => v - Math.min(qmax, Math.max(qmin, Math.floor(v / sc + 0.5))) * sc);
-        const l2 = e.reduce((a, v) => a + v * v, 0) / e.length;
-        const mn = Math.min(...e);
-        const mx = Math.max(...e);
-        const hist = new Array(s.bins).fill(0);
-        if (mx > mn) for (const v of e) hist[Math.min(s.bins - 1, Math.floor(((v - mn) / (mx - mn)) * s.bins))]++;
+        let l2 = 0;
+        let mn = Infinity;
+        let mx = -Infinity;
+        for (let i = 0; i < n; i++) {
+          const x = w[off + i];
+          e[i] = x - Math.min(qmax, Math.max(qmin, Math.floor(x / sc + 0.5))) * sc;
+          l2 += e[i] * e[i];
+          mn = Math.min(mn, e[i]);
+          mx = Math.max(mx, e[i]);
+        }
+        l2 /= n;
+        const hist = new Int32Array(s.bins);
+        if (mx > mn) for (let i = 0; i < n; i++) hist[Math.min(s.bins - 1, Math.floor(((e[i] - mn) / (mx - mn)) * s.bins))]++;
         let h = 0;
-        for (const cnt of hist) if (cnt) h -= (cnt / e.length) * Math.log(cnt / e.length + 1e-10);
+        for (let b = 0; b < s.bins; b++) if (hist[b] > 0) h -= (hist[b] / n) * Math.log(hist[b] / n + 1e-10);
         const loss = (s.lambdaWeight * l2) / msq + (s.lambdaEntropy * h) / Math.log(s.bins);
         if (loss < best) {
           best = loss;
@@ -66,6 +85,40 @@ function naiveAlgorithm1(w: Float32Array, rows: number, cols: number, s: QuantSe
     }
   }
   return acc;
+}
+
+/**
+ * What the coarse-to-fine search gives up, on the same matrix: per group, its loss against the
+ * exhaustive search's minimum, and the quantization error (sum of squares) of the whole matrix.
+ */
+function coarseGap(w: Float32Array, rows: number, cols: number): Record<string, number> {
+  const exact = resolveSettings({ preset: 'clip' });
+  const coarse = resolveSettings({ preset: 'clip', search: 'coarse-to-fine' });
+  const g = exact.groupSize;
+  const se = makeScratch(g, exact.bins);
+  const sc = makeScratch(g, exact.bins);
+  let groups = 0;
+  let differ = 0;
+  let gapSum = 0;
+  let gapMax = 0;
+  for (let off = 0; off + g <= rows * cols; off += g) {
+    let absmax = 0;
+    let sq = 0;
+    for (let i = 0; i < g; i++) {
+      absmax = Math.max(absmax, Math.abs(w[off + i]));
+      sq += w[off + i] * w[off + i];
+    }
+    if (absmax === 0) continue;
+    const a = searchScale(w, off, g, absmax, sq / g, exact, se);
+    const b = searchCoarseToFine(w, off, g, absmax, sq / g, coarse, sc);
+    const gap = (b.loss - a.loss) / a.loss;
+    groups++;
+    if (a.index !== b.index) differ++;
+    gapSum += gap;
+    gapMax = Math.max(gapMax, gap);
+  }
+  const e2 = (s: QuantSettings) => quantizeMatrix(Float32Array.from(w.subarray(0, rows * cols)), rows, cols, { settings: s, dtype: 'F32', tensor: 'w' }).stats.sumE2;
+  return { groups, groupsWithAnotherScale: differ, meanLossGap: gapSum / groups, maxLossGap: gapMax, mseIncrease: e2(coarse) / e2(exact) - 1 };
 }
 
 function time(fn: () => void, minMs = 300): number {
@@ -134,6 +187,7 @@ async function main(): Promise<void> {
   const variants: [string, SettingsInput][] = [
     ['rtn', { method: 'rtn' }],
     ['dareq clip', { preset: 'clip' }],
+    ['dareq clip coarse-to-fine', { preset: 'clip', search: 'coarse-to-fine' }],
     ['dareq paper', { preset: 'paper' }],
     ['dareq reference', { preset: 'reference' }],
   ];
@@ -202,12 +256,15 @@ async function main(): Promise<void> {
   const naiveSec = time(() => naiveAlgorithm1(w, nrows, cols, ns), smoke ? 20 : 300);
   rate['naive algorithm 1 1t'] = (nrows * cols) / naiveSec;
   results.push({ variant: 'naive algorithm 1 (clip range, K 100, B 256)', backend: 'cpu', threads: 1, weightsPerSecond: (nrows * cols) / naiveSec });
+  const gap = coarseGap(w, smoke ? rows : Math.min(rows, 128), cols);
 
   console.log('variant                         weights/s');
   for (const [k, v] of Object.entries(rate)) console.log(`${k.padEnd(32)}${(v / 1e6).toFixed(3).padStart(9)} M`);
   const ratios = {
     dareqClipOverRtnTime: rate['rtn 1t'] / rate['dareq clip 1t'],
     dareqClipSpeedupOverNaive: rate['dareq clip 1t'] / rate['naive algorithm 1 1t'],
+    coarseToFineOverRtnTime: rate['rtn 1t'] / rate['dareq clip coarse-to-fine 1t'],
+    coarseToFineSpeedup: rate['dareq clip coarse-to-fine 1t'] / rate['dareq clip 1t'],
     threadScaling: threads > 1 ? rate[`dareq clip ${threads}t`] / rate['dareq clip 1t'] : 1,
   };
   if (gpuInfo) {
@@ -218,6 +275,10 @@ async function main(): Promise<void> {
     );
   }
   console.log(`\nDARE-Q (clip) takes ${ratios.dareqClipOverRtnTime.toFixed(1)}x the time of RTN; it is ${ratios.dareqClipSpeedupOverNaive.toFixed(1)}x faster than the naive loop; ${threads} threads give ${ratios.threadScaling.toFixed(2)}x`);
+  console.log(
+    `coarse-to-fine search: ${ratios.coarseToFineOverRtnTime.toFixed(1)}x the time of RTN (${ratios.coarseToFineSpeedup.toFixed(2)}x faster than exhaustive); ` +
+      `another scale in ${gap.groupsWithAnotherScale} of ${gap.groups} groups, loss +${(100 * gap.meanLossGap).toFixed(3)}% on average (at most +${(100 * gap.maxLossGap).toFixed(2)}%), squared error +${(100 * gap.mseIncrease).toFixed(3)}%`,
+  );
 
   let e2e: Record<string, unknown> | undefined;
   const size = values['e2e-size'] ?? (smoke ? '8MB' : undefined);
@@ -231,15 +292,21 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       execFileSync('sh', ['-c', `cat '${model}' > /dev/null`]);
       const catSec = (performance.now() - t0) / 1000;
-      const run = await peakRssOf(process.execPath, [path.join(root, 'bin', 'weightlens.js'), 'quantize', model, '--method', 'dareq', '--quiet', '--out', path.join(dir, 'out.safetensors')]);
-      e2e = { fileBytes, seconds: run.seconds, bytesPerSecond: fileBytes / run.seconds, catSeconds: catSec, quantizeOverCat: run.seconds / catSec, peakRssMB: run.peakRssMB };
-      console.log(`\nend to end: weightlens quantize of a ${(fileBytes / 1e9).toFixed(2)} GB bf16 checkpoint: ${run.seconds.toFixed(1)} s (${(fileBytes / run.seconds / 1e6).toFixed(1)} MB/s), ${(run.seconds / catSec).toFixed(1)}x the time of cat > /dev/null (${catSec.toFixed(2)} s), peak RSS ${run.peakRssMB.toFixed(0)} MB`);
+      e2e = { fileBytes, catSeconds: catSec };
+      console.log(`\nend to end: weightlens quantize of a ${(fileBytes / 1e9).toFixed(2)} GB bf16 checkpoint (cat > /dev/null: ${catSec.toFixed(2)} s)`);
+      for (const search of ['exhaustive', 'coarse-to-fine']) {
+        const out = path.join(dir, 'out.safetensors');
+        const run = await peakRssOf(process.execPath, [path.join(root, 'bin', 'weightlens.js'), 'quantize', model, '--method', 'dareq', '--search', search, '--quiet', '--force', '--out', out]);
+        e2e[search] = { seconds: run.seconds, bytesPerSecond: fileBytes / run.seconds, quantizeOverCat: run.seconds / catSec, peakRssMB: run.peakRssMB };
+        console.log(`  --search ${search}: ${run.seconds.toFixed(1)} s (${(fileBytes / run.seconds / 1e6).toFixed(1)} MB/s), ${(run.seconds / catSec).toFixed(1)}x the time of cat, peak RSS ${run.peakRssMB.toFixed(0)} MB`);
+        await fsp.rm(out, { force: true });
+      }
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
     }
   }
   const out = values.out ?? path.join(root, 'bench-results.json');
-  await fsp.writeFile(out, JSON.stringify({ machine, date: new Date().toISOString(), matrix: { rows, cols }, results, ratios, webgpu: gpuInfo, e2e }, null, 2) + '\n');
+  await fsp.writeFile(out, JSON.stringify({ machine, date: new Date().toISOString(), matrix: { rows, cols }, results, ratios, coarseToFineGap: gap, webgpu: gpuInfo, e2e }, null, 2) + '\n');
   console.log(`\nresults: ${out}`);
 }
 

@@ -10,9 +10,10 @@ import { parseArgs } from 'node:util';
 import { CancelledError, oneLine, WeightlensError } from '../core/errors';
 import { inspectModel } from '../core/inspect';
 import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
-import { METHODS, PRESET_NAMES, resolveSettings, type Method, type Preset, type SettingsInput } from '../core/quant/settings';
+import { METHODS, PRESET_NAMES, SEARCH_MODES, resolveSettings, type Method, type Preset, type SearchMode, type SettingsInput } from '../core/quant/settings';
 import { removeLiveTempsSync } from '../node/atomic-output';
 import { gpuForBackend } from './backend';
+import { gpuSearches } from '../compute/backend';
 import { openModel } from '../node/open-model';
 import { quantize, type QuantizeProgress } from '../node/quantize';
 import { parsePlanFile, settingsFromPlan } from '../core/ewq/apply';
@@ -135,6 +136,7 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
       bins: { type: 'string' },
       grid: { type: 'string' },
       'clip-alpha-min': { type: 'string' },
+      search: { type: 'string' },
       format: { type: 'string' },
       include: { type: 'string' },
       exclude: { type: 'string' },
@@ -164,10 +166,12 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
     bins: parseNumber('bins', v.bins, { integer: true }),
     grid: parseNumber('grid', v.grid, { integer: true }),
     clipAlphaMin: parseNumber('clip-alpha-min', v['clip-alpha-min'], { integer: false }),
+    search: parseChoice<SearchMode>('search', v.search, SEARCH_MODES),
   };
   const settings = resolveSettings(input_);
   const format = parseChoice<OutputFormat>('format', v.format, OUTPUT_FORMATS) ?? 'fake';
-  const gpu = await gpuForBackend(v.backend, settings.method !== 'rtn');
+  // A GPU only ranks the candidates of the exhaustive search (see gpuSearches).
+  const gpu = await gpuForBackend(v.backend, gpuSearches(settings));
   const searchBackend = gpu?.search;
   const threads = parseNumber('threads', v.threads, { integer: true }) ?? os.availableParallelism();
   if (threads < 1 || threads > 256) throw new UsageError(`--threads must be from 1 to 256 (got ${threads})`);

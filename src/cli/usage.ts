@@ -38,6 +38,9 @@ DARE-Q knobs (override the preset)
   --bins N                     histogram bins B (default 256)
   --grid N                     candidate scales K (default 100)
   --clip-alpha-min X           low end of the clip range, as a fraction of the absmax scale (default 0.5)
+  --search exhaustive|coarse-to-fine
+                               score all K candidates (default, exact), or about 3 sqrt(K) of them:
+                               ~3x faster on the CPU, approximate (loss gap: docs/benchmarks.md)
 
 Output
   --plan PLAN.json             mixed precision: each block at the bit width of an EWQ plan

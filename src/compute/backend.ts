@@ -14,6 +14,15 @@ export function gpuRuns(s: QuantSettings, dtype: string): boolean {
   return (dtype === 'F32' || dtype === 'F16' || dtype === 'BF16') && s.bins <= GPU_MAX_BINS;
 }
 
+/**
+ * Whether the WebGPU search ranks the candidates: DARE-Q's exhaustive search only. The opt-in
+ * coarse-to-fine search exists to make the CPU fast; it stays on the CPU so that its (approximate)
+ * choices do not depend on the backend.
+ */
+export function gpuSearches(s: QuantSettings): boolean {
+  return s.method === 'dareq' && s.search === 'exhaustive';
+}
+
 /** Per group: a candidate index (>= 0), ZERO_GROUP, or DECIDE_ON_CPU. */
 export const ZERO_GROUP = -1;
 export const DECIDE_ON_CPU = -2;

@@ -4,7 +4,7 @@
  * wrong type becomes a one-line problem naming the setting; it never throws.
  */
 import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
-import { DEFAULTS, METHODS, PRESET_NAMES, resolveSettings, type QuantSettings, type SettingsInput } from '../core/quant/settings';
+import { DEFAULTS, METHODS, PRESET_NAMES, SEARCH_MODES, resolveSettings, type QuantSettings, type SettingsInput } from '../core/quant/settings';
 import type { PanelSettings } from '../shared/protocol';
 
 /** Returns the user's value of a setting, or undefined when the user has not set it. */
@@ -51,6 +51,7 @@ export const SETTING_SPECS: readonly Spec[] = [
   { key: 'dareq.histogramBins', field: 'bins', check: int(2, 65536), expect: 'an integer from 2 to 65536' },
   { key: 'dareq.gridSize', field: 'grid', check: int(1, 10000), expect: 'an integer from 1 to 10000' },
   { key: 'dareq.clipAlphaMin', field: 'clipAlphaMin', check: num(0, 1, true), expect: 'a number in (0, 1]' },
+  { key: 'dareq.search', field: 'search', check: oneOf(SEARCH_MODES), expect: `one of ${SEARCH_MODES.join(', ')}` },
   { key: 'dareq.normalize', field: 'normalize', check: (v) => typeof v === 'boolean', expect: 'true or false' },
 ];
 

@@ -8,7 +8,7 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import type { ScaleSearchBackend } from '../compute/backend';
+import { gpuSearches, type ScaleSearchBackend } from '../compute/backend';
 import { CancelledError, oneLine } from '../core/errors';
 import { isIndexPath } from '../core/model';
 import { settingsFromPlan } from '../core/ewq/apply';
@@ -113,7 +113,9 @@ export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: 
   logLine(`quantize ${input} -> ${outPath}: ${what}; settings ${JSON.stringify(run.settings)}; include ${run.include ?? '(default)'}; exclude ${run.exclude ?? '(none)'}`);
   const started = Date.now();
   // DARE-Q's search on an open panel's GPU when the backend setting allows; the CPU workers do the rest.
-  const gpu = run.settings.method === 'dareq' || settingsFor ? deps.gpuSearch(uri) : { release: () => {}, why: 'round-to-nearest has no search' };
+  const gpu = !gpuSearches(run.settings) && !settingsFor
+    ? { release: () => {}, why: run.settings.method === 'rtn' ? 'round-to-nearest has no search' : 'the coarse-to-fine search runs on the CPU' }
+    : deps.gpuSearch(uri);
   const where = gpu.search ? `WebGPU search on ${gpu.search.description} + CPU worker threads` : 'CPU, worker threads';
   logLine(`quantize: ${gpu.search ? where : `on the CPU (${gpu.why})`}`);
   try {

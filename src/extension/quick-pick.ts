@@ -40,5 +40,5 @@ export function quantizeChoices(c: RunConfig): QuantizeChoice[] {
 function detailOf(c: RunConfig): string {
   const s = c.settings;
   if (s.method === 'rtn') return 'absmax scale per group, round to nearest';
-  return `λw ${s.lambdaWeight}, λH ${s.lambdaEntropy}, normalize ${s.normalize ? 'on' : 'off'}, B ${s.bins}, K ${s.grid}${s.range === 'clip' ? `, α ${s.clipAlphaMin}` : ''}`;
+  return `λw ${s.lambdaWeight}, λH ${s.lambdaEntropy}, normalize ${s.normalize ? 'on' : 'off'}, B ${s.bins}, K ${s.grid}${s.range === 'clip' ? `, α ${s.clipAlphaMin}` : ''}${s.search === 'exhaustive' ? '' : `, ${s.search} search`}`;
 }

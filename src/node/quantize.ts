@@ -20,7 +20,7 @@ import { defaultOutputPath, defaultReportPath, outputIsFolder, SIDECAR_RE } from
 import { openModel, type OpenModel } from './open-model';
 import { JobPool } from './pool';
 import { streamTensor, type GpuCounts } from './stream-tensor';
-import type { ScaleSearchBackend } from '../compute/backend';
+import { gpuSearches, type ScaleSearchBackend } from '../compute/backend';
 
 /** Copied tensors are streamed in pieces of this size. */
 const COPY_PIECE = 16 << 20;
@@ -177,6 +177,7 @@ function outputMetadata(input: Readonly<Record<string, string>>, req: QuantizeRe
           'weightlens.bins': String(s.bins),
           'weightlens.grid': String(s.grid),
           ...(s.range === 'clip' ? { 'weightlens.clip_alpha_min': String(s.clipAlphaMin) } : {}),
+          'weightlens.search': s.search,
         }
       : {}),
   });
@@ -232,6 +233,8 @@ function buildReport(
   outputBytes: number,
 ): QuantizeReport {
   const s = req.settings;
+  // The GPU ranks only the exhaustive search's candidates (an EWQ plan's tensors share its mode).
+  const gpu = req.searchBackend && gpuSearches({ ...s, method: 'dareq' }) ? req.searchBackend : undefined;
   const quantizedWeights = writer.tensorReports.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
   return {
     tool: `weightlens ${req.version}`,
@@ -242,10 +245,10 @@ function buildReport(
       format: req.format,
       include: req.include ?? null,
       exclude: req.exclude ?? null,
-      backend: req.searchBackend ? req.searchBackend.name : 'cpu',
-      ...(req.searchBackend
+      backend: gpu ? gpu.name : 'cpu',
+      ...(gpu
         ? {
-            adapter: req.searchBackend.description,
+            adapter: gpu.description,
             gpuGroups: writer.gpu.groups,
             gpuGroupsLeftToCpu: writer.gpu.undecided,
             gpuCandidates: writer.gpu.candidates,

@@ -3,7 +3,7 @@
  * search rank its candidates, quantize it on a worker, hand results back in order. Shared by the
  * quantize run (which writes the results) and the panel's statistics (which keep only the numbers).
  */
-import type { ScaleSearchBackend, SearchChoices } from '../compute/backend';
+import { gpuSearches, type ScaleSearchBackend, type SearchChoices } from '../compute/backend';
 import { decodeFloats, isQuantizableFloat } from '../core/dtypes';
 import { CancelledError, oneLine, WeightlensError } from '../core/errors';
 import { readRows, readTensor, type ModelTensor } from '../core/model';
@@ -62,7 +62,7 @@ export async function streamTensor(
     let job: QuantJob = { file: file.name, tensor: t.name, dtype, raw, rows, cols: view.cols, transposed: view.transposed, rowBase: r0, settings, output: o.output, channelStats: o.channelStats, tiles: o.tiles };
     const bytes = raw.byteLength;
     const search = o.searchBackend;
-    if (search && settings.method === 'dareq' && dtype !== 'F64') {
+    if (search && gpuSearches(settings) && dtype !== 'F64') {
       // The GPU ranks the candidates; the job then computes scales, codes and statistics from
       // its choices exactly as the CPU would (and searches the groups the GPU could not decide).
       let values = decodeFloats(dtype, raw) as Float32Array;

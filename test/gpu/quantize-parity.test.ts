@@ -48,6 +48,8 @@ const CASES: [string, SettingsInput, 'F32' | 'F16' | 'BF16'][] = [
   ['dareq paper per channel', { preset: 'paper' }, 'F16'],
   ['dareq reference g64', { preset: 'reference', groupSize: 64 }, 'F32'],
   ['dareq clip 8-bit g32', { preset: 'clip', bits: 8, groupSize: 32 }, 'F32'],
+  // The approximate search stays on the CPU (gpuSearches): same scales with or without a GPU.
+  ['dareq clip g32 coarse-to-fine', { preset: 'clip', groupSize: 32, search: 'coarse-to-fine' }, 'BF16'],
 ];
 
 for (const [name, input, dtype] of CASES) {

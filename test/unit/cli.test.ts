@@ -44,7 +44,7 @@ test('--help and --version work after a build', () => {
   assert.match(h.stdout, /weightlens inspect PATH/);
   const q = cli('quantize', '--help');
   assert.equal(q.code, 0);
-  for (const flag of ['--method', '--preset', '--bits', '--group-size', '--lambda-weight', '--lambda-entropy', '--normalize', '--bins', '--grid', '--clip-alpha-min', '--format', '--include', '--exclude', '--out', '--report', '--backend', '--threads']) {
+  for (const flag of ['--method', '--preset', '--bits', '--group-size', '--lambda-weight', '--lambda-entropy', '--normalize', '--bins', '--grid', '--clip-alpha-min', '--search', '--format', '--include', '--exclude', '--out', '--report', '--backend', '--threads']) {
     assert.ok(q.stdout.includes(flag), flag);
   }
   assert.match(cli('--version').stdout, /^\d+\.\d+\.\d+/);
@@ -90,6 +90,13 @@ test('quantize writes the output and report, prints where, exits 0', async () =>
   assert.equal(r2.code, 0, r2.stderr);
   assert.ok((await fsp.stat(path.join(dir, 'ct', 'model.safetensors'))).isFile());
   assert.ok((await fsp.stat(path.join(dir, 'r.json'))).isFile());
+  // The approximate search: named in the report and in the output's metadata.
+  const r3 = cli('quantize', p, '--search', 'coarse-to-fine', '--out', path.join(dir, 'c.safetensors'), '--report', path.join(dir, 'c.json'), '--threads', '1');
+  assert.equal(r3.code, 0, r3.stderr);
+  assert.equal(JSON.parse(await fsp.readFile(path.join(dir, 'c.json'), 'utf8')).settings.search, 'coarse-to-fine');
+  const header = await fsp.readFile(path.join(dir, 'c.safetensors'));
+  const meta = JSON.parse(header.subarray(8, 8 + Number(header.readBigUInt64LE(0))).toString('utf8')).__metadata__;
+  assert.equal(meta['weightlens.search'], 'coarse-to-fine');
 });
 
 test('bad flags: exit 1, one line, nothing written', async () => {
@@ -98,6 +105,7 @@ test('bad flags: exit 1, one line, nothing written', async () => {
   assertOneLineError(cli('quantize', p, '--bits', '9'), /bits must be an integer from 2 to 8/);
   assertOneLineError(cli('quantize', p, '--bits', 'four'), /--bits must be an integer/);
   assertOneLineError(cli('quantize', p, '--method', 'gptq'), /--method must be one of rtn, dareq/);
+  assertOneLineError(cli('quantize', p, '--search', 'greedy'), /--search must be one of exhaustive, coarse-to-fine/);
   assertOneLineError(cli('quantize', p, '--frobnicate'), /Unknown option '--frobnicate'/);
   assertOneLineError(cli('quantize', p, '--format', 'compressed-tensors', '--bits', '3'), /4- and 8-bit/);
   assertOneLineError(cli('quantize'), /exactly one PATH/);

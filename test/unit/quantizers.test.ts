@@ -299,6 +299,39 @@ test('heatmap tiles: any matrix reduced to at most 256 x 256 means, accumulated 
   assert.equal(whole.count.reduce((x, y) => x + y), rows * cols);
 });
 
+test('coarse-to-fine: the best of every 10th candidate, then the best within 9 of it (K = 100)', async () => {
+  const { makeScratch, searchCoarseToFine, searchGroup } = await import('../../src/core/quant/search');
+  const s = resolveSettings({ preset: 'clip', search: 'coarse-to-fine' });
+  let differs = 0;
+  for (let seed = 0; seed < 40; seed++) {
+    const n = 128;
+    const w = Float32Array.from(normals(n, 900 + seed, 0.02));
+    if (seed % 5 === 0) w[3] = 0.3;
+    let absmax = 0;
+    let sq = 0;
+    for (const x of w) {
+      absmax = Math.max(absmax, Math.abs(x));
+      sq += x * x;
+    }
+    const trace = makeTrace(s.grid);
+    traceGroup(w, 0, n, { ...s, search: 'exhaustive' }, trace);
+    const argmin = (ks: number[]) => ks.reduce((b, k) => (trace.loss[k] < trace.loss[b] ? k : b));
+    const coarse = argmin([0, 10, 20, 30, 40, 50, 60, 70, 80, 90, 99]);
+    const window: number[] = [];
+    for (let k = Math.max(0, coarse - 9); k <= Math.min(99, coarse + 9); k++) window.push(k);
+    const want = argmin(window);
+    const got = searchCoarseToFine(w, 0, n, absmax, sq / n, s, makeScratch(n, s.bins));
+    assert.equal(got.index, want, `seed ${seed}`);
+    assert.equal(got.loss, trace.loss[want]);
+    assert.equal(searchGroup(w, 0, n, absmax, sq / n, s, makeScratch(n, s.bins)).index, want);
+    // The panel's L(s) curve marks the candidate the file will use.
+    assert.equal(traceGroup(w, 0, n, s, makeTrace(s.grid)), want);
+    if (want !== argmin([...Array(100).keys()])) differs++;
+  }
+  // An approximation, and a close one: a few of these groups, not none and not most.
+  assert.ok(differs > 0 && differs < 10, `${differs} of 40 groups differ from the exhaustive choice`);
+});
+
 test('the pruned, reordered search picks exactly what the exhaustive search picks (ties to the lowest index)', async () => {
   const { makeScratch, searchScale } = await import('../../src/core/quant/search');
   const cases: SettingsInput[] = [
@@ -332,9 +365,15 @@ test('the pruned, reordered search picks exactly what the exhaustive search pick
       // The exhaustive answer: the first index of the least loss over all K candidates.
       let want = 0;
       for (let k = 1; k < s.grid; k++) if (trace.loss[k] < trace.loss[want]) want = k;
-      const got = searchScale(w, 0, n, absmax, sq / n, s, makeScratch(n, s.bins));
-      assert.equal(got.index, want, `${JSON.stringify(input)} seed ${seed}: index`);
-      assert.equal(got.loss, trace.loss[want]);
+      // Whatever candidate the search starts from (the previous group's choice), the same answer.
+      for (const hint of [-1, 0, want, s.grid >> 1, s.grid - 1]) {
+        const scratch = makeScratch(n, s.bins);
+        scratch.hint = hint;
+        const got = searchScale(w, 0, n, absmax, sq / n, s, scratch);
+        assert.equal(got.index, want, `${JSON.stringify(input)} seed ${seed} hint ${hint}: index`);
+        assert.equal(got.loss, trace.loss[want]);
+        assert.equal(scratch.hint, want, 'the next group starts at this choice');
+      }
       groups++;
     }
   }

@@ -13,7 +13,7 @@ import { qRange, type QuantSettings } from '../../core/quant/settings';
 import type { TileGrid } from '../../core/quant/tiles';
 import { encodeDispatch, PipelineCache } from './pipelines';
 import { BufferPool } from './pool';
-import { gpuRuns } from '../backend';
+import { gpuRuns, gpuSearches } from '../backend';
 import type { WebGpuSearch } from './search';
 
 const WG = 64;
@@ -141,7 +141,7 @@ export class WebGpuQuantizer {
         absmax[g] = gs[2 * g];
         sumW2[g] = gs[2 * g + 1];
       }
-      const found = s.method === 'dareq' ? await this.search.search(values.subarray(0, n), rows, cols, s) : undefined;
+      const found = gpuSearches(s) ? await this.search.search(values.subarray(0, n), rows, cols, s) : undefined;
       const scales = scalesFromChoices(values, rows, cols, s, dtype, absmax, found);
       const scaleWords = new Float32Array(groups * 2);
       for (let g = 0; g < groups; g++) scaleWords[2 * g] = scales[g];

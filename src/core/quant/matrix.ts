@@ -6,7 +6,7 @@
  */
 import { roundToDtype, type QuantizableFloat } from '../dtypes';
 import { WeightlensError } from '../errors';
-import { candidateAt, candidateRange, makeScratch, residualEntropy, roundHalfEven, searchScale, type Floats, type SearchScratch, type SearchTrace } from './search';
+import { candidateAt, candidateRange, makeScratch, residualEntropy, roundHalfEven, searchGroup, searchScale, type Floats, type SearchScratch, type SearchTrace } from './search';
 import { qRange, type QuantSettings } from './settings';
 import { emptyStats, rowMoments, type ChannelStats, type StatsAccumulator } from './stats';
 
@@ -76,8 +76,8 @@ export function chooseScale(w: Floats, off: number, n: number, absmax: number, m
   }
   const start = found?.contenderStart ? found.contenderStart[at] : 0;
   const end = found?.contenderStart ? found.contenderStart[at + 1] : 0;
-  const subset = end > start ? { list: found!.contenders!, start, end } : undefined;
-  return searchScale(w, off, n, absmax, msq, s, scratch, undefined, subset).scale;
+  if (end > start) return searchScale(w, off, n, absmax, msq, s, scratch, undefined, { list: found!.contenders!, start, end }).scale;
+  return searchGroup(w, off, n, absmax, msq, s, scratch).scale;
 }
 
 /** Quantizes `values` (rows * cols, row-major) and overwrites them with the dequantized values. */
@@ -210,5 +210,7 @@ export function traceGroup(values: Floats, off: number, n: number, settings: Qua
     sumW2 += x * x;
   }
   if (absmax === 0) return -1;
-  return searchScale(values, off, n, absmax, sumW2 / n, settings, makeScratch(n, settings.bins), trace).index;
+  const exhaustive = searchScale(values, off, n, absmax, sumW2 / n, settings, makeScratch(n, settings.bins), trace).index;
+  // The approximate search may choose another candidate than the curve's minimum: mark its choice.
+  return settings.search === 'exhaustive' ? exhaustive : searchGroup(values, off, n, absmax, sumW2 / n, settings, makeScratch(n, settings.bins)).index;
 }

@@ -13,13 +13,21 @@ export type Floats = Float32Array | Float64Array;
 export interface SearchScratch {
   resid: Float64Array;
   counts: Int32Array;
-  /** Bins hit by the current histogram: a group of n weights touches at most min(n, B) of B bins. */
-  touched: Int32Array;
+  /** The bin of each residual of the current histogram, to clear only the bins it used. */
+  binOf: Int32Array;
+  /**
+   * The index the previous group chose: the search visits it first and then moves outward, so a
+   * good loss is known early and the L2 bound skips more candidates' histograms. The result does
+   * not depend on it (ties still go to the lowest index).
+   */
+  hint: number;
+  /** The fine pass's candidates of the coarse-to-fine search. */
+  window: Int32Array;
 }
 
 export function makeScratch(maxGroup: number, bins: number): SearchScratch {
   const n = Math.max(1, maxGroup);
-  return { resid: new Float64Array(n), counts: new Int32Array(bins), touched: new Int32Array(Math.min(n, bins)) };
+  return { resid: new Float64Array(n), counts: new Int32Array(bins), binOf: new Int32Array(n), hint: -1, window: new Int32Array(0) };
 }
 
 /** Per-candidate loss terms, for the panel's L(s) curve. */
@@ -37,18 +45,25 @@ export function makeTrace(grid: number): SearchTrace {
 const ENTROPY_EPS = 1e-10;
 const DENSITY_EPS = 1e-8;
 
-/** table[c] = p * log(p + 1e-10) with p = c / n, for c = 0..n. */
-const plogpTables = new Map<number, Float64Array>();
-export function plogpTable(n: number): Float64Array {
-  let t = plogpTables.get(n);
+/**
+ * step[c] = f(c + 1) - f(c) with f(c) = p * log(p + 1e-10), p = c / n, for c = 0..n-1: adding a
+ * sample to a bin that holds c changes sum_b f(c_b) by step[c], so the entropy is summed while
+ * the histogram is built, in one pass with no branch (p = c/n takes only n+1 values).
+ */
+const plogpSteps = new Map<number, Float64Array>();
+export function plogpStep(n: number): Float64Array {
+  let t = plogpSteps.get(n);
   if (!t) {
-    t = new Float64Array(n + 1);
+    t = new Float64Array(n);
+    let prev = 0;
     for (let c = 1; c <= n; c++) {
       const p = c / n;
-      t[c] = p * Math.log(p + ENTROPY_EPS);
+      const f = p * Math.log(p + ENTROPY_EPS);
+      t[c - 1] = f - prev;
+      prev = f;
     }
-    if (plogpTables.size > 64) plogpTables.clear();
-    plogpTables.set(n, t);
+    if (plogpSteps.size > 64) plogpSteps.clear();
+    plogpSteps.set(n, t);
   }
   return t;
 }
@@ -85,8 +100,8 @@ export function roundHalfEven(x: number): number {
  * Probability kind: H = -sum p log(p + 1e-10), all-equal residuals -> 0.
  * Density kind (the authors' code, numpy density=True): h = c/(n*width) + 1e-8, H = -sum h log h over
  * all bins, with numpy's widening of an empty range to [x - 0.5, x + 0.5].
- * The probability kind sums only the bins it touched, in the order it first touched them (empty
- * bins contribute exactly 0), so its cost is O(n), not O(B), per candidate. Leaves counts zeroed.
+ * The probability kind sums the entropy as it counts (see plogpStep) and clears only the bins it
+ * used, so its cost is O(n), not O(B), per candidate. Leaves counts zeroed.
  */
 export function residualEntropy(
   resid: Float64Array,
@@ -100,22 +115,21 @@ export function residualEntropy(
   const counts = scratch.counts;
   if (kind === 'probability') {
     if (!(max > min)) return 0;
-    const touched = scratch.touched;
+    const binOf = scratch.binOf;
+    const step = plogpStep(n);
     const norm = bins / (max - min);
     const last = bins - 1;
-    let m = 0;
-    for (let i = 0; i < n; i++) {
-      let b = Math.floor((resid[i] - min) * norm);
-      if (b > last) b = last;
-      if (counts[b]++ === 0) touched[m++] = b;
-    }
-    const table = plogpTable(n);
     let h = 0;
-    for (let j = 0; j < m; j++) {
-      const b = touched[j];
-      h += table[counts[b]];
-      counts[b] = 0;
+    for (let i = 0; i < n; i++) {
+      // (resid - min) * norm >= 0, so truncation is the floor; only resid = max can reach `bins`.
+      let b = ((resid[i] - min) * norm) | 0;
+      b = b > last ? last : b;
+      const c = counts[b];
+      counts[b] = c + 1;
+      h += step[c];
+      binOf[i] = b;
     }
+    for (let i = 0; i < n; i++) counts[binOf[i]] = 0;
     return -h;
   }
   let first = min;
@@ -157,6 +171,12 @@ export interface CandidateSubset {
  * Search the scale of w[off .. off+n) (absmax > 0, finite). `msq` is mean(w^2) of the group (used
  * when normalize is on). Writes every candidate's terms to `trace` when given. With `subset`, only
  * those candidates are scored: the result is the full search's when the others provably lose.
+ *
+ * The result is the exhaustive search's — the first strict minimum in grid order — whatever order
+ * the candidates are visited in: the search starts at scratch.hint (the previous search's choice)
+ * and moves outward, so the best loss is near its final value early, and a candidate whose L2 term
+ * alone already loses skips its histogram (the entropy term is >= -1e-10, see below). It leaves its
+ * choice in scratch.hint for the next group.
  */
 export function searchScale(
   w: Floats,
@@ -177,35 +197,62 @@ export function searchScale(
   const wantEntropy = s.lambdaEntropy !== 0 || trace !== undefined;
   const lw = s.normalize ? s.lambdaWeight / msq : s.lambdaWeight;
   const lh = s.normalize ? s.lambdaEntropy / Math.log(s.bins) : s.lambdaEntropy;
+  // Exact pruning, probability kind only: its H >= -log(1 + 1e-10) > -2e-10 (one full bin), so a
+  // candidate with lw * L2 - lh * 2e-10 above the best loss cannot win. The density kind's H has
+  // no useful lower bound. Tracing scores every candidate.
+  const prune = !trace && s.histogram === 'probability';
+  const slack = lh * 2 * ENTROPY_EPS;
   let best = Infinity;
-  let bestIndex = subset ? subset.list[subset.start] : 0;
-  let bestScale = candidateAt(bestIndex, K, lo, hi);
+  let bestIndex = -1;
   const count = subset ? subset.end - subset.start : K;
+  const list = subset?.list;
+  const base = subset ? subset.start : 0;
+  // Visiting order, over positions in the list: outward from the one nearest the hint (the first
+  // at or above it): p0, p0+1, p0-1, p0+2, ... The list is ascending.
+  let p0 = 0;
+  const hint = scratch.hint;
+  if (hint > 0) {
+    if (!list) p0 = Math.min(hint, K - 1);
+    else while (p0 < count - 1 && list[base + p0] < hint) p0++;
+  }
+  let up = p0;
+  let down = p0 - 1;
   for (let j = 0; j < count; j++) {
-    const k = subset ? subset.list[subset.start + j] : j;
+    const p = up < count && (down < 0 || (j & 1) === 0) ? up++ : down--;
+    const k = list ? list[base + p] : p;
     const sc = candidateAt(k, K, lo, hi);
     let sumSq = 0;
     let min = Infinity;
     let max = -Infinity;
-    for (let i = 0; i < n; i++) {
-      const x = w[off + i];
-      const y = x / sc;
-      let q = halfEven ? roundHalfEven(y) : Math.floor(y + 0.5);
-      if (q < qmin) q = qmin;
-      else if (q > qmax) q = qmax;
-      const e = x - q * sc;
-      sumSq += e * e;
-      if (wantEntropy) {
+    // Two copies of the pass, so the rounding mode is not a branch per weight.
+    if (halfEven) {
+      for (let i = 0; i < n; i++) {
+        const x = w[off + i];
+        let q = roundHalfEven(x / sc);
+        q = q < qmin ? qmin : q > qmax ? qmax : q;
+        const e = x - q * sc;
+        sumSq += e * e;
+        resid[i] = e;
+        if (e < min) min = e;
+        if (e > max) max = e;
+      }
+    } else {
+      for (let i = 0; i < n; i++) {
+        const x = w[off + i];
+        let q = Math.floor(x / sc + 0.5);
+        q = q < qmin ? qmin : q > qmax ? qmax : q;
+        const e = x - q * sc;
+        sumSq += e * e;
         resid[i] = e;
         if (e < min) min = e;
         if (e > max) max = e;
       }
     }
     const l2 = sumSq / n;
-    // Exact pruning: H >= -1e-10 (probability kind; a single full bin gives -log(1 + 1e-10)) and
-    // the density kind's H is bounded below likewise only loosely, so prune the probability kind
-    // alone: a candidate whose L2 term already reaches the best loss cannot win (strict <).
-    if (!trace && s.histogram === 'probability' && lw * l2 - lh * ENTROPY_EPS >= best) continue;
+    if (prune) {
+      const bound = lw * l2 - slack;
+      if (bound > best || (bound === best && k > bestIndex)) continue;
+    }
     const h = wantEntropy ? residualEntropy(resid, n, min, max, s.bins, s.histogram, scratch) : 0;
     const loss = lw * l2 + (lh === 0 ? 0 : lh * h);
     if (trace) {
@@ -214,11 +261,60 @@ export function searchScale(
       trace.entropy[k] = h;
       trace.loss[k] = loss;
     }
-    if (loss < best) {
+    if (loss < best || (loss === best && k < bestIndex)) {
       best = loss;
       bestIndex = k;
-      bestScale = sc;
     }
   }
-  return { index: bestIndex, scale: bestScale, loss: best };
+  if (bestIndex < 0) bestIndex = list ? list[base] : 0;
+  scratch.hint = bestIndex;
+  return { index: bestIndex, scale: candidateAt(bestIndex, K, lo, hi), loss: best };
+}
+
+/** Every step-th candidate and the last, step = round(sqrt(K)): the coarse-to-fine search's first pass. */
+const coarseLists = new Map<number, Int32Array>();
+function coarseList(grid: number, step: number): Int32Array {
+  let list = coarseLists.get(grid);
+  if (!list) {
+    const ks: number[] = [];
+    for (let k = 0; k < grid; k += step) ks.push(k);
+    if (ks[ks.length - 1] !== grid - 1) ks.push(grid - 1);
+    list = Int32Array.from(ks);
+    if (coarseLists.size > 64) coarseLists.clear();
+    coarseLists.set(grid, list);
+  }
+  return list;
+}
+
+/**
+ * The opt-in approximate search (`search: coarse-to-fine`): score every step-th candidate
+ * (step = round(sqrt(K)), about sqrt(K) of them), then every candidate within step - 1 of the best
+ * of those — about 3 sqrt(K) scored instead of K. Exact when the loss has one minimum over the
+ * grid; the entropy term makes L(s) jagged, so it can miss a deeper dip further away: the loss gap
+ * against the exhaustive search is measured by `npm run bench` (docs/benchmarks.md).
+ */
+export function searchCoarseToFine(w: Floats, off: number, n: number, absmax: number, msq: number, s: QuantSettings, scratch: SearchScratch): SearchResult {
+  const K = s.grid;
+  const step = Math.max(1, Math.round(Math.sqrt(K)));
+  if (step < 3) return searchScale(w, off, n, absmax, msq, s, scratch);
+  const coarse = coarseList(K, step);
+  const c = searchScale(w, off, n, absmax, msq, s, scratch, undefined, { list: coarse, start: 0, end: coarse.length });
+  const from = Math.max(0, c.index - step + 1);
+  const to = Math.min(K - 1, c.index + step - 1);
+  if (scratch.window.length < to - from) scratch.window = new Int32Array(2 * step);
+  // The window around c, less c itself (scored already); scratch.hint = c: the fine pass starts
+  // beside it.
+  const fine = scratch.window;
+  let m = 0;
+  for (let k = from; k <= to; k++) if (k !== c.index) fine[m++] = k;
+  if (m === 0) return c;
+  const f = searchScale(w, off, n, absmax, msq, s, scratch, undefined, { list: fine, start: 0, end: m });
+  const best = f.loss < c.loss || (f.loss === c.loss && f.index < c.index) ? f : c;
+  scratch.hint = best.index;
+  return best;
+}
+
+/** The scale DARE-Q chooses for a group under the settings' search mode. */
+export function searchGroup(w: Floats, off: number, n: number, absmax: number, msq: number, s: QuantSettings, scratch: SearchScratch): SearchResult {
+  return s.search === 'coarse-to-fine' ? searchCoarseToFine(w, off, n, absmax, msq, s, scratch) : searchScale(w, off, n, absmax, msq, s, scratch);
 }

@@ -12,6 +12,9 @@ export type Preset = 'paper' | 'reference' | 'clip';
 export type ScaleRange = 'paper' | 'clip';
 export type Rounding = 'half-up' | 'half-even';
 export type HistogramKind = 'probability' | 'density';
+/** `exhaustive` scores all K candidates; `coarse-to-fine` about 3 sqrt(K), approximately (see search.ts). */
+export type SearchMode = 'exhaustive' | 'coarse-to-fine';
+export const SEARCH_MODES: readonly SearchMode[] = ['exhaustive', 'coarse-to-fine'];
 
 export interface QuantSettings {
   readonly method: Method;
@@ -33,6 +36,8 @@ export interface QuantSettings {
   readonly grid: number;
   /** alpha_min of the clip range. */
   readonly clipAlphaMin: number;
+  /** How the K candidates are searched. */
+  readonly search: SearchMode;
   /** Ternary (1.58-bit): codes in {-1, 0, 1}, stored in 2 bits; needs bits = 2. EWQ's last resort. */
   readonly ternary?: boolean;
 }
@@ -59,6 +64,7 @@ export const DEFAULTS: QuantSettings = {
   bins: 256,
   grid: 100,
   clipAlphaMin: 0.5,
+  search: 'exhaustive',
 };
 
 export const PRESETS: Record<Preset, Partial<QuantSettings>> = {
@@ -107,6 +113,7 @@ export function validateSettings(s: QuantSettings): void {
   if (!(s.clipAlphaMin > 0 && s.clipAlphaMin <= 1)) bad('clip-alpha-min must be in (0, 1]', s.clipAlphaMin);
   if (s.ternary && s.bits !== 2) bad('ternary codes are stored in 2 bits: bits must be 2', s.bits);
   if (!['paper', 'clip'].includes(s.range)) bad('range must be paper or clip', s.range);
+  if (!SEARCH_MODES.includes(s.search)) bad(`search must be one of ${SEARCH_MODES.join(', ')}`, s.search);
   if (!['half-up', 'half-even'].includes(s.rounding)) bad('rounding must be half-up or half-even', s.rounding);
   if (!['probability', 'density'].includes(s.histogram)) bad('histogram must be probability or density', s.histogram);
 }
