@@ -49,7 +49,7 @@ await Promise.all([
     logLevel: 'warning',
     absWorkingDir: root,
     loader: { '.wgsl': 'text' },
-    entryPoints: { inspector: 'webview/inspector/main.ts' },
+    entryPoints: { inspector: 'webview/inspector/main.ts', 'scales-worker': 'webview/inspector/scales-worker.ts' },
     outdir: 'dist/webview',
   }),
   build({ ...node, entryPoints: testEntries, outdir: 'out/test', outbase: 'test', packages: 'external', external: ['vscode', 'webgpu'] }),

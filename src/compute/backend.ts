@@ -122,6 +122,22 @@ export function concatChoices(parts: SearchChoices[]): SearchChoices {
   };
 }
 
+/** Groups [g0, g1) of `c` with their contender ranges rebased to 0: one CPU worker's share. */
+export function sliceChoices(c: SearchChoices, g0: number, g1: number): SearchChoices {
+  const base = c.contenderStart[g0];
+  const contenderStart = new Int32Array(g1 - g0 + 1);
+  let undecided = 0;
+  for (let g = g0; g <= g1; g++) contenderStart[g - g0] = c.contenderStart[g] - base;
+  for (let g = g0; g < g1; g++) if (c.choices[g] === DECIDE_ON_CPU) undecided++;
+  return {
+    choices: c.choices.slice(g0, g1),
+    contenderStart,
+    contenders: c.contenders.slice(base, c.contenderStart[g1]),
+    undecided,
+    rescored: c.contenderStart[g1] - base,
+  };
+}
+
 /**
  * Checks choices that crossed a trust boundary (the webview answering the quantize command) against
  * the request: the right number of groups, indices within the K candidates, contender ranges in

@@ -9,7 +9,7 @@ import { groupsPerRow } from '../core/quant/matrix';
 import { qRange, type QuantSettings } from '../core/quant/settings';
 import { tileMeans, type TileGrid } from '../core/quant/tiles';
 import type { DetailSide } from '../shared/protocol';
-import type { WebGpuQuantizer } from './webgpu/quantize';
+import type { ScalesFromChoices, WebGpuQuantizer } from './webgpu/quantize';
 
 export interface RowBlock {
   values: Float32Array;
@@ -27,6 +27,7 @@ export async function detailSideOnGpu(
   grid: TileGrid,
   /** Filled per row with the weights' absmax and kurtosis when given. */
   weights?: { absmax: Float32Array; kurtosis: Float32Array },
+  scales?: ScalesFromChoices,
 ): Promise<DetailSide> {
   const gpr = groupsPerRow(cols, s.groupSize);
   const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
@@ -37,7 +38,7 @@ export async function detailSideOnGpu(
   let sumW2 = 0;
   let sumE2 = 0;
   for await (const b of blocks) {
-    const r = await q.quantizeBlock(b.values, b.rows, cols, s, dtype, { tiles: { grid, rowBase: b.rowBase }, moments: weights ? 'rows' : undefined });
+    const r = await q.quantizeBlock(b.values, b.rows, cols, s, dtype, { tiles: { grid, rowBase: b.rowBase }, moments: weights ? 'rows' : undefined, scales });
     if (weights) {
       for (let row = 0; row < b.rows; row++) {
         weights.absmax[b.rowBase + row] = r.moments![4 * row];

@@ -135,6 +135,9 @@ test('webview HTML: strict CSP, nonce on every script, nothing remote', () => {
   assert.match(csp, /^default-src 'none';/);
   assert.match(csp, /script-src 'nonce-abc123'/);
   assert.doesNotMatch(csp, /unsafe-inline|unsafe-eval|\*/);
+  // Fetching the extension's own files (the scales worker's script) and workers from blob: only.
+  assert.match(csp, /connect-src https:\/\/file\+\.vscode-resource\.vscode-cdn\.net;/);
+  assert.match(csp, /worker-src blob:$/);
   for (const m of html.matchAll(/<script[^>]*>/g)) assert.match(m[0], /nonce="abc123"/);
   assert.doesNotMatch(html, /<model>/, 'the title is escaped');
   for (const m of html.matchAll(/(?:src|href)="([^"]+)"/g)) assert.ok(m[1].startsWith('https://file+.vscode-resource.vscode-cdn.net/'), m[1]);
@@ -198,4 +201,36 @@ test("the panel's search answers are checked against the request before use", as
   assert.deepEqual(Array.from((parsed as { choices: Int32Array }).choices), [3, -2, -1]);
   assert.equal(parseWebviewMessage({ type: 'gpuSearchResult', id: 4, ok: true, choices: [1, 2], contenderStart: ok.contenderStart, contenders: ok.contenders, undecided: 1, rescored: 2 }), undefined);
   assert.equal(parseWebviewMessage({ type: 'gpuSearchResult', id: 4, ok: true, choices: new Uint8Array(3), contenderStart: ok.contenderStart, contenders: ok.contenders, undecided: 1, rescored: 2 }), undefined);
+});
+
+test("the panel's scales workers: row slices of the choices give the whole block's scales", async () => {
+  const { sliceChoices, concatChoices, DECIDE_ON_CPU, ZERO_GROUP } = await import('../../src/compute/backend');
+  const { scalesFromChoices } = await import('../../src/core/quant/scales');
+  const s = resolveSettings({ preset: 'clip', groupSize: 16 });
+  const rows = 7;
+  const cols = 48;
+  const gpr = 3;
+  const values = Float32Array.from(normals(rows * cols, 31, 0.02));
+  values.fill(0, 16, 32); // group 1: all zero
+  const absmax = new Float32Array(rows * gpr);
+  for (let g = 0; g < rows * gpr; g++) for (let i = 0; i < 16; i++) absmax[g] = Math.max(absmax[g], Math.abs(values[g * 16 + i]));
+  // Decided groups, undecided ones with contenders, undecided ones with every candidate (empty range).
+  const choices = new Int32Array(rows * gpr);
+  const contenderStart = new Int32Array(rows * gpr + 1);
+  const list: number[] = [];
+  for (let g = 0; g < rows * gpr; g++) {
+    contenderStart[g] = list.length;
+    choices[g] = g === 1 ? ZERO_GROUP : g % 3 === 0 ? (g * 7) % 100 : DECIDE_ON_CPU;
+    if (g % 3 === 1 && g !== 1) list.push(g % 50, 50 + (g % 50), 99);
+  }
+  contenderStart[rows * gpr] = list.length;
+  const found = { choices, contenderStart, contenders: Int32Array.from(list), undecided: 0, rescored: list.length };
+  const whole = scalesFromChoices(values, rows, cols, s, 'F32', absmax, found);
+  for (const cut of [[0, 3, 7], [0, 1, 2, 7], [0, 7]]) {
+    const parts = cut.slice(1).map((r1, i) => sliceChoices(found, cut[i] * gpr, r1 * gpr));
+    assert.deepEqual(concatChoices(parts).contenders, found.contenders);
+    assert.deepEqual(concatChoices(parts).contenderStart, found.contenderStart);
+    const scales = parts.flatMap((p, i) => Array.from(scalesFromChoices(values.subarray(cut[i] * cols, cut[i + 1] * cols), cut[i + 1] - cut[i], cols, s, 'F32', absmax.subarray(cut[i] * gpr, cut[i + 1] * gpr), p)));
+    assert.deepEqual(scales, Array.from(whole), `cut ${cut}`);
+  }
 });

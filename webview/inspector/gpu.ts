@@ -10,6 +10,10 @@ import { WebGpuQuantizer } from '../../src/compute/webgpu/quantize';
 import { WebGpuSearch } from '../../src/compute/webgpu/search';
 import { decodeFloats } from '../../src/core/dtypes';
 import type { DetailView, GpuDetailJob } from '../../src/shared/protocol';
+import { ScalesPool } from './scales-pool';
+
+// This bundle's own URL, known only while it first runs: the scales worker sits beside it.
+const WORKER_URL = (document.currentScript as HTMLScriptElement | null)?.src.replace(/inspector\.js(\?.*)?$/, 'scales-worker.js');
 
 /** Workgroup memory the kernels need: a 4096-bin histogram and the reduction arrays. */
 const NEEDED_WORKGROUP_STORAGE = GPU_MAX_BINS * 4 + 4 * 256 * 4;
@@ -21,6 +25,8 @@ export interface PanelGpu {
   adapter: string;
   /** A software adapter (SwiftShader and the like): correct, but slower than the CPU workers. */
   fallback: boolean;
+  /** Web workers for the CPU's share (undefined where they cannot start: that share then runs here). */
+  pool?: ScalesPool;
 }
 
 let opening: Promise<PanelGpu | string> | undefined;
@@ -49,7 +55,10 @@ async function open(): Promise<PanelGpu | string> {
   const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'WebGPU adapter';
   const search = new WebGpuSearch(device, name);
   const fallback = Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe/i.test(name);
-  return { device, search, quantizer: new WebGpuQuantizer(device, search), adapter: name, fallback };
+  // One worker per core but one (this page keeps one), at most 8.
+  const size = Math.max(1, Math.min(8, (navigator.hardwareConcurrency || 2) - 1));
+  const pool = WORKER_URL ? await ScalesPool.start(WORKER_URL, size).catch((e: unknown) => console.warn(`weightlens: no scales workers (${String(e)})`)) : undefined;
+  return { device, search, quantizer: new WebGpuQuantizer(device, search), adapter: name, fallback, pool: pool ?? undefined };
 }
 
 export class Superseded extends Error {}
@@ -79,8 +88,9 @@ export async function computeDetailOnGpu(gpu: PanelGpu, job: GpuDetailJob, read:
     }
   }
   const weights = { absmax: new Float32Array(job.rows), kurtosis: new Float32Array(job.rows) };
-  const main = await detailSideOnGpu(gpu.quantizer, blocks(), job.rows, job.cols, job.main, job.dtype, job.grid, weights);
-  const rtn = job.rtn ? await detailSideOnGpu(gpu.quantizer, blocks(), job.rows, job.cols, job.rtn, job.dtype, job.grid) : undefined;
+  const scales = gpu.pool?.scales;
+  const main = await detailSideOnGpu(gpu.quantizer, blocks(), job.rows, job.cols, job.main, job.dtype, job.grid, weights, scales);
+  const rtn = job.rtn ? await detailSideOnGpu(gpu.quantizer, blocks(), job.rows, job.cols, job.rtn, job.dtype, job.grid, undefined, scales) : undefined;
   return {
     tensor: job.tensor,
     shape: job.shape,
@@ -90,7 +100,7 @@ export async function computeDetailOnGpu(gpu: PanelGpu, job: GpuDetailJob, read:
     main,
     rtn,
     weights,
-    backend: `WebGPU (${gpu.adapter})`,
+    backend: `WebGPU (${gpu.adapter})${gpu.pool ? ` and ${gpu.pool.size} web worker${gpu.pool.size > 1 ? 's' : ''}` : ''}`,
     seconds: (performance.now() - started) / 1000,
   };
 }

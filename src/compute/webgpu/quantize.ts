@@ -13,7 +13,7 @@ import { qRange, type QuantSettings } from '../../core/quant/settings';
 import type { TileGrid } from '../../core/quant/tiles';
 import { encodeDispatch, PipelineCache } from './pipelines';
 import { BufferPool } from './pool';
-import { gpuRuns, gpuSearches } from '../backend';
+import { gpuRuns, gpuSearches, type SearchChoices } from '../backend';
 import type { WebGpuSearch } from './search';
 
 const WG = 64;
@@ -39,7 +39,16 @@ export interface BlockResult {
   moments?: Float32Array;
 }
 
+/**
+ * Turns the search's choices into the block's stored scales (scalesFromChoices): the CPU's share
+ * of the GPU path, the near-tie groups' contenders scored in float64. The panel hands it to a pool
+ * of web workers so that share runs in parallel and off the UI thread.
+ */
+export type ScalesFromChoices = (values: Float32Array, rows: number, cols: number, s: QuantSettings, dtype: QuantizableFloat, absmax: Float32Array, found: SearchChoices | undefined) => Promise<Float64Array>;
+
 export interface BlockOptions {
+  /** Default: scalesFromChoices on this thread. */
+  scales?: ScalesFromChoices;
   tiles?: { grid: TileGrid; rowBase: number };
   codes?: boolean;
   dequantized?: boolean;
@@ -142,7 +151,7 @@ export class WebGpuQuantizer {
         sumW2[g] = gs[2 * g + 1];
       }
       const found = gpuSearches(s) ? await this.search.search(values.subarray(0, n), rows, cols, s) : undefined;
-      const scales = scalesFromChoices(values, rows, cols, s, dtype, absmax, found);
+      const scales = o.scales ? await o.scales(values, rows, cols, s, dtype, absmax, found) : scalesFromChoices(values, rows, cols, s, dtype, absmax, found);
       const scaleWords = new Float32Array(groups * 2);
       for (let g = 0; g < groups; g++) scaleWords[2 * g] = scales[g];
       device.queue.writeBuffer(G, 0, scaleWords);

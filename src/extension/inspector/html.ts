@@ -22,6 +22,10 @@ export function inspectorHtml(r: WebviewResources): string {
     `style-src ${r.cspSource} 'nonce-${r.nonce}'`,
     `font-src ${r.cspSource}`,
     `script-src 'nonce-${r.nonce}'`,
+    // The scales workers (webview/inspector/scales-pool.ts): their script is fetched from the
+    // extension and started from a blob: URL.
+    `connect-src ${r.cspSource}`,
+    'worker-src blob:',
   ].join('; ');
   return `<!DOCTYPE html>
 <html lang="en">
