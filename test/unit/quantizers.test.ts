@@ -299,6 +299,17 @@ test('heatmap tiles: any matrix reduced to at most 256 x 256 means, accumulated 
   assert.equal(whole.count.reduce((x, y) => x + y), rows * cols);
 });
 
+/** absmax and mean(w^2) of a group, as the quantizer passes them to the search. */
+function groupMoments(w: Float32Array): { absmax: number; msq: number } {
+  let absmax = 0;
+  let sq = 0;
+  for (const x of w) {
+    absmax = Math.max(absmax, Math.abs(x));
+    sq += x * x;
+  }
+  return { absmax, msq: sq / w.length };
+}
+
 test('coarse-to-fine: the best of every 10th candidate, then the best within 9 of it (K = 100)', async () => {
   const { makeScratch, searchCoarseToFine, searchGroup } = await import('../../src/core/quant/search');
   const s = resolveSettings({ preset: 'clip', search: 'coarse-to-fine' });
@@ -307,12 +318,7 @@ test('coarse-to-fine: the best of every 10th candidate, then the best within 9 o
     const n = 128;
     const w = Float32Array.from(normals(n, 900 + seed, 0.02));
     if (seed % 5 === 0) w[3] = 0.3;
-    let absmax = 0;
-    let sq = 0;
-    for (const x of w) {
-      absmax = Math.max(absmax, Math.abs(x));
-      sq += x * x;
-    }
+    const { absmax, msq } = groupMoments(w);
     const trace = makeTrace(s.grid);
     traceGroup(w, 0, n, { ...s, search: 'exhaustive' }, trace);
     const argmin = (ks: number[]) => ks.reduce((b, k) => (trace.loss[k] < trace.loss[b] ? k : b));
@@ -320,10 +326,10 @@ test('coarse-to-fine: the best of every 10th candidate, then the best within 9 o
     const window: number[] = [];
     for (let k = Math.max(0, coarse - 9); k <= Math.min(99, coarse + 9); k++) window.push(k);
     const want = argmin(window);
-    const got = searchCoarseToFine(w, 0, n, absmax, sq / n, s, makeScratch(n, s.bins));
+    const got = searchCoarseToFine(w, 0, n, absmax, msq, s, makeScratch(n, s.bins));
     assert.equal(got.index, want, `seed ${seed}`);
     assert.equal(got.loss, trace.loss[want]);
-    assert.equal(searchGroup(w, 0, n, absmax, sq / n, s, makeScratch(n, s.bins)).index, want);
+    assert.equal(searchGroup(w, 0, n, absmax, msq, s, makeScratch(n, s.bins)).index, want);
     // The panel's L(s) curve marks the candidate the file will use.
     assert.equal(traceGroup(w, 0, n, s, makeTrace(s.grid)), want);
     if (want !== argmin([...Array(100).keys()])) differs++;
@@ -354,14 +360,9 @@ test('the pruned, reordered search picks exactly what the exhaustive search pick
       if (seed % 4 === 1) for (let i = 0; i < n; i++) w[i] = i % 2 ? 0.01 : -0.01;
       if (seed % 4 === 2) w[0] = 0.5;
       if (seed % 4 === 3) w.fill(0.003);
-      let absmax = 0;
-      let sq = 0;
-      for (const x of w) {
-        absmax = Math.max(absmax, Math.abs(x));
-        sq += x * x;
-      }
+      const { absmax, msq } = groupMoments(w);
       const trace = makeTrace(s.grid);
-      searchScale(w, 0, n, absmax, sq / n, s, makeScratch(n, s.bins), trace);
+      searchScale(w, 0, n, absmax, msq, s, makeScratch(n, s.bins), trace);
       // The exhaustive answer: the first index of the least loss over all K candidates.
       let want = 0;
       for (let k = 1; k < s.grid; k++) if (trace.loss[k] < trace.loss[want]) want = k;
@@ -369,7 +370,7 @@ test('the pruned, reordered search picks exactly what the exhaustive search pick
       for (const hint of [-1, 0, want, s.grid >> 1, s.grid - 1]) {
         const scratch = makeScratch(n, s.bins);
         scratch.hint = hint;
-        const got = searchScale(w, 0, n, absmax, sq / n, s, scratch);
+        const got = searchScale(w, 0, n, absmax, msq, s, scratch);
         assert.equal(got.index, want, `${JSON.stringify(input)} seed ${seed} hint ${hint}: index`);
         assert.equal(got.loss, trace.loss[want]);
         assert.equal(scratch.hint, want, 'the next group starts at this choice');
