@@ -186,6 +186,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     let roundUnsure = workgroupUniformLoad(&shared0) > 0.0;
     var unknown = false;
     var binFragile = 0.0;
+    var fullest = 0.0;
     var h = 0.0;
     if (lh != 0.0 && (density || last > first)) {
       if (!(last > first)) { first -= 0.5; last += 0.5; }
@@ -206,9 +207,11 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       }
       workgroupBarrier();
       var part = 0.0;
+      var cmax = 0.0;
       let width = (last - first) / f32(B);
       for (var j = lid; j < B; j += WG) {
         let c = f32(atomicLoad(&hist[j]));
+        cmax = max(cmax, c);
         if (density) {
           let d = c / width / f32(n) + 1e-8;
           part += d * log(d);
@@ -220,16 +223,32 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       reduceSum2(lid, part, fragile);
       h = -workgroupUniformLoad(&shared0);
       binFragile = workgroupUniformLoad(&shared1);
+      // The fullest bin, for the penalty below (only needed when some residual is fragile).
+      if (binFragile > 0.0 && !density) {
+        reduce3(lid, 0.0, 0.0, cmax);
+        fullest = workgroupUniformLoad(&shared2);
+      }
       // A range this narrow relative to the residuals may not even be one bin wide on the CPU.
       if ((last - first) < 1e-5 * max(abs(first), abs(last))) { unknown = true; }
     }
     if (lid == 0u) {
       let loss = lw * l2 + lh * h;
-      // Moving one residual to a neighbouring bin changes H by at most 2 (ln n + 1) / n
-      // (probabilities); the density histogram has no such small bound: its fragile candidates are unknown.
+      // The CPU's histogram is this one with some fragile residuals moved to a neighbouring bin.
+      // Moving one from a bin holding a to one holding b changes H = -sum p ln p by exactly
+      // (phi(a - 1) - phi(b)) / n, phi(c) = (c + 1) ln(c + 1) - c ln c, increasing from phi(0) = 0;
+      // no count exceeds C = fullest + fragile while they move, so each move changes H by at most
+      // phi(C) / n (and never more than the count-free 2 (ln n + 1) / n). The 1e-10 inside the
+      // log moves each term by < 1e-10: the margin covers it. The density histogram has no such
+      // small bound: its fragile candidates are unknown.
       var pen = 0.0;
       if (binFragile > 0.0) {
-        if (density) { unknown = true; } else { pen = abs(lh) * binFragile * 2.0 * (log(f32(n)) + 1.0) / f32(n); }
+        if (density) {
+          unknown = true;
+        } else {
+          let C = min(fullest + binFragile, f32(n));
+          let phi = (C + 1.0) * log(C + 1.0) - C * log(max(C, 1.0));
+          pen = abs(lh) * binFragile * min(phi * 1.001 + 1e-4, 2.0 * (log(f32(n)) + 1.0)) / f32(n);
+        }
       }
       var lb = loss - ARITH * abs(loss) - pen;
       var ub = loss + ARITH * abs(loss) + pen;
