@@ -39,11 +39,18 @@ async function until(what, fn, timeoutMs = 30000, everyMs = 200) {
 const files = () => fs.readdirSync(ws).sort();
 
 async function contextMenu(fileName) {
-  await page.keyboard.press('Escape');
-  const item = page.getByRole('treeitem', { name: fileName, exact: true });
-  await item.waitFor({ timeout: 30000 });
-  await item.click({ button: 'right' });
-  await page.locator('.context-view .monaco-menu').waitFor();
+  for (let attempt = 1; ; attempt++) {
+    await page.keyboard.press('Escape');
+    const item = page.getByRole('treeitem', { name: fileName, exact: true });
+    await item.waitFor({ timeout: 30000 });
+    await item.click({ button: 'right' });
+    await page.locator('.context-view .monaco-menu').waitFor();
+    // The explorer can shift under the pointer (a running quantization's temporary file appears):
+    // the menu must be this file's, which VS Code focuses on right-click.
+    if (await item.evaluate((el) => el.classList.contains('focused'))) return;
+    if (attempt >= 3) throw new Error(`the context menu kept opening on another row than ${fileName}`);
+    console.log(`  menu: opened on another row than ${fileName} (attempt ${attempt}), retrying`);
+  }
 }
 
 /** The webview frame whose document has `selector` (and, when given, whose #totals match `totals`). */
@@ -68,8 +75,8 @@ async function runFromContextMenu(fileName, title) {
   for (let attempt = 1; ; attempt++) {
     await contextMenu(fileName);
     await page.waitForTimeout(400);
-    await page.getByRole('menuitem', { name: title }).click();
     try {
+      await page.getByRole('menuitem', { name: title }).click({ timeout: 10000 });
       await page.locator('.quick-input-widget').waitFor({ state: 'visible', timeout: 5000 });
       return;
     } catch (e) {
