@@ -9,7 +9,7 @@ import { groupsPerRow } from '../core/quant/matrix';
 import { qRange, type QuantSettings } from '../core/quant/settings';
 import { tileMeans, type TileGrid } from '../core/quant/tiles';
 import type { DetailSide } from '../shared/protocol';
-import type { ScalesFromChoices, WebGpuQuantizer } from './webgpu/quantize';
+import type { BlockResult, ScalesFromChoices, WebGpuQuantizer } from './webgpu/quantize';
 
 export interface RowBlock {
   values: Float32Array;
@@ -17,35 +17,33 @@ export interface RowBlock {
   rows: number;
 }
 
-export async function detailSideOnGpu(
-  q: WebGpuQuantizer,
-  blocks: AsyncIterable<RowBlock> | Iterable<RowBlock>,
-  rows: number,
-  cols: number,
-  s: QuantSettings,
-  dtype: QuantizableFloat,
-  grid: TileGrid,
-  /** Filled per row with the weights' absmax and kurtosis when given. */
-  weights?: { absmax: Float32Array; kurtosis: Float32Array },
-  scales?: ScalesFromChoices,
-): Promise<DetailSide> {
-  const gpr = groupsPerRow(cols, s.groupSize);
-  const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
-  const { qmax } = qRange(s.bits, s.ternary);
-  const nTiles = grid.rows * grid.cols;
-  const sums = { absW: new Float64Array(nTiles), absE: new Float64Array(nTiles), sqE: new Float64Array(nTiles), count: new Float64Array(nTiles) };
-  const channels = { mse: new Float32Array(rows), entropy: new Float32Array(rows), scaleRatio: new Float32Array(rows), clipped: new Float32Array(rows) };
-  let sumW2 = 0;
-  let sumE2 = 0;
-  for await (const b of blocks) {
-    const r = await q.quantizeBlock(b.values, b.rows, cols, s, dtype, { tiles: { grid, rowBase: b.rowBase }, moments: weights ? 'rows' : undefined, scales });
-    if (weights) {
-      for (let row = 0; row < b.rows; row++) {
-        weights.absmax[b.rowBase + row] = r.moments![4 * row];
-        weights.kurtosis[b.rowBase + row] = r.moments![4 * row + 3];
-      }
-    }
-    for (let i = 0; i < nTiles; i++) {
+/** One side's running sums over the blocks: tiles, per-channel charts, totals. */
+class SideSums {
+  private readonly gpr: number;
+  private readonly g: number;
+  private readonly qmax: number;
+  private readonly sums: { absW: Float64Array; absE: Float64Array; sqE: Float64Array; count: Float64Array };
+  private readonly channels: DetailSide['channels'];
+  private sumW2 = 0;
+  private sumE2 = 0;
+
+  constructor(
+    readonly s: QuantSettings,
+    private readonly rows: number,
+    private readonly cols: number,
+    grid: TileGrid,
+  ) {
+    this.gpr = groupsPerRow(cols, s.groupSize);
+    this.g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
+    this.qmax = qRange(s.bits, s.ternary).qmax;
+    const nTiles = grid.rows * grid.cols;
+    this.sums = { absW: new Float64Array(nTiles), absE: new Float64Array(nTiles), sqE: new Float64Array(nTiles), count: new Float64Array(nTiles) };
+    this.channels = { mse: new Float32Array(rows), entropy: new Float32Array(rows), scaleRatio: new Float32Array(rows), clipped: new Float32Array(rows) };
+  }
+
+  add(r: BlockResult, b: RowBlock): void {
+    const { sums, channels, gpr, g, cols, qmax } = this;
+    for (let i = 0; i < sums.count.length; i++) {
       sums.absW[i] += r.tiles![4 * i];
       sums.absE[i] += r.tiles![4 * i + 1];
       sums.sqE[i] += r.tiles![4 * i + 2];
@@ -60,7 +58,7 @@ export async function detailSideOnGpu(
       for (let gi = 0; gi < gpr; gi++) {
         const at = row * gpr + gi;
         const n = Math.min(g, cols - gi * g);
-        sumW2 += r.sumW2[at];
+        this.sumW2 += r.sumW2[at];
         e2 += r.sumE2[at];
         clipped += r.clipped[at];
         // An all-zero group has no error and no ratio (as on the CPU).
@@ -70,7 +68,7 @@ export async function detailSideOnGpu(
           ratioGroups++;
         }
       }
-      sumE2 += e2;
+      this.sumE2 += e2;
       const at = b.rowBase + row;
       channels.mse[at] = e2 / cols;
       channels.entropy[at] = h / cols;
@@ -78,7 +76,60 @@ export async function detailSideOnGpu(
       channels.clipped[at] = clipped;
     }
   }
-  return { method: s.method, tiles: tileMeans(sums), channels, sqnrDb: sumE2 === 0 ? null : 10 * Math.log10(sumW2 / sumE2), mse: sumE2 / Math.max(1, rows * cols) };
+
+  finish(): DetailSide {
+    const { sumW2, sumE2 } = this;
+    return { method: this.s.method, tiles: tileMeans(this.sums), channels: this.channels, sqnrDb: sumE2 === 0 ? null : 10 * Math.log10(sumW2 / sumE2), mse: sumE2 / Math.max(1, this.rows * this.cols) };
+  }
+}
+
+/**
+ * The detail's sides (DARE-Q and RTN beside it) in one pass over the blocks: each block is read
+ * once and quantized with each side's settings — reading the tensor is what a large detail waits
+ * on, so it must not be read once per side.
+ */
+export async function detailSidesOnGpu(
+  q: WebGpuQuantizer,
+  blocks: AsyncIterable<RowBlock> | Iterable<RowBlock>,
+  rows: number,
+  cols: number,
+  sides: readonly QuantSettings[],
+  dtype: QuantizableFloat,
+  grid: TileGrid,
+  /** Filled per row with the weights' absmax and kurtosis when given. */
+  weights?: { absmax: Float32Array; kurtosis: Float32Array },
+  scales?: ScalesFromChoices,
+): Promise<DetailSide[]> {
+  const sums = sides.map((s) => new SideSums(s, rows, cols, grid));
+  for await (const b of blocks) {
+    for (const [i, side] of sums.entries()) {
+      const moments = weights && i === 0;
+      const r = await q.quantizeBlock(b.values, b.rows, cols, side.s, dtype, { tiles: { grid, rowBase: b.rowBase }, moments: moments ? 'rows' : undefined, scales });
+      if (moments) {
+        for (let row = 0; row < b.rows; row++) {
+          weights.absmax[b.rowBase + row] = r.moments![4 * row];
+          weights.kurtosis[b.rowBase + row] = r.moments![4 * row + 3];
+        }
+      }
+      side.add(r, b);
+    }
+  }
+  return sums.map((s) => s.finish());
+}
+
+/** One side of the detail (see detailSidesOnGpu). */
+export async function detailSideOnGpu(
+  q: WebGpuQuantizer,
+  blocks: AsyncIterable<RowBlock> | Iterable<RowBlock>,
+  rows: number,
+  cols: number,
+  s: QuantSettings,
+  dtype: QuantizableFloat,
+  grid: TileGrid,
+  weights?: { absmax: Float32Array; kurtosis: Float32Array },
+  scales?: ScalesFromChoices,
+): Promise<DetailSide> {
+  return (await detailSidesOnGpu(q, blocks, rows, cols, [s], dtype, grid, weights, scales))[0];
 }
 
 /** A [rows, cols] matrix in memory as blocks of at most `maxRows` rows. */

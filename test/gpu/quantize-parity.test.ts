@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { detailSideOnGpu, rowBlocks } from '../../src/compute/gpu-detail';
+import { detailSideOnGpu, detailSidesOnGpu, rowBlocks } from '../../src/compute/gpu-detail';
 import type { NodeGpu } from '../../src/compute/webgpu/node-device';
 import { openTestGpu } from '../helpers/gpu';
 import { WebGpuQuantizer } from '../../src/compute/webgpu/quantize';
@@ -159,6 +159,22 @@ test('the panel detail on WebGPU, in row blocks, matches the CPU detail', async 
     assert.ok(relClose(side.channels.mse[r], channels.mse[r], 1e-4), `row ${r} mse`);
     assert.ok(relClose(side.channels.scaleRatio[r], channels.scaleRatio[r], 1e-6), `row ${r} scale ratio`);
   }
+  // Both sides (DARE-Q and RTN) in one pass: each block read once, the same numbers as side by side.
+  const rtnSettings = resolveSettings({ method: 'rtn', groupSize: 32 });
+  let reads = 0;
+  function* counted() {
+    for (const b of rowBlocks(values, rows, cols, 70)) {
+      reads++;
+      yield b;
+    }
+  }
+  const [both, rtn] = await detailSidesOnGpu(quantizer, counted(), rows, cols, [s, rtnSettings], 'BF16', grid);
+  assert.equal(reads, 5);
+  assert.deepEqual(both.channels.scaleRatio, side.channels.scaleRatio);
+  assert.equal(both.sqnrDb, side.sqnrDb);
+  const rtnAlone = await detailSideOnGpu(quantizer, rowBlocks(values, rows, cols, 70), rows, cols, rtnSettings, 'BF16', grid);
+  assert.deepEqual(rtn.channels.mse, rtnAlone.channels.mse);
+  assert.equal(rtn.method, 'rtn');
 });
 
 test.after(() => {

@@ -5,7 +5,7 @@
  * so a large tensor's work never blocks the extension host or this page's UI thread.
  */
 import { GPU_MAX_BINS } from '../../src/compute/backend';
-import { detailSideOnGpu, rowBlocks, type RowBlock } from '../../src/compute/gpu-detail';
+import { detailSidesOnGpu, rowBlocks, type RowBlock } from '../../src/compute/gpu-detail';
 import { WebGpuQuantizer } from '../../src/compute/webgpu/quantize';
 import { WebGpuSearch } from '../../src/compute/webgpu/search';
 import { decodeFloats } from '../../src/core/dtypes';
@@ -79,18 +79,23 @@ export function serial<T>(work: () => Promise<T>): Promise<T> {
 export async function computeDetailOnGpu(gpu: PanelGpu, job: GpuDetailJob, read: (start: number, count: number) => Promise<ArrayBuffer>, current: () => boolean): Promise<DetailView> {
   const started = performance.now();
   const maxRows = Math.min(job.blockRows, gpu.quantizer.maxRows(job.cols));
+  // Each block is read once, for both sides, and the next one is already being read (from the
+  // host, through readRows) while the GPU and the workers work on this one.
   async function* blocks(): AsyncGenerator<RowBlock> {
+    const fetchRows = (r0: number) => (r0 < job.rows ? read(r0, Math.min(maxRows, job.rows - r0)) : undefined);
+    let pending = fetchRows(0);
     for (let r0 = 0; r0 < job.rows; r0 += maxRows) {
       if (!current()) throw new Superseded();
       const n = Math.min(maxRows, job.rows - r0);
-      const values = decodeFloats(job.dtype, new Uint8Array(await read(r0, n))) as Float32Array;
+      const bytes = await pending!;
+      pending = fetchRows(r0 + maxRows);
+      pending?.catch(() => undefined); // observed below, or dropped with a superseded job
+      const values = decodeFloats(job.dtype, new Uint8Array(bytes)) as Float32Array;
       for (const b of rowBlocks(values, n, job.cols, maxRows)) yield { ...b, rowBase: r0 + b.rowBase };
     }
   }
   const weights = { absmax: new Float32Array(job.rows), kurtosis: new Float32Array(job.rows) };
-  const scales = gpu.pool?.scales;
-  const main = await detailSideOnGpu(gpu.quantizer, blocks(), job.rows, job.cols, job.main, job.dtype, job.grid, weights, scales);
-  const rtn = job.rtn ? await detailSideOnGpu(gpu.quantizer, blocks(), job.rows, job.cols, job.rtn, job.dtype, job.grid, undefined, scales) : undefined;
+  const [main, rtn] = await detailSidesOnGpu(gpu.quantizer, blocks(), job.rows, job.cols, job.rtn ? [job.main, job.rtn] : [job.main], job.dtype, job.grid, weights, gpu.pool?.scales);
   return {
     tensor: job.tensor,
     shape: job.shape,
