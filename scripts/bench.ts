@@ -15,6 +15,7 @@ import type { QuantJob } from '../src/core/quant/job';
 import { quantizeMatrix } from '../src/core/quant/matrix';
 import { resolveSettings, type QuantSettings, type SettingsInput } from '../src/core/quant/settings';
 import { makeScratch, searchCoarseToFine, searchScale } from '../src/core/quant/search';
+import { scalesFromChoices } from '../src/core/quant/scales';
 import { generateModel, layersForSize, GENERATE_DEFAULTS } from '../src/node/generate-model';
 import { JobPool } from '../src/node/pool';
 import { openNodeGpu } from '../src/compute/webgpu/node-device';
@@ -223,8 +224,14 @@ async function main(): Promise<void> {
     quantizeMatrix(Float32Array.from(part), grows, cols, { settings: s, dtype: 'F32', tensor: 'w', choices: found.choices, contenderStart: found.contenderStart, contenders: found.contenders });
     const cpuSec = (performance.now() - t1) / 1000;
     const groups = found.choices.length;
+    // The CPU's share alone, warm (the scales from the GPU's choices, contenders scored in float64):
+    // what the panel's web workers do per block, scaled to a 4096 x 14336 tensor on one core.
+    const absmax = new Float32Array(groups);
+    for (let gi = 0; gi < groups; gi++) for (let i = 0; i < s.groupSize; i++) absmax[gi] = Math.max(absmax[gi], Math.abs(part[gi * s.groupSize + i]));
+    const shareSec = time(() => scalesFromChoices(part, grows, cols, s, 'F32', absmax, found), smoke ? 20 : 300);
+    const shareFor4096x14336 = (shareSec * (4096 * 14336)) / (grows * cols);
     rate[`dareq clip webgpu+cpu`] = (grows * cols) / (searchSec + cpuSec);
-    gpuInfo = { adapter: gpu.description, fallbackAdapter: gpu.isFallback, groups, groupsLeftToCpu: found.undecided, candidates: groups * s.grid, candidatesScoredOnCpu: found.rescored, searchSeconds: searchSec, cpuSeconds: cpuSec };
+    gpuInfo = { adapter: gpu.description, fallbackAdapter: gpu.isFallback, groups, groupsLeftToCpu: found.undecided, candidates: groups * s.grid, candidatesScoredOnCpu: found.rescored, searchSeconds: searchSec, cpuSeconds: cpuSec, cpuShareSecondsFor4096x14336: shareFor4096x14336 };
     results.push({ variant: 'dareq clip', backend: 'webgpu', adapter: gpu.description, weightsPerSecond: (grows * cols) / (searchSec + cpuSec), groups, groupsLeftToCpu: found.undecided, candidatesScoredOnCpu: found.rescored, candidates: groups * s.grid, gpuSeconds: searchSec, cpuSeconds: cpuSec });
     // The other kernels: RTN quantization with statistics (group absmax -> scales -> codes, values,
     // error terms) and EWQ's entropy partials, each against its CPU path on the same data.
@@ -268,10 +275,11 @@ async function main(): Promise<void> {
     threadScaling: threads > 1 ? rate[`dareq clip ${threads}t`] / rate['dareq clip 1t'] : 1,
   };
   if (gpuInfo) {
-    const g = gpuInfo as { adapter: string; fallbackAdapter: boolean; groups: number; groupsLeftToCpu: number; candidates: number; candidatesScoredOnCpu: number; searchSeconds: number; cpuSeconds: number };
+    const g = gpuInfo as { adapter: string; fallbackAdapter: boolean; groups: number; groupsLeftToCpu: number; candidates: number; candidatesScoredOnCpu: number; searchSeconds: number; cpuSeconds: number; cpuShareSecondsFor4096x14336: number };
     console.log(
       `\nWebGPU (${g.adapter}${g.fallbackAdapter ? ', a software fallback adapter' : ''}): ${g.groupsLeftToCpu} of ${g.groups} groups left to the CPU, ` +
-        `${g.candidatesScoredOnCpu} of ${g.candidates} candidates (${((100 * g.candidatesScoredOnCpu) / g.candidates).toFixed(2)}%) scored there; GPU ${g.searchSeconds.toFixed(2)} s, CPU ${g.cpuSeconds.toFixed(2)} s`,
+        `${g.candidatesScoredOnCpu} of ${g.candidates} candidates (${((100 * g.candidatesScoredOnCpu) / g.candidates).toFixed(2)}%) scored there; GPU ${g.searchSeconds.toFixed(2)} s, CPU ${g.cpuSeconds.toFixed(2)} s; ` +
+        `the CPU's share warm, scaled to a 4096 x 14336 tensor: ${g.cpuShareSecondsFor4096x14336.toFixed(2)} s on one core`,
     );
   }
   console.log(`\nDARE-Q (clip) takes ${ratios.dareqClipOverRtnTime.toFixed(1)}x the time of RTN; it is ${ratios.dareqClipSpeedupOverNaive.toFixed(1)}x faster than the naive loop; ${threads} threads give ${ratios.threadScaling.toFixed(2)}x`);
