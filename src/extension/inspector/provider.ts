@@ -233,7 +233,7 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
       if (gpuFailed) why = gpuFailed;
       else if (backend === 'webgpu' && !gpu?.available) why = `no WebGPU adapter in this panel${gpu ? ` (${gpu.adapter})` : ' yet'}`;
       else if (backend === 'webgpu' && !gpuFits) why = `WebGPU does not run a ${t.dtype}${view.transposed ? ' transposed' : ''} tensor here`;
-      else if (backend === 'auto' && gpu?.available && gpu.fallback) why = `the panel's adapter (${gpu.adapter}) is a software one; weightlens.compute.backend "webgpu" uses it anyway`;
+      else if (backend === 'auto' && gpu?.available && gpu.fallback) why = `the panel's adapter (${gpu.adapter}) is a software one, slower than the CPU; set weightlens.compute.backend to webgpu to use it anyway`;
       const ctl = new AbortController();
       entry.detailRun = ctl;
       const threads = Math.max(1, os.availableParallelism() - 1);
