@@ -117,21 +117,6 @@ export async function detailSidesOnGpu(
   return sums.map((s) => s.finish());
 }
 
-/** One side of the detail (see detailSidesOnGpu). */
-export async function detailSideOnGpu(
-  q: WebGpuQuantizer,
-  blocks: AsyncIterable<RowBlock> | Iterable<RowBlock>,
-  rows: number,
-  cols: number,
-  s: QuantSettings,
-  dtype: QuantizableFloat,
-  grid: TileGrid,
-  weights?: { absmax: Float32Array; kurtosis: Float32Array },
-  scales?: ScalesFromChoices,
-): Promise<DetailSide> {
-  return (await detailSidesOnGpu(q, blocks, rows, cols, [s], dtype, grid, weights, scales))[0];
-}
-
 /** A [rows, cols] matrix in memory as blocks of at most `maxRows` rows. */
 export function* rowBlocks(values: Float32Array, rows: number, cols: number, maxRows: number): Generator<RowBlock> {
   for (let r0 = 0; r0 < rows; r0 += maxRows) {

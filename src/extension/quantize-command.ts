@@ -8,7 +8,7 @@ import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { gpuSearches, type ScaleSearchBackend } from '../compute/backend';
+import type { ScaleSearchBackend } from '../compute/backend';
 import { CancelledError, oneLine } from '../core/errors';
 import { isIndexPath } from '../core/model';
 import { settingsFromPlan } from '../core/ewq/apply';
@@ -113,9 +113,9 @@ export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: 
   logLine(`quantize ${input} -> ${outPath}: ${what}; settings ${JSON.stringify(run.settings)}; include ${run.include ?? '(default)'}; exclude ${run.exclude ?? '(none)'}`);
   const started = Date.now();
   // DARE-Q's search on an open panel's GPU when the backend setting allows; the CPU workers do the rest.
-  const gpu = !gpuSearches(run.settings) && !settingsFor
-    ? { release: () => {}, why: run.settings.method === 'rtn' ? 'round-to-nearest has no search' : 'the coarse-to-fine search runs on the CPU' }
-    : deps.gpuSearch(uri);
+  // (An EWQ plan's tensors are searched with the run's search mode, whatever its method.)
+  const noSearch = run.settings.method === 'rtn' && !settingsFor ? 'round-to-nearest has no search' : run.settings.search !== 'exhaustive' ? 'the coarse-to-fine search runs on the CPU' : undefined;
+  const gpu = noSearch ? { release: () => {}, why: noSearch } : deps.gpuSearch(uri);
   const where = gpu.search ? `WebGPU search on ${gpu.search.description} + CPU worker threads` : 'CPU, worker threads';
   logLine(`quantize: ${gpu.search ? where : `on the CPU (${gpu.why})`}`);
   try {

@@ -20,7 +20,7 @@ import { defaultOutputPath, defaultReportPath, outputIsFolder, SIDECAR_RE } from
 import { openModel, type OpenModel } from './open-model';
 import { JobPool } from './pool';
 import { streamTensor, type GpuCounts } from './stream-tensor';
-import { gpuSearches, type ScaleSearchBackend } from '../compute/backend';
+import type { ScaleSearchBackend } from '../compute/backend';
 
 /** Copied tensors are streamed in pieces of this size. */
 const COPY_PIECE = 16 << 20;
@@ -233,8 +233,9 @@ function buildReport(
   outputBytes: number,
 ): QuantizeReport {
   const s = req.settings;
-  // The GPU ranks only the exhaustive search's candidates (an EWQ plan's tensors share its mode).
-  const gpu = req.searchBackend && gpuSearches({ ...s, method: 'dareq' }) ? req.searchBackend : undefined;
+  // The GPU ranks only the exhaustive search's candidates (gpuSearches; an EWQ plan's tensors share
+  // the run's search mode, whatever its method).
+  const gpu = req.searchBackend && s.search === 'exhaustive' ? req.searchBackend : undefined;
   const quantizedWeights = writer.tensorReports.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
   return {
     tool: `weightlens ${req.version}`,

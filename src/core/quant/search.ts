@@ -188,6 +188,8 @@ export function searchScale(
   scratch: SearchScratch,
   trace?: SearchTrace,
   subset?: CandidateSubset,
+  /** A candidate scored already (outside `subset`): the search starts from its loss. */
+  seed?: SearchResult,
 ): SearchResult {
   const { qmin, qmax } = qRange(s.bits, s.ternary);
   const [lo, hi] = candidateRange(absmax, s);
@@ -202,8 +204,8 @@ export function searchScale(
   // no useful lower bound. Tracing scores every candidate.
   const prune = !trace && s.histogram === 'probability';
   const slack = lh * 2 * ENTROPY_EPS;
-  let best = Infinity;
-  let bestIndex = -1;
+  let best = seed ? seed.loss : Infinity;
+  let bestIndex = seed ? seed.index : -1;
   const count = subset ? subset.end - subset.start : K;
   const list = subset?.list;
   const base = subset ? subset.start : 0;
@@ -303,16 +305,13 @@ export function searchCoarseToFine(w: Floats, off: number, n: number, absmax: nu
   const from = Math.max(0, c.index - step + 1);
   const to = Math.min(K - 1, c.index + step - 1);
   if (scratch.window.length < to - from) scratch.window = new Int32Array(2 * step);
-  // The window around c, less c itself (scored already); scratch.hint = c: the fine pass starts
-  // beside it.
+  // The window around c, less c itself (the seed: scored already); scratch.hint = c: the fine pass
+  // starts beside it.
   const fine = scratch.window;
   let m = 0;
   for (let k = from; k <= to; k++) if (k !== c.index) fine[m++] = k;
   if (m === 0) return c;
-  const f = searchScale(w, off, n, absmax, msq, s, scratch, undefined, { list: fine, start: 0, end: m });
-  const best = f.loss < c.loss || (f.loss === c.loss && f.index < c.index) ? f : c;
-  scratch.hint = best.index;
-  return best;
+  return searchScale(w, off, n, absmax, msq, s, scratch, undefined, { list: fine, start: 0, end: m }, c);
 }
 
 /** The scale DARE-Q chooses for a group under the settings' search mode. */
