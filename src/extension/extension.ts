@@ -8,7 +8,7 @@ import { oneLine } from '../core/errors';
 import type { FastEwqModel } from '../core/ewq/fast';
 import { panelSettings, readEwqConfig, readRunConfig, readComputeBackend } from './config';
 import { planCommand } from './plan-command';
-import { INSPECTOR_VIEW_TYPE, InspectorProvider } from './inspector/provider';
+import { INSPECTOR_INDEX_VIEW_TYPE, INSPECTOR_VIEW_TYPE, InspectorProvider } from './inspector/provider';
 import { log, logLine } from './log';
 import { configReader, isRunOptions, quantizeCommand, resolveModel, type QuantizeDeps } from './quantize-command';
 import { STATS_SCHEME, StatsDocumentProvider } from './stats-provider';
@@ -35,7 +35,9 @@ export function activate(context: vscode.ExtensionContext): void {
     log(),
     stats,
     vscode.workspace.registerTextDocumentContentProvider(STATS_SCHEME, stats),
-    vscode.window.registerCustomEditorProvider(INSPECTOR_VIEW_TYPE, inspector, { webviewOptions: { retainContextWhenHidden: true }, supportsMultipleEditorsPerDocument: false }),
+    ...[INSPECTOR_VIEW_TYPE, INSPECTOR_INDEX_VIEW_TYPE].map((viewType) =>
+      vscode.window.registerCustomEditorProvider(viewType, inspector, { webviewOptions: { retainContextWhenHidden: true }, supportsMultipleEditorsPerDocument: false }),
+    ),
     // The explorer passes (uri, selectedUris); scripts may pass (uri, { useSettings: true }).
     vscode.commands.registerCommand('weightlens.quantizeDareq', (uri?: unknown, opts?: unknown) => quantizeCommand(deps, 'dareq', uri, isRunOptions(opts) ? opts : undefined)),
     vscode.commands.registerCommand('weightlens.quantizeRtn', (uri?: unknown, opts?: unknown) => quantizeCommand(deps, 'rtn', uri, isRunOptions(opts) ? opts : undefined)),

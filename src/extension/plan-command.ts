@@ -7,7 +7,7 @@ import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { oneLine } from '../core/errors';
 import { readEwqConfig, readRunConfig } from './config';
-import type { InspectorProvider } from './inspector/provider';
+import { INSPECTOR_VIEW_TYPE, type InspectorProvider } from './inspector/provider';
 import { logLine, showError } from './log';
 import { configReader, resolveModel } from './quantize-command';
 import { formatSize } from './stats-document';
@@ -31,7 +31,7 @@ export async function planCommand(inspector: InspectorProvider, arg?: unknown): 
   });
   if (answer === undefined) return undefined;
   const budgetGB = parseBudgetGB(answer) as number | undefined;
-  await vscode.commands.executeCommand('vscode.openWith', uri, 'weightlens.inspector');
+  await vscode.commands.executeCommand('vscode.openWith', uri, INSPECTOR_VIEW_TYPE);
   let plans = inspector.plansFor(uri);
   for (let i = 0; !plans && i < 100; i++) {
     await new Promise((r) => setTimeout(r, 100));

@@ -4,6 +4,10 @@
 # Based on the team's recipe (shared/e2e-recipe). Usage: bash test/e2e/run.sh
 # Env: E2E_CACHE (node 24 + code-server installs, reused), E2E_WORK (per-run state), E2E_OUT (screenshots).
 set -euo pipefail
+# Started through `npm run test:e2e`, the outer npm exports npm_config_* / npm_* (user agent with ITS
+# Node version, prefix, cache...). Nested installs would inherit them as config: code-server's
+# postinstall reads the Node version from npm_config_user_agent and refuses Node 20's. Start clean.
+while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -iE '^npm_' || true)
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 CACHE="${E2E_CACHE:-/tmp/e2e/cache}"
 WORK="${E2E_WORK:-/tmp/wl-e2e}"

@@ -104,7 +104,7 @@ const ctx = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(outD
 });
 page = ctx.pages()[0] || (await ctx.newPage());
 const consoleErrors = [];
-page.on('console', (m) => m.type() === 'error' && consoleErrors.push(m.text()));
+page.on('console', (m) => m.type() === 'error' && consoleErrors.push(`${m.text()} @ ${m.location()?.url ?? ''}`));
 
 await step('workbench loads with the workspace and its models', async () => {
   await page.goto(`${baseUrl}/?folder=${encodeURIComponent(ws)}`);
@@ -429,6 +429,12 @@ await step('a corrupted .safetensors gets a clear error notification, not a hang
 });
 
 fs.writeFileSync(path.join(outDir, 'console-errors.txt'), consoleErrors.join('\n'));
+await step('no console error comes from the extension (host, contributions or webview)', async () => {
+  // Errors of the workbench itself (offline marketplace, telemetry) are not ours; anything naming
+  // the extension (its id, view types, commands, or a script under its folder) is.
+  const ours = consoleErrors.filter((e) => /weightlens/i.test(e));
+  assert.deepEqual(ours, [], `console errors from the extension:\n${ours.join('\n')}`);
+});
 await ctx.close();
 lap('done');
 console.log(`${passed} passed, ${failed} failed`);

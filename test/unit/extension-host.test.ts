@@ -68,6 +68,15 @@ test('menus: entries only for .safetensors and *.safetensors.index.json, every c
   for (const c of commands) assert.match(String(c), /^weightlens\./);
 });
 
+test('custom editors: one contribution per viewType, each registered by the extension', () => {
+  // VS Code keeps the first contribution of a viewType and logs "Custom editor with id … already
+  // registered" for any other: a second selector entry under the same viewType never takes effect.
+  const viewTypes = PKG.contributes.customEditors.map((e: { viewType: string }) => e.viewType);
+  assert.equal(new Set(viewTypes).size, viewTypes.length, `duplicate viewType in ${viewTypes.join(', ')}`);
+  const source = require('node:fs').readFileSync(path.resolve(__dirname, '../../../src/extension/inspector/provider.ts'), 'utf8');
+  for (const v of viewTypes) assert.ok(source.includes(`'${v}'`), `${v} is a view type the extension registers`);
+});
+
 test('quick pick: the first item is exactly the settings (Enter accepts it); variations follow', () => {
   const c = readRunConfig(() => undefined);
   const items = quantizeChoices(c);

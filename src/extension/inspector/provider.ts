@@ -28,6 +28,13 @@ import { isQuantizableFloat } from '../../core/dtypes';
 import * as os from 'node:os';
 
 export const INSPECTOR_VIEW_TYPE = 'weightlens.inspector';
+/**
+ * The same inspector offered ("Open With…") on a sharded model's index JSON. A second viewType and
+ * not a second selector entry under the first: VS Code keeps one contribution per viewType and logs
+ * "Custom editor with id … already registered" for the other, and the priorities differ (a JSON file
+ * still opens as text by default).
+ */
+export const INSPECTOR_INDEX_VIEW_TYPE = 'weightlens.inspectorIndex';
 
 class InspectorDocument implements vscode.CustomDocument {
   constructor(
