@@ -3,22 +3,21 @@
  * tests rely on: exit 0 on success; exit 1 with one line `error: ...` on stderr (no stack trace,
  * no output left behind) on bad input or bad flags.
  */
-import { promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { CancelledError, oneLine, WeightlensError } from '../core/errors';
 import { inspectModel } from '../core/inspect';
 import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
-import { METHODS, PRESET_NAMES, SEARCH_MODES, resolveSettings, type Method, type Preset, type SearchMode, type SettingsInput } from '../core/quant/settings';
+import { MAX_GROUP_SIZE, METHODS, PRESET_NAMES, SEARCH_MODES, resolveSettings, type Method, type Preset, type SearchMode, type SettingsInput } from '../core/quant/settings';
 import { removeLiveTempsSync } from '../node/atomic-output';
 import { gpuForBackend } from './backend';
 import { gpuSearches } from '../compute/backend';
 import { openModel } from '../node/open-model';
+import { readTextFile } from '../node/input-file';
 import { quantize, type QuantizeProgress } from '../node/quantize';
 import { parsePlanFile, settingsFromPlan } from '../core/ewq/apply';
 import { FASTEWQ_HELP, PLAN_HELP, runFastEwq, runPlan } from './plan-command';
-import { parseChoice, parseNumber } from './args';
+import { parseChoice, parseFlags, parseNumber } from './args';
 import { formatBytes, formatCount, pad } from './format';
 import { INSPECT_HELP, MAIN_HELP, QUANTIZE_HELP } from './usage';
 
@@ -92,7 +91,7 @@ function onePath(positionals: string[], cmd: string): string {
 }
 
 async function runInspect(args: string[], io: Io): Promise<number> {
-  const { values, positionals } = parseArgs({ args, allowPositionals: true, strict: true, options: { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } } });
+  const { values, positionals } = parseFlags(args, { json: { type: 'boolean' }, help: { type: 'boolean', short: 'h' } });
   if (values.help) {
     io.out(INSPECT_HELP);
     return 0;
@@ -110,7 +109,9 @@ async function runInspect(args: string[], io: Io): Promise<number> {
     const meta = Object.entries(summary.metadata);
     if (meta.length) lines.push(`metadata: ${meta.map(([k, v]) => `${k}=${v.length > 60 ? v.slice(0, 57) + '...' : v}`).join(', ')}`);
     lines.push(`blocks: ${summary.blocks.length}${summary.other.length ? `; outside blocks: ${summary.other.join(', ')}` : ''}`);
-    const width = Math.min(64, Math.max(...summary.tensors.map((t) => t.name.length)));
+    // A loop, not Math.max(...names): a header of a million tensors overflows the call stack.
+    let width = 0;
+    for (const t of summary.tensors) width = Math.max(width, Math.min(64, t.name.length));
     for (const t of summary.tensors) lines.push(`  ${pad(t.name, width)}  ${pad(t.dtype, 7)} ${pad(JSON.stringify(t.shape), 16)} ${formatBytes(t.bytes)}`);
     io.out(lines.join('\n') + '\n');
     return 0;
@@ -120,12 +121,9 @@ async function runInspect(args: string[], io: Io): Promise<number> {
 }
 
 async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promise<number> {
-  const { values: v, positionals } = parseArgs({
+  const { values: v, positionals } = parseFlags(
     args,
-    allowPositionals: true,
-    strict: true,
-    allowNegative: true,
-    options: {
+    {
       method: { type: 'string' },
       preset: { type: 'string' },
       bits: { type: 'string' },
@@ -149,17 +147,19 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
       quiet: { type: 'boolean', short: 'q' },
       help: { type: 'boolean', short: 'h' },
     },
-  });
+    true,
+  );
   if (v.help) {
     io.out(QUANTIZE_HELP);
     return 0;
   }
   const input = onePath(positionals, 'quantize');
+  refuseIgnoredFlags(v);
   const input_: SettingsInput = {
     method: parseChoice<Method>('method', v.method, METHODS),
     preset: parseChoice<Preset>('preset', v.preset, PRESET_NAMES),
     bits: parseNumber('bits', v.bits, { integer: true }),
-    groupSize: parseNumber('group-size', v['group-size'], { integer: true }),
+    groupSize: parseNumber('group-size', v['group-size'], { integer: true, min: 0, max: MAX_GROUP_SIZE }),
     lambdaWeight: parseNumber('lambda-weight', v['lambda-weight'], { integer: false }),
     lambdaEntropy: parseNumber('lambda-entropy', v['lambda-entropy'], { integer: false }),
     normalize: v.normalize,
@@ -179,7 +179,7 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
   // A plan sets each block's bit width (raw blocks are copied); the other knobs still apply.
   let settingsFor: ((name: string) => ReturnType<typeof resolveSettings> | undefined) | undefined;
   if (v.plan) {
-    const planFile = parsePlanFile(await fsp.readFile(path.resolve(v.plan), 'utf8').catch(() => Promise.reject(new WeightlensError('no such file', v.plan))), v.plan);
+    const planFile = parsePlanFile(await readTextFile(path.resolve(v.plan), v.plan), v.plan);
     settingsFor = settingsFromPlan(planFile.blocks, v['group-size'] === undefined && planFile.groupSize !== undefined ? { ...settings, groupSize: planFile.groupSize } : settings);
   }
   const progress = makeProgress(io, Boolean(v.quiet));
@@ -213,10 +213,22 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
     [
       `wrote ${result.outputPath}${result.outputIsFolder ? '/' : ''} (${formatBytes(r.summary.outputBytes)})`,
       `report ${result.reportPath}`,
-      `${r.summary.tensorsQuantized} tensors quantized (${settings.method} ${settings.bits}-bit, group ${settings.groupSize || 'per-channel'}${settings.method === 'dareq' ? `, preset ${settings.preset}` : ''}; ${searchBackend ? `scale search on WebGPU: ${searchBackend.description}` : 'CPU'}), ${r.summary.tensorsCopied} copied; mean SQNR ${Number.isNaN(meanSqnr) ? 'n/a' : meanSqnr.toFixed(2) + ' dB'}; ${r.summary.seconds.toFixed(2)} s, ${formatCount(Math.round(r.summary.weightsPerSecond))} weights/s`,
+      `${r.summary.tensorsQuantized} tensors quantized (${settings.method} ${v.plan ? `${[...new Set(r.tensors.map((t) => t.bits))].sort((a, b) => a - b).join('/') || 'no'}-bit by the EWQ plan` : `${settings.bits}-bit`}, group ${settings.groupSize || 'per-channel'}${settings.method === 'dareq' ? `, preset ${settings.preset}` : ''}; ${searchBackend ? `scale search on WebGPU: ${searchBackend.description}` : 'CPU'}), ${r.summary.tensorsCopied} copied; mean SQNR ${Number.isNaN(meanSqnr) ? 'n/a' : meanSqnr.toFixed(2) + ' dB'}; ${r.summary.seconds.toFixed(2)} s, ${formatCount(Math.round(r.summary.weightsPerSecond))} weights/s`,
     ].join('\n') + '\n',
   );
   return 0;
+}
+
+/** Flags that only DARE-Q's search reads. */
+const SEARCH_FLAGS = ['preset', 'lambda-weight', 'lambda-entropy', 'normalize', 'bins', 'grid', 'clip-alpha-min', 'search'] as const;
+
+/** A flag the run would not use is an error, not a silent no-op. */
+function refuseIgnoredFlags(v: Record<string, unknown>): void {
+  if (v.method === 'rtn') {
+    const given = SEARCH_FLAGS.filter((f) => v[f] !== undefined);
+    if (given.length) throw new UsageError(`--${given[0]} applies to DARE-Q's scale search only; round-to-nearest (--method rtn) has none: drop it, or use --method dareq`);
+  }
+  if (v.plan !== undefined && v.bits !== undefined) throw new UsageError('--bits does not apply with --plan: the plan sets each block\'s bits (weightlens plan --variant)');
 }
 
 /** Progress on stderr: a rewritten line on a terminal, a line every few seconds otherwise. */
@@ -256,6 +268,12 @@ export function runAsProgram(): void {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   process.on('exit', removeLiveTempsSync);
+  // `weightlens inspect BIG | head`: a reader that stops early is not an error.
+  process.stdout.on('error', (e: NodeJS.ErrnoException) => {
+    if (e.code !== 'EPIPE') throw e;
+    removeLiveTempsSync();
+    process.exit(0);
+  });
   main(process.argv.slice(2), defaultIo, controller.signal).then(
     (code) => {
       process.exitCode = code;

@@ -1,7 +1,6 @@
 /** `weightlens plan` and `weightlens fastewq train|evaluate`: EWQ / FastEWQ mixed-precision plans. */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { parseArgs } from 'node:util';
 import { VARIANTS, type Variant } from '../core/ewq/decide';
 import { buildModelFile, csvRow, CSV_HEADER, evaluate, loadForest, parseCsv, precisionType, type FastEwqModel } from '../core/ewq/fast';
 import type { Plan } from '../core/ewq/plan';
@@ -12,7 +11,9 @@ import { planModel } from '../node/ewq';
 import { WebGpuEntropy } from '../compute/webgpu/entropy';
 import { gpuForBackend } from './backend';
 import { openModel } from '../node/open-model';
-import { parseNumber } from './args';
+import { inputIdentities, resolveTarget } from '../node/output-target';
+import { readTextFile } from '../node/input-file';
+import { parseFlags, parseNumber } from './args';
 import { formatBytes, pad } from './format';
 import type { Io } from './main';
 
@@ -31,13 +32,14 @@ raw, go to 8-bit or to 4-bit (variant 4-3: 4-bit / 3-bit), then a memory budget 
   --model FILE             FastEWQ classifier file (default: the one shipped with Weightlens)
   --json                   print the plan as JSON: {mu, sigma, threshold, blocks, totalBytes, fits, ...}
   --out PLAN.json          write the plan for "weightlens quantize PATH --plan PLAN.json"
+  --force                  replace an existing --out file
   --analyze-csv FILE       append this model's EWQ analysis to FILE in FastEWQ's training format
   --name NAME              model name for --analyze-csv rows (default: the folder's name)
   --backend auto|cpu|webgpu  where the entropy partials are computed (default auto: a real GPU when
                            there is one); they are merged in float64 on the CPU either way
 `;
 
-export const FASTEWQ_HELP = `Usage: weightlens fastewq train DATA.csv [--out MODEL.json] [--holdout FILE.csv] [--seed N]
+export const FASTEWQ_HELP = `Usage: weightlens fastewq train DATA.csv [--out MODEL.json] [--force] [--holdout FILE.csv] [--seed N]
        weightlens fastewq evaluate DATA.csv [--model MODEL.json]
 
 DATA.csv has the columns ${CSV_HEADER} (write rows with: weightlens plan PATH --analyze-csv DATA.csv).
@@ -58,9 +60,10 @@ export function parseSize(flag: string, v: string): number {
 }
 
 export async function readFastModel(file: string): Promise<FastEwqModel> {
+  const text = await readTextFile(file);
   let m: FastEwqModel;
   try {
-    m = JSON.parse(await fsp.readFile(file, 'utf8')) as FastEwqModel;
+    m = JSON.parse(text) as FastEwqModel;
     loadForest(m);
   } catch (e) {
     throw new WeightlensError(`is not a FastEWQ classifier file (${(e as Error).message})`, file);
@@ -90,11 +93,7 @@ export function planJson(p: Plan): Record<string, unknown> {
 }
 
 export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Promise<number> {
-  const { values: v, positionals } = parseArgs({
-    args,
-    allowPositionals: true,
-    strict: true,
-    options: {
+  const { values: v, positionals } = parseFlags(args, {
       budget: { type: 'string' },
       'threshold-factor': { type: 'string' },
       variant: { type: 'string' },
@@ -108,8 +107,8 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
       'analyze-csv': { type: 'string' },
       name: { type: 'string' },
       backend: { type: 'string' },
+      force: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
-    },
   });
   if (v.help) {
     io.out(PLAN_HELP);
@@ -137,9 +136,14 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
       fast,
       signal,
     });
-    if (v.out) await writeFileAtomic(path.resolve(v.out), JSON.stringify(planJson(plan), null, 2) + '\n', true);
+    const inputs = await inputIdentities(opened.inputPaths);
+    if (v.out) {
+      const target = await resolveTarget(v.out, { role: 'output', defaultName: 'ewq-plan.json', inputs });
+      await writeFileAtomic(target.path, JSON.stringify(planJson(plan), null, 2) + '\n', v.force);
+    }
     if (v['analyze-csv']) {
-      const csv = path.resolve(v['analyze-csv']);
+      const csv = (await resolveTarget(v['analyze-csv'], { role: 'output', defaultName: 'fastewq-data.csv', inputs })).path;
+      await refuseNonCsv(csv, v['analyze-csv']);
       const name = v.name ?? path.basename(path.dirname(path.resolve(positionals[0])));
       const exists = await fsp.stat(csv).then(() => true, () => false);
       const rows = plan.blocks.map((b) => csvRow({ model: name, numBlocks: plan.blocks.length, execIndex: b.execIndex, params: b.params, type: precisionType(b.precision) }));
@@ -165,21 +169,33 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
   }
 }
 
+/** --analyze-csv appends: only to a new file or to one that is already FastEWQ data. */
+async function refuseNonCsv(csv: string, display: string): Promise<void> {
+  const head = await fsp.open(csv, 'r').then(
+    async (fh) => {
+      try {
+        const buf = Buffer.alloc(CSV_HEADER.length);
+        await fh.read(buf, 0, buf.length, 0);
+        return buf.toString('utf8');
+      } finally {
+        await fh.close();
+      }
+    },
+    () => undefined,
+  );
+  if (head !== undefined && head !== CSV_HEADER) throw new WeightlensError(`exists and is not FastEWQ training data (its first line is not "${CSV_HEADER}"); refusing to append to it`, display);
+}
+
 export async function runFastEwq(args: string[], io: Io): Promise<number> {
   const [sub, ...rest] = args;
   if (sub === undefined || sub === '--help' || sub === '-h') {
     io.out(FASTEWQ_HELP);
     return sub === undefined ? 1 : 0;
   }
-  const { values: v, positionals } = parseArgs({
-    args: rest,
-    allowPositionals: true,
-    strict: true,
-    options: { out: { type: 'string' }, holdout: { type: 'string' }, seed: { type: 'string' }, model: { type: 'string' } },
-  });
+  const { values: v, positionals } = parseFlags(rest, { out: { type: 'string' }, holdout: { type: 'string' }, seed: { type: 'string' }, model: { type: 'string' }, force: { type: 'boolean' } });
   if (positionals.length !== 1) throw new WeightlensError(`fastewq ${sub} takes one DATA.csv`);
   const file = path.resolve(positionals[0]);
-  const rows = parseCsv(await fsp.readFile(file, 'utf8').catch(() => Promise.reject(new WeightlensError('no such file', positionals[0]))), positionals[0]);
+  const rows = parseCsv(await readTextFile(file, positionals[0]), positionals[0]);
   if (sub === 'evaluate') {
     const m = await readFastModel(v.model ?? shippedModelPath());
     const acc = evaluate(loadForest(m), rows);
@@ -187,10 +203,11 @@ export async function runFastEwq(args: string[], io: Io): Promise<number> {
     return 0;
   }
   if (sub !== 'train') throw new WeightlensError(`unknown fastewq command "${sub}" (expected train or evaluate)`);
-  const heldOut = v.holdout ? parseCsv(await fsp.readFile(path.resolve(v.holdout), 'utf8'), v.holdout) : [];
+  const heldOut = v.holdout ? parseCsv(await readTextFile(path.resolve(v.holdout), v.holdout), v.holdout) : [];
   const model = buildModelFile(rows, heldOut, heldOut.length ? `held-out rows of ${path.basename(v.holdout!)}` : 'none', parseNumber('seed', v.seed, { integer: true, min: 0 }) ?? 42);
-  const out = path.resolve(v.out ?? 'fastewq-model.json');
-  await writeFileAtomic(out, JSON.stringify(model) + '\n', true);
+  const inputs = await inputIdentities([file, ...(v.holdout ? [path.resolve(v.holdout)] : [])]);
+  const out = (await resolveTarget(v.out ?? 'fastewq-model.json', { role: 'output', defaultName: 'fastewq-model.json', inputs })).path;
+  await writeFileAtomic(out, JSON.stringify(model) + '\n', v.force);
   io.out(
     `trained on ${rows.length} rows of ${model.trainedOn.length} model(s); ${model.evaluation.accuracy === null ? 'no held-out rows given (--holdout FILE.csv), so no accuracy is claimed' : `held-out accuracy ${(model.evaluation.accuracy * 100).toFixed(1)}% on ${heldOut.length} rows`}\nwrote ${out}\n`,
   );

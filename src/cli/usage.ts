@@ -28,10 +28,10 @@ Writes a quantized copy of the model (never over the input) and a JSON report of
 Method
   --method dareq|rtn           DARE-Q scale search (default) or plain round-to-nearest (absmax scale)
   --preset clip|paper|reference  DARE-Q preset (default clip; see README "Methods")
-  --bits N                     2..8 (default 4)
+  --bits N                     2..8 (default 4; not with --plan, which sets each block's bits)
   --group-size N               weights per scale along a row; 0 = one scale per output channel (default 128)
 
-DARE-Q knobs (override the preset)
+DARE-Q knobs (override the preset; refused with --method rtn, which has no search)
   --lambda-weight X            weight of the L2 term (default 1)
   --lambda-entropy X           weight of the residual-entropy term (default 0.01; 0 = pure MSE search)
   --normalize | --no-normalize divide L2 by mean(w^2) and H by ln(B) so lambdas are scale-free (clip: on)
@@ -50,9 +50,12 @@ Output
   --include RE                 quantize tensors whose names match RE (replaces the default rule:
                                2-D linear weights, no embeddings, lm_head or norms)
   --exclude RE                 do not quantize tensors whose names match RE
-  --out PATH                   output file or folder (default: beside the input, named by method and bits)
+  --out PATH                   output file or folder (default: beside the input, named by method and
+                               bits); an existing folder that is not a Weightlens output gets the
+                               output inside it, under the default name
   --report PATH                JSON report (default: beside the output, *.report.json)
-  --force                      replace an existing output
+  --force                      replace a previous output (a file, or a folder Weightlens wrote);
+                               never the input, a folder holding it, or a folder of other files
 
 Compute
   --backend auto|cpu|webgpu    where the math runs (default auto)

@@ -206,6 +206,14 @@ export function encodeFloats(d: QuantizableFloat, values: ArrayLike<number>): Ui
   }
 }
 
+/** The largest finite value of each float dtype: anything beyond rounds to infinity. */
+export const MAX_FINITE: Record<QuantizableFloat, number> = {
+  F64: Number.MAX_VALUE,
+  F32: 3.4028234663852886e38,
+  F16: 65504,
+  BF16: 3.3895313892515355e38,
+};
+
 /** Round a value to what a float dtype can hold (a scale stored as F16 must be used as F16). */
 export function roundToDtype(d: QuantizableFloat, x: number): number {
   switch (d) {

@@ -7,6 +7,7 @@ import { groupBlocks } from '../core/blocks';
 import { decodeFloats, isDecodableFloat } from '../core/dtypes';
 import { CancelledError } from '../core/errors';
 import { blockEntropy, decide, type Precision, type Variant } from '../core/ewq/decide';
+import { firstNonFiniteRow, nonFiniteError } from '../core/finite';
 import { finishEntropy, mergePass1, pass1, pass2, CompensatedSum, type MaxSumExp } from '../core/ewq/entropy';
 import { loadForest, predict, type FastEwqModel } from '../core/ewq/fast';
 import { blockSizer, fitBudget, type Plan } from '../core/ewq/plan';
@@ -55,7 +56,11 @@ export async function tensorEntropy(opened: OpenModel, t: ModelTensor, eps: numb
     for (let r = 0; r < rows; r += step) {
       if (signal?.aborted) throw new CancelledError('analysis cancelled');
       const raw = await readRows(src, t, r, Math.min(step, rows - r));
-      await fn(decodeFloats(dtype, raw));
+      const values = decodeFloats(dtype, raw);
+      // As quantize does: an entropy over NaN is NaN, and every block would silently stay raw.
+      const bad = firstNonFiniteRow(values, cols);
+      if (bad >= 0) throw nonFiniteError(opened.model.files.length > 1 ? t.file : opened.model.path, t.name, r + bad, 'plan it');
+      await fn(values);
       onChunk?.(raw.byteLength);
       await tick();
     }

@@ -1,6 +1,7 @@
 /** ByteSource over a file handle: random-access reads, nothing loaded that was not asked for. */
-import { promises as fsp } from 'node:fs';
+import type { promises as fsp } from 'node:fs';
 import type { ByteSource } from '../core/bytesource';
+import { openRegularFile } from './input-file';
 
 export class FileByteSource implements ByteSource {
   private constructor(
@@ -10,7 +11,7 @@ export class FileByteSource implements ByteSource {
   ) {}
 
   static async open(path: string, name = path): Promise<FileByteSource> {
-    const handle = await fsp.open(path, 'r');
+    const handle = await openRegularFile(path, name);
     try {
       const st = await handle.stat();
       return new FileByteSource(name, handle, st.size);

@@ -101,7 +101,7 @@ export async function generateModel(dir: string, opts: Partial<GenerateOptions> 
     if (part.length === 0) continue;
     const name = shards === 1 ? 'model.safetensors' : `model-${String(s + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
     const layout = layoutFile(part, { format: 'pt', generator: 'weightlens generate' });
-    const out = await AtomicOutput.create(path.join(dir, name), false, true);
+    const out = await AtomicOutput.create(path.join(dir, name), { isDir: false, force: true });
     try {
       const fh = await fsp.open(out.tempPath, 'w');
       try {

@@ -8,6 +8,7 @@ import * as path from 'node:path';
 import { WeightlensError } from '../core/errors';
 import { isIndexPath, loadSharded, loadSingleFile, type Model } from '../core/model';
 import { FileByteSource } from './file-source';
+import { readTextFile, statRegularFile } from './input-file';
 
 export interface OpenModel {
   readonly model: Model;
@@ -35,9 +36,7 @@ async function statOrUndefined(p: string): Promise<Stats | undefined> {
 
 export async function openModel(userPath: string): Promise<OpenModel> {
   const abs = path.resolve(userPath);
-  const st = await statOrUndefined(abs);
-  if (!st) throw new WeightlensError('no such file', userPath);
-  if (st.isDirectory()) throw new WeightlensError('is a folder: give a .safetensors file or a model.safetensors.index.json', userPath);
+  const st = await statRegularFile(abs, userPath, 'give a .safetensors file or a model.safetensors.index.json');
   const dir = path.dirname(abs);
   const sources = new Map<string, FileByteSource>();
   const prints = new Map<string, string>([[abs, fingerprint(st)]]);
@@ -47,12 +46,14 @@ export async function openModel(userPath: string): Promise<OpenModel> {
   try {
     let model: Model;
     if (isIndexPath(abs)) {
-      const text = await fsp.readFile(abs, 'utf8');
+      const text = await readTextFile(abs, userPath);
       model = await loadSharded(userPath, text, async (shard) => {
         const p = path.join(dir, shard);
-        const sst = await statOrUndefined(p);
-        if (!sst || !sst.isFile()) return undefined;
-        const src = await FileByteSource.open(p, path.join(path.dirname(userPath), shard));
+        const display = path.join(path.dirname(userPath), shard);
+        // A missing shard is the index's error (loadSharded names it); anything else is the shard's.
+        if (!(await fsp.lstat(p).then(() => true, () => false))) return undefined;
+        const sst = await statRegularFile(p, display, 'a shard must be a .safetensors file');
+        const src = await FileByteSource.open(p, display);
         sources.set(shard, src);
         prints.set(p, fingerprint(sst));
         return src;

@@ -15,7 +15,8 @@ import type { QuantSettings } from '../core/quant/settings';
 import { emptyStats, finishStats, mergeStats, type TensorErrorStats } from '../core/quant/stats';
 import { layoutFile } from '../core/safetensors/layout';
 import { selectTargets, type MatrixView } from '../core/select';
-import { AtomicOutput, writeFileAtomic } from './atomic-output';
+import { AtomicOutput } from './atomic-output';
+import { inputIdentities, isWeightlensOutputFolder, resolveTarget } from './output-target';
 import { defaultOutputPath, defaultReportPath, outputIsFolder, SIDECAR_RE } from './output-paths';
 import { openModel, type OpenModel } from './open-model';
 import { JobPool } from './pool';
@@ -86,51 +87,110 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
   const t0 = performance.now();
   const opened = await openModel(req.input);
   const pool = new JobPool(req.threads ?? 1, req.workerScript);
-  let output: AtomicOutput | undefined;
+  const outputs: AtomicOutput[] = [];
+  let outPath = '';
   try {
     const model = opened.model;
     const sharded = model.index !== undefined;
     const targets = selectTargets(model.tensors, { include: req.include, exclude: req.exclude });
     const plan = planOutput(model, targets, req.format, req.settingsFor ?? (() => req.settings));
     const isFolder = outputIsFolder(req.format, sharded);
-    const outPath = path.resolve(req.out ?? defaultOutputPath(req.input, req.settings, req.format, sharded, req.tag));
-    refuseInputAsOutput(opened, outPath);
-    const reportPath = path.resolve(req.report ?? defaultReportPath(outPath));
-    if (opened.inputPaths.includes(reportPath) || reportPath === outPath) throw new WeightlensError('report path would overwrite an input or the output', reportPath);
 
-    output = await AtomicOutput.create(outPath, isFolder, req.force);
-    if (!req.force && (await sizeOf(reportPath).then(() => true, () => false))) {
-      throw new WeightlensError('report already exists (choose another --report, or --force to replace it)', reportPath);
-    }
+    // Where the files go, checked against the inputs by identity (see output-target.ts).
+    const inputs = await inputIdentities(opened.inputPaths);
+    const defaultOut = defaultOutputPath(req.input, req.settings, req.format, sharded, req.tag);
+    const out = await resolveTarget(req.out ?? defaultOut, { role: 'output', defaultName: path.basename(defaultOut), inputs });
+    outPath = out.path;
+    const report = await resolveTarget(req.report ?? defaultReportPath(outPath), { role: 'report', defaultName: path.basename(defaultReportPath(outPath)), inputs, taken: [out.landing] });
+    const reportPath = report.path;
+
+    // The output's size is known before its first byte: refuse now rather than fill the disk.
+    const files = plan.files.map((f) => {
+      const name = isFolder ? (sharded ? f.name : 'model.safetensors') : path.basename(outPath);
+      const metadata = outputMetadata(model.files.find((m) => m.name === f.name)!.header.metadata, req);
+      return { plan: f, name, metadata, layout: layoutFile(f.tensors.map((t) => t.spec), metadata) };
+    });
+    const expected = files.reduce((a, f) => a + f.layout.headerBytes.byteLength + f.layout.byteLengths.reduce((x, y) => x + y, 0), 0) + (isFolder ? await sidecarBytes(opened.dir) : 0);
+    await checkFreeSpace(out.landing, expected, outPath);
+
+    const replaceable = async (p: string) => {
+      const st = await fsp.lstat(p);
+      return st.isDirectory() ? isWeightlensOutputFolder(p) : st.isFile() || st.isSymbolicLink();
+    };
+    outputs.push(await AtomicOutput.create(outPath, { isDir: isFolder, force: req.force, mayReplace: replaceable, role: 'output' }).catch((e) => Promise.reject(asOutputError(e, outPath))));
+    outputs.push(await AtomicOutput.create(reportPath, { isDir: false, force: req.force, mayReplace: replaceable, role: 'report' }).catch((e) => Promise.reject(asOutputError(e, reportPath))));
+    const [output, reportOut] = outputs;
+
     const totalBytes = model.tensors.reduce((a, t) => a + t.byteLength, 0);
     const writer = new RunWriter(opened, pool, req, totalBytes);
-    const outputNames = new Map<string, string>();
-    for (const f of plan.files) {
-      const name = isFolder ? (sharded ? f.name : 'model.safetensors') : path.basename(outPath);
-      outputNames.set(f.name, name);
-      const metadata = outputMetadata(model.files.find((m) => m.name === f.name)!.header.metadata, req);
-      await writer.writeFile(output.pathFor(isFolder ? name : undefined), f.tensors, metadata).catch((e) => {
-        throw asOutputError(e, outPath);
-      });
-    }
-    if (isFolder) await writeFolderExtras(opened, plan, output, outputNames).catch((e) => {
+    const outputNames = new Map(files.map((f) => [f.plan.name, f.name]));
+    try {
+      for (const f of files) await writer.writeFile(output.pathFor(isFolder ? f.name : undefined), f.plan.tensors, f.metadata);
+      if (isFolder) await writeFolderExtras(opened, plan, output, outputNames);
+    } catch (e) {
       throw asOutputError(e, outPath);
-    });
+    }
 
     await opened.checkUnchanged();
     const seconds = (performance.now() - t0) / 1000;
     const outputBytes = await sizeOf(output.tempPath);
-    const report = buildReport(req, opened, outPath, writer, plan, seconds, outputBytes);
-    await output.commit();
-    await writeFileAtomic(reportPath, JSON.stringify(report, null, 2) + '\n', req.force);
-    return { outputPath: outPath, outputIsFolder: isFolder, reportPath, report };
+    const result = buildReport(req, opened, outPath, writer, plan, seconds, outputBytes);
+    // Output and report are committed together: never one without the other.
+    try {
+      await fsp.writeFile(reportOut.tempPath, JSON.stringify(result, null, 2) + '\n');
+      await AtomicOutput.commitAll(outputs);
+    } catch (e) {
+      throw asOutputError(e, outPath);
+    }
+    return { outputPath: outPath, outputIsFolder: isFolder, reportPath, report: result };
   } catch (e) {
-    if (output) await output.abort();
+    for (const o of outputs) await o.abort().catch(() => undefined);
     throw e;
   } finally {
     await pool.close();
     await opened.close();
   }
+}
+
+/** Bytes of the sidecar files (config, tokenizer) a folder output copies. */
+async function sidecarBytes(dir: string): Promise<number> {
+  let total = 0;
+  for (const e of await fsp.readdir(dir, { withFileTypes: true })) {
+    if (e.isFile() && SIDECAR_RE.test(e.name)) total += (await fsp.stat(path.join(dir, e.name))).size;
+  }
+  return total;
+}
+
+/**
+ * Refuse a run whose output cannot fit on its device, before anything is written. The margin
+ * covers what is not counted exactly (the report, config.json, the index, file-system overhead).
+ */
+export async function checkFreeSpace(landing: string, bytes: number, display: string): Promise<void> {
+  let dir = path.dirname(landing);
+  for (;;) {
+    try {
+      const fs = await fsp.statfs(dir);
+      const free = fs.bavail * fs.bsize;
+      const needed = bytes + Math.max(1 << 20, bytes * 0.005);
+      if (needed > free) throw new WeightlensError(`not enough free space: the output needs ${formatSize(needed)}, the device has ${formatSize(free)} free; nothing was written`, display);
+      return;
+    } catch (e) {
+      if (e instanceof WeightlensError) throw e;
+      const up = path.dirname(dir);
+      if (up === dir || (e as NodeJS.ErrnoException).code !== 'ENOENT') return; // statfs unsupported: the writes will tell
+      dir = up;
+    }
+  }
+}
+
+function formatSize(n: number): string {
+  const units = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
+  let i = 0;
+  while (n >= 1000 && i < units.length - 1) {
+    n /= 1000;
+    i++;
+  }
+  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
 }
 
 const FS_ERRORS: Record<string, string> = {
@@ -141,20 +201,19 @@ const FS_ERRORS: Record<string, string> = {
   EROFS: 'read-only file system',
   EIO: 'input/output error',
   EFBIG: 'file too large for the file system',
+  ENOTDIR: 'a part of the path is not a folder',
+  EISDIR: 'is a folder',
+  ENAMETOOLONG: 'the name is too long',
+  EMFILE: 'too many open files',
+  EXDEV: 'the temporary and final names are on different devices',
 };
 
-/** A failed write names the output and the cause in one line (the temporary file is already gone). */
+/** A failed write names the output and the cause in one line (the temporary files are gone by then). */
 function asOutputError(e: unknown, outPath: string): unknown {
-  const code = (e as NodeJS.ErrnoException | undefined)?.code;
-  if (typeof code !== 'string' || !(code in FS_ERRORS)) return e;
-  return new WeightlensError(`writing the output failed: ${FS_ERRORS[code]} (${code}); nothing was left behind`, outPath);
-}
-
-function refuseInputAsOutput(opened: OpenModel, outPath: string): void {
-  if (opened.inputPaths.includes(outPath)) throw new WeightlensError('output would overwrite the input; choose another --out', outPath);
-  if (outPath === opened.dir || opened.dir.startsWith(outPath + path.sep)) {
-    throw new WeightlensError("output would replace the input's folder; choose another --out", outPath);
-  }
+  const err = e as NodeJS.ErrnoException | undefined;
+  const code = err?.code;
+  if (typeof code !== 'string' || typeof err?.syscall !== 'string') return e;
+  return new WeightlensError(`writing the output failed: ${FS_ERRORS[code] ?? err.message} (${code}); nothing was left behind`, outPath);
 }
 
 function outputMetadata(input: Readonly<Record<string, string>>, req: QuantizeRequest): Record<string, string> {

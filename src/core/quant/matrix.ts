@@ -4,8 +4,8 @@
  * stored in (so fake-quant values equal what a runtime computes from the packed checkpoint), then
  * compute codes, dequantized values (in place) and the error statistics.
  */
-import { roundToDtype, type QuantizableFloat } from '../dtypes';
-import { WeightlensError } from '../errors';
+import { MAX_FINITE, roundToDtype, type QuantizableFloat } from '../dtypes';
+import { nonFiniteError } from '../finite';
 import { candidateAt, candidateRange, makeScratch, residualEntropy, roundHalfEven, searchGroup, searchScale, type Floats, type SearchScratch, type SearchTrace } from './search';
 import { qRange, type QuantSettings } from './settings';
 import { emptyStats, rowMoments, type ChannelStats, type StatsAccumulator } from './stats';
@@ -44,10 +44,23 @@ export function groupsPerRow(cols: number, groupSize: number): number {
 
 const SMALLEST: Record<QuantizableFloat, number> = { F64: Number.MIN_VALUE, F32: 2 ** -149, F16: 2 ** -24, BF16: 2 ** -133 };
 
-/** A chosen scale as stored: rounded to the dtype, and never 0 (a tiny group must not divide by 0). */
-export function storedScale(dtype: QuantizableFloat, chosen: number): number {
-  const sc = roundToDtype(dtype, chosen);
+/**
+ * A chosen scale as stored: rounded to the dtype, never 0 (a tiny group must not divide by 0), and
+ * never so large that a code times it overflows the dtype. `codeMagnitude` is the largest |code|,
+ * 2^(bits-1) (the qmin code): max/2^k is exact in every float dtype, so the cap itself is stored
+ * exactly and every q * scale, and the runtime's product of the stored scale, stays finite. Only
+ * groups within a factor 2^(bits-1)/qmax of the dtype's largest value meet the cap (f16 weights
+ * near ±65504, where RTN's scale 65504/7 would round up and -8 * scale overflow).
+ */
+export function storedScale(dtype: QuantizableFloat, chosen: number, codeMagnitude: number): number {
+  const sc = Math.min(roundToDtype(dtype, chosen), MAX_FINITE[dtype] / codeMagnitude);
   return sc > 0 ? sc : SMALLEST[dtype];
+}
+
+/** The largest |code| of a setting: what storedScale caps against. */
+export function codeMagnitude(s: QuantSettings): number {
+  const { qmin, qmax } = qRange(s.bits, s.ternary);
+  return Math.max(-qmin, qmax);
 }
 
 /** The search's verdict per group (see SearchChoices in src/compute/backend.ts). */
@@ -94,6 +107,8 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
   const codes = opts.codes;
   const ch = opts.channels;
   const dtype = opts.dtype;
+  const qAbs = codeMagnitude(s);
+  const maxFinite = MAX_FINITE[dtype];
 
   for (let r = 0; r < rows; r++) {
     if (ch) {
@@ -123,7 +138,7 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
         sumW2 += x * x;
       }
       if (!finite) {
-        throw new WeightlensError(`contains NaN or Inf in row ${(opts.rowBase ?? 0) + r}; refusing to quantize it`, opts.file, opts.tensor);
+        throw nonFiniteError(opts.file, opts.tensor, (opts.rowBase ?? 0) + r, 'quantize it');
       }
       stats.count += n;
       stats.sumW += sumW;
@@ -137,7 +152,7 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
         continue;
       }
       const rtnScale = absmax / qmax;
-      const sc = storedScale(dtype, chooseScale(values, off, n, absmax, sumW2 / n, s, scratch, opts, r * groups + gi));
+      const sc = storedScale(dtype, chooseScale(values, off, n, absmax, sumW2 / n, s, scratch, opts, r * groups + gi), qAbs);
       scales[r * groups + gi] = sc;
 
       let e2 = 0;
@@ -160,6 +175,8 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
           clipped++;
         }
         const deq = roundToDtype(dtype, q * sc);
+        // storedScale keeps every product finite; a value that is not must never reach a file.
+        if (!(Math.abs(deq) <= maxFinite)) throw new Error(`internal: ${opts.tensor} row ${(opts.rowBase ?? 0) + r}: dequantized ${deq} from code ${q} and scale ${sc}`);
         const e = x - deq;
         values[off + i] = deq;
         if (codes) codes[off + i] = q;

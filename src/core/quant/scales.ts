@@ -4,7 +4,7 @@
  * float64, so the GPU kernels that follow get the very scales the CPU would use.
  */
 import type { QuantizableFloat } from '../dtypes';
-import { chooseScale, groupsPerRow, storedScale, type GroupChoices } from './matrix';
+import { chooseScale, codeMagnitude, groupsPerRow, storedScale, type GroupChoices } from './matrix';
 import { makeScratch, type Floats } from './search';
 import type { QuantSettings } from './settings';
 
@@ -14,12 +14,13 @@ export function scalesFromChoices(values: Floats, rows: number, cols: number, s:
   const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
   const scales = new Float64Array(rows * gpr);
   const scratch = makeScratch(g, s.bins);
+  const qAbs = codeMagnitude(s);
   for (let r = 0; r < rows; r++) {
     for (let gi = 0; gi < gpr; gi++) {
       const at = r * gpr + gi;
       const a = absmax[at];
       const n = Math.min(g, cols - gi * g);
-      scales[at] = a === 0 ? 1 : storedScale(dtype, chooseScale(values, r * cols + gi * g, n, a, undefined, s, scratch, found, at));
+      scales[at] = a === 0 ? 1 : storedScale(dtype, chooseScale(values, r * cols + gi * g, n, a, undefined, s, scratch, found, at), qAbs);
     }
   }
   return scales;

@@ -92,6 +92,10 @@ export interface TensorErrorStats {
 }
 
 export function finishStats(a: StatsAccumulator): TensorErrorStats {
+  // JSON would write a non-finite error as null, which reads as "no error at all".
+  if (!Number.isFinite(a.sumE2) || !Number.isFinite(a.sumD2) || !Number.isFinite(a.absmaxD)) {
+    throw new Error(`internal: non-finite error statistics (sum e^2 ${a.sumE2}, max |dequantized| ${a.absmaxD})`);
+  }
   const n = Math.max(1, a.count);
   const none = a.ratioGroups === 0;
   return {
