@@ -19,8 +19,9 @@ const node = {
   absWorkingDir: root,
   define: { WEIGHTLENS_VERSION: JSON.stringify(pkg.version) },
   loader: { '.wgsl': 'text' },
-  // Dawn for Node is a native module: loaded from node_modules at run time, never bundled.
-  external: ['webgpu'],
+  // Native modules, loaded from node_modules at run time, never bundled: Dawn for Node, llama.cpp
+  // (node-llama-cpp, an optional dependency loaded only to evaluate) and koffi (the benchmark's FFI).
+  external: ['webgpu', 'node-llama-cpp', 'koffi'],
 };
 
 rmSync(path.join(root, 'out'), { recursive: true, force: true });
@@ -38,7 +39,7 @@ for (const f of ['codicon.css', 'codicon.ttf']) {
 
 await Promise.all([
   build({ ...node, entryPoints: { cli: 'src/cli/index.ts', worker: 'src/node/worker.ts', generate: 'scripts/generate.ts', bench: 'scripts/bench.ts' }, outdir: 'dist' }),
-  build({ ...node, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist', external: ['vscode', 'webgpu'] }),
+  build({ ...node, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist', external: ['vscode', 'webgpu', 'node-llama-cpp'] }),
   build({
     bundle: true,
     platform: 'browser',
@@ -52,5 +53,5 @@ await Promise.all([
     entryPoints: { inspector: 'webview/inspector/main.ts', 'scales-worker': 'webview/inspector/scales-worker.ts' },
     outdir: 'dist/webview',
   }),
-  build({ ...node, entryPoints: testEntries, outdir: 'out/test', outbase: 'test', packages: 'external', external: ['vscode', 'webgpu'] }),
+  build({ ...node, entryPoints: testEntries, outdir: 'out/test', outbase: 'test', packages: 'external', external: ['vscode', 'webgpu', 'node-llama-cpp', 'koffi'] }),
 ]);

@@ -19,7 +19,8 @@ import { parsePlanFile, settingsFromPlan } from '../core/ewq/apply';
 import { FASTEWQ_HELP, PLAN_HELP, runFastEwq, runPlan } from './plan-command';
 import { parseChoice, parseFlags, parseNumber } from './args';
 import { formatBytes, formatCount, pad } from './format';
-import { INSPECT_HELP, MAIN_HELP, QUANTIZE_HELP } from './usage';
+import { EVAL_HELP, INSPECT_HELP, MAIN_HELP, QUANTIZE_HELP } from './usage';
+import { evaluateModels } from '../node/evaluate';
 
 declare const WEIGHTLENS_VERSION: string;
 const VERSION = typeof WEIGHTLENS_VERSION === 'string' ? WEIGHTLENS_VERSION : '0.0.0-dev';
@@ -50,7 +51,7 @@ export async function main(argv: string[], io: Io = defaultIo, signal?: AbortSig
       return 0;
     }
     if (cmd === 'help') {
-      const texts: Record<string, string> = { quantize: QUANTIZE_HELP, inspect: INSPECT_HELP, plan: PLAN_HELP, fastewq: FASTEWQ_HELP };
+      const texts: Record<string, string> = { quantize: QUANTIZE_HELP, inspect: INSPECT_HELP, plan: PLAN_HELP, fastewq: FASTEWQ_HELP, eval: EVAL_HELP };
       io.out(texts[rest[0]] ?? MAIN_HELP);
       return 0;
     }
@@ -58,7 +59,8 @@ export async function main(argv: string[], io: Io = defaultIo, signal?: AbortSig
     if (cmd === 'quantize') return await runQuantize(rest, io, signal);
     if (cmd === 'plan') return await runPlan(rest, io, signal);
     if (cmd === 'fastewq') return await runFastEwq(rest, io);
-    throw new UsageError(`unknown command "${cmd}" (expected inspect, quantize, plan or fastewq; see weightlens --help)`);
+    if (cmd === 'eval') return await runEval(rest, io, signal);
+    throw new UsageError(`unknown command "${cmd}" (expected inspect, quantize, plan, eval or fastewq; see weightlens --help)`);
   } catch (e) {
     if (e instanceof CancelledError) {
       io.err(`error: ${e.message}\n`);
@@ -155,6 +157,17 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
   }
   const input = onePath(positionals, 'quantize');
   refuseIgnoredFlags(v);
+  const format = parseChoice<OutputFormat>('format', v.format, OUTPUT_FORMATS) ?? 'fake';
+  // GGUF: blocks of 32 weights; --bits 16/32 is a plain F16/F32 conversion.
+  let ggufFloat: 'F16' | 'F32' | undefined;
+  if (format === 'gguf') {
+    if (v['group-size'] !== undefined && v['group-size'] !== '32') throw new UsageError(`GGUF blocks hold 32 weights: --group-size must be 32 (got "${v['group-size']}")`);
+    v['group-size'] = '32';
+    if (v.bits === '16' || v.bits === '32') {
+      ggufFloat = v.bits === '16' ? 'F16' : 'F32';
+      v.bits = undefined;
+    }
+  }
   const input_: SettingsInput = {
     method: parseChoice<Method>('method', v.method, METHODS),
     preset: parseChoice<Preset>('preset', v.preset, PRESET_NAMES),
@@ -169,7 +182,6 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
     search: parseChoice<SearchMode>('search', v.search, SEARCH_MODES),
   };
   const settings = resolveSettings(input_);
-  const format = parseChoice<OutputFormat>('format', v.format, OUTPUT_FORMATS) ?? 'fake';
   // A GPU only ranks the candidates of the exhaustive search (see gpuSearches).
   const gpu = await gpuForBackend(v.backend, gpuSearches(settings));
   const searchBackend = gpu?.search;
@@ -199,7 +211,8 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
     settingsFor,
     searchBackend,
     plan: v.plan ? path.resolve(v.plan) : undefined,
-    tag: v.plan ? `${settings.method}-ewq${settings.groupSize > 0 ? `-g${settings.groupSize}` : ''}` : undefined,
+    ggufFloat,
+    tag: ggufFloat ? ggufFloat.toLowerCase() : v.plan ? `${settings.method}-ewq${settings.groupSize > 0 ? `-g${settings.groupSize}` : ''}` : undefined,
     version: VERSION,
   });
   progress.done();
@@ -216,6 +229,50 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
       `${r.summary.tensorsQuantized} tensors quantized (${settings.method} ${v.plan ? `${[...new Set(r.tensors.map((t) => t.bits))].sort((a, b) => a - b).join('/') || 'no'}-bit by the EWQ plan` : `${settings.bits}-bit`}, group ${settings.groupSize || 'per-channel'}${settings.method === 'dareq' ? `, preset ${settings.preset}` : ''}; ${searchBackend ? `scale search on WebGPU: ${searchBackend.description}` : 'CPU'}), ${r.summary.tensorsCopied} copied; mean SQNR ${Number.isNaN(meanSqnr) ? 'n/a' : meanSqnr.toFixed(2) + ' dB'}; ${r.summary.seconds.toFixed(2)} s, ${formatCount(Math.round(r.summary.weightsPerSecond))} weights/s`,
     ].join('\n') + '\n',
   );
+  return 0;
+}
+
+async function runEval(args: string[], io: Io, signal?: AbortSignal): Promise<number> {
+  const { values: v, positionals } = parseFlags(args, {
+    text: { type: 'string' },
+    ctx: { type: 'string' },
+    'max-tokens': { type: 'string' },
+    threads: { type: 'string' },
+    compare: { type: 'string' },
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean', short: 'q' },
+    help: { type: 'boolean', short: 'h' },
+  });
+  if (v.help) {
+    io.out(EVAL_HELP);
+    return 0;
+  }
+  const model = onePath(positionals, 'eval');
+  const start = Date.now();
+  let last = 0;
+  const r = await evaluateModels({
+    models: v.compare ? [model, v.compare] : [model],
+    textFile: v.text,
+    ctx: parseNumber('ctx', v.ctx, { integer: true, min: 2, max: 1 << 20 }),
+    maxTokens: parseNumber('max-tokens', v['max-tokens'], { integer: true, min: 2 }),
+    threads: parseNumber('threads', v.threads, { integer: true, min: 1, max: 256 }) ?? 1,
+    signal,
+    version: VERSION,
+    onProgress: (m, done, total) => {
+      if (v.quiet || Date.now() - last < (io.errIsTty ? 200 : 2000) || Date.now() - start < 1000) return;
+      last = Date.now();
+      const line = `[${((100 * done) / total).toFixed(1).padStart(5)}%] ${done} / ${total} tokens  ${path.basename(m)}`;
+      io.err(io.errIsTty ? `\r\x1b[K${line}` : `${line}\n`);
+    },
+  });
+  if (!v.quiet && io.errIsTty && last) io.err('\r\x1b[K');
+  if (v.json) {
+    io.out(JSON.stringify(r, null, 2) + '\n');
+    return 0;
+  }
+  const lines = r.results.map((x) => `perplexity ${x.perplexity.toFixed(4)}  ${x.model} (${formatBytes(x.bytes)}): ${x.tokens} tokens in ${x.windows} window(s) of ${x.ctx}, ${x.seconds.toFixed(1)} s`);
+  if (r.ratio !== undefined) lines.push(`ratio ${r.ratio.toFixed(4)} (${r.ratio >= 1 ? '+' : ''}${((r.ratio - 1) * 100).toFixed(2)}%): ${r.results[1].model} against ${r.results[0].model}, same ${r.results[0].tokens} tokens of ${r.text}`);
+  io.out(lines.join('\n') + '\n');
   return 0;
 }
 

@@ -5,7 +5,7 @@ import { VARIANTS, type Variant } from '../core/ewq/decide';
 import { buildModelFile, csvRow, CSV_HEADER, evaluate, loadForest, parseCsv, precisionType, type FastEwqModel } from '../core/ewq/fast';
 import type { Plan } from '../core/ewq/plan';
 import { WeightlensError } from '../core/errors';
-import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
+import { PLAN_FORMATS, type OutputFormat } from '../core/plan';
 import { writeFileAtomic } from '../node/atomic-output';
 import { planModel } from '../node/ewq';
 import { WebGpuEntropy } from '../compute/webgpu/entropy';
@@ -118,7 +118,7 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
   const variant = (v.variant ?? '8-4') as Variant;
   if (!VARIANTS.includes(variant)) throw new WeightlensError(`--variant must be one of ${VARIANTS.join(', ')} (got "${v.variant}")`);
   const format = (v.format ?? 'compressed-tensors') as OutputFormat;
-  if (!OUTPUT_FORMATS.includes(format)) throw new WeightlensError(`--format must be one of ${OUTPUT_FORMATS.join(', ')} (got "${v.format}")`);
+  if (!PLAN_FORMATS.includes(format)) throw new WeightlensError(`--format must be one of ${PLAN_FORMATS.join(', ')} (got "${v.format}")`);
   if (v.fast && v['analyze-csv']) throw new WeightlensError('--analyze-csv needs the full EWQ analysis; drop --fast');
   const fast = v.fast ? await readFastModel(v.model ?? shippedModelPath()) : undefined;
   const gpu = await gpuForBackend(v.backend, !v.fast);

@@ -5,11 +5,12 @@ Usage:
   weightlens inspect PATH [--json]
   weightlens quantize PATH [options]
   weightlens plan PATH [--budget SIZE] [--threshold-factor K] [--variant 8-4|4-3] [--fast] [--json] [--out PLAN.json]
+  weightlens eval MODEL [--text FILE] [--ctx N] [--compare OTHER] [--json]
   weightlens fastewq train|evaluate DATA.csv
   weightlens help [COMMAND]
   weightlens --version
 
-PATH is a .safetensors file or a sharded model's *.safetensors.index.json.
+PATH is a .safetensors file or a sharded model's *.safetensors.index.json; eval also takes .gguf.
 Run "weightlens help quantize" for the quantization options.
 `;
 
@@ -45,8 +46,12 @@ DARE-Q knobs (override the preset; refused with --method rtn, which has no searc
 Output
   --plan PLAN.json             mixed precision: each block at the bit width of an EWQ plan
                                ("weightlens plan PATH --out PLAN.json"); raw blocks are copied
-  --format fake|compressed-tensors  fake-quant in the input dtype (default), or pack-quantized int4/int8
-                               with config.json for vLLM / transformers (a folder)
+  --format fake|compressed-tensors|gguf
+                               fake-quant in the input dtype (default); pack-quantized int4/int8 with
+                               config.json for vLLM / transformers (a folder); or GGUF for llama.cpp:
+                               --bits 4 = Q4_0, 8 = Q8_0 (groups of 32), 16/32 = plain F16/F32.
+                               Llama-family models with config.json and tokenizer.model or llama2.c's
+                               tokenizer.bin beside them
   --include RE                 quantize tensors whose names match RE (replaces the default rule:
                                2-D linear weights, no embeddings, lm_head or norms)
   --exclude RE                 do not quantize tensors whose names match RE
@@ -61,4 +66,20 @@ Compute
   --backend auto|cpu|webgpu    where the math runs (default auto)
   --threads N                  worker threads for the CPU backend (default: all cores)
   --quiet                      no progress on stderr
+`;
+
+export const EVAL_HELP = `Usage: weightlens eval MODEL [options]
+
+Perplexity in llama.cpp itself (node-llama-cpp, CPU): the text is tokenized by the model's own
+tokenizer, cut into non-overlapping windows that each start from BOS, and every token is scored
+given the ones before it in its window. MODEL is a .gguf, or a safetensors model (converted to a
+temporary F32 GGUF first).
+
+  --text FILE        the text (default: short stories bundled for the sample model)
+  --ctx N            tokens per window, BOS included (default 512)
+  --max-tokens N     score only the first N tokens of the text
+  --compare OTHER    evaluate OTHER on the same tokens and print the ratio OTHER / MODEL
+  --threads N        llama.cpp threads (default 1)
+  --json             print {text, results: [{model, perplexity, nll, tokens, windows, ctx, ...}], ratio}
+  --quiet            no progress on stderr
 `;

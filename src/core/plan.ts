@@ -11,8 +11,10 @@ import type { Model, ModelTensor } from './model';
 import type { OutputTensorSpec } from './safetensors/layout';
 import { isEmbedding, type MatrixView } from './select';
 
-export type OutputFormat = 'fake' | 'compressed-tensors';
-export const OUTPUT_FORMATS: readonly OutputFormat[] = ['fake', 'compressed-tensors'];
+export type OutputFormat = 'fake' | 'compressed-tensors' | 'gguf';
+export const OUTPUT_FORMATS: readonly OutputFormat[] = ['fake', 'compressed-tensors', 'gguf'];
+/** The formats an EWQ plan sizes its blocks for (a GGUF plan is sized as compressed-tensors). */
+export const PLAN_FORMATS: readonly OutputFormat[] = ['fake', 'compressed-tensors'];
 
 export type TensorSource =
   | { kind: 'copy'; tensor: ModelTensor }

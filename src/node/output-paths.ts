@@ -24,12 +24,13 @@ export function defaultOutputPath(inputPath: string, settings: QuantSettings, fo
   const dir = path.dirname(path.resolve(inputPath));
   const stem = modelStem(inputPath);
   if (format === 'compressed-tensors') return path.join(dir, `${stem}.${tag}-ct`);
+  if (format === 'gguf') return path.join(dir, `${stem}.${tag}.gguf`);
   if (sharded) return path.join(dir, `${stem}.${tag}`);
   return path.join(dir, `${stem}.${tag}.safetensors`);
 }
 
 export function defaultReportPath(outputPath: string): string {
-  return `${outputPath.replace(/\.safetensors$/, '')}.report.json`;
+  return `${outputPath.replace(/\.(safetensors|gguf)$/, '')}.report.json`;
 }
 
 /** Files beside a model that a loader needs with it (config, tokenizer), copied into folder outputs. */

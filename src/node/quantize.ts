@@ -20,7 +20,10 @@ import { inputIdentities, isWeightlensOutputFolder, resolveTarget } from './outp
 import { defaultOutputPath, defaultReportPath, outputIsFolder, SIDECAR_RE } from './output-paths';
 import { openModel, type OpenModel } from './open-model';
 import { JobPool } from './pool';
-import { streamTensor, type GpuCounts } from './stream-tensor';
+import { CHUNK_WEIGHTS, streamTensor, type GpuCounts } from './stream-tensor';
+import { convertedTensor, planGgufRun, type GgufRunPlan } from './gguf-output';
+import { GgmlType, packQ4_0, packQ8_0 } from '../core/formats/gguf';
+import { permuteRows, typeForBits, type GgufTarget, type GgufTensorPlan } from '../core/formats/gguf-llama';
 import type { ScaleSearchBackend } from '../compute/backend';
 
 /** Copied tensors are streamed in pieces of this size. */
@@ -54,6 +57,8 @@ export interface QuantizeRequest {
   plan?: string;
   /** Output-name tag, when the default name should not come from the settings (e.g. a plan). */
   tag?: string;
+  /** GGUF only: a plain F32/F16 conversion instead of quantized blocks. */
+  ggufFloat?: 'F32' | 'F16';
   /** Runs DARE-Q's scale search (the WebGPU backend); the CPU does everything else, and decides the candidates the GPU could not rule out. */
   searchBackend?: ScaleSearchBackend;
   version: string;
@@ -92,8 +97,8 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
   try {
     const model = opened.model;
     const sharded = model.index !== undefined;
-    const targets = selectTargets(model.tensors, { include: req.include, exclude: req.exclude });
-    const plan = planOutput(model, targets, req.format, req.settingsFor ?? (() => req.settings));
+    const gguf = req.format === 'gguf' ? await planGguf(opened, req) : undefined;
+    const plan = gguf ? undefined : planOutput(model, selectTargets(model.tensors, { include: req.include, exclude: req.exclude }), req.format, req.settingsFor ?? (() => req.settings));
     const isFolder = outputIsFolder(req.format, sharded);
 
     // Where the files go, checked against the inputs by identity (see output-target.ts).
@@ -105,12 +110,12 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
     const reportPath = report.path;
 
     // The output's size is known before its first byte: refuse now rather than fill the disk.
-    const files = plan.files.map((f) => {
+    const files = (plan?.files ?? []).map((f) => {
       const name = isFolder ? (sharded ? f.name : 'model.safetensors') : path.basename(outPath);
       const metadata = outputMetadata(model.files.find((m) => m.name === f.name)!.header.metadata, req);
       return { plan: f, name, metadata, layout: layoutFile(f.tensors.map((t) => t.spec), metadata) };
     });
-    const expected = files.reduce((a, f) => a + f.layout.headerBytes.byteLength + f.layout.byteLengths.reduce((x, y) => x + y, 0), 0) + (isFolder ? await sidecarBytes(opened.dir) : 0);
+    const expected = gguf ? gguf.layout.totalBytes : files.reduce((a, f) => a + f.layout.headerBytes.byteLength + f.layout.byteLengths.reduce((x, y) => x + y, 0), 0) + (isFolder ? await sidecarBytes(opened.dir) : 0);
     await checkFreeSpace(out.landing, expected, outPath);
 
     const replaceable = async (p: string) => {
@@ -125,8 +130,9 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
     const writer = new RunWriter(opened, pool, req, totalBytes);
     const outputNames = new Map(files.map((f) => [f.plan.name, f.name]));
     try {
+      if (gguf) await writer.writeGguf(output.tempPath, gguf);
       for (const f of files) await writer.writeFile(output.pathFor(isFolder ? f.name : undefined), f.plan.tensors, f.metadata);
-      if (isFolder) await writeFolderExtras(opened, plan, output, outputNames);
+      if (isFolder && plan) await writeFolderExtras(opened, plan, output, outputNames);
     } catch (e) {
       throw asOutputError(e, outPath);
     }
@@ -134,7 +140,7 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
     await opened.checkUnchanged();
     const seconds = (performance.now() - t0) / 1000;
     const outputBytes = await sizeOf(output.tempPath);
-    const result = buildReport(req, opened, outPath, writer, plan, seconds, outputBytes);
+    const result = buildReport(req, opened, outPath, writer, plan?.quantized.size ?? gguf!.tensors.filter((t) => t.settings).length, seconds, outputBytes, gguf);
     // Output and report are committed together: never one without the other.
     try {
       await fsp.writeFile(reportOut.tempPath, JSON.stringify(result, null, 2) + '\n');
@@ -150,6 +156,21 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
     await pool.close();
     await opened.close();
   }
+}
+
+/** The GGUF plan of a run: groups of 32 (Q4_0/Q8_0 blocks), 8-bit where llama.cpp keeps 8 bits. */
+async function planGguf(opened: OpenModel, req: QuantizeRequest): Promise<GgufRunPlan> {
+  if (req.settings.groupSize !== 32) throw new WeightlensError(`GGUF blocks hold 32 weights: --group-size must be 32 (got ${req.settings.groupSize})`, opened.model.path);
+  const target: GgufTarget = req.ggufFloat ? { kind: 'float', type: req.ggufFloat === 'F32' ? GgmlType.F32 : GgmlType.F16 } : { kind: 'quant', bits: typeForBits(req.settings.bits) === GgmlType.Q4_0 ? 4 : 8 };
+  const include = req.include === undefined ? undefined : new RegExp(req.include);
+  const exclude = req.exclude === undefined ? undefined : new RegExp(req.exclude);
+  const settingsFor = (t: ModelTensor, bits: number): QuantSettings | undefined => {
+    if ((include && !include.test(t.name)) || exclude?.test(t.name)) return undefined;
+    const s = req.settingsFor ? req.settingsFor(t.name) : req.settings;
+    if (!s) return undefined;
+    return s.bits === bits || req.settingsFor === undefined ? { ...s, bits, groupSize: 32 } : { ...s, groupSize: 32 };
+  };
+  return planGgufRun(opened, target, settingsFor, { 'weightlens.version': req.version, 'weightlens.method': req.settings.method, ...(req.settings.method === 'dareq' ? { 'weightlens.preset': req.settings.preset } : {}) });
 }
 
 /** Bytes of the sidecar files (config, tokenizer) a folder output copies. */
@@ -287,9 +308,10 @@ function buildReport(
   opened: OpenModel,
   outPath: string,
   writer: RunWriter,
-  plan: OutputPlan,
+  tensorsQuantized: number,
   seconds: number,
   outputBytes: number,
+  gguf?: GgufRunPlan,
 ): QuantizeReport {
   const s = req.settings;
   // The GPU ranks only the exhaustive search's candidates (gpuSearches; an EWQ plan's tensors share
@@ -318,6 +340,18 @@ function buildReport(
         : {}),
       threads: writer.threads,
       plan: req.plan ?? null,
+      ...(gguf
+        ? {
+            gguf: {
+              architecture: gguf.arch.arch,
+              fileType: gguf.target.kind === 'float' ? GgmlType[gguf.target.type] : GgmlType[typeForBits(gguf.target.bits)],
+              qkRowsPermuted: gguf.arch.permute !== undefined,
+              vocabulary: `${gguf.vocab.tokens.length} tokens from the ${gguf.vocab.source}`,
+              tensorTypes: Object.fromEntries(gguf.tensors.map((t) => [t.info.name, GgmlType[t.info.type]])),
+              notes: [...new Set(gguf.tensors.map((t) => t.note).filter((n): n is string => n !== undefined))],
+            },
+          }
+        : {}),
     },
     tensors: writer.tensorReports,
     summary: {
@@ -326,8 +360,8 @@ function buildReport(
       seconds,
       weightsPerSecond: seconds > 0 ? quantizedWeights / seconds : 0,
       quantizedWeights,
-      tensorsQuantized: plan.quantized.size,
-      tensorsCopied: opened.model.tensors.length - plan.quantized.size,
+      tensorsQuantized,
+      tensorsCopied: opened.model.tensors.length - tensorsQuantized,
     },
   };
 }
@@ -380,6 +414,70 @@ class RunWriter {
     } finally {
       await fh.close();
     }
+  }
+
+  /** The GGUF file: header, then each tensor at its aligned offset. */
+  async writeGguf(filePath: string, g: GgufRunPlan): Promise<void> {
+    const fh = await fsp.open(filePath, 'w');
+    try {
+      let pos = 0;
+      const write = async (bytes: Uint8Array) => {
+        let done = 0;
+        while (done < bytes.byteLength) {
+          const { bytesWritten } = await fh.write(bytes, done, bytes.byteLength - done, pos + done);
+          done += bytesWritten;
+        }
+        pos += bytes.byteLength;
+      };
+      await write(g.layout.header);
+      const base = g.layout.header.byteLength;
+      for (let i = 0; i < g.tensors.length; i++) {
+        const p = g.tensors[i];
+        const at = base + g.layout.offsets[i];
+        if (pos < at) await write(new Uint8Array(at - pos));
+        const before = pos;
+        if (p.settings) await this.quantizeGgufTensor(p, write);
+        else {
+          for await (const c of convertedTensor(this.opened, p, CHUNK_WEIGHTS)) {
+            this.checkCancel();
+            await write(c.bytes);
+            this.progress(p.tensor.name, c.inputBytes);
+          }
+        }
+        if (pos - before !== g.layout.byteLengths[i]) throw new Error(`internal: wrote ${pos - before} bytes for ${p.info.name}, planned ${g.layout.byteLengths[i]}`);
+      }
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+  }
+
+  /** Codes and f16 scales of the run's quantizer, packed into Q4_0 / Q8_0 blocks. */
+  private async quantizeGgufTensor(p: GgufTensorPlan, write: (b: Uint8Array) => Promise<void>): Promise<void> {
+    const t = p.tensor;
+    const settings = p.settings!;
+    const [rows, cols] = t.shape;
+    const pack = p.info.type === GgmlType.Q4_0 ? packQ4_0 : packQ8_0;
+    const stats = emptyStats(settings.bits);
+    // q/k rows move across the whole tensor: their codes are collected, then permuted.
+    const whole = p.permuteHeads !== undefined ? { codes: new Int8Array(rows * cols), scales: new Float64Array((rows * cols) / 32), row: 0 } : undefined;
+    await streamTensor(this.opened, this.pool, t, { rows, cols, transposed: false }, settings, { output: 'codes', scaleDtype: 'F16', signal: this.req.signal, searchBackend: this.req.searchBackend, gpuCounts: this.gpu }, async (r, bytes) => {
+      const codes = new Int8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength);
+      const n = codes.length / cols;
+      mergeStats(stats, r.stats);
+      if (whole) {
+        whole.codes.set(codes, whole.row * cols);
+        whole.scales.set(r.scales, (whole.row * cols) / 32);
+        whole.row += n;
+      } else await write(pack(codes, r.scales, n, cols));
+      this.progress(t.name, bytes);
+    });
+    if (whole) {
+      const codes = permuteRows(whole.codes, (n) => new Int8Array(n), rows, cols, p.permuteHeads!);
+      const scales = permuteRows(whole.scales, (n) => new Float64Array(n), rows, cols / 32, p.permuteHeads!);
+      await write(pack(codes, scales, rows, cols));
+    }
+    this.tensorReports.push({ name: t.name, bits: settings.bits, groupSize: 32, shape: [...t.shape], dtype: t.dtype, ...finishStats(stats) });
   }
 
   private checkCancel(): void {

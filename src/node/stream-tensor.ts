@@ -4,7 +4,7 @@
  * quantize run (which writes the results) and the panel's statistics (which keep only the numbers).
  */
 import { gpuSearches, type ScaleSearchBackend, type SearchChoices } from '../compute/backend';
-import { decodeFloats, isQuantizableFloat } from '../core/dtypes';
+import { decodeFloats, isQuantizableFloat, type QuantizableFloat } from '../core/dtypes';
 import { CancelledError, oneLine, WeightlensError } from '../core/errors';
 import { readRows, readTensor, type ModelTensor } from '../core/model';
 import { transpose, type QuantJob, type QuantJobResult } from '../core/quant/job';
@@ -18,7 +18,9 @@ import type { JobPool } from './pool';
 export const CHUNK_WEIGHTS = 1 << 22;
 
 export interface StreamOptions {
-  output: 'fake' | 'packed';
+  output: 'fake' | 'packed' | 'codes';
+  /** Scales stored in another dtype than the weights (GGUF: F16). */
+  scaleDtype?: QuantizableFloat;
   signal?: AbortSignal;
   searchBackend?: ScaleSearchBackend;
   /** Groups and candidates ranked on the GPU, and those the CPU had to score (see SearchChoices). */
@@ -59,7 +61,7 @@ export async function streamTensor(
     // Logical rows are stored rows, except for a transposed tensor (its rows are stored columns)
     // and a 1-D one (a single row): those are read whole.
     const raw = view.transposed || t.shape.length < 2 ? await readTensor(file, t) : await readRows(file, t, r0, rows);
-    let job: QuantJob = { file: file.name, tensor: t.name, dtype, raw, rows, cols: view.cols, transposed: view.transposed, rowBase: r0, settings, output: o.output, channelStats: o.channelStats, tiles: o.tiles };
+    let job: QuantJob = { file: file.name, tensor: t.name, dtype, raw, rows, cols: view.cols, transposed: view.transposed, rowBase: r0, settings, output: o.output, scaleDtype: o.scaleDtype, channelStats: o.channelStats, tiles: o.tiles };
     const bytes = raw.byteLength;
     const search = o.searchBackend;
     if (search && gpuSearches(settings) && dtype !== 'F64') {

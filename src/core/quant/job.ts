@@ -22,8 +22,13 @@ export interface QuantJob {
   readonly transposed: boolean;
   readonly rowBase: number;
   readonly settings: QuantSettings;
-  /** `fake`: dequantized values in the input dtype and layout; `packed`: compressed-tensors int32 words. */
-  readonly output: 'fake' | 'packed';
+  /**
+   * `fake`: dequantized values in the input dtype and layout; `packed`: compressed-tensors int32
+   * words; `codes`: the int8 codes, row-major (GGUF packs them into its blocks).
+   */
+  readonly output: 'fake' | 'packed' | 'codes';
+  /** The dtype scales are stored in, when not the weights' (GGUF: F16 whatever the weights). */
+  readonly scaleDtype?: QuantizableFloat;
   readonly channelStats?: boolean;
   /** Candidate choices per group from the WebGPU search (see QuantizeMatrixOptions.choices). */
   readonly choices?: Int32Array;
@@ -55,11 +60,12 @@ export function runQuantJob(job: QuantJob): QuantJobResult {
   // A stored [in, out] matrix is [cols][rows] of the logical one.
   if (job.transposed) values = transpose(values, cols, rows);
   const original = job.tiles ? values.slice() : undefined;
-  const codes = job.output === 'packed' ? new Int8Array(rows * cols) : undefined;
+  const codes = job.output === 'fake' ? undefined : new Int8Array(rows * cols);
   const channels = job.channelStats ? makeChannelStats(rows) : undefined;
   const { scales, stats } = quantizeMatrix(values, rows, cols, {
     settings: job.settings,
     dtype: job.dtype,
+    scaleDtype: job.scaleDtype,
     codes,
     channels,
     file: job.file,
@@ -75,7 +81,8 @@ export function runQuantJob(job: QuantJob): QuantJobResult {
     addTiles(tiles, job.tiles, original, values, rows, cols, job.rowBase);
   }
   let data: Uint8Array;
-  if (codes) data = int32Bytes(packRows(codes, rows, cols, job.settings.bits));
+  if (codes && job.output === 'codes') data = new Uint8Array(codes.buffer);
+  else if (codes) data = int32Bytes(packRows(codes, rows, cols, job.settings.bits));
   else data = encodeFloats(job.dtype, job.transposed ? transpose(values, rows, cols) : values);
   return { data, scales, stats, channels, tiles };
 }

@@ -12,8 +12,10 @@ import { emptyStats, rowMoments, type ChannelStats, type StatsAccumulator } from
 
 export interface QuantizeMatrixOptions {
   readonly settings: QuantSettings;
-  /** The dtype of the weights: scales and dequantized values are rounded to it. */
+  /** The dtype of the weights: dequantized values are rounded to it, and scales unless scaleDtype. */
   readonly dtype: QuantizableFloat;
+  /** The dtype scales are stored in when it is not the weights' (GGUF blocks hold f16 scales). */
+  readonly scaleDtype?: QuantizableFloat;
   /** Filled with the codes (rows * cols) when given. */
   readonly codes?: Int8Array;
   /** Filled per row when given (indexed from 0 for the first row of this block). */
@@ -107,6 +109,7 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
   const codes = opts.codes;
   const ch = opts.channels;
   const dtype = opts.dtype;
+  const scaleDtype = opts.scaleDtype ?? dtype;
   const qAbs = codeMagnitude(s);
   const maxFinite = MAX_FINITE[dtype];
 
@@ -152,7 +155,7 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
         continue;
       }
       const rtnScale = absmax / qmax;
-      const sc = storedScale(dtype, chooseScale(values, off, n, absmax, sumW2 / n, s, scratch, opts, r * groups + gi), qAbs);
+      const sc = storedScale(scaleDtype, chooseScale(values, off, n, absmax, sumW2 / n, s, scratch, opts, r * groups + gi), qAbs);
       scales[r * groups + gi] = sc;
 
       let e2 = 0;

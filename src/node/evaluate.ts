@@ -1,0 +1,80 @@
+/**
+ * `weightlens eval` and the extension's Evaluate Perplexity: one or two models (GGUF, or safetensors
+ * converted to a temporary F32 GGUF first) scored on the same tokens of a text.
+ */
+import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { WeightlensError } from '../core/errors';
+import { resolveSettings } from '../core/quant/settings';
+import { readTextFile } from './input-file';
+import { loadModel, openLlamaRuntime, perplexity, type LoadedModel, type PerplexityResult } from './llama-eval';
+import { quantize } from './quantize';
+
+/** The bundled evaluation text (short stories in the style of TinyStories, for the sample model). */
+export function bundledTextPath(): string {
+  return path.join(__dirname, '..', 'data', 'eval', 'stories.txt');
+}
+
+export interface EvalRequest {
+  readonly models: readonly string[];
+  readonly textFile?: string;
+  readonly ctx?: number;
+  readonly maxTokens?: number;
+  readonly threads?: number;
+  readonly signal?: AbortSignal;
+  readonly version: string;
+  readonly onProgress?: (model: string, scored: number, total: number) => void;
+}
+
+export interface ModelEval extends PerplexityResult {
+  readonly model: string;
+  readonly bytes: number;
+}
+
+export interface EvalResult {
+  readonly text: string;
+  readonly results: readonly ModelEval[];
+  /** results[1].perplexity / results[0].perplexity when two models were compared. */
+  readonly ratio?: number;
+}
+
+async function asGguf(model: string, tmp: string, version: string, signal?: AbortSignal): Promise<string> {
+  if (model.endsWith('.gguf')) return model;
+  const out = path.join(tmp, `${path.basename(path.dirname(path.resolve(model)))}-${path.basename(model).replace(/\W+/g, '_')}.f32.gguf`);
+  await quantize({ input: model, settings: resolveSettings({ method: 'rtn', groupSize: 32 }), format: 'gguf', ggufFloat: 'F32', out, report: `${out}.report.json`, version, signal });
+  return out;
+}
+
+export async function evaluateModels(req: EvalRequest): Promise<EvalResult> {
+  const textFile = req.textFile ?? bundledTextPath();
+  const text = await readTextFile(path.resolve(textFile), textFile);
+  const ctx = req.ctx ?? 512;
+  const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'weightlens-eval-'));
+  const rt = await openLlamaRuntime();
+  const loaded: LoadedModel[] = [];
+  try {
+    const results: ModelEval[] = [];
+    let tokens: number[] | undefined;
+    for (const m of req.models) {
+      const file = await asGguf(m, tmp, req.version, req.signal);
+      const lm = await loadModel(rt, file, m);
+      loaded.push(lm);
+      if (!tokens) {
+        tokens = lm.tokenize(text);
+        if (req.maxTokens !== undefined) tokens = tokens.slice(0, req.maxTokens);
+      } else if (lm.vocabSize !== loaded[0].vocabSize) {
+        throw new WeightlensError(`has a vocabulary of ${lm.vocabSize} tokens and ${req.models[0]} one of ${loaded[0].vocabSize}: perplexities over different tokens do not compare`, m);
+      }
+      const r = await perplexity(lm, tokens, { ctx, threads: req.threads, signal: req.signal, onProgress: (s, t) => req.onProgress?.(m, s, t) });
+      results.push({ ...r, model: m, bytes: (await fsp.stat(file)).size });
+      await lm.dispose();
+      loaded.pop();
+    }
+    return { text: textFile, results, ratio: results.length === 2 ? results[1].perplexity / results[0].perplexity : undefined };
+  } finally {
+    for (const lm of loaded) await lm.dispose().catch(() => undefined);
+    await rt.dispose().catch(() => undefined);
+    await fsp.rm(tmp, { recursive: true, force: true });
+  }
+}

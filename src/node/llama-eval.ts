@@ -1,0 +1,149 @@
+/**
+ * Perplexity in llama.cpp itself, through node-llama-cpp (an optional dependency, loaded only here):
+ * the text is tokenized by the model's own tokenizer, cut into non-overlapping windows, each
+ * evaluated from BOS in a fresh sequence, and every token of a window scored given the ones before
+ * it: PPL = exp(mean -log p), log p = logit(next) - log sum exp(logits) from llama.cpp's raw logits.
+ */
+import { CancelledError, WeightlensError } from '../core/errors';
+
+// Types only: the module itself is imported at run time, when an evaluation starts.
+type NodeLlamaCpp = typeof import('node-llama-cpp');
+type Llama = Awaited<ReturnType<NodeLlamaCpp['getLlama']>>;
+type LlamaModel = Awaited<ReturnType<Llama['loadModel']>>;
+type Token = import('node-llama-cpp').Token;
+
+export interface LlamaRuntime {
+  readonly llama: Llama;
+  readonly version: string;
+  dispose(): Promise<void>;
+}
+
+/** node-llama-cpp with its prebuilt CPU binary: nothing is downloaded or built. */
+export async function openLlamaRuntime(): Promise<LlamaRuntime> {
+  let mod: NodeLlamaCpp;
+  try {
+    mod = await import('node-llama-cpp');
+  } catch (e) {
+    throw new WeightlensError(`perplexity needs node-llama-cpp, which is not installed here (npm install node-llama-cpp; ${(e as Error).message.split('\n')[0]})`);
+  }
+  let llama: Llama;
+  try {
+    llama = await mod.getLlama({ gpu: false, build: 'never', skipDownload: true, usePrebuiltBinaries: true, progressLogs: false, logLevel: mod.LlamaLogLevel.error });
+  } catch (e) {
+    throw new WeightlensError(`node-llama-cpp has no prebuilt llama.cpp binary for ${process.platform}-${process.arch} (${(e as Error).message.split('\n')[0]})`);
+  }
+  return { llama, version: mod.getModuleVersion ? await mod.getModuleVersion() : 'unknown', dispose: () => llama.dispose() };
+}
+
+export interface LoadedModel {
+  readonly model: LlamaModel;
+  readonly path: string;
+  readonly vocabSize: number;
+  readonly bos: number;
+  tokenize(text: string): number[];
+  dispose(): Promise<void>;
+}
+
+export async function loadModel(rt: LlamaRuntime, modelPath: string, display = modelPath): Promise<LoadedModel> {
+  let model: LlamaModel;
+  try {
+    model = await rt.llama.loadModel({ modelPath, gpuLayers: 0 });
+  } catch (e) {
+    throw new WeightlensError(`llama.cpp could not load it (${(e as Error).message.split('\n')[0]})`, display);
+  }
+  const bos = model.tokens.bos;
+  if (bos === null) {
+    await model.dispose();
+    throw new WeightlensError('has no BOS token; perplexity windows start from BOS', display);
+  }
+  return {
+    model,
+    path: modelPath,
+    vocabSize: (model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: readonly string[] } } }).tokenizer?.ggml?.tokens?.length ?? 0,
+    bos,
+    tokenize: (text) => [...model.tokenize(text)].map(Number),
+    dispose: () => model.dispose(),
+  };
+}
+
+export interface PerplexityOptions {
+  /** Tokens per window, BOS included. */
+  readonly ctx: number;
+  readonly threads?: number;
+  readonly signal?: AbortSignal;
+  readonly onProgress?: (scored: number, total: number) => void;
+}
+
+export interface PerplexityResult {
+  readonly perplexity: number;
+  /** Mean negative log-likelihood per scored token (nats). */
+  readonly nll: number;
+  readonly tokens: number;
+  readonly windows: number;
+  readonly ctx: number;
+  readonly seconds: number;
+}
+
+/** Positions scored per controlledEvaluate call. */
+const PIECE = 32;
+
+/** log sum exp, in float64, shifted by the max. */
+function logSumExp(values: Iterable<number>): number {
+  const v = [...values];
+  let max = -Infinity;
+  for (const x of v) if (x > max) max = x;
+  let sum = 0;
+  for (const x of v) sum += Math.exp(x - max);
+  return max + Math.log(sum);
+}
+
+/** Non-overlapping windows of ctx - 1 text tokens (BOS makes ctx). */
+export function windowsOf(tokens: readonly number[], ctx: number): number[][] {
+  const size = ctx - 1;
+  const out: number[][] = [];
+  for (let i = 0; i + 1 < tokens.length; i += size) {
+    const w = tokens.slice(i, i + size);
+    if (w.length > 0) out.push(w);
+  }
+  return out;
+}
+
+export async function perplexity(m: LoadedModel, tokens: readonly number[], o: PerplexityOptions): Promise<PerplexityResult> {
+  const t0 = performance.now();
+  if (o.ctx < 2) throw new WeightlensError(`--ctx must be at least 2 (got ${o.ctx})`);
+  const windows = windowsOf(tokens, o.ctx);
+  if (windows.length === 0) throw new WeightlensError('the text has no tokens to score');
+  // Room beyond the window: a context exactly as long as the window drops its oldest tokens.
+  const context = await m.model.createContext({ contextSize: o.ctx + 256, threads: o.threads ?? 1, batchSize: Math.min(o.ctx + 256, 512), sequences: 1 });
+  const total = windows.reduce((a, w) => a + w.length, 0);
+  let scored = 0;
+  let sumNll = 0;
+  try {
+    const seq = context.getSequence();
+    for (const w of windows) {
+      if (o.signal?.aborted) throw new CancelledError('evaluation cancelled');
+      await seq.clearHistory();
+      const input = [m.bos, ...w];
+      // In pieces: each scored position returns the whole vocabulary's logits (a filtered request
+      // would also filter the total weight), so a piece bounds the memory to PIECE x vocab.
+      for (let start = 0; start + 1 < input.length; start += PIECE) {
+        if (o.signal?.aborted) throw new CancelledError('evaluation cancelled');
+        const end = Math.min(start + PIECE, input.length - 1);
+        const items = input.slice(start, end).map((tok) => [tok as Token, { generateNext: { logits: true } }] as const);
+        const out = await seq.controlledEvaluate(items as unknown as Parameters<typeof seq.controlledEvaluate>[0]);
+        for (let i = start; i < end; i++) {
+          const logits = out[i - start]?.next?.logits;
+          const lNext = logits?.get(input[i + 1] as Token);
+          if (!logits || lNext === undefined) throw new Error(`internal: llama.cpp returned no logits for token ${i} of a window`);
+          sumNll -= lNext - logSumExp(logits.values());
+        }
+      }
+      scored += w.length;
+      o.onProgress?.(scored, total);
+    }
+  } finally {
+    await context.dispose();
+  }
+  const nll = sumNll / scored;
+  return { perplexity: Math.exp(nll), nll, tokens: scored, windows: windows.length, ctx: o.ctx, seconds: (performance.now() - t0) / 1000 };
+}
