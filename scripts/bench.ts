@@ -23,6 +23,7 @@ import { WebGpuQuantizer } from '../src/compute/webgpu/quantize';
 import { WebGpuEntropy } from '../src/compute/webgpu/entropy';
 import { softmaxEntropy } from '../src/core/ewq/entropy';
 import { fillNormals, mulberry32 } from '../src/node/random';
+import { ggufQualityTable, type QualityRow } from '../src/node/gguf-quality';
 
 const root = path.resolve(__dirname, '..');
 
@@ -313,8 +314,29 @@ async function main(): Promise<void> {
       await fsp.rm(dir, { recursive: true, force: true });
     }
   }
+  // Quality in a real runtime: llama.cpp perplexity of the bundled sample, peers' quantizer beside ours.
+  let quality: QualityRow[] | undefined;
+  {
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'wl-quality-'));
+    try {
+      quality = await ggufQualityTable(path.join(root, 'samples', 'stories260K', 'model.safetensors'), dir, { version: 'bench' });
+      const params = 260_000;
+      console.log(`\nllama.cpp perplexity of stories260K on data/eval/stories.txt (node-llama-cpp, CPU), GGUF files:`);
+      for (const r of quality) {
+        console.log(`  ${r.name.padEnd(34)} ppl ${r.perplexity.toFixed(4)}  ${r.increase === 0 ? '        ' : `${r.increase >= 0 ? '+' : ''}${(100 * r.increase).toFixed(2)}%`.padStart(8)}  ${(r.bytes / 1e3).toFixed(1).padStart(7)} KB  ~${((r.bytes * 8) / params).toFixed(2)} bits/weight`);
+      }
+      const ll4 = quality.find((r) => r.name === 'llama.cpp Q4_0')!;
+      const wl4 = quality.find((r) => r.name === 'Weightlens Q4_0, DARE-Q default')!;
+      console.log(`Weightlens Q4_0 (DARE-Q default) against llama.cpp's Q4_0 on the same tensors: ${wl4.perplexity < ll4.perplexity ? 'better' : 'WORSE'}, ${(100 * (wl4.perplexity / ll4.perplexity - 1)).toFixed(2)}% perplexity`);
+    } catch (e) {
+      console.log(`\nllama.cpp quality table skipped: ${(e as Error).message.split('\n')[0]}`);
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  }
+
   const out = values.out ?? path.join(root, 'bench-results.json');
-  await fsp.writeFile(out, JSON.stringify({ machine, date: new Date().toISOString(), matrix: { rows, cols }, results, ratios, coarseToFineGap: gap, webgpu: gpuInfo, e2e }, null, 2) + '\n');
+  await fsp.writeFile(out, JSON.stringify({ machine, date: new Date().toISOString(), matrix: { rows, cols }, results, ratios, coarseToFineGap: gap, webgpu: gpuInfo, e2e, quality }, null, 2) + '\n');
   console.log(`\nresults: ${out}`);
 }
 

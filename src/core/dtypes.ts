@@ -49,7 +49,8 @@ export function byteLengthOf(d: DType, numel: number): number {
 // ---------------------------------------------------------------------------------------------
 // Lookup tables, built once: every F16 and FP8 bit pattern's float32 value.
 
-const f16Table: Float32Array = (() => {
+/** Every F16 bit pattern's value (exact in float32). */
+export const f16Table: Float32Array = (() => {
   const t = new Float32Array(65536);
   for (let h = 0; h < 65536; h++) {
     const sign = h & 0x8000 ? -1 : 1;

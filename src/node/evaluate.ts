@@ -2,7 +2,7 @@
  * `weightlens eval` and the extension's Evaluate Perplexity: one or two models (GGUF, or safetensors
  * converted to a temporary F32 GGUF first) scored on the same tokens of a text.
  */
-import { promises as fsp } from 'node:fs';
+import { existsSync, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { WeightlensError } from '../core/errors';
@@ -13,7 +13,11 @@ import { quantize } from './quantize';
 
 /** The bundled evaluation text (short stories in the style of TinyStories, for the sample model). */
 export function bundledTextPath(): string {
-  return path.join(__dirname, '..', 'data', 'eval', 'stories.txt');
+  // dist/ (CLI, extension) sits beside data/; bundled tests sit deeper.
+  for (let d = __dirname; ; d = path.dirname(d)) {
+    const p = path.join(d, 'data', 'eval', 'stories.txt');
+    if (existsSync(p) || path.dirname(d) === d) return p;
+  }
 }
 
 export interface EvalRequest {

@@ -1,0 +1,229 @@
+/**
+ * GGUF out: block packing against ggml's reference dequantizers (re-written here from
+ * ggml-quants.c), the file's structure read back by node-llama-cpp's GGUF reader, and the real
+ * test — llama.cpp (node-llama-cpp) loads the sample's F32, Q8_0 and Q4_0 exports, and the F32 one
+ * generates the model's published story token for token, from the llama2.c layout and from an
+ * HF-layout copy whose q/k rows are permuted as HF's converter does.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { promises as fsp, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { f16Table } from '../../src/core/dtypes';
+import { GgmlType, packQ4_0, packQ8_0 } from '../../src/core/formats/gguf';
+import { permuteRows } from '../../src/core/formats/gguf-llama';
+import { buildSafetensors, tempDir } from '../helpers/safetensors';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const BIN = path.join(ROOT, 'bin/weightlens.js');
+const SAMPLE_DIR = path.join(ROOT, 'samples/stories260K');
+const PUBLISHED =
+  'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.\nLily\'s mom said, "Lily, let\'s go to the park." Lily was sad and didn\'t know what to do. She said, "I want to play with your ball, but I can\'t find it."\nLily was sad and didn\'t know what to do. She said, "I\'m sorry, Lily. I didn\'t know what to do."\nLily didn\'t want to help her mom, so she said, "I\'m sorry, mom. I didn\'t know what to do." Her mom said, "Don\'t worry, Lily. We can help you.';
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** ggml-quants.c dequantize_row_q8_0: y = d * q. */
+function dequantQ8_0(bytes: Uint8Array, n: number): Float32Array {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const y = new Float32Array(n);
+  for (let b = 0; b < n / 32; b++) {
+    const d = f16Table[dv.getUint16(b * 34, true)];
+    for (let j = 0; j < 32; j++) y[b * 32 + j] = d * dv.getInt8(b * 34 + 2 + j);
+  }
+  return y;
+}
+
+/** ggml-quants.c dequantize_row_q4_0: x0 = (qs[j] & 0x0F) - 8, x1 = (qs[j] >> 4) - 8; y[j] = x0 d, y[j+16] = x1 d. */
+function dequantQ4_0(bytes: Uint8Array, n: number): Float32Array {
+  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const y = new Float32Array(n);
+  for (let b = 0; b < n / 32; b++) {
+    const d = f16Table[dv.getUint16(b * 18, true)];
+    for (let j = 0; j < 16; j++) {
+      const q = bytes[b * 18 + 2 + j];
+      y[b * 32 + j] = ((q & 0x0f) - 8) * d;
+      y[b * 32 + j + 16] = ((q >> 4) - 8) * d;
+    }
+  }
+  return y;
+}
+
+test('Q8_0 and Q4_0 blocks dequantize (as ggml does) to exactly code x stored f16 scale', () => {
+  const rows = 3;
+  const cols = 64;
+  const codes4 = Int8Array.from({ length: rows * cols }, (_, i) => ((i * 7) % 16) - 8);
+  const codes8 = Int8Array.from({ length: rows * cols }, (_, i) => ((i * 37) % 255) - 127);
+  const scales = Float64Array.from({ length: (rows * cols) / 32 }, (_, i) => f16Table[0x2000 + i * 37]);
+  const y4 = dequantQ4_0(packQ4_0(codes4, scales, rows, cols), rows * cols);
+  const y8 = dequantQ8_0(packQ8_0(codes8, scales, rows, cols), rows * cols);
+  for (let i = 0; i < rows * cols; i++) {
+    assert.equal(y4[i], Math.fround(codes4[i] * scales[Math.floor(i / 32)]), `q4 ${i}`);
+    assert.equal(y8[i], Math.fround(codes8[i] * scales[Math.floor(i / 32)]), `q8 ${i}`);
+  }
+});
+
+test('q/k rows: llama.cpp permute undoes HF permute, head by head', () => {
+  const heads = 2;
+  const hd = 8;
+  const rows = heads * hd;
+  const src = Float32Array.from({ length: rows * 3 }, (_, i) => i);
+  const hf = hfPermute(src, rows, 3, heads);
+  assert.deepEqual([...permuteRows(hf, (n) => new Float32Array(n), rows, 3, heads)], [...src]);
+  // And it is not the identity: row 1 of a head (pair 0, second) comes from row hd/2.
+  assert.equal(permuteRows(src, (n) => new Float32Array(n), rows, 3, heads)[3], src[(hd / 2) * 3]);
+});
+
+/** HF's convert_llama_weights_to_hf permute: (n_head, hd/2, 2, cols) -> (n_head, 2, hd/2, cols). */
+function hfPermute(src: Float32Array, rows: number, cols: number, heads: number): Float32Array {
+  const hd = rows / heads;
+  const out = new Float32Array(src.length);
+  for (let h = 0; h < heads; h++)
+    for (let i = 0; i < hd / 2; i++)
+      for (let j = 0; j < 2; j++) out.set(src.subarray((h * hd + 2 * i + j) * cols, (h * hd + 2 * i + j + 1) * cols), (h * hd + j * (hd / 2) + i) * cols);
+  return out;
+}
+
+/** The sample with q/k rows in HF's rotate-half order and a config without rope_style. */
+async function hfLayoutSample(dir: string): Promise<string> {
+  const bytes = readFileSync(path.join(SAMPLE_DIR, 'model.safetensors'));
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: 'F32'; shape: number[]; data_offsets: [number, number] }>;
+  const config = JSON.parse(readFileSync(path.join(SAMPLE_DIR, 'config.json'), 'utf8'));
+  const tensors = Object.entries(header)
+    .filter(([name]) => name !== '__metadata__')
+    .sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0])
+    .map(([name, t]) => {
+      const raw = bytes.subarray(8 + n + t.data_offsets[0], 8 + n + t.data_offsets[1]);
+      let values: Float32Array = new Float32Array(raw.buffer.slice(raw.byteOffset, raw.byteOffset + raw.byteLength));
+      const heads = /q_proj/.test(name) ? config.num_attention_heads : /k_proj/.test(name) ? config.num_key_value_heads : 0;
+      if (heads) values = hfPermute(values, t.shape[0], t.shape[1], heads);
+      return { name, dtype: 'F32' as const, shape: t.shape, values };
+    });
+  await fsp.writeFile(path.join(dir, 'model.safetensors'), buildSafetensors(tensors));
+  delete config.rope_style;
+  await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify(config, null, 2));
+  await fsp.copyFile(path.join(SAMPLE_DIR, 'tok512.bin'), path.join(dir, 'tok512.bin'));
+  return path.join(dir, 'model.safetensors');
+}
+
+async function llamaOrSkip(t: { skip: (m: string) => void }) {
+  try {
+    const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+    return await getLlama({ gpu: false, build: 'never', skipDownload: true, usePrebuiltBinaries: true, progressLogs: false, logLevel: LlamaLogLevel.error });
+  } catch (e) {
+    t.skip(`skipped: node-llama-cpp has no binary here (${(e as Error).message.split('\n')[0]})`);
+    return undefined;
+  }
+}
+
+async function greedy(llama: NonNullable<Awaited<ReturnType<typeof llamaOrSkip>>>, file: string, n: number): Promise<string> {
+  const model = await llama.loadModel({ modelPath: file });
+  const ctx = await model.createContext({ contextSize: 512, threads: 1 });
+  try {
+    const seq = ctx.getSequence();
+    const out: number[] = [];
+    let tok = model.tokens.bos!;
+    for (let i = 0; i < n; i++) {
+      const r = await seq.controlledEvaluate([[tok, { generateNext: { token: true, options: { temperature: 0 } } }]]);
+      tok = r[0]!.next.token!;
+      out.push(tok);
+    }
+    return model.detokenize(out as unknown as Parameters<typeof model.detokenize>[0]);
+  } finally {
+    await ctx.dispose();
+    await model.dispose();
+  }
+}
+
+test('llama.cpp loads the GGUF exports of the sample; the F32 one tells the published story, from both q/k layouts', async (t) => {
+  const llama = await llamaOrSkip(t);
+  if (!llama) return;
+  const dir = await tempDir();
+  const hf = await hfLayoutSample(await fsp.mkdtemp(path.join(dir, 'hf-')));
+  try {
+    for (const [what, input] of [
+      ['llama2.c layout (rope_style interleaved)', path.join(SAMPLE_DIR, 'model.safetensors')],
+      ['HF layout (q/k permuted, no rope_style)', hf],
+    ]) {
+      const out = path.join(dir, `${what.slice(0, 2)}-f32.gguf`);
+      const r = cli('quantize', input, '--format', 'gguf', '--bits', '32', '--out', out, '--quiet');
+      assert.equal(r.code, 0, r.stderr);
+      const report = JSON.parse(readFileSync(out.replace(/\.gguf$/, '.report.json'), 'utf8'));
+      assert.equal(report.settings.gguf.qkRowsPermuted, input === hf, what);
+      assert.equal(await greedy(llama, out, 256), PUBLISHED, what);
+    }
+    for (const [bits, type] of [
+      ['8', GgmlType.Q8_0],
+      ['4', GgmlType.Q4_0],
+    ] as const) {
+      const out = path.join(dir, `q${bits}.gguf`);
+      const r = cli('quantize', path.join(SAMPLE_DIR, 'model.safetensors'), '--format', 'gguf', '--bits', bits, '--out', out, '--quiet', '--threads', '1');
+      assert.equal(r.code, 0, r.stderr);
+      const { readGgufFileInfo } = await import('node-llama-cpp');
+      const info = await readGgufFileInfo(out);
+      const types = new Map(info.fullTensorInfo!.map((x) => [x.name, Number(x.ggmlType)]));
+      assert.equal(types.get('blk.0.attn_q.weight'), type, `${bits}-bit: attn_q is ${GgmlType[type]}`);
+      assert.equal(types.get('blk.0.ffn_down.weight'), GgmlType.F16, 'rows of 172: F16 as llama.cpp falls back');
+      assert.equal(types.get('token_embd.weight'), GgmlType.Q8_0, 'the tied embedding in 8 bits');
+      assert.equal(types.get('blk.0.attn_norm.weight'), GgmlType.F32);
+      const story = await greedy(llama, out, 32);
+      assert.match(story, /^Once upon a time/, `${bits}-bit GGUF generates: ${story}`);
+    }
+  } finally {
+    await llama.dispose();
+  }
+});
+
+test('eval: perplexity of the sample in llama.cpp, compared with its Q4_0 on the same tokens', async (t) => {
+  if (!(await llamaOrSkip(t))) return;
+  const dir = await tempDir();
+  const q4 = path.join(dir, 'q4.gguf');
+  assert.equal(cli('quantize', path.join(SAMPLE_DIR, 'model.safetensors'), '--format', 'gguf', '--bits', '4', '--out', q4, '--quiet').code, 0);
+  const r = cli('eval', path.join(SAMPLE_DIR, 'model.safetensors'), '--compare', q4, '--json', '--quiet');
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  const [f32, q] = j.results;
+  assert.equal(f32.tokens, q.tokens);
+  assert.ok(f32.perplexity > 1 && f32.perplexity < 20, `F32 perplexity ${f32.perplexity}`);
+  assert.ok(q.perplexity > f32.perplexity && q.perplexity < f32.perplexity * 1.2, `Q4_0 ${q.perplexity} vs F32 ${f32.perplexity}`);
+  assert.ok(Math.abs(j.ratio - q.perplexity / f32.perplexity) < 1e-12);
+  // --max-tokens scores fewer tokens; a missing text is one line naming it.
+  const short = JSON.parse(cli('eval', q4, '--max-tokens', '100', '--json', '--quiet').stdout);
+  assert.equal(short.results[0].tokens, 100, 'each token scored, the first given BOS');
+  const bad = cli('eval', q4, '--text', path.join(dir, 'missing.txt'));
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^error: .*missing\.txt: no such file\n$/);
+});
+
+test('GGUF refusals: group size, bits, architecture, tokenizer, one line each', async () => {
+  const dir = await tempDir();
+  const s = path.join(SAMPLE_DIR, 'model.safetensors');
+  const g = (...a: string[]) => cli('quantize', s, '--format', 'gguf', '--out', path.join(dir, 'x.gguf'), ...a);
+  assert.match(g('--group-size', '128').stderr, /GGUF blocks hold 32 weights: --group-size must be 32/);
+  assert.match(g('--bits', '3').stderr, /GGUF output stores 4-bit \(Q4_0\) or 8-bit \(Q8_0\) weights/);
+  const other = path.join(dir, 'gpt');
+  await fsp.mkdir(other);
+  await fsp.copyFile(s, path.join(other, 'model.safetensors'));
+  await fsp.writeFile(path.join(other, 'config.json'), JSON.stringify({ model_type: 'gpt2' }));
+  assert.match(cli('quantize', path.join(other, 'model.safetensors'), '--format', 'gguf').stderr, /config\.json: model_type "gpt2" cannot be written as GGUF yet \(supported: llama, mistral, qwen2/);
+  await fsp.writeFile(path.join(other, 'config.json'), readFileSync(path.join(SAMPLE_DIR, 'config.json')));
+  assert.match(cli('quantize', path.join(other, 'model.safetensors'), '--format', 'gguf').stderr, /needs the model's tokenizer beside the weights/);
+  assert.deepEqual((await fsp.readdir(other)).sort(), ['config.json', 'model.safetensors'], 'nothing written');
+});
+
+test("quality in llama.cpp: Weightlens's Q4_0 (DARE-Q default) beats llama.cpp's own Q4_0 on the same tensors", async (t) => {
+  if (!(await llamaOrSkip(t))) return;
+  const { ggufQualityTable } = await import('../../src/node/gguf-quality');
+  const rows = await ggufQualityTable(path.join(SAMPLE_DIR, 'model.safetensors'), await tempDir(), { version: 'test' });
+  const row = (name: string) => rows.find((r) => r.name === name)!;
+  for (const r of rows) t.diagnostic(`${r.name}: perplexity ${r.perplexity.toFixed(4)} (${(100 * r.increase).toFixed(2)}%), ${r.bytes} bytes`);
+  const { readGgufFileInfo } = await import('node-llama-cpp');
+  const typesOf = async (file: string) => Object.fromEntries((await readGgufFileInfo(file)).fullTensorInfo!.map((x) => [x.name, Number(x.ggmlType)]));
+  assert.deepEqual(await typesOf(row('Weightlens Q4_0, DARE-Q default').file), await typesOf(row('llama.cpp Q4_0').file), 'the same type for every tensor');
+  assert.ok(row('Weightlens Q4_0, DARE-Q default').perplexity < row('llama.cpp Q4_0').perplexity);
+  assert.ok(row('llama.cpp Q4_0').perplexity > row('F32 (Weightlens export)').perplexity, 'quantization costs something');
+});
