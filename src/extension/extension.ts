@@ -8,6 +8,7 @@ import { oneLine } from '../core/errors';
 import type { FastEwqModel } from '../core/ewq/fast';
 import { panelSettings, readEwqConfig, readRunConfig, readComputeBackend } from './config';
 import { planCommand } from './plan-command';
+import { evalCommand, type EvalOptions } from './eval-command';
 import { INSPECTOR_INDEX_VIEW_TYPE, INSPECTOR_VIEW_TYPE, InspectorProvider } from './inspector/provider';
 import { log, logLine } from './log';
 import { configReader, isRunOptions, quantizeCommand, resolveModel, type QuantizeDeps } from './quantize-command';
@@ -45,6 +46,10 @@ export function activate(context: vscode.ExtensionContext): void {
       const uri = await resolveModel(arg, undefined, 'Open Inspector');
       if (uri) await vscode.commands.executeCommand('vscode.openWith', uri, INSPECTOR_VIEW_TYPE);
     }),
+    // The explorer passes (uri, selectedUris); scripts may pass (uri, undefined, { compare }).
+    vscode.commands.registerCommand('weightlens.evaluatePerplexity', (uri?: unknown, selected?: unknown, opts?: EvalOptions) =>
+      evalCommand({ version, activeInspector: () => inspector.activeUri, showInPanels: (m, t) => inspector.showPerplexity(m, t), annotateRun: (o, l) => stats.annotate(o, l) }, uri, selected, opts),
+    ),
     vscode.commands.registerCommand('weightlens.planEwq', (arg?: unknown) => planCommand(inspector, arg)),
     vscode.commands.registerCommand('weightlens.quantizeWithPlan', async (arg?: unknown) => {
       const uri = await resolveModel(arg, inspector.activeUri, 'Quantize with the EWQ plan');

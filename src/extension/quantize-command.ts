@@ -23,6 +23,8 @@ import { renderStatsDocuments } from './stats-document';
 import type { StatsDocumentProvider } from './stats-provider';
 
 export const MODEL_GLOB = '**/{*.safetensors,*.safetensors.index.json}';
+/** What Evaluate Perplexity takes: the same, and GGUF files. */
+export const EVAL_GLOB = '**/{*.safetensors,*.safetensors.index.json,*.gguf}';
 
 export const configReader: ConfigReader = (key) => {
   const i = vscode.workspace.getConfiguration('weightlens').inspect(key);
@@ -39,10 +41,10 @@ export interface QuantizeDeps {
 }
 
 /** The model a command acts on: the explorer's selection, the active inspector's, or one the user picks. */
-export async function resolveModel(arg: unknown, active: vscode.Uri | undefined, purpose: string): Promise<vscode.Uri | undefined> {
+export async function resolveModel(arg: unknown, active: vscode.Uri | undefined, purpose: string, glob = MODEL_GLOB): Promise<vscode.Uri | undefined> {
   if (arg instanceof vscode.Uri) return arg;
   if (active) return active;
-  const found = await vscode.workspace.findFiles(MODEL_GLOB, '**/node_modules/**', 500);
+  const found = await vscode.workspace.findFiles(glob, '**/node_modules/**', 500);
   if (found.length === 1) return found[0];
   if (found.length > 1) {
     const items = found
@@ -51,7 +53,7 @@ export async function resolveModel(arg: unknown, active: vscode.Uri | undefined,
     const pick = await vscode.window.showQuickPick(items, { title: `Weightlens: ${purpose}`, placeHolder: 'Which weights file?', matchOnDescription: true });
     return pick?.uri;
   }
-  const chosen = await vscode.window.showOpenDialog({ title: `Weightlens: ${purpose}`, canSelectMany: false, filters: { 'Safetensors weights': ['safetensors', 'json'] } });
+  const chosen = await vscode.window.showOpenDialog({ title: `Weightlens: ${purpose}`, canSelectMany: false, filters: { 'Weights': glob === MODEL_GLOB ? ['safetensors', 'json'] : ['safetensors', 'json', 'gguf'] } });
   return chosen?.[0];
 }
 
@@ -97,8 +99,9 @@ export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: 
     await vscode.commands.executeCommand('workbench.action.openSettings', '@ext:weightlens.weightlens');
     return undefined;
   }
-  const run = readRunConfig(configReader, { method, ...choice.overrides });
-  const format = choice.format ?? run.format;
+  const format = choice.format ?? readRunConfig(configReader).format;
+  // GGUF blocks hold 32 weights, whatever the group-size setting says.
+  const run = readRunConfig(configReader, { method, ...choice.overrides, ...(format === 'gguf' ? { groupSize: 32 } : {}) });
   const plan = options?.plan;
   const settingsFor = plan ? settingsFromPlan(plan.blocks, run.settings) : undefined;
   const tag = plan ? `${method}-ewq${run.settings.groupSize > 0 ? `-g${run.settings.groupSize}` : ''}` : undefined;
@@ -173,7 +176,7 @@ async function showResult(deps: QuantizeDeps, result: QuantizeResult, input: str
   const inputName = path.basename(input);
   const outputName = path.basename(result.outputPath);
   const docs = renderStatsDocuments(result.report, inputName, outputName);
-  const { left, right } = deps.stats.add(docs.original, docs.quantized, inputName, outputName);
+  const { left, right } = deps.stats.add(docs.original, docs.quantized, inputName, outputName, result.outputPath);
   await vscode.commands.executeCommand('vscode.diff', left, right, `Weightlens: ${inputName} ↔ ${outputName} (statistics)`, { preview: false });
   const sq = result.report.tensors.map((t) => t.sqnrDb).filter((x): x is number => x !== null);
   const mean = sq.length ? `${(sq.reduce((a, b) => a + b, 0) / sq.length).toFixed(2)} dB` : 'n/a';

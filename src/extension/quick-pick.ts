@@ -25,14 +25,18 @@ export function quantizeChoices(c: RunConfig): QuantizeChoice[] {
   const add = (label: string, overrides: SettingsInput, format: OutputFormat = c.format) => {
     const bits = overrides.bits ?? s.bits;
     if (format === 'compressed-tensors' && !CT_BITS.includes(bits)) return;
+    // GGUF: Q4_0 / Q8_0, blocks of 32 weights.
+    if (format === 'gguf' && bits !== 4 && bits !== 8) return;
+    if (format === 'gguf') overrides = { ...overrides, groupSize: 32 };
     choices.push({ label, description: describeSettings({ ...s, ...overrides }, format), overrides, format });
   };
   if (s.bits !== 8) add('$(arrow-up) 8-bit instead', { bits: 8 });
   if (s.bits !== 4) add('$(arrow-down) 4-bit instead', { bits: 4 });
-  if (s.groupSize !== 0) add('$(symbol-array) One scale per output channel', { groupSize: 0 });
-  if (s.groupSize !== 128) add('$(symbol-array) Groups of 128', { groupSize: 128 });
+  if (c.format !== 'gguf' && s.groupSize !== 0) add('$(symbol-array) One scale per output channel', { groupSize: 0 });
+  if (c.format !== 'gguf' && s.groupSize !== 128) add('$(symbol-array) Groups of 128', { groupSize: 128 });
   if (c.format === 'fake') add('$(package) As compressed-tensors (vLLM / transformers)', {}, 'compressed-tensors');
   else add('$(file-binary) As fake-quant (same dtype, drop-in)', {}, 'fake');
+  if (c.format !== 'gguf') add('$(server-process) As GGUF for llama.cpp (Q4_0 / Q8_0)', {}, 'gguf');
   choices.push({ label: '$(settings-gear) Change the defaults in Settings…', openSettings: true });
   return choices;
 }

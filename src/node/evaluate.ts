@@ -28,6 +28,8 @@ export interface EvalRequest {
   readonly threads?: number;
   readonly signal?: AbortSignal;
   readonly version: string;
+  /** A node-llama-cpp package folder to run (the extension's setting); else the usual resolution. */
+  readonly llamaModulePath?: string;
   readonly onProgress?: (model: string, scored: number, total: number) => void;
 }
 
@@ -55,7 +57,7 @@ export async function evaluateModels(req: EvalRequest): Promise<EvalResult> {
   const text = await readTextFile(path.resolve(textFile), textFile);
   const ctx = req.ctx ?? 512;
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'weightlens-eval-'));
-  const rt = await openLlamaRuntime();
+  const rt = await openLlamaRuntime(req.llamaModulePath);
   const loaded: LoadedModel[] = [];
   try {
     const results: ModelEval[] = [];

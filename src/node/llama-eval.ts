@@ -18,14 +18,39 @@ export interface LlamaRuntime {
   dispose(): Promise<void>;
 }
 
-/** node-llama-cpp with its prebuilt CPU binary: nothing is downloaded or built. */
-export async function openLlamaRuntime(): Promise<LlamaRuntime> {
-  let mod: NodeLlamaCpp;
+/** A real dynamic import (a bundler would turn `import(variable)` into a require of an ES module). */
+const importUrl = new Function('u', 'return import(u)') as (u: string) => Promise<NodeLlamaCpp>;
+
+/** The global node_modules (npm install -g), if npm is there to say where. */
+function globalModules(): string | undefined {
   try {
-    mod = await import('node-llama-cpp');
-  } catch (e) {
-    throw new WeightlensError(`perplexity needs node-llama-cpp, which is not installed here (npm install node-llama-cpp; ${(e as Error).message.split('\n')[0]})`);
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    return (require('node:child_process') as typeof import('node:child_process')).execFileSync('npm', ['root', '-g'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim() || undefined;
+  } catch {
+    return undefined;
   }
+}
+
+/**
+ * node-llama-cpp with its prebuilt CPU binary: nothing is downloaded or built. Found at `modulePath`
+ * (a package folder) when given, else beside Weightlens, else in the global node_modules.
+ */
+export async function openLlamaRuntime(modulePath?: string): Promise<LlamaRuntime> {
+  const { pathToFileURL } = await import('node:url');
+  const path = await import('node:path');
+  const fromFolder = (dir: string) => importUrl(pathToFileURL(path.join(dir, 'dist', 'index.js')).href);
+  let mod: NodeLlamaCpp | undefined;
+  const tried: string[] = [];
+  if (modulePath) {
+    mod = await fromFolder(modulePath).catch((e: Error) => void tried.push(`${modulePath}: ${e.message.split('\n')[0]}`));
+    if (!mod) throw new WeightlensError(`no usable node-llama-cpp at weightlens.llamaCpp.modulePath (${tried[0]})`);
+  }
+  mod ??= await import('node-llama-cpp').catch((e: Error) => void tried.push(e.message.split('\n')[0]));
+  if (!mod) {
+    const global = globalModules();
+    if (global) mod = await fromFolder(path.join(global, 'node-llama-cpp')).catch(() => undefined);
+  }
+  if (!mod) throw new WeightlensError(`perplexity runs llama.cpp through node-llama-cpp, which is not installed here (npm install -g node-llama-cpp, or set weightlens.llamaCpp.modulePath; ${tried[0] ?? 'not found'})`);
   let llama: Llama;
   try {
     llama = await mod.getLlama({ gpu: false, build: 'never', skipDownload: true, usePrebuiltBinaries: true, progressLogs: false, logLevel: mod.LlamaLogLevel.error });

@@ -130,6 +130,8 @@ export type HostMessage =
   | { type: 'init'; file: string; summary: InspectSummary; settings: PanelSettings }
   | { type: 'plan'; plan: PlanView }
   | { type: 'planStatus'; text: string; running: boolean }
+  /** A perplexity measured in llama.cpp for this model (Evaluate Perplexity). */
+  | { type: 'perplexity'; text: string }
   | { type: 'settings'; settings: PanelSettings }
   | { type: 'response'; id: number; ok: true; result: unknown; bytes?: ArrayBuffer }
   | { type: 'response'; id: number; ok: false; error: string };

@@ -51,6 +51,9 @@ cp "$ROOT/samples/stories260K/model.safetensors" "$WS/stories260K.safetensors"
 node "$ROOT/dist/generate.js" "$WORK/gen" --layers 6 --hidden 512 --intermediate 1408 --vocab 512 >/dev/null
 mv "$WORK/gen/model.safetensors" "$WS/big.safetensors"
 node "$ROOT/dist/generate.js" "$WS/sharded" --layers 4 --hidden 64 --intermediate 176 --vocab 64 --shards 3 >/dev/null
+# The sample with its config and tokenizer: what GGUF export and Evaluate Perplexity need.
+mkdir -p "$WS/stories"
+cp "$ROOT/samples/stories260K/model.safetensors" "$ROOT/samples/stories260K/config.json" "$ROOT/samples/stories260K/tok512.bin" "$WS/stories/"
 echo "not a model" > "$WS/notes.txt"
 # A corrupted file: a valid header whose tensor claims more bytes than the file has.
 node -e '
@@ -71,6 +74,9 @@ cat > "$WORK/udd/User/settings.json" <<'JSON'
   "files.exclude": { "**/.*": false }
 }
 JSON
+
+# Evaluate Perplexity runs llama.cpp through the node-llama-cpp this checkout installed.
+node -e 'const f=process.argv[1]; const s=JSON.parse(require("fs").readFileSync(f,"utf8")); s["weightlens.llamaCpp.modulePath"]=process.argv[2]; require("fs").writeFileSync(f, JSON.stringify(s,null,2));' "$WORK/udd/User/settings.json" "$ROOT/node_modules/node-llama-cpp"
 
 phase "start code-server on loopback"
 PORT=$(node -e "const s=require('net').createServer().listen(0,'127.0.0.1',()=>{console.log(s.address().port);s.close()})")

@@ -122,9 +122,9 @@ await step('the explorer context menu shows the Weightlens entries on .safetenso
   await until('Weightlens entries on a .safetensors file', async () => {
     await contextMenu('stories260K.safetensors');
     const n = await page.getByRole('menuitem', { name: /Weightlens/ }).count();
-    return n === 4 ? n : undefined;
+    return n === 5 ? n : undefined;
   });
-  for (const title of ['Weightlens: Quantize (DARE-Q)…', 'Weightlens: Quantize with round-to-nearest', 'Weightlens: Open Inspector', 'Weightlens: Plan Mixed Precision (EWQ)…']) {
+  for (const title of ['Weightlens: Quantize (DARE-Q)…', 'Weightlens: Quantize with round-to-nearest', 'Weightlens: Open Inspector', 'Weightlens: Plan Mixed Precision (EWQ)…', 'Weightlens: Evaluate Perplexity (llama.cpp)…']) {
     assert.equal(await page.getByRole('menuitem', { name: title }).count(), 1, title);
   }
   await page.screenshot({ path: path.join(outDir, 'context-menu.png') });
@@ -416,6 +416,48 @@ await step("two quantizations at once, both searching on the panel's WebGPU: bot
     s.normalize ? '--normalize' : '--no-normalize', '--bins', String(s.bins), '--grid', String(s.grid), '--clip-alpha-min', String(s.clipAlphaMin)]);
   assert.ok(fs.readFileSync(cpuOut).equals(fs.readFileSync(path.join(ws, r1.output.split('/').pop()))), 'identical bytes');
   fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), 'weightlens.compute.backend': 'auto' }, null, 2));
+});
+
+await step('GGUF out, perplexity in: quantize to GGUF from the quick pick, then Evaluate Perplexity against the original; the numbers equal the CLI\'s', async () => {
+  await page.keyboard.press('Escape');
+  const folder = page.getByRole('treeitem', { name: 'stories', exact: true });
+  await until('the stories folder expanded', async () => {
+    if ((await folder.getAttribute('aria-expanded')) === 'true') return true;
+    await folder.click();
+    await page.waitForTimeout(300);
+    return (await folder.getAttribute('aria-expanded')) === 'true';
+  });
+  await runFromContextMenu('model.safetensors', 'Weightlens: Quantize (DARE-Q)…');
+  const gguf = page.locator('.quick-input-list .monaco-list-row', { hasText: 'As GGUF for llama.cpp' });
+  await gguf.waitFor({ timeout: 10000 });
+  await gguf.click();
+  // The bits are the workspace's (an earlier step set them): Q4_0 or Q8_0.
+  const wrote = toast(/wrote model\.dareq-w[48]g32\.gguf/);
+  await wrote.waitFor({ timeout: 120000 });
+  const name = /model\.dareq-w[48]g32\.gguf/.exec(await wrote.innerText())[0];
+  const dir = path.join(ws, 'stories');
+  assert.ok(fs.readdirSync(dir).includes(name));
+  const diff = page.locator('.monaco-diff-editor');
+  await until('the diff view of the GGUF run', async () => plain(await diff.innerText()).includes(name));
+  await runFromContextMenu('model.safetensors', 'Weightlens: Evaluate Perplexity (llama.cpp)…');
+  const other = page.locator('.quick-input-list .monaco-list-row', { hasText: name });
+  await other.waitFor({ timeout: 10000 });
+  await other.click();
+  const result = toast('perplexity model.safetensors');
+  await result.waitFor({ timeout: 120000 });
+  const shown = await result.innerText();
+  const m = new RegExp(`perplexity model\\.safetensors (\\d+\\.\\d{4}), ${name.replace(/\./g, '\\.')} (\\d+\\.\\d{4}) \\(([+-]\\d+\\.\\d\\d)%\\), same (\\d+) tokens`).exec(shown);
+  assert.ok(m, `the result notification: ${shown}`);
+  const { execFileSync } = await import('node:child_process');
+  const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+  const cli = JSON.parse(execFileSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'eval', path.join(dir, 'model.safetensors'), '--compare', path.join(dir, name), '--json', '--quiet'], { encoding: 'utf8' }));
+  assert.equal(m[1], cli.results[0].perplexity.toFixed(4), 'original: the same perplexity as the CLI');
+  assert.equal(m[2], cli.results[1].perplexity.toFixed(4), 'GGUF: the same perplexity as the CLI');
+  assert.equal(m[3], `${cli.ratio >= 1 ? '+' : ''}${((cli.ratio - 1) * 100).toFixed(2)}`);
+  assert.equal(Number(m[4]), cli.results[0].tokens);
+  // The diff view of the run that wrote the GGUF now carries the result in its header.
+  await until('the perplexity in the diff view header', async () => plain(await diff.innerText()).includes(`# perplexity in llama.cpp (${cli.results[0].tokens} tokens of stories.txt): model.safetensors ${m[1]} -> ${name} ${m[2]}`));
+  await page.screenshot({ path: path.join(outDir, 'perplexity.png') });
 });
 
 await step('a corrupted .safetensors gets a clear error notification, not a hang', async () => {

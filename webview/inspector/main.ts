@@ -61,6 +61,8 @@ let query = '';
 let plan: PlanView | undefined;
 let overviewKey: string | undefined;
 let planStatus = { text: '', running: false };
+/** The last perplexity measured in llama.cpp for this model (Evaluate Perplexity). */
+let perplexityText = '';
 
 function planSection(): HTMLElement {
   const sec = el('section', { class: 'plan', id: 'plan', 'aria-label': 'Mixed precision plan (EWQ)' });
@@ -209,6 +211,7 @@ function render(): void {
         `${formatCount(s.totalParams)} parameters · ${formatBytes(s.totalBytes)} · ${s.tensors.length} tensors · ${s.files.length} file${s.files.length === 1 ? '' : 's'} · ${s.blocks.length} blocks `,
         ...dtypes,
       ),
+      el('p', { id: 'perplexity', class: 'muted', 'aria-live': 'polite', hidden: !perplexityText }, perplexityText),
     ),
     renderSettings(),
   );
@@ -432,6 +435,13 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
     if (plan.source === 'ewq') {
       setBlockEntropies(new Map(plan.blocks.filter((b) => b.entropy !== null).map((b) => [b.index, b.entropy!])));
       showOverview();
+    }
+  } else if (m.type === 'perplexity') {
+    perplexityText = m.text;
+    const p = document.getElementById('perplexity');
+    if (p) {
+      p.textContent = m.text;
+      p.hidden = false;
     }
   } else if (m.type === 'planStatus') {
     planStatus = { text: m.text, running: m.running };

@@ -83,6 +83,12 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
     return undefined;
   }
 
+  /** Shows a perplexity result in the open inspectors of these models. */
+  showPerplexity(models: readonly vscode.Uri[], text: string): void {
+    const wanted = new Set(models.map((u) => u.toString()));
+    for (const e of this.panels) if (wanted.has(e.doc.uri.toString())) void e.panel.webview.postMessage({ type: 'perplexity', text } satisfies HostMessage);
+  }
+
   /** The model of the inspector the user looked at last (for palette commands). */
   get activeUri(): vscode.Uri | undefined {
     return this.active?.uri;
