@@ -1,11 +1,11 @@
 /**
  * Transformer blocks from tensor names, architecture-agnostically: `model.layers.12.`,
  * `transformer.h.12.`, `model.decoder.layers.12.`, `gpt_neox.layers.12.`, `blocks.12.`,
- * `encoder.layer.12.` ... Tensors outside any block (embeddings, final norm, lm_head) are reported
+ * `encoder.layer.12.`, GGUF's `blk.12.` ... Tensors outside any block (embeddings, final norm, lm_head) are reported
  * separately. `execIndex` counts from the model's input: the token embedding is 1, the first block
  * is 2 (the EWQ paper's convention).
  */
-const LAYER_RE = /^(.*?(?:^|\.)(?:layers|layer|h|blocks|block))\.(\d+)(?:\.|$)/;
+const LAYER_RE = /^(.*?(?:^|\.)(?:layers|layer|h|blocks|block|blk))\.(\d+)(?:\.|$)/;
 
 export interface BlockRef {
   /** The stack the block belongs to, e.g. "model.layers" or "model.decoder.layers". */

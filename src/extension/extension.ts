@@ -8,6 +8,7 @@ import { oneLine } from '../core/errors';
 import type { FastEwqModel } from '../core/ewq/fast';
 import { panelSettings, readEwqConfig, readRunConfig, readComputeBackend } from './config';
 import { planCommand } from './plan-command';
+import { GGUF_VIEW_TYPE, GgufInspectorProvider } from './inspector/gguf-provider';
 import { evalCommand, type EvalOptions } from './eval-command';
 import { INSPECTOR_INDEX_VIEW_TYPE, INSPECTOR_VIEW_TYPE, InspectorProvider } from './inspector/provider';
 import { log, logLine } from './log';
@@ -30,12 +31,14 @@ export function activate(context: vscode.ExtensionContext): void {
     fastModel: () => fastModel,
     backend: () => readComputeBackend(configReader),
   });
+  const ggufInspector = new GgufInspectorProvider(context, () => panelSettings(readRunConfig(configReader), readComputeBackend(configReader)));
   const deps: QuantizeDeps = { context, stats, activeInspector: () => inspector.activeUri, gpuSearch: (model) => inspector.gpuSearch(model, readComputeBackend(configReader).backend), version };
 
   context.subscriptions.push(
     log(),
     stats,
     vscode.workspace.registerTextDocumentContentProvider(STATS_SCHEME, stats),
+    vscode.window.registerCustomEditorProvider(GGUF_VIEW_TYPE, ggufInspector, { supportsMultipleEditorsPerDocument: true }),
     ...[INSPECTOR_VIEW_TYPE, INSPECTOR_INDEX_VIEW_TYPE].map((viewType) =>
       vscode.window.registerCustomEditorProvider(viewType, inspector, { webviewOptions: { retainContextWhenHidden: true }, supportsMultipleEditorsPerDocument: false }),
     ),
@@ -48,7 +51,10 @@ export function activate(context: vscode.ExtensionContext): void {
     }),
     // The explorer passes (uri, selectedUris); scripts may pass (uri, undefined, { compare }).
     vscode.commands.registerCommand('weightlens.evaluatePerplexity', (uri?: unknown, selected?: unknown, opts?: EvalOptions) =>
-      evalCommand({ version, activeInspector: () => inspector.activeUri, showInPanels: (m, t) => inspector.showPerplexity(m, t), annotateRun: (o, l) => stats.annotate(o, l) }, uri, selected, opts),
+      evalCommand({ version, activeInspector: () => inspector.activeUri, showInPanels: (m, t) => {
+          inspector.showPerplexity(m, t);
+          ggufInspector.showPerplexity(m, t);
+        }, annotateRun: (o, l) => stats.annotate(o, l) }, uri, selected, opts),
     ),
     vscode.commands.registerCommand('weightlens.planEwq', (arg?: unknown) => planCommand(inspector, arg)),
     vscode.commands.registerCommand('weightlens.quantizeWithPlan', async (arg?: unknown) => {

@@ -127,7 +127,8 @@ export type HostMessage =
   | { type: 'detailGpu'; job: GpuDetailJob }
   /** The quantize command borrows the panel's GPU for DARE-Q's scale search of one block of rows. */
   | { type: 'gpuSearch'; id: number; rows: number; cols: number; settings: QuantSettings; values: ArrayBuffer }
-  | { type: 'init'; file: string; summary: InspectSummary; settings: PanelSettings }
+  /** `headerOnly`: a file shown from its header alone (GGUF): no statistics, plans or tuning. */
+  | { type: 'init'; file: string; summary: InspectSummary; settings: PanelSettings; headerOnly?: boolean }
   | { type: 'plan'; plan: PlanView }
   | { type: 'planStatus'; text: string; running: boolean }
   /** A perplexity measured in llama.cpp for this model (Evaluate Perplexity). */

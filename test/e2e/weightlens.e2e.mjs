@@ -458,6 +458,20 @@ await step('GGUF out, perplexity in: quantize to GGUF from the quick pick, then 
   // The diff view of the run that wrote the GGUF now carries the result in its header.
   await until('the perplexity in the diff view header', async () => plain(await diff.innerText()).includes(`# perplexity in llama.cpp (${cli.results[0].tokens} tokens of stories.txt): model.safetensors ${m[1]} -> ${name} ${m[2]}`));
   await page.screenshot({ path: path.join(outDir, 'perplexity.png') });
+  // The GGUF opens in the inspector from its header: ggml types, blocks, no statistics.
+  await page.keyboard.press('Escape');
+  await page.getByRole('treeitem', { name, exact: true }).dblclick();
+  const frame = await webviewFrame('#header-only', 60000, /5 blocks/);
+  const totals = await frame.locator('#totals').innerText();
+  assert.match(totals, /47 tensors/);
+  assert.match(totals, /Q[48]_0/);
+  assert.match(totals, /F16/);
+  assert.equal(await frame.locator('#overview').count(), 0, 'nothing computed for a GGUF');
+  await frame.locator('#search').click();
+  await page.keyboard.type('attn_q');
+  await until('the filter to apply', async () => (await frame.locator('#match-count').innerText()) === '5 of 47 tensors match');
+  assert.match(await frame.locator('tr[data-tensor="blk.0.attn_q.weight"]').innerText(), /Q[48]_0\s+\[64, 64\]/);
+  await page.screenshot({ path: path.join(outDir, 'gguf-inspector.png') });
 });
 
 await step('a corrupted .safetensors gets a clear error notification, not a hang', async () => {

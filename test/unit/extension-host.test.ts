@@ -73,7 +73,8 @@ test('custom editors: one contribution per viewType, each registered by the exte
   // registered" for any other: a second selector entry under the same viewType never takes effect.
   const viewTypes = PKG.contributes.customEditors.map((e: { viewType: string }) => e.viewType);
   assert.equal(new Set(viewTypes).size, viewTypes.length, `duplicate viewType in ${viewTypes.join(', ')}`);
-  const source = require('node:fs').readFileSync(path.resolve(__dirname, '../../../src/extension/inspector/provider.ts'), 'utf8');
+  const dir = path.resolve(__dirname, '../../../src/extension/inspector');
+  const source = require('node:fs').readdirSync(dir).map((f: string) => require('node:fs').readFileSync(path.join(dir, f), 'utf8')).join('\n');
   for (const v of viewTypes) assert.ok(source.includes(`'${v}'`), `${v} is a view type the extension registers`);
 });
 

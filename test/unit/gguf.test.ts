@@ -227,3 +227,32 @@ test("quality in llama.cpp: Weightlens's Q4_0 (DARE-Q default) beats llama.cpp's
   assert.ok(row('Weightlens Q4_0, DARE-Q default').perplexity < row('llama.cpp Q4_0').perplexity);
   assert.ok(row('llama.cpp Q4_0').perplexity > row('F32 (Weightlens export)').perplexity, 'quantization costs something');
 });
+
+test('the GGUF header reader: our file and llama.cpp\'s, tensor by tensor, and one-line errors for broken files', async () => {
+  const { readGgufHeader, inspectGguf } = await import('../../src/core/formats/gguf-read');
+  const { MemoryByteSource } = await import('../../src/core/bytesource');
+  const dir = await tempDir();
+  const q4 = path.join(dir, 'q4.gguf');
+  assert.equal(cli('quantize', path.join(SAMPLE_DIR, 'model.safetensors'), '--format', 'gguf', '--bits', '4', '--out', q4, '--quiet').code, 0);
+  const bytes = new Uint8Array(readFileSync(q4));
+  const h = await readGgufHeader(new MemoryByteSource(q4, bytes));
+  assert.equal(h.version, 3);
+  assert.equal(h.metadata.get('general.architecture'), 'llama');
+  assert.equal(h.metadata.get('llama.block_count'), 5);
+  const tokens = h.metadata.get('tokenizer.ggml.tokens') as { length: number; head: string[] };
+  assert.equal(tokens.length, 512);
+  assert.deepEqual(tokens.head.slice(0, 3), ['<unk>', '<s>', '</s>']);
+  const q = h.tensors.find((t) => t.name === 'blk.0.attn_q.weight')!;
+  assert.deepEqual(q.ne, [64, 64]);
+  assert.equal(q.type, GgmlType.Q4_0);
+  assert.equal(q.bytes, (64 * 64 * 18) / 32);
+  const s = inspectGguf(h, 'q4.gguf');
+  assert.equal(s.blocks.length, 5);
+  assert.deepEqual(Object.keys(s.byDtype).sort(), ['F16', 'F32', 'Q4_0', 'Q8_0']);
+  assert.equal(s.tensors.find((t) => t.name === 'blk.0.ffn_down.weight')!.shape.join('x'), '64x172');
+  // A header cut short, a wrong magic: one line naming the file.
+  await assert.rejects(readGgufHeader(new MemoryByteSource('cut.gguf', bytes.subarray(0, 5000))), /^WeightlensError: cut\.gguf: GGUF: the header runs past the end of the file/);
+  const bad = bytes.slice(0, 64);
+  bad[0] = 0;
+  await assert.rejects(readGgufHeader(new MemoryByteSource('bad.gguf', bad)), /bad\.gguf: GGUF: does not start with the GGUF magic/);
+});

@@ -63,6 +63,8 @@ let overviewKey: string | undefined;
 let planStatus = { text: '', running: false };
 /** The last perplexity measured in llama.cpp for this model (Evaluate Perplexity). */
 let perplexityText = '';
+/** A file shown from its header alone (GGUF): metadata and tensors, nothing computed. */
+let headerOnly = false;
 
 function planSection(): HTMLElement {
   const sec = el('section', { class: 'plan', id: 'plan', 'aria-label': 'Mixed precision plan (EWQ)' });
@@ -213,7 +215,7 @@ function render(): void {
       ),
       el('p', { id: 'perplexity', class: 'muted', 'aria-live': 'polite', hidden: !perplexityText }, perplexityText),
     ),
-    renderSettings(),
+    ...(headerOnly ? [el('p', { class: 'muted', id: 'header-only' }, 'Shown from the GGUF header: tensor types, shapes and bytes. Evaluate Perplexity (explorer menu) runs it in llama.cpp.')] : [renderSettings()]),
   );
   const meta = Object.entries(s.metadata);
   if (meta.length) {
@@ -226,14 +228,16 @@ function render(): void {
     vscode.setState({ query });
     renderGroups();
   });
-  app.append(
-    overviewSection((m) => {
-      setMetric(m);
-      showOverview();
-    }),
-  );
-  app.append(el('p', { id: 'detail-status', class: 'muted', 'aria-live': 'polite' }, 'Click a cell (or focus it and press Enter) for the tensor in detail.'), detailSection());
-  app.append(planSection());
+  if (!headerOnly) {
+    app.append(
+      overviewSection((m) => {
+        setMetric(m);
+        showOverview();
+      }),
+    );
+    app.append(el('p', { id: 'detail-status', class: 'muted', 'aria-live': 'polite' }, 'Click a cell (or focus it and press Enter) for the tensor in detail.'), detailSection());
+    app.append(planSection());
+  }
   app.append(el('h2', {}, 'Tensors'), el('div', { class: 'search' }, search, el('span', { id: 'match-count', 'aria-live': 'polite' })), el('div', { id: 'groups' }));
   renderGroups();
   showPlan();
@@ -398,6 +402,7 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
     summary = m.summary;
     file = m.file;
     settings = m.settings;
+    headerOnly = m.headerOnly === true;
     render();
   } else if (m.type === 'response') {
     const p = pending.get(m.id);
