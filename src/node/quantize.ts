@@ -366,6 +366,38 @@ function buildReport(
   };
 }
 
+/** Appends bytes to a file being written front to back. */
+interface SequentialWriter {
+  readonly write: (bytes: Uint8Array) => Promise<void>;
+  /** Bytes written so far. */
+  readonly pos: number;
+}
+
+/** Creates `filePath`, lets `fill` append to it, then syncs it to disk and closes it. */
+async function writeSequentially(filePath: string, fill: (out: SequentialWriter) => Promise<void>): Promise<void> {
+  const fh = await fsp.open(filePath, 'w');
+  try {
+    let pos = 0;
+    const out = {
+      get pos() {
+        return pos;
+      },
+      write: async (bytes: Uint8Array) => {
+        let done = 0;
+        while (done < bytes.byteLength) {
+          const { bytesWritten } = await fh.write(bytes, done, bytes.byteLength - done, pos + done);
+          done += bytesWritten;
+        }
+        pos += bytes.byteLength;
+      },
+    };
+    await fill(out);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
 /** Streams the planned tensors of each output file, in order, through the pool. */
 class RunWriter {
   readonly tensorReports: TensorReport[] = [];
@@ -391,51 +423,29 @@ class RunWriter {
       tensors.map((t) => t.spec),
       metadata,
     );
-    const fh = await fsp.open(filePath, 'w');
-    try {
-      let pos = 0;
-      const write = async (bytes: Uint8Array) => {
-        let done = 0;
-        while (done < bytes.byteLength) {
-          const { bytesWritten } = await fh.write(bytes, done, bytes.byteLength - done, pos + done);
-          done += bytesWritten;
-        }
-        pos += bytes.byteLength;
-      };
-      await write(layout.headerBytes);
+    await writeSequentially(filePath, async (out) => {
+      await out.write(layout.headerBytes);
       for (let i = 0; i < tensors.length; i++) {
-        const before = pos;
-        await this.writeTensor(tensors[i], write);
-        if (pos - before !== layout.byteLengths[i]) {
-          throw new Error(`internal: wrote ${pos - before} bytes for ${tensors[i].spec.name}, planned ${layout.byteLengths[i]}`);
+        const before = out.pos;
+        await this.writeTensor(tensors[i], out.write);
+        if (out.pos - before !== layout.byteLengths[i]) {
+          throw new Error(`internal: wrote ${out.pos - before} bytes for ${tensors[i].spec.name}, planned ${layout.byteLengths[i]}`);
         }
       }
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    });
   }
 
   /** The GGUF file: header, then each tensor at its aligned offset. */
   async writeGguf(filePath: string, g: GgufRunPlan): Promise<void> {
-    const fh = await fsp.open(filePath, 'w');
-    try {
-      let pos = 0;
-      const write = async (bytes: Uint8Array) => {
-        let done = 0;
-        while (done < bytes.byteLength) {
-          const { bytesWritten } = await fh.write(bytes, done, bytes.byteLength - done, pos + done);
-          done += bytesWritten;
-        }
-        pos += bytes.byteLength;
-      };
+    await writeSequentially(filePath, async (out) => {
+      const write = out.write;
       await write(g.layout.header);
       const base = g.layout.header.byteLength;
       for (let i = 0; i < g.tensors.length; i++) {
         const p = g.tensors[i];
         const at = base + g.layout.offsets[i];
-        if (pos < at) await write(new Uint8Array(at - pos));
-        const before = pos;
+        if (out.pos < at) await write(new Uint8Array(at - out.pos));
+        const before = out.pos;
         if (p.settings) await this.quantizeGgufTensor(p, write);
         else {
           for await (const c of convertedTensor(this.opened, p, CHUNK_WEIGHTS)) {
@@ -444,12 +454,9 @@ class RunWriter {
             this.progress(p.tensor.name, c.inputBytes);
           }
         }
-        if (pos - before !== g.layout.byteLengths[i]) throw new Error(`internal: wrote ${pos - before} bytes for ${p.info.name}, planned ${g.layout.byteLengths[i]}`);
+        if (out.pos - before !== g.layout.byteLengths[i]) throw new Error(`internal: wrote ${out.pos - before} bytes for ${p.info.name}, planned ${g.layout.byteLengths[i]}`);
       }
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    });
   }
 
   /** Codes and f16 scales of the run's quantizer, packed into Q4_0 / Q8_0 blocks. */
