@@ -2,7 +2,7 @@
  * Perplexity in llama.cpp itself, through node-llama-cpp (an optional dependency, loaded only here):
  * the text is tokenized by the model's own tokenizer, cut into non-overlapping windows, each
  * evaluated from BOS in a fresh sequence, and every token of a window scored given the ones before
- * it: PPL = exp(mean -log p), log p = logit(next) - log sum exp(logits) from llama.cpp's raw logits.
+ * it: PPL = exp(mean -log p), p from llama.cpp's softmax of its raw logits (no sampling options).
  */
 import { CancelledError, WeightlensError } from '../core/errors';
 
@@ -112,15 +112,8 @@ export interface PerplexityResult {
 /** Positions scored per controlledEvaluate call. */
 const PIECE = 32;
 
-/** log sum exp, in float64, shifted by the max. */
-function logSumExp(values: Iterable<number>): number {
-  const v = [...values];
-  let max = -Infinity;
-  for (const x of v) if (x > max) max = x;
-  let sum = 0;
-  for (const x of v) sum += Math.exp(x - max);
-  return max + Math.log(sum);
-}
+/** The smallest positive float32: the floor of a probability llama.cpp reports as 0. */
+const MIN_PROBABILITY = 2 ** -149;
 
 /** Non-overlapping windows of ctx - 1 text tokens (BOS makes ctx). */
 export function windowsOf(tokens: readonly number[], ctx: number): number[][] {
@@ -149,18 +142,19 @@ export async function perplexity(m: LoadedModel, tokens: readonly number[], o: P
       if (o.signal?.aborted) throw new CancelledError('evaluation cancelled');
       await seq.clearHistory();
       const input = [m.bos, ...w];
-      // In pieces: each scored position returns the whole vocabulary's logits (a filtered request
-      // would also filter the total weight), so a piece bounds the memory to PIECE x vocab.
+      // In pieces: each scored position returns the whole vocabulary's probabilities (llama.cpp's
+      // softmax of the raw logits: no sampling options are given), so a piece bounds the memory to
+      // PIECE x vocab.
       for (let start = 0; start + 1 < input.length; start += PIECE) {
         if (o.signal?.aborted) throw new CancelledError('evaluation cancelled');
         const end = Math.min(start + PIECE, input.length - 1);
-        const items = input.slice(start, end).map((tok) => [tok as Token, { generateNext: { logits: true } }] as const);
+        const items = input.slice(start, end).map((tok) => [tok as Token, { generateNext: { probabilities: true } }] as const);
         const out = await seq.controlledEvaluate(items as unknown as Parameters<typeof seq.controlledEvaluate>[0]);
         for (let i = start; i < end; i++) {
-          const logits = out[i - start]?.next?.logits;
-          const lNext = logits?.get(input[i + 1] as Token);
-          if (!logits || lNext === undefined) throw new Error(`internal: llama.cpp returned no logits for token ${i} of a window`);
-          sumNll -= lNext - logSumExp(logits.values());
+          const probs = out[i - start]?.next?.probabilities;
+          if (!probs) throw new Error(`internal: llama.cpp returned no probabilities for token ${i} of a window`);
+          // A token the model gives exactly 0 (underflow in f32) costs what the smallest float would.
+          sumNll -= Math.log(Math.max(probs.get(input[i + 1] as Token) ?? 0, MIN_PROBABILITY));
         }
       }
       scored += w.length;

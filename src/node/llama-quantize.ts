@@ -27,7 +27,7 @@ function bind(): NonNullable<typeof quantizeFn> {
   const libName = readdirSync(dir).find((f) => /^libllama(\.v[\d.]+)?\.so$/.test(f) || /^libllama.*\.dylib$/.test(f) || f === 'llama.dll');
   if (!libName) throw new Error(`no libllama in ${dir}`);
   const lib = koffi.load(path.join(dir, libName));
-  // include/llama.h, struct llama_model_quantize_params (the llama.cpp node-llama-cpp 3.22 ships).
+  // include/llama.h, struct llama_model_quantize_params (the llama.cpp node-llama-cpp 3.21 ships).
   const Params = koffi.struct('llama_model_quantize_params', {
     nthread: 'int32_t',
     ftype: 'int',
