@@ -10,7 +10,7 @@ import { decodeFloats, encodeFloats, MAX_FINITE, isQuantizableFloat } from '../c
 import { WeightlensError } from '../core/errors';
 import { GgmlType, layoutGguf, type GgufLayout, type GgufValue } from '../core/formats/gguf';
 import { fileTypeOf, ggufArchitecture, ggufMetadata, permuteRows, planGgufTensors, type GgufArchitecture, type GgufTarget, type GgufTensorPlan, type HfConfig } from '../core/formats/gguf-llama';
-import { llama2cVocab, sentencePieceVocab, type Vocab } from '../core/formats/vocab';
+import { bpeVocab, llama2cVocab, sentencePieceVocab, type Vocab } from '../core/formats/vocab';
 import { readRows, type ModelTensor } from '../core/model';
 import type { QuantSettings } from '../core/quant/settings';
 import { readTextFile } from './input-file';
@@ -27,17 +27,11 @@ export interface GgufRunPlan {
 
 async function readConfig(dir: string): Promise<{ config: HfConfig; file: string }> {
   const file = path.join(dir, 'config.json');
-  let text: string;
   try {
-    text = await readTextFile(file);
+    return { config: (await readJson(file)) as HfConfig, file };
   } catch (e) {
     if (e instanceof WeightlensError && /no such file/.test(e.message)) throw new WeightlensError("GGUF output needs the model's config.json beside the weights (architecture, heads, RoPE)", file);
     throw e;
-  }
-  try {
-    return { config: JSON.parse(text) as HfConfig, file };
-  } catch (e) {
-    throw new WeightlensError(`is not valid JSON (${(e as Error).message})`, file);
   }
 }
 
@@ -54,9 +48,22 @@ async function readVocab(dir: string, vocabSize: number): Promise<Vocab> {
     return llama2cVocab(await fsp.readFile(file), vocabSize, file);
   }
   if (names.includes('tokenizer.json')) {
-    throw new WeightlensError('GGUF output reads SentencePiece (tokenizer.model) and llama2.c (tokenizer.bin) vocabularies; a BPE tokenizer.json alone is not supported yet', path.join(dir, 'tokenizer.json'));
+    const file = path.join(dir, 'tokenizer.json');
+    const json = await readJson(file);
+    const cfgFile = path.join(dir, 'tokenizer_config.json');
+    const config = names.includes('tokenizer_config.json') ? await readJson(cfgFile) : undefined;
+    return bpeVocab(json as Parameters<typeof bpeVocab>[0], config as Parameters<typeof bpeVocab>[1], vocabSize, file);
   }
-  throw new WeightlensError("GGUF output needs the model's tokenizer beside the weights (tokenizer.model or llama2.c's tokenizer.bin)", dir);
+  throw new WeightlensError("GGUF output needs the model's tokenizer beside the weights (tokenizer.model, tokenizer.json or llama2.c's tokenizer.bin)", dir);
+}
+
+async function readJson(file: string): Promise<unknown> {
+  const text = await readTextFile(file);
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    throw new WeightlensError(`is not valid JSON (${(e as Error).message})`, file);
+  }
 }
 
 export async function planGgufRun(opened: OpenModel, target: GgufTarget, settingsFor: (t: ModelTensor, bits: number) => QuantSettings | undefined, extra: Record<string, string>): Promise<GgufRunPlan> {

@@ -16,15 +16,16 @@ export function modelStem(inputPath: string): string {
 }
 
 export function outputIsFolder(format: OutputFormat, sharded: boolean): boolean {
-  return format === 'compressed-tensors' || sharded;
+  // A GGUF is one file whatever the input; safetensors outputs keep the input's shards.
+  return format === 'compressed-tensors' || (sharded && format !== 'gguf');
 }
 
 export function defaultOutputPath(inputPath: string, settings: QuantSettings, format: OutputFormat, sharded: boolean, tag?: string): string {
   tag ??= settingsTag(settings);
   const dir = path.dirname(path.resolve(inputPath));
   const stem = modelStem(inputPath);
-  if (format === 'compressed-tensors') return path.join(dir, `${stem}.${tag}-ct`);
   if (format === 'gguf') return path.join(dir, `${stem}.${tag}.gguf`);
+  if (format === 'compressed-tensors') return path.join(dir, `${stem}.${tag}-ct`);
   if (sharded) return path.join(dir, `${stem}.${tag}`);
   return path.join(dir, `${stem}.${tag}.safetensors`);
 }

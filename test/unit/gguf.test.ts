@@ -256,3 +256,103 @@ test('the GGUF header reader: our file and llama.cpp\'s, tensor by tensor, and o
   bad[0] = 0;
   await assert.rejects(readGgufHeader(new MemoryByteSource('bad.gguf', bad)), /bad\.gguf: GGUF: does not start with the GGUF magic/);
 });
+
+/** GPT-2's byte-level alphabet (bytes_to_unicode): every byte as a printable character. */
+function byteLevelAlphabet(): string[] {
+  const keep = (b: number) => (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174 && b <= 255);
+  let extra = 0;
+  return Array.from({ length: 256 }, (_, b) => (keep(b) ? String.fromCharCode(b) : String.fromCharCode(256 + extra++)));
+}
+
+test('a BPE tokenizer.json (Llama 3 pre-tokenizer) becomes llama.cpp\'s gpt2 vocabulary: llama.cpp tokenizes with our merges', async (t) => {
+  const llama = await llamaOrSkip(t);
+  if (!llama) return;
+  const dir = await tempDir();
+  const alphabet = byteLevelAlphabet();
+  const merges = ['h e', 'l l', 'he ll', 'hell o', '\u0120 w', '\u0120w o'];
+  const vocab: Record<string, number> = {};
+  alphabet.forEach((c, i) => (vocab[c] = i));
+  merges.forEach((m, i) => (vocab[m.replace(' ', '')] = 256 + i));
+  const tokenizer = {
+    model: { type: 'BPE', vocab, merges },
+    added_tokens: [
+      { id: 262, content: '<|begin_of_text|>', special: true },
+      { id: 263, content: '<|end_of_text|>', special: true },
+    ],
+    pre_tokenizer: {
+      type: 'Sequence',
+      pretokenizers: [
+        { type: 'Split', pattern: { Regex: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" }, behavior: 'Isolated', invert: false },
+        { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
+      ],
+    },
+    post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }] },
+  };
+  const { generateModel } = await import('../../src/node/generate-model');
+  const model = await generateModel(dir, { layers: 1, hidden: 64, intermediate: 128, vocab: 264 });
+  await fsp.writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
+  await fsp.writeFile(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>' }));
+  const out = path.join(dir, 'bpe.gguf');
+  const r = cli('quantize', model, '--format', 'gguf', '--bits', '32', '--out', out, '--quiet');
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(readFileSync(out.replace(/\.gguf$/, '.report.json'), 'utf8'));
+  assert.match(report.settings.gguf.vocabulary, /264 tokens from the BPE tokenizer\.json \(pre-tokenizer llama-bpe\)/);
+  const m = await llama.loadModel({ modelPath: out });
+  try {
+    assert.equal(m.tokens.bos, 262);
+    assert.equal(m.tokens.eos, 263);
+    const ids = [...m.tokenize('hello world')].map(Number);
+    assert.deepEqual(ids, [vocab.hello, vocab['\u0120wo'], vocab.r, vocab.l, vocab.d], 'merges applied in rank order, the space as Ġ');
+    assert.equal(m.detokenize(m.tokenize('hello world')), 'hello world');
+  } finally {
+    await m.dispose();
+    await llama.dispose();
+  }
+});
+
+test('a sharded input gives one GGUF, identical in its tensors to the single file\'s; an EWQ plan maps onto GGUF types', async (t) => {
+  const llama = await llamaOrSkip(t);
+  if (!llama) return;
+  await llama.dispose();
+  const { readGgufHeader } = await import('../../src/core/formats/gguf-read');
+  const { MemoryByteSource } = await import('../../src/core/bytesource');
+  const root = await tempDir();
+  // The sample split in two shards with an index, config and tokenizer beside them.
+  const dir = path.join(root, 'stories260K');
+  await fsp.mkdir(dir);
+  const bytes = readFileSync(path.join(SAMPLE_DIR, 'model.safetensors'));
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: 'F32'; shape: number[]; data_offsets: [number, number] }>;
+  const names = Object.keys(header).filter((k) => k !== '__metadata__');
+  const weightMap: Record<string, string> = {};
+  for (const [i, part] of [names.slice(0, 20), names.slice(20)].entries()) {
+    const file = `model-0000${i + 1}-of-00002.safetensors`;
+    await fsp.writeFile(
+      path.join(dir, file),
+      buildSafetensors(part.map((name) => ({ name, dtype: 'F32', shape: header[name].shape, raw: new Uint8Array(bytes.subarray(8 + n + header[name].data_offsets[0], 8 + n + header[name].data_offsets[1])) }))),
+    );
+    for (const name of part) weightMap[name] = file;
+  }
+  await fsp.writeFile(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ metadata: {}, weight_map: weightMap }));
+  for (const f of ['config.json', 'tok512.bin']) await fsp.copyFile(path.join(SAMPLE_DIR, f), path.join(dir, f));
+  const sharded = path.join(root, 'sharded.gguf');
+  const single = path.join(root, 'single.gguf');
+  assert.equal(cli('quantize', path.join(dir, 'model.safetensors.index.json'), '--format', 'gguf', '--bits', '4', '--out', sharded, '--quiet', '--threads', '1').code, 0);
+  assert.equal(cli('quantize', path.join(SAMPLE_DIR, 'model.safetensors'), '--format', 'gguf', '--bits', '4', '--out', single, '--quiet', '--threads', '1').code, 0);
+  const read = async (f: string) => {
+    const b = new Uint8Array(readFileSync(f));
+    const h = await readGgufHeader(new MemoryByteSource(f, b));
+    return new Map(h.tensors.map((x) => [x.name, Buffer.from(b.subarray(h.dataStart + x.offset, h.dataStart + x.offset + x.bytes)).toString('base64')]));
+  };
+  assert.deepEqual(await read(sharded), await read(single), 'every tensor, byte for byte');
+  // EWQ: raw blocks F16, int8 Q8_0, int4 Q4_0.
+  const plan = path.join(root, 'plan.json');
+  assert.equal(cli('plan', path.join(SAMPLE_DIR, 'model.safetensors'), '--backend', 'cpu', '--out', plan).code, 0);
+  const blocks = JSON.parse(readFileSync(plan, 'utf8')).blocks as { index: number; precision: string }[];
+  const mixed = path.join(root, 'mixed.gguf');
+  const r = cli('quantize', path.join(SAMPLE_DIR, 'model.safetensors'), '--format', 'gguf', '--plan', plan, '--out', mixed, '--quiet', '--threads', '1');
+  assert.equal(r.code, 0, r.stderr);
+  const h = await readGgufHeader(new MemoryByteSource(mixed, new Uint8Array(readFileSync(mixed))));
+  const expected: Record<string, GgmlType> = { raw: GgmlType.F16, int8: GgmlType.Q8_0, int4: GgmlType.Q4_0 };
+  for (const b of blocks) assert.equal(h.tensors.find((x) => x.name === `blk.${b.index}.attn_q.weight`)!.type, expected[b.precision], `block ${b.index} (${b.precision})`);
+});

@@ -17,10 +17,18 @@ export interface Vocab {
   /** tokenizer.ggml.model */
   readonly model: 'llama' | 'gpt2';
   readonly tokens: readonly string[];
+  /** SentencePiece scores; empty for BPE (llama.cpp ranks BPE merges by their order). */
   readonly scores: readonly number[];
   readonly types: readonly TokenType[];
   /** Where the vocabulary came from, for the report. */
   readonly source: string;
+  /** BPE only: llama.cpp's pre-tokenizer name (tokenizer.ggml.pre) and the merges, in rank order. */
+  readonly pre?: string;
+  readonly merges?: readonly string[];
+  /** Special tokens and whether BOS is added, when the tokenizer files say (else config.json's). */
+  readonly bos?: number;
+  readonly eos?: number;
+  readonly addBos?: boolean;
 }
 
 export function llama2cVocab(bytes: Uint8Array, vocabSize: number, file: string): Vocab {
@@ -137,4 +145,88 @@ export function sentencePieceVocab(bytes: Uint8Array, file: string): Vocab {
   }
   if (tokens.length === 0) throw new WeightlensError('is not a SentencePiece model (no pieces)', file);
   return { model: 'llama', tokens, scores, types, source: 'SentencePiece tokenizer.model' };
+}
+
+/** The parts of a Hugging Face tokenizer.json (and tokenizer_config.json) a GGUF needs. */
+interface TokenizerJson {
+  model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
+  added_tokens?: { id: number; content: string; special?: boolean }[];
+  pre_tokenizer?: PreTokenizer | null;
+  post_processor?: { type?: string; single?: { SpecialToken?: { id?: string } }[]; processors?: { type?: string; single?: { SpecialToken?: { id?: string } }[] }[] } | null;
+}
+interface PreTokenizer {
+  type?: string;
+  pretokenizers?: PreTokenizer[];
+  pattern?: { Regex?: string; String?: string };
+  individual_digits?: boolean;
+  use_regex?: boolean;
+}
+interface TokenizerConfig {
+  bos_token?: string | { content?: string } | null;
+  eos_token?: string | { content?: string } | null;
+  add_bos_token?: boolean;
+}
+
+/**
+ * llama.cpp's name for a BPE pre-tokenizer. Its converter hashes the tokens of a test text
+ * (`get_vocab_base_pre`), which needs the HF tokenizer running; here the pre-tokenizer's own
+ * definition is read instead, for the families GGUF output supports: Llama 3 (digits in threes),
+ * Qwen2 (single digits), SmolLM (individual digits, then GPT-2's byte level), GPT-2.
+ */
+export function bpePreTokenizer(t: TokenizerJson): string | undefined {
+  const all: PreTokenizer[] = [];
+  const walk = (p: PreTokenizer | null | undefined) => {
+    if (!p) return;
+    all.push(p);
+    p.pretokenizers?.forEach(walk);
+  };
+  walk(t.pre_tokenizer);
+  const regex = all.map((p) => p.pattern?.Regex).find((r) => r !== undefined);
+  if (regex !== undefined) {
+    if (regex.includes('\\p{N}{1,3}')) return 'llama-bpe';
+    if (/\|\\p\{N\}\|/.test(regex)) return 'qwen2';
+    return undefined;
+  }
+  const digits = all.some((p) => p.type === 'Digits' && p.individual_digits);
+  const byteLevel = all.some((p) => p.type === 'ByteLevel' && p.use_regex !== false);
+  if (digits && byteLevel) return 'smollm';
+  if (byteLevel && all.length === 1) return 'gpt-2';
+  return undefined;
+}
+
+/**
+ * A BPE tokenizer.json as llama.cpp's `gpt2` tokenizer model, as its converter writes it
+ * (`get_vocab_base`, `SpecialVocab`): ids 0..vocabSize-1, missing ids `[PADn]` UNUSED, added special
+ * tokens CONTROL, other added tokens USER_DEFINED; merges as "a b" (spaces inside a pair's parts
+ * shifted to U+0120 + ... as llama.cpp encodes them).
+ */
+export function bpeVocab(json: TokenizerJson, config: TokenizerConfig | undefined, vocabSize: number, file: string): Vocab {
+  const m = json.model;
+  if (!m || m.type !== 'BPE' || !m.vocab) throw new WeightlensError(`has a ${m?.type ?? 'missing'} model; GGUF output reads BPE tokenizer.json files`, file);
+  const pre = bpePreTokenizer(json);
+  if (!pre) throw new WeightlensError("has a pre-tokenizer Weightlens cannot name for llama.cpp yet (it knows Llama 3's, Qwen2's, SmolLM's and GPT-2's)", file);
+  const tokens: string[] = Array.from({ length: vocabSize }, (_, i) => `[PAD${i}]`);
+  const types: TokenType[] = new Array(vocabSize).fill(TokenType.UNUSED);
+  const place = (id: number, text: string, type: TokenType) => {
+    if (!Number.isInteger(id) || id < 0) throw new WeightlensError(`token ${JSON.stringify(text)} has the id ${id}`, file);
+    if (id >= vocabSize) throw new WeightlensError(`token ${JSON.stringify(text)} has the id ${id}, beyond the model's ${vocabSize} embeddings`, file);
+    tokens[id] = text;
+    types[id] = type;
+  };
+  for (const [text, id] of Object.entries(m.vocab)) place(id, text, TokenType.NORMAL);
+  const ids = new Map<string, number>(Object.entries(m.vocab));
+  for (const a of json.added_tokens ?? []) {
+    place(a.id, a.content, a.special ? TokenType.CONTROL : TokenType.USER_DEFINED);
+    ids.set(a.content, a.id);
+  }
+  const merges = (m.merges ?? []).map((x) => (typeof x === 'string' ? x : x.map((part) => part.replace(/ /g, String.fromCharCode(0x20 + 256))).join(' ')));
+  const special = (t: TokenizerConfig['bos_token']) => {
+    const text = typeof t === 'string' ? t : t?.content;
+    return text === undefined ? undefined : ids.get(text);
+  };
+  const processors = json.post_processor ? (json.post_processor.processors ?? [json.post_processor]) : [];
+  const template = processors.find((p) => p.type === 'TemplateProcessing');
+  const leading = template?.single?.[0]?.SpecialToken?.id;
+  const addBos = typeof config?.add_bos_token === 'boolean' ? config.add_bos_token : leading !== undefined;
+  return { model: 'gpt2', tokens, scores: [], types, source: `BPE tokenizer.json (pre-tokenizer ${pre})`, pre, merges, bos: special(config?.bos_token) ?? (leading !== undefined ? ids.get(leading) : undefined), eos: special(config?.eos_token), addBos };
 }
