@@ -19,7 +19,8 @@ import { parsePlanFile, settingsFromPlan } from '../core/ewq/apply';
 import { FASTEWQ_HELP, PLAN_HELP, runFastEwq, runPlan } from './plan-command';
 import { parseChoice, parseFlags, parseNumber } from './args';
 import { formatBytes, formatCount, pad } from './format';
-import { EVAL_HELP, INSPECT_HELP, MAIN_HELP, QUANTIZE_HELP } from './usage';
+import { COMPARE_HELP, EVAL_HELP, INSPECT_HELP, MAIN_HELP, QUANTIZE_HELP } from './usage';
+import { compareCheckpoints, formatComparison } from '../node/compare';
 import { evaluateModels } from '../node/evaluate';
 
 declare const WEIGHTLENS_VERSION: string;
@@ -51,7 +52,7 @@ export async function main(argv: string[], io: Io = defaultIo, signal?: AbortSig
       return 0;
     }
     if (cmd === 'help') {
-      const texts: Record<string, string> = { quantize: QUANTIZE_HELP, inspect: INSPECT_HELP, plan: PLAN_HELP, fastewq: FASTEWQ_HELP, eval: EVAL_HELP };
+      const texts: Record<string, string> = { quantize: QUANTIZE_HELP, inspect: INSPECT_HELP, plan: PLAN_HELP, fastewq: FASTEWQ_HELP, eval: EVAL_HELP, compare: COMPARE_HELP };
       io.out(texts[rest[0]] ?? MAIN_HELP);
       return 0;
     }
@@ -60,7 +61,8 @@ export async function main(argv: string[], io: Io = defaultIo, signal?: AbortSig
     if (cmd === 'plan') return await runPlan(rest, io, signal);
     if (cmd === 'fastewq') return await runFastEwq(rest, io);
     if (cmd === 'eval') return await runEval(rest, io, signal);
-    throw new UsageError(`unknown command "${cmd}" (expected inspect, quantize, plan, eval or fastewq; see weightlens --help)`);
+    if (cmd === 'compare') return await runCompare(rest, io, signal);
+    throw new UsageError(`unknown command "${cmd}" (expected inspect, quantize, plan, eval, compare or fastewq; see weightlens --help)`);
   } catch (e) {
     if (e instanceof CancelledError) {
       io.err(`error: ${e.message}\n`);
@@ -276,6 +278,20 @@ async function runEval(args: string[], io: Io, signal?: AbortSignal): Promise<nu
   return 0;
 }
 
+async function runCompare(args: string[], io: Io, signal?: AbortSignal): Promise<number> {
+  const { values: v, positionals } = parseFlags(args, { json: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } });
+  if (v.help) {
+    io.out(COMPARE_HELP);
+    return 0;
+  }
+  if (positionals.length !== 2) throw new UsageError(`compare takes two checkpoints, A (the reference) and B (got ${positionals.length}; see weightlens help compare)`);
+  const progress = makeProgress(io, Boolean(v.quiet));
+  const c = await compareCheckpoints(positionals[0], positionals[1], { signal, onProgress: (done, total, tensor) => progress.update({ fraction: total ? done / total : 1, doneBytes: done, totalBytes: total, tensor }, 'weights') });
+  progress.done();
+  io.out(v.json ? JSON.stringify(c, null, 2) + '\n' : formatComparison(c));
+  return 0;
+}
+
 /** Flags that only DARE-Q's search reads. */
 const SEARCH_FLAGS = ['preset', 'lambda-weight', 'lambda-entropy', 'normalize', 'bins', 'grid', 'clip-alpha-min', 'search'] as const;
 
@@ -289,25 +305,34 @@ function refuseIgnoredFlags(v: Record<string, unknown>): void {
 }
 
 /** Progress on stderr: a rewritten line on a terminal, a line every few seconds otherwise. */
-function makeProgress(io: Io, quiet: boolean): { update: (p: QuantizeProgress) => void; done: () => void } {
+function makeProgress(io: Io, quiet: boolean): { update: (p: QuantizeProgress, unit?: 'bytes' | 'weights') => void; done: () => void } {
   const start = Date.now();
   let last = 0;
   let shown = false;
   return {
-    update(p) {
+    update(p, unit = 'bytes') {
       if (quiet) return;
       const now = Date.now();
       const interval = io.errIsTty ? 100 : 2000;
       if (now - start < 1000 || now - last < interval) return;
       last = now;
       shown = true;
-      const line = `[${(p.fraction * 100).toFixed(1).padStart(5)}%] ${formatBytes(p.doneBytes)} / ${formatBytes(p.totalBytes)}  ${p.tensor}`;
+      const elapsed = (now - start) / 1000;
+      const eta = p.fraction > 0 ? elapsed * (1 / p.fraction - 1) : NaN;
+      const amount = unit === 'bytes' ? `${formatBytes(p.doneBytes)} / ${formatBytes(p.totalBytes)}` : `${formatCount(p.doneBytes)} / ${formatCount(p.totalBytes)} weights`;
+      const line = `[${(p.fraction * 100).toFixed(1).padStart(5)}%] ${amount}  ${formatDuration(elapsed)} elapsed, ETA ${Number.isFinite(eta) ? formatDuration(eta) : '?'}  ${p.tensor}`;
       io.err(io.errIsTty ? `\r\x1b[K${line}` : `${line}\n`);
     },
     done() {
       if (shown && io.errIsTty) io.err('\r\x1b[K');
     },
   };
+}
+
+function formatDuration(s: number): string {
+  if (s < 60) return `${s.toFixed(0)} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
+  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
 }
 
 /** Entry point when run as a program: signals cancel the run and remove temporary output. */

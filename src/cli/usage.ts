@@ -6,6 +6,7 @@ Usage:
   weightlens quantize PATH [options]
   weightlens plan PATH [--budget SIZE] [--threshold-factor K] [--variant 8-4|4-3] [--fast] [--json] [--out PLAN.json]
   weightlens eval MODEL [--text FILE] [--ctx N] [--compare OTHER] [--json]
+  weightlens compare A B [--json]
   weightlens fastewq train|evaluate DATA.csv
   weightlens help [COMMAND]
   weightlens --version
@@ -82,4 +83,19 @@ temporary F32 GGUF first).
   --threads N        llama.cpp threads (default 1)
   --json             print {text, results: [{model, perplexity, nll, tokens, windows, ctx, ...}], ratio}
   --quiet            no progress on stderr
+`;
+
+export const COMPARE_HELP = `Usage: weightlens compare A B [--json]
+
+How far B's weights are from A's, tensor by tensor: MSE, SQNR, the largest |A - B|, the relative
+error ||A - B|| / ||A|| and the cosine, with the worst tensors and the bits per weight of each side.
+A and B are any of: a .safetensors file, a *.safetensors.index.json, a compressed-tensors
+pack-quantized folder (dequantized: (q - zero point) x scale), a .gguf (F32, F16, BF16, Q8_0, Q4_0,
+Q4_1, Q5_0, Q5_1, Q2_K to Q6_K, dequantized as ggml does), or a folder holding one of them. Tensors
+are matched by name (GGUF names mapped to Hugging Face's); q/k rows in llama.cpp's order are put back
+in HF's when the other side uses it. Tensors only one side has are listed.
+
+  --json     print {a, b, tensors: [{name, mse, sqnrDb, maxAbs, relative, cosine, typeA, typeB, ...}],
+             onlyInA, onlyInB, shapeMismatch, summary}
+  --quiet    no progress on stderr
 `;

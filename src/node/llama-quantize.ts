@@ -5,7 +5,7 @@
  */
 import { existsSync, readdirSync } from 'node:fs';
 import * as path from 'node:path';
-import { LlamaFileType } from '../core/formats/gguf';
+import { GgmlType, LlamaFileType } from '../core/formats/gguf';
 
 /** The folder of node-llama-cpp's prebuilt CPU binaries for this platform. */
 export function llamaBinDir(): string {
@@ -65,4 +65,31 @@ export function llamaQuantize(input: string, output: string, ftype: LlamaFileTyp
   quantizeFn ??= bind();
   const rc = quantizeFn(input, output, ftype, threads);
   if (rc !== 0) throw new Error(`llama_model_quantize(${input} -> ${output}, ftype ${ftype}) returned ${rc}`);
+}
+
+let dequantFns: Map<string, (x: Uint8Array, y: Float32Array, k: number) => void> | undefined;
+
+/**
+ * ggml's own conversion of `count` weights of a ggml type to float32 (libggml-base's
+ * `dequantize_row_*`, `ggml_fp16_to_fp32_row`, `ggml_bf16_to_fp32_row`): the reference our port is
+ * tested against.
+ */
+export function ggmlDequantize(type: GgmlType, bytes: Uint8Array, count: number): Float32Array {
+  if (type === GgmlType.F32) return new Float32Array(bytes.slice().buffer, 0, count);
+  const symbol = type === GgmlType.F16 ? 'ggml_fp16_to_fp32_row' : type === GgmlType.BF16 ? 'ggml_bf16_to_fp32_row' : `dequantize_row_${GgmlType[type][0].toLowerCase()}${GgmlType[type].slice(1)}`;
+  if (!dequantFns) dequantFns = new Map();
+  let f = dequantFns.get(symbol);
+  if (!f) {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const koffi = require('koffi') as typeof import('koffi');
+    const dir = llamaBinDir();
+    const base = readdirSync(dir).find((n) => /^libggml-base.*\.(so|dylib|dll)$/.test(n));
+    if (!base) throw new Error(`no libggml-base in ${dir}`);
+    const fn = koffi.load(path.join(dir, base)).func(symbol, 'void', ['void *', 'float *', 'int64_t']);
+    f = (x, y, k) => fn(x, y, k);
+    dequantFns.set(symbol, f);
+  }
+  const y = new Float32Array(count);
+  f(bytes, y, count);
+  return y;
 }

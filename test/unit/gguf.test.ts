@@ -356,3 +356,51 @@ test('a sharded input gives one GGUF, identical in its tensors to the single fil
   const expected: Record<string, GgmlType> = { raw: GgmlType.F16, int8: GgmlType.Q8_0, int4: GgmlType.Q4_0 };
   for (const b of blocks) assert.equal(h.tensors.find((x) => x.name === `blk.${b.index}.attn_q.weight`)!.type, expected[b.precision], `block ${b.index} (${b.precision})`);
 });
+
+test("dequantization of every GGUF type llama.cpp's quantizer writes equals ggml's own dequantize_row_*, bit for bit", async (t) => {
+  if (!(await llamaOrSkip(t))) return;
+  const { dequantize } = await import('../../src/core/formats/ggml-dequant');
+  const { readGgufHeader } = await import('../../src/core/formats/gguf-read');
+  const { MemoryByteSource } = await import('../../src/core/bytesource');
+  const { llamaQuantize, ggmlDequantize } = await import('../../src/node/llama-quantize');
+  const { generateModel } = await import('../../src/node/generate-model');
+  const { LlamaFileType } = await import('../../src/core/formats/gguf');
+  // Rows of 256: K-quant super-blocks fit (the sample's rows of 64 would fall back).
+  const dir = await tempDir();
+  const model = await generateModel(dir, { layers: 1, hidden: 256, intermediate: 512, vocab: 512 });
+  await fsp.copyFile(path.join(SAMPLE_DIR, 'tok512.bin'), path.join(dir, 'tok512.bin'));
+  const f32 = path.join(dir, 'f32.gguf');
+  assert.equal(cli('quantize', model, '--format', 'gguf', '--bits', '32', '--out', f32, '--quiet').code, 0);
+  const ftypes: [string, number][] = [
+    ['F16', LlamaFileType.MOSTLY_F16],
+    ['BF16', LlamaFileType.MOSTLY_BF16],
+    ['Q8_0', LlamaFileType.MOSTLY_Q8_0],
+    ['Q4_0', LlamaFileType.MOSTLY_Q4_0],
+    ['Q4_1', LlamaFileType.MOSTLY_Q4_1],
+    ['Q5_0', 8],
+    ['Q5_1', 9],
+    ['Q2_K', 10],
+    ['Q3_K_M', 12],
+    ['Q4_K_M', 15],
+    ['Q5_K_M', 17],
+    ['Q6_K', 18],
+  ];
+  const seen = new Set<string>();
+  for (const [name, ftype] of ftypes) {
+    const out = path.join(dir, `${name}.gguf`);
+    llamaQuantize(f32, out, ftype);
+    const bytes = new Uint8Array(readFileSync(out));
+    const h = await readGgufHeader(new MemoryByteSource(out, bytes));
+    for (const x of h.tensors) {
+      const type = GgmlType[x.type];
+      const count = x.ne.reduce((a, b) => a * b, 1);
+      const data = bytes.subarray(h.dataStart + x.offset, h.dataStart + x.offset + x.bytes);
+      const ours = dequantize(x.type, data, count);
+      const ref = ggmlDequantize(x.type, data, count);
+      assert.ok(Buffer.from(ours.buffer).equals(Buffer.from(ref.buffer)), `${name}: ${x.name} (${type}) equals ggml's dequantization`);
+      seen.add(type);
+    }
+  }
+  for (const type of ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K']) assert.ok(seen.has(type), `a fixture of ${type}`);
+  t.diagnostic(`types checked: ${[...seen].sort().join(', ')}`);
+});

@@ -225,3 +225,21 @@ export function permuteRows<T extends { length: number; subarray(a: number, b: n
   }
   return out;
 }
+
+/** The inverse of permuteRows: llama.cpp's interleaved q/k rows back to HF's rotate-half order. */
+export function unpermuteRows<T extends { length: number; subarray(a: number, b: number): T; set(src: T, at: number): void }>(src: T, make: (n: number) => T, rows: number, rowLength: number, heads: number): T {
+  if (rows % (heads * 2) !== 0) throw new Error(`internal: ${rows} rows do not split into ${heads} heads of pairs`);
+  const hd = rows / heads;
+  const half = hd / 2;
+  const out = make(src.length);
+  for (let h = 0; h < heads; h++) {
+    for (let i = 0; i < half; i++) {
+      for (let j = 0; j < 2; j++) {
+        const from = h * hd + 2 * i + j;
+        const to = h * hd + j * half + i;
+        out.set(src.subarray(from * rowLength, (from + 1) * rowLength), to * rowLength);
+      }
+    }
+  }
+  return out;
+}

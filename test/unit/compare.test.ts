@@ -1,0 +1,169 @@
+/**
+ * `weightlens compare`: checkpoints of every format matched by name, read back exactly, and the
+ * error statistics right — against the quantize report, across formats holding the same values, and
+ * across llama.cpp's q/k row order.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { promises as fsp, readFileSync } from 'node:fs';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { compareCheckpoints, formatComparison, shortName } from '../../src/node/compare';
+import { buildSafetensors, tempDir } from '../helpers/safetensors';
+
+const ROOT = path.resolve(__dirname, '../../..');
+const BIN = path.join(ROOT, 'bin/weightlens.js');
+const SAMPLE = path.join(ROOT, 'samples/stories260K/model.safetensors');
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('compressed-tensors read back: compare(original, output) gives the quantize report\'s MSE and SQNR per tensor; the fake-quant output holds the same values', async () => {
+  const dir = await tempDir();
+  const ct = path.join(dir, 'ct');
+  const fake = path.join(dir, 'fake.safetensors');
+  for (const [fmt, out] of [['compressed-tensors', ct], ['fake', fake]]) {
+    const r = cli('quantize', SAMPLE, '--format', fmt, '--out', out, '--report', `${out}.json`, '--quiet', '--threads', '1');
+    assert.equal(r.code, 0, r.stderr);
+  }
+  const report = JSON.parse(readFileSync(`${ct}.json`, 'utf8'));
+  const c = await compareCheckpoints(SAMPLE, ct);
+  assert.equal(c.formatB, 'compressed-tensors');
+  assert.equal(c.summary.tensors, 47);
+  for (const t of report.tensors) {
+    const x = c.tensors.find((y) => y.name === t.name)!;
+    assert.ok(Math.abs(x.mse - t.mse) <= 1e-9 * t.mse, `${t.name}: mse ${x.mse} vs report ${t.mse}`);
+    assert.ok(Math.abs(x.sqnrDb! - t.sqnrDb) < 1e-6, `${t.name}: sqnr`);
+    assert.match(x.typeB, /^int4 g128$|^int4 per-channel$/);
+  }
+  // Both with the sample's config (its q/k layout) beside them.
+  await fsp.copyFile(path.join(path.dirname(SAMPLE), 'config.json'), path.join(dir, 'config.json'));
+  const same = await compareCheckpoints(fake, ct);
+  assert.equal(same.qkReordered, null);
+  for (const t of same.tensors) assert.equal(t.sqnrDb, null, `${t.name}: fake-quant and compressed-tensors hold the same values`);
+  assert.ok(c.summary.bitsB < 9 && c.summary.bitsA === 32);
+});
+
+test('GGUF read back and matched by name: the F32 export equals the original, from llama2.c and from HF q/k layouts', async () => {
+  const dir = await tempDir();
+  const gguf = path.join(dir, 'f32.gguf');
+  assert.equal(cli('quantize', SAMPLE, '--format', 'gguf', '--bits', '32', '--out', gguf, '--quiet').code, 0);
+  const c = await compareCheckpoints(SAMPLE, gguf);
+  assert.equal(c.summary.tensors, 47);
+  assert.deepEqual([c.onlyInA, c.onlyInB], [[], []]);
+  assert.equal(c.qkReordered, null, 'both sides interleaved');
+  for (const t of c.tensors) assert.equal(t.sqnrDb, null, t.name);
+  // An HF-layout copy (q/k permuted, no rope_style): its GGUF has llama.cpp's order; compare puts it back.
+  const hfDir = path.join(dir, 'hf');
+  await fsp.mkdir(hfDir);
+  const bytes = readFileSync(SAMPLE);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+  const config = JSON.parse(readFileSync(path.join(path.dirname(SAMPLE), 'config.json'), 'utf8'));
+  const tensors = Object.keys(header)
+    .filter((k) => k !== '__metadata__')
+    .map((name) => {
+      const [b0, b1] = header[name].data_offsets;
+      let v = new Float32Array(bytes.buffer.slice(bytes.byteOffset + 8 + n + b0, bytes.byteOffset + 8 + n + b1));
+      const heads = /q_proj/.test(name) ? config.num_attention_heads : /k_proj/.test(name) ? config.num_key_value_heads : 0;
+      if (heads) {
+        const [rows, cols] = header[name].shape;
+        const hd = rows / heads;
+        const out = new Float32Array(v.length);
+        for (let h = 0; h < heads; h++) for (let i = 0; i < hd / 2; i++) for (let j = 0; j < 2; j++) out.set(v.subarray((h * hd + 2 * i + j) * cols, (h * hd + 2 * i + j + 1) * cols), (h * hd + j * (hd / 2) + i) * cols);
+        v = out;
+      }
+      return { name, dtype: 'F32' as const, shape: header[name].shape, values: v };
+    });
+  await fsp.writeFile(path.join(hfDir, 'model.safetensors'), buildSafetensors(tensors));
+  delete config.rope_style;
+  await fsp.writeFile(path.join(hfDir, 'config.json'), JSON.stringify(config));
+  await fsp.copyFile(path.join(path.dirname(SAMPLE), 'tok512.bin'), path.join(hfDir, 'tok512.bin'));
+  const hfGguf = path.join(dir, 'hf.gguf');
+  assert.equal(cli('quantize', path.join(hfDir, 'model.safetensors'), '--format', 'gguf', '--bits', '32', '--out', hfGguf, '--quiet').code, 0);
+  const d = await compareCheckpoints(path.join(hfDir, 'model.safetensors'), hfGguf);
+  assert.equal(d.qkReordered, 'b');
+  for (const t of d.tensors) assert.equal(t.sqnrDb, null, `${t.name}: identical once the q/k rows are back in HF order`);
+  // The rows as stored do differ: the re-ordering is real.
+  const { openCheckpoint } = await import('../../src/node/checkpoint');
+  const [x, y] = [await openCheckpoint(path.join(hfDir, 'model.safetensors')), await openCheckpoint(hfGguf)];
+  const q = 'model.layers.0.self_attn.q_proj.weight';
+  assert.notDeepEqual([...(await x.readRows(q, 0, 64))], [...(await y.readRows(q, 0, 64))]);
+  await x.close();
+  await y.close();
+});
+
+test('statistics: MSE, SQNR, max, relative error and cosine of a hand-made pair; unmatched and mis-shaped tensors listed', async () => {
+  const dir = await tempDir();
+  const a = path.join(dir, 'a.safetensors');
+  const b = path.join(dir, 'b.safetensors');
+  await fsp.writeFile(a, buildSafetensors([
+    { name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [2, 2], values: [1, 2, 3, 4] },
+    { name: 'only.a', dtype: 'F32', shape: [2], values: [1, 1] },
+    { name: 'model.norm.weight', dtype: 'F32', shape: [4], values: [1, 1, 1, 1] },
+  ]));
+  await fsp.writeFile(b, buildSafetensors([
+    { name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [2, 2], values: [1, 2, 3, 2] },
+    { name: 'only.b', dtype: 'F32', shape: [2], values: [1, 1] },
+    { name: 'model.norm.weight', dtype: 'F32', shape: [2], values: [1, 1] },
+  ]));
+  const c = await compareCheckpoints(a, b);
+  const t = c.tensors[0];
+  assert.equal(t.mse, 1); // (4-2)^2 / 4
+  assert.equal(t.maxAbs, 2);
+  assert.ok(Math.abs(t.sqnrDb! - 10 * Math.log10(30 / 4)) < 1e-12);
+  assert.ok(Math.abs(t.relative - Math.sqrt(4 / 30)) < 1e-12);
+  assert.ok(Math.abs(t.cosine - 22 / Math.sqrt(30 * 18)) < 1e-12);
+  assert.deepEqual(c.onlyInA, ['only.a']);
+  assert.deepEqual(c.onlyInB, ['only.b']);
+  assert.deepEqual(c.shapeMismatch.map((m) => m.name), ['model.norm.weight']);
+  assert.equal(shortName('model.layers.3.self_attn.q_proj.weight'), 'L3 · q_proj');
+  assert.equal(shortName('model.embed_tokens.weight'), 'embed_tokens');
+  for (const line of formatComparison(c).split('\n')) assert.ok(line.length <= 100 || line.startsWith('A ') || line.startsWith('B '), `a readable width: ${line}`);
+});
+
+test('asymmetric compressed-tensors (weight_zero_point, as llm-compressor writes it): (q - zero point) x scale', async () => {
+  const dir = await tempDir();
+  const packed = new Int32Array(2);
+  // Row 0 codes [-8, 7, 0, 1] (stored + 8), row 1 codes [2, 2, -1, 3]; int4: 8 codes per word.
+  const codes = [[-8, 7, 0, 1], [2, 2, -1, 3]];
+  codes.forEach((row, r) => row.forEach((q, c) => (packed[r] |= (q + 8) << (4 * c))));
+  await fsp.writeFile(
+    path.join(dir, 'model.safetensors'),
+    buildSafetensors([
+      { name: 'model.layers.0.mlp.up_proj.weight_packed', dtype: 'I32', shape: [2, 1], values: packed },
+      { name: 'model.layers.0.mlp.up_proj.weight_scale', dtype: 'F32', shape: [2, 2], values: [0.5, 0.25, 2, 1] },
+      { name: 'model.layers.0.mlp.up_proj.weight_zero_point', dtype: 'I8', shape: [2, 2], values: [1, -2, 0, 3] },
+      { name: 'model.layers.0.mlp.up_proj.weight_shape', dtype: 'I64', shape: [2], values: [2, 4] },
+    ]),
+  );
+  await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify({ quantization_config: { format: 'pack-quantized', config_groups: { group_0: { targets: ['Linear'], weights: { num_bits: 4, group_size: 2, symmetric: false } } } } }));
+  const ref = path.join(dir, 'ref.safetensors');
+  const expected = [(-8 - 1) * 0.5, (7 - 1) * 0.5, (0 + 2) * 0.25, (1 + 2) * 0.25, (2 - 0) * 2, (2 - 0) * 2, (-1 - 3) * 1, (3 - 3) * 1];
+  await fsp.writeFile(ref, buildSafetensors([{ name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [2, 4], values: expected }]));
+  const c = await compareCheckpoints(ref, dir);
+  assert.equal(c.tensors.length, 1);
+  assert.equal(c.tensors[0].sqnrDb, null, 'exactly the expected values');
+  assert.equal(c.tensors[0].typeB, 'int4 g2 asym');
+});
+
+test('the CLI: compare --json, the readable table, one-line errors', async () => {
+  const dir = await tempDir();
+  const q8 = path.join(dir, 'q8.gguf');
+  assert.equal(cli('quantize', SAMPLE, '--format', 'gguf', '--bits', '8', '--out', q8, '--quiet').code, 0);
+  const r = cli('compare', SAMPLE, q8, '--json', '--quiet');
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout);
+  assert.equal(j.summary.tensors, 47);
+  assert.ok(j.summary.sqnrDb > 30);
+  const text = cli('compare', SAMPLE, q8, '--quiet').stdout;
+  assert.match(text, /^A .*model\.safetensors \(safetensors, 32\.00 bits\/weight\)\nB .*q8\.gguf \(gguf, \d+\.\d\d bits\/weight\)\n47 tensors, 260,032 weights: SQNR \d+\.\d\d dB/);
+  assert.match(text, /Q8_0 +L0 · q_proj/);
+  const bad = cli('compare', SAMPLE);
+  assert.equal(bad.code, 1);
+  assert.match(bad.stderr, /^error: compare takes two checkpoints/);
+  const missing = cli('compare', SAMPLE, path.join(dir, 'nope.gguf'));
+  assert.match(missing.stderr, /^error: .*nope\.gguf: no such file\n$/);
+});
