@@ -38,7 +38,7 @@ for (const f of ['codicon.css', 'codicon.ttf']) {
 }
 
 await Promise.all([
-  build({ ...node, entryPoints: { cli: 'src/cli/index.ts', worker: 'src/node/worker.ts', generate: 'scripts/generate.ts', bench: 'scripts/bench.ts' }, outdir: 'dist' }),
+  build({ ...node, entryPoints: { cli: 'src/cli/index.ts', worker: 'src/node/worker.ts', generate: 'scripts/generate.ts', bench: 'scripts/bench.ts', 'llama-quantize': 'scripts/llama-quantize.ts' }, outdir: 'dist' }),
   build({ ...node, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist', external: ['vscode', 'webgpu', 'node-llama-cpp'] }),
   build({
     bundle: true,

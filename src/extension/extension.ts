@@ -8,6 +8,7 @@ import { oneLine } from '../core/errors';
 import type { FastEwqModel } from '../core/ewq/fast';
 import { panelSettings, readEwqConfig, readRunConfig, readComputeBackend } from './config';
 import { planCommand } from './plan-command';
+import { compareCommand } from './compare-command';
 import { GGUF_VIEW_TYPE, GgufInspectorProvider } from './inspector/gguf-provider';
 import { evalCommand, type EvalOptions } from './eval-command';
 import { INSPECTOR_INDEX_VIEW_TYPE, INSPECTOR_VIEW_TYPE, InspectorProvider } from './inspector/provider';
@@ -56,6 +57,7 @@ export function activate(context: vscode.ExtensionContext): void {
           ggufInspector.showPerplexity(m, t);
         }, annotateRun: (o, l) => stats.annotate(o, l) }, uri, selected, opts),
     ),
+    vscode.commands.registerCommand('weightlens.compareWeights', (uri?: unknown, selected?: unknown) => compareCommand({ stats, activeInspector: () => inspector.activeUri }, uri, selected)),
     vscode.commands.registerCommand('weightlens.planEwq', (arg?: unknown) => planCommand(inspector, arg)),
     vscode.commands.registerCommand('weightlens.quantizeWithPlan', async (arg?: unknown) => {
       const uri = await resolveModel(arg, inspector.activeUri, 'Quantize with the EWQ plan');

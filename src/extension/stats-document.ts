@@ -3,29 +3,10 @@
  * of the dequantized weights plus the error columns (right), one aligned line per tensor, so the
  * editor's diff highlights exactly what quantization changed. Pure text, unit-tested.
  */
-import type { QuantizeReport, TensorReport } from '../node/quantize';
+import type { QuantizeReport } from '../node/quantize';
+import { shortName, type Comparison } from '../node/compare';
 
 const fmtE = (x: number) => (x === 0 ? '0' : x.toExponential(4));
-
-function momentCells(m: TensorReport['original']): string[] {
-  return [fmtE(m.mean), fmtE(m.std), fmtE(m.rms), fmtE(m.absmax)];
-}
-
-function errorCells(t: TensorReport): string[] {
-  return [
-    fmtE(t.mse),
-    t.sqnrDb === null ? 'inf' : t.sqnrDb.toFixed(2),
-    t.residualEntropy.toFixed(4),
-    `${(t.clippedFraction * 100).toFixed(3)}%`,
-    `${t.scaleRatio.mean.toFixed(3)} [${t.scaleRatio.min.toFixed(3)}..${t.scaleRatio.max.toFixed(3)}]`,
-  ];
-}
-
-function table(rows: string[][]): string[] {
-  const widths: number[] = [];
-  for (const r of rows) r.forEach((c, i) => (widths[i] = Math.max(widths[i] ?? 0, c.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd());
-}
 
 export interface StatsDocuments {
   original: string;
@@ -39,6 +20,37 @@ export function formatSize(bytes: number): string {
   return `${bytes} B`;
 }
 
+/** One tensor of a diff: the cells each side shows, and the error cells (right side only). */
+interface PairRow {
+  /** The short name (`L3 · q_proj`), first on the line. */
+  name: string;
+  /** Shape and dtype, last. */
+  tail: string;
+  left: string[];
+  right: string[];
+  errors: string[];
+}
+
+/**
+ * Both sides of a diff on the same lines and columns: the head lines (summary first), then per
+ * tensor its short name, the error cells (the right side's; "·" on the left), each side's own cells
+ * and the shape last — so what matters is where the eye starts, even in a half-width diff pane, and
+ * a line stays within an editor's width. Equal column positions make the diff mark changed cells, not shifted lines.
+ */
+function renderPair(o: { leftHead: string[]; rightHead: string[]; errorHeader: string[]; sideHeader: string[]; rows: PairRow[] }): StatsDocuments {
+  const width = (cells: (r: PairRow) => string[], header: string[]) => header.map((h, i) => Math.max(h.length, ...o.rows.map((r) => cells(r)[i].length)));
+  const ew = width((r) => r.errors, o.errorHeader);
+  const sw = width((r) => [...r.left.keys()].map((i) => (r.left[i].length > r.right[i].length ? r.left[i] : r.right[i])), o.sideHeader);
+  const nw = Math.max('tensor'.length, ...o.rows.map((r) => r.name.length));
+  const line = (name: string, errors: string[], side: string[], tail: string) => [name.padEnd(nw), ...errors.map((c, i) => c.padStart(ew[i])), ...side.map((c, i) => c.padStart(sw[i])), tail].join('  ').trimEnd();
+  const dots = o.errorHeader.map(() => '·');
+  const head = Math.max(o.leftHead.length, o.rightHead.length);
+  const fill = (h: string[]) => [...h, ...Array(head - h.length).fill('#')];
+  const original = [...fill(o.leftHead), line('tensor', dots, o.sideHeader, 'shape'), ...o.rows.map((r) => line(r.name, dots, r.left, r.tail))];
+  const quantized = [...fill(o.rightHead), line('tensor', o.errorHeader, o.sideHeader, 'shape'), ...o.rows.map((r) => line(r.name, r.errors, r.right, r.tail))];
+  return { original: original.join('\n') + '\n', quantized: quantized.join('\n') + '\n' };
+}
+
 export function renderStatsDocuments(report: QuantizeReport, inputName: string, outputName: string): StatsDocuments {
   const s = report.settings as Record<string, unknown>;
   const dtypes = [...new Set(report.tensors.map((t) => t.dtype))].join('/');
@@ -46,19 +58,54 @@ export function renderStatsDocuments(report: QuantizeReport, inputName: string, 
     s.method === 'rtn'
       ? `rtn ${s.bits}-bit, group ${s.groupSize || 'per-channel'}`
       : `dareq ${s.bits}-bit, group ${s.groupSize || 'per-channel'}, preset ${s.preset}, λw ${s.lambdaWeight}, λH ${s.lambdaEntropy}, normalize ${s.normalize ? 'on' : 'off'}, B ${s.bins}, K ${s.grid}`;
-  const leftHead = `# original   ${inputName}  ${formatSize(report.summary.inputBytes)}  ${dtypes}  (${report.tensors.length} tensors quantized, ${report.summary.tensorsCopied} copied)`;
-  const rightHead = `# quantized  ${outputName}  ${formatSize(report.summary.outputBytes)}  ${method}, ${s.format}`;
-  const base = ['tensor', 'shape', 'dtype', 'mean', 'std', 'rms', 'absmax'];
-  const header = [...base, 'mse', 'sqnr_db', 'entropy', 'clipped', 'scale/absmax [min..max]'];
-  const rows = report.tensors.map((t) => {
-    const common = [t.name, t.shape.join('x'), t.dtype];
-    return { left: [...common, ...momentCells(t.original)], right: [...common, ...momentCells(t.dequantized), ...errorCells(t)] };
+  const weights = report.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
+  const sumW2 = report.tensors.reduce((a, t) => a + t.original.rms ** 2 * t.shape.reduce((x, y) => x * y, 1), 0);
+  const sumE2 = report.tensors.reduce((a, t) => a + t.mse * t.shape.reduce((x, y) => x * y, 1), 0);
+  const params = report.summary.inputBytes > 0 ? report.summary.outputBytes / report.summary.inputBytes : 1;
+  const worst = [...report.tensors].filter((t) => t.sqnrDb !== null).sort((a, b) => a.sqnrDb! - b.sqnrDb!).slice(0, 5);
+  const rows: PairRow[] = report.tensors.map((t) => ({
+    name: shortName(t.name),
+    tail: `${t.shape.join('x')} ${t.dtype}`,
+    left: [fmtE(t.original.mean), fmtE(t.original.absmax)],
+    right: [fmtE(t.dequantized.mean), fmtE(t.dequantized.absmax)],
+    errors: [t.sqnrDb === null ? 'inf' : t.sqnrDb.toFixed(2), fmtE(t.mse), t.residualEntropy.toFixed(3), `${(t.clippedFraction * 100).toFixed(2)}%`, t.scaleRatio.mean.toFixed(3)],
+  }));
+  return renderPair({
+    leftHead: [`# original   ${inputName}  ${formatSize(report.summary.inputBytes)}  ${dtypes}`, `# ${report.tensors.length} tensors quantized (${weights.toLocaleString('en-US')} weights), ${report.summary.tensorsCopied} copied`],
+    rightHead: [
+      `# quantized  ${outputName}  ${formatSize(report.summary.outputBytes)} (${(params * 100).toFixed(1)}% of the input)`,
+      `# ${method}, ${s.format}`,
+      `# SQNR ${sumE2 === 0 ? 'inf' : `${(10 * Math.log10(sumW2 / sumE2)).toFixed(2)} dB`} over all, MSE ${fmtE(sumE2 / Math.max(1, weights))}`,
+      `# worst: ${worst.map((t) => `${shortName(t.name)} ${t.sqnrDb!.toFixed(1)} dB`).join(', ') || 'none'}`,
+    ],
+    errorHeader: ['sqnr_db', 'mse', 'entropy', 'clipped', 'scale'],
+    sideHeader: ['mean', 'absmax'],
+    rows,
   });
-  // Align both sides on the same column widths, so unchanged cells line up in the diff.
-  const all = table([header, ...rows.map((r) => r.right)]);
-  const widths = header.map((_, i) => Math.max(header[i].length, ...rows.map((r) => r.right[i].length)));
-  const pad = (cells: string[]) => cells.map((c, i) => (i === cells.length - 1 ? c : c.padEnd(widths[i]))).join('  ').trimEnd();
-  const original = [leftHead, pad(base), ...rows.map((r) => pad(r.left))].join('\n') + '\n';
-  const quantized = [rightHead, all[0], ...all.slice(1)].join('\n') + '\n';
-  return { original, quantized };
+}
+
+/** The diff view of any two checkpoints (Compare Weights): A on the left, B and the errors on the right. */
+export function renderCompareDocuments(c: Comparison): StatsDocuments {
+  const rows: PairRow[] = c.tensors.map((t) => ({
+    name: t.short,
+    tail: t.shape.join('x'),
+    left: [t.typeA, t.bitsA.toFixed(2)],
+    right: [t.typeB, t.bitsB.toFixed(2)],
+    errors: [t.sqnrDb === null ? 'inf' : t.sqnrDb.toFixed(2), fmtE(t.mse), fmtE(t.maxAbs), fmtE(t.relative), t.cosine.toFixed(6)],
+  }));
+  const s = c.summary;
+  const byName = new Map(c.tensors.map((t) => [t.name, t]));
+  const unmatched = [c.onlyInA.length ? `only in A: ${c.onlyInA.length}` : '', c.onlyInB.length ? `only in B: ${c.onlyInB.length}` : '', c.shapeMismatch.length ? `other shapes: ${c.shapeMismatch.length}` : ''].filter(Boolean).join(', ');
+  return renderPair({
+    leftHead: [`# A  ${c.a}`, `# ${c.formatA}, ${s.bitsA.toFixed(2)} bits/weight`, `# ${s.tensors} tensors matched (${s.weights.toLocaleString('en-US')} weights)${unmatched ? `; ${unmatched}` : ''}`],
+    rightHead: [
+      `# B  ${c.b}`,
+      `# ${c.formatB}, ${s.bitsB.toFixed(2)} bits/weight${c.qkReordered ? `; q/k rows of ${c.qkReordered.toUpperCase()} in HF order` : ''}`,
+      `# SQNR ${s.sqnrDb === null ? 'inf' : `${s.sqnrDb.toFixed(2)} dB`} over all, MSE ${fmtE(s.mse)}`,
+      `# worst: ${s.worst.map((n) => `${byName.get(n)!.short} ${byName.get(n)!.sqnrDb!.toFixed(1)} dB`).join(', ') || 'none (identical)'}`,
+    ],
+    errorHeader: ['sqnr_db', 'mse', 'max|A-B|', 'rel_err', 'cosine'],
+    sideHeader: ['type', 'bits'],
+    rows,
+  });
 }

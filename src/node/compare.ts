@@ -41,9 +41,11 @@ export interface Comparison {
   readonly summary: { tensors: number; weights: number; mse: number; sqnrDb: number | null; bitsA: number; bitsB: number; worst: readonly string[] };
 }
 
+const SHORTER: Record<string, string> = { input_layernorm: 'input_norm', post_attention_layernorm: 'post_attn_norm' };
+
 export function shortName(name: string): string {
   const m = /^(?:model\.)?layers\.(\d+)\.(?:self_attn|mlp)?\.?(.+?)(?:\.weight)?$/.exec(name);
-  if (m) return `L${m[1]} · ${m[2]}`;
+  if (m) return `L${m[1]} · ${SHORTER[m[2]] ?? m[2]}`;
   return name.replace(/^model\./, '').replace(/\.weight$/, '');
 }
 

@@ -122,9 +122,9 @@ await step('the explorer context menu shows the Weightlens entries on .safetenso
   await until('Weightlens entries on a .safetensors file', async () => {
     await contextMenu('stories260K.safetensors');
     const n = await page.getByRole('menuitem', { name: /Weightlens/ }).count();
-    return n === 5 ? n : undefined;
+    return n === 6 ? n : undefined;
   });
-  for (const title of ['Weightlens: Quantize (DARE-Q)…', 'Weightlens: Quantize with round-to-nearest', 'Weightlens: Open Inspector', 'Weightlens: Plan Mixed Precision (EWQ)…', 'Weightlens: Evaluate Perplexity (llama.cpp)…']) {
+  for (const title of ['Weightlens: Quantize (DARE-Q)…', 'Weightlens: Quantize with round-to-nearest', 'Weightlens: Open Inspector', 'Weightlens: Plan Mixed Precision (EWQ)…', 'Weightlens: Evaluate Perplexity (llama.cpp)…', 'Weightlens: Compare Weights…']) {
     assert.equal(await page.getByRole('menuitem', { name: title }).count(), 1, title);
   }
   await page.screenshot({ path: path.join(outDir, 'context-menu.png') });
@@ -145,7 +145,8 @@ await step('right-click -> quantize -> Enter: progress, the output appears, the 
     const t = plain(await diff.innerText());
     return t.includes('# original') && t.includes('# quantized') && t.includes('sqnr_db') ? t : undefined;
   });
-  assert.match(text, /model\.layers\.0\.self_attn\.q_proj\.weight/);
+  assert.match(text, /L0 · q_proj/);
+  assert.match(text, /# SQNR \d+\.\d\d dB over all/);
   await page.screenshot({ path: path.join(outDir, 'diff-view.png') });
 });
 
@@ -432,9 +433,9 @@ await step('GGUF out, perplexity in: quantize to GGUF from the quick pick, then 
   await gguf.waitFor({ timeout: 10000 });
   await gguf.click();
   // The bits are the workspace's (an earlier step set them): Q4_0 or Q8_0.
-  const wrote = toast(/wrote model\.dareq-w[48]g32\.gguf/);
+  const wrote = toast(/wrote model\.dareq-w[48]g32\S*\.gguf/);
   await wrote.waitFor({ timeout: 120000 });
-  const name = /model\.dareq-w[48]g32\.gguf/.exec(await wrote.innerText())[0];
+  const name = /model\.dareq-w[48]g32\S*\.gguf/.exec(await wrote.innerText())[0];
   const dir = path.join(ws, 'stories');
   assert.ok(fs.readdirSync(dir).includes(name));
   const diff = page.locator('.monaco-diff-editor');
@@ -472,6 +473,49 @@ await step('GGUF out, perplexity in: quantize to GGUF from the quick pick, then 
   await until('the filter to apply', async () => (await frame.locator('#match-count').innerText()) === '5 of 47 tensors match');
   assert.match(await frame.locator('tr[data-tensor="blk.0.attn_q.weight"]').innerText(), /Q[48]_0\s+\[64, 64\]/);
   await page.screenshot({ path: path.join(outDir, 'gguf-inspector.png') });
+});
+
+await step("Compare Weights: the sample against llama.cpp's own Q4_0 (two files selected) and against a compressed-tensors folder; the numbers equal the CLI's", async () => {
+  const { execFileSync } = await import('node:child_process');
+  const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+  const dir = path.join(ws, 'stories');
+  const node = (...args) => execFileSync(process.execPath, args, { encoding: 'utf8' });
+  const f32 = path.join(outDir, 'stories-f32.gguf');
+  node(path.join(root, 'dist', 'cli.js'), 'quantize', path.join(dir, 'model.safetensors'), '--format', 'gguf', '--bits', '32', '--out', f32, '--quiet', '--force');
+  node(path.join(root, 'dist', 'llama-quantize.js'), f32, path.join(dir, 'llamacpp-q4_0.gguf'), 'q4_0');
+  node(path.join(root, 'dist', 'cli.js'), 'quantize', path.join(dir, 'model.safetensors'), '--format', 'compressed-tensors', '--method', 'rtn', '--out', path.join(dir, 'model-ct'), '--quiet');
+  const cliCompare = (b) => JSON.parse(node(path.join(root, 'dist', 'cli.js'), 'compare', path.join(dir, 'model.safetensors'), path.join(dir, b), '--json', '--quiet'));
+  const diff = page.locator('.monaco-diff-editor');
+  const expectShown = async (b, what) => {
+    const cli = cliCompare(b);
+    const q = cli.tensors.find((t) => t.name === 'model.layers.0.self_attn.q_proj.weight');
+    const text = await until(`the diff view of ${what}`, async () => {
+      const t = plain(await diff.innerText());
+      return t.includes(`# B  ${path.join(dir, b)}`) && t.includes('# SQNR') ? t : undefined;
+    });
+    assert.ok(text.includes(`# SQNR ${cli.summary.sqnrDb.toFixed(2)} dB over all`), `${what}: the overall SQNR equals the CLI's (${cli.summary.sqnrDb.toFixed(2)})`);
+    const rows = text.split('\n').filter((l) => /^L0 · q_proj +\d/.test(l));
+    assert.ok(rows.some((l) => l.replace(/^L0 · q_proj +/, '').startsWith(`${q.sqnrDb.toFixed(2)} `)), `${what}: L0 · q_proj's SQNR equals the CLI's (${q.sqnrDb.toFixed(2)}): ${rows.join(' | ')}`);
+  };
+  // Two files selected in the explorer, then the context menu.
+  await page.keyboard.press('Escape');
+  await page.getByRole('treeitem', { name: 'llamacpp-q4_0.gguf', exact: true }).waitFor({ timeout: 30000 });
+  await page.getByRole('treeitem', { name: 'model.safetensors', exact: true }).click();
+  await page.getByRole('treeitem', { name: 'llamacpp-q4_0.gguf', exact: true }).click({ modifiers: ['Control'] });
+  await page.getByRole('treeitem', { name: 'llamacpp-q4_0.gguf', exact: true }).click({ button: 'right' });
+  await page.locator('.context-view .monaco-menu').waitFor();
+  await page.waitForTimeout(400);
+  await page.getByRole('menuitem', { name: 'Weightlens: Compare Weights…' }).click();
+  await expectShown('llamacpp-q4_0.gguf', "llama.cpp's Q4_0");
+  await page.screenshot({ path: path.join(outDir, 'compare-diff.png') });
+  // One file, the other picked: a compressed-tensors folder beside it.
+  await page.keyboard.press('Escape');
+  await page.getByRole('treeitem', { name: 'model.safetensors', exact: true }).click();
+  await runFromContextMenu('model.safetensors', 'Weightlens: Compare Weights…');
+  const ct = page.locator('.quick-input-list .monaco-list-row', { hasText: 'model-ct' });
+  await ct.waitFor({ timeout: 10000 });
+  await ct.click();
+  await expectShown('model-ct', 'the compressed-tensors folder');
 });
 
 await step('a corrupted .safetensors gets a clear error notification, not a hang', async () => {

@@ -167,3 +167,35 @@ test('the CLI: compare --json, the readable table, one-line errors', async () =>
   const missing = cli('compare', SAMPLE, path.join(dir, 'nope.gguf'));
   assert.match(missing.stderr, /^error: .*nope\.gguf: no such file\n$/);
 });
+
+test('the compare diff view: summary first, one aligned line per tensor on both sides, short names first, within 100 columns', async () => {
+  const { renderCompareDocuments } = await import('../../src/extension/stats-document');
+  const dir = await tempDir();
+  const q8 = path.join(dir, 'q8.gguf');
+  assert.equal(cli('quantize', SAMPLE, '--format', 'gguf', '--bits', '8', '--out', q8, '--quiet').code, 0);
+  const c = await compareCheckpoints(SAMPLE, q8);
+  const docs = renderCompareDocuments(c);
+  const left = docs.original.trimEnd().split('\n');
+  const right = docs.quantized.trimEnd().split('\n');
+  assert.equal(left.length, right.length);
+  assert.match(right[2], new RegExp(`^# SQNR ${c.summary.sqnrDb!.toFixed(2)} dB over all, MSE \\S+$`));
+  assert.match(right[3], /^# worst: L\d · \w+ [\d.]+ dB/);
+  const head = right.findIndex((l) => l.startsWith('tensor'));
+  assert.match(right[head], /^tensor +sqnr_db +mse +max\|A-B\| +rel_err +cosine +type +bits +shape$/);
+  for (let i = head + 1; i < right.length; i++) {
+    const name = right[i].split(/ {2,}/)[0];
+    assert.equal(left[i].split(/ {2,}/)[0], name, 'the same tensor on both sides');
+    assert.ok(right[i].length <= 100 && left[i].length <= 100);
+  }
+  assert.ok(right.some((l) => /^L0 · q_proj +\d+\.\d\d .* Q8_0 +8\.50 +64x64$/.test(l)), 'Q8_0: 8.5 bits per weight');
+});
+
+test('output names say what differs from the defaults, so runs with other settings never collide', async () => {
+  const { settingsTag, resolveSettings } = await import('../../src/core/quant/settings');
+  assert.equal(settingsTag(resolveSettings()), 'dareq-w4g128');
+  assert.equal(settingsTag(resolveSettings({ preset: 'paper' })), 'dareq-w4g128-paper');
+  assert.equal(settingsTag(resolveSettings({ lambdaEntropy: 0.25, bits: 8 })), 'dareq-w8g128-lh0.25');
+  assert.equal(settingsTag(resolveSettings({ search: 'coarse-to-fine', grid: 50 })), 'dareq-w4g128-k50-c2f');
+  assert.equal(settingsTag(resolveSettings({ preset: 'reference' })), 'dareq-w4g128-reference', 'the preset\'s own K, B and lambdas are not differences');
+  assert.equal(settingsTag(resolveSettings({ method: 'rtn', groupSize: 0 })), 'rtn-w4');
+});

@@ -108,20 +108,24 @@ test('diff view documents: one aligned line per tensor on both sides, header lin
   const left = docs.original.trimEnd().split('\n');
   const right = docs.quantized.trimEnd().split('\n');
   assert.equal(left.length, right.length, 'same number of lines');
-  assert.match(left[0], /^# original +model\.safetensors .*BF16 +\(2 tensors quantized, 1 copied\)/);
-  assert.match(right[0], /^# quantized +model\.dareq-w4g128\.safetensors .*dareq 4-bit, group 128, preset clip, λw 1, λH 0\.01, normalize on, B 256, K 100, fake/);
-  assert.match(right[1], /^tensor +shape +dtype +mean +std +rms +absmax +mse +sqnr_db +entropy +clipped +scale\/absmax/);
-  for (let i = 2; i < left.length; i++) {
-    const l = left[i].split(/ {2,}/);
-    const r = right[i].split(/ {2,}/);
-    assert.equal(l[0], r[0], 'same tensor on the same line');
-    assert.equal(l[1], r[1]);
+  assert.match(left[0], /^# original +model\.safetensors +[\d.]+ KB +BF16$/);
+  assert.match(left[1], /^# 2 tensors quantized \(\d[\d,]* weights\), 1 copied$/);
+  assert.match(right[0], /^# quantized +model\.dareq-w4g128\.safetensors +[\d.]+ KB \([\d.]+% of the input\)$/);
+  assert.match(right[1], /^# dareq 4-bit, group 128, preset clip, λw 1, λH 0\.01, normalize on, B 256, K 100, fake$/);
+  // The summary first: SQNR over all weights, and the worst tensors by name.
+  assert.match(right[2], /^# SQNR \d+\.\d\d dB over all, MSE \S+$/);
+  assert.match(right[3], /^# worst: L0 · \w+ \d+\.\d dB, L0 · \w+ \d+\.\d dB$/);
+  const head = 4;
+  // Error columns first, the short name last.
+  assert.match(right[head], /^tensor +sqnr_db +mse +entropy +clipped +scale +mean +absmax +shape$/);
+  for (let i = head + 1; i < left.length; i++) {
+    assert.match(left[i], /^L0 · \w+ +· +· +· +· +· +\S+ +\S+ +\d+x\d+ BF16$/);
     // Column positions agree, so the diff shows changed cells, not shifted lines.
-    const lcols = [...left[i].matchAll(/\S+/g)].map((m) => m.index);
-    const rcols = [...right[i].matchAll(/\S+/g)].map((m) => m.index);
-    assert.deepEqual(rcols.slice(0, lcols.length), lcols);
-    assert.equal(r.length, l.length + 5, 'five error columns');
+    const lcols = [...left[i].matchAll(/\S+/g)].map((m) => m.index! + m[0].length);
+    const rcols = [...right[i].matchAll(/\S+/g)].map((m) => m.index! + m[0].length);
+    assert.deepEqual(rcols, lcols, 'cells end at the same columns');
   }
+  for (const l of [...left, ...right]) assert.ok(l.length <= 100, `within an editor's width: ${l.length} ${l}`);
 });
 
 test('webview messages are validated: anything malformed is dropped', () => {

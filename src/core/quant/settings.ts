@@ -132,7 +132,23 @@ export function qRange(bits: number, ternary = false): { qmin: number; qmax: num
   return { qmin: -(2 ** (bits - 1)), qmax: 2 ** (bits - 1) - 1 };
 }
 
-/** A short tag for file names: `dareq-w4g128`, `rtn-w8`. */
+/**
+ * A short tag for file names: `dareq-w4g128`, `rtn-w8`, and for DARE-Q whatever differs from the
+ * defaults, so two runs with different settings never collide: `dareq-w4g128-paper`,
+ * `dareq-w8g128-lh0.25`, `dareq-w4g128-c2f`.
+ */
 export function settingsTag(s: QuantSettings): string {
-  return `${s.method}-w${s.bits}${s.groupSize > 0 ? `g${s.groupSize}` : ''}`;
+  const base = `${s.method}-w${s.bits}${s.groupSize > 0 ? `g${s.groupSize}` : ''}`;
+  if (s.method !== 'dareq') return base;
+  const d = resolveSettings({ preset: s.preset });
+  const parts: string[] = [];
+  if (s.preset !== DEFAULTS.preset) parts.push(s.preset);
+  if (s.lambdaWeight !== d.lambdaWeight) parts.push(`lw${s.lambdaWeight}`);
+  if (s.lambdaEntropy !== d.lambdaEntropy) parts.push(`lh${s.lambdaEntropy}`);
+  if (s.normalize !== d.normalize) parts.push(s.normalize ? 'norm' : 'raw');
+  if (s.grid !== d.grid) parts.push(`k${s.grid}`);
+  if (s.bins !== d.bins) parts.push(`b${s.bins}`);
+  if (s.range === 'clip' && s.clipAlphaMin !== d.clipAlphaMin) parts.push(`a${s.clipAlphaMin}`);
+  if (s.search !== d.search) parts.push('c2f');
+  return [base, ...parts].join('-');
 }

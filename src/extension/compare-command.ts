@@ -1,0 +1,94 @@
+/**
+ * "Weightlens: Compare Weights…": two checkpoints of any format (two selected in the explorer, or
+ * one and the other picked among the models beside it), compared tensor by tensor with cancellable
+ * progress; the result opens as the statistics diff view (A left, B and the errors right).
+ */
+import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
+import * as vscode from 'vscode';
+import { CancelledError, oneLine } from '../core/errors';
+import { compareCheckpoints, type Comparison } from '../node/compare';
+import { logLine, showError } from './log';
+import { EVAL_GLOB, resolveModel } from './quantize-command';
+import { renderCompareDocuments } from './stats-document';
+import type { StatsDocumentProvider } from './stats-provider';
+
+export interface CompareDeps {
+  stats: StatsDocumentProvider;
+  activeInspector: () => vscode.Uri | undefined;
+}
+
+const isWeights = (p: string) => /\.(safetensors|gguf)$/.test(p) || /\.safetensors\.index\.json$/.test(p);
+
+/** Folders beside `model` that hold a checkpoint (compressed-tensors and sharded outputs). */
+async function checkpointFolders(dir: string): Promise<vscode.Uri[]> {
+  const out: vscode.Uri[] = [];
+  for (const e of await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    if (!e.isDirectory()) continue;
+    const names = await fsp.readdir(path.join(dir, e.name)).catch(() => [] as string[]);
+    if (names.some((n) => n === 'model.safetensors' || n.endsWith('.safetensors.index.json'))) out.push(vscode.Uri.file(path.join(dir, e.name)));
+  }
+  return out;
+}
+
+async function pickOther(a: vscode.Uri): Promise<vscode.Uri | undefined> {
+  const dir = path.dirname(a.fsPath);
+  const files = await vscode.workspace.findFiles(new vscode.RelativePattern(vscode.Uri.file(dir), EVAL_GLOB.replace('**/', '')), undefined, 200);
+  const all = [...files, ...(await checkpointFolders(dir))].filter((u) => u.fsPath !== a.fsPath).sort((x, y) => x.fsPath.localeCompare(y.fsPath));
+  const pick = await vscode.window.showQuickPick(
+    all.map((u) => ({ label: path.basename(u.fsPath), description: u.fsPath.endsWith('.gguf') ? 'GGUF' : isWeights(u.fsPath) ? 'safetensors' : 'folder', uri: u })),
+    { title: `Weightlens: compare ${path.basename(a.fsPath)} (A, the reference) with…`, placeHolder: 'B: a quantized copy, another checkpoint…' },
+  );
+  return pick?.uri;
+}
+
+export async function compareCommand(deps: CompareDeps, arg?: unknown, selected?: unknown): Promise<Comparison | undefined> {
+  const multi = Array.isArray(selected) ? selected.filter((u): u is vscode.Uri => u instanceof vscode.Uri) : [];
+  let a: vscode.Uri | undefined;
+  let b: vscode.Uri | undefined;
+  if (multi.length === 2) {
+    // The reference first: a plain safetensors model before a quantized copy.
+    const rank = (u: vscode.Uri) => (u.fsPath.endsWith('.gguf') ? 1 : isWeights(u.fsPath) ? 0 : 1);
+    [a, b] = [...multi].sort((x, y) => rank(x) - rank(y));
+  } else {
+    a = await resolveModel(arg, deps.activeInspector(), 'Compare Weights', EVAL_GLOB);
+    if (!a) return undefined;
+    b = await pickOther(a);
+    if (!b) return undefined;
+  }
+  const [nameA, nameB] = [path.basename(a.fsPath), path.basename(b.fsPath)];
+  logLine(`compare: A ${a.fsPath}, B ${b.fsPath}`);
+  try {
+    const c = await vscode.window.withProgress(
+      { location: vscode.ProgressLocation.Notification, title: `Weightlens: comparing ${nameA} with ${nameB}`, cancellable: true },
+      async (progress, token) => {
+        const abort = new AbortController();
+        token.onCancellationRequested(() => abort.abort());
+        let last = 0;
+        return compareCheckpoints(a!.fsPath, b!.fsPath, {
+          signal: abort.signal,
+          onProgress: (done, total, tensor) => {
+            const pct = Math.floor((100 * done) / total);
+            if (pct === last) return;
+            progress.report({ increment: pct - last, message: `${pct}% — ${tensor}` });
+            last = pct;
+          },
+        });
+      },
+    );
+    const docs = renderCompareDocuments(c);
+    const { left, right } = deps.stats.add(docs.original, docs.quantized, nameA, nameB);
+    await vscode.commands.executeCommand('vscode.diff', left, right, `Weightlens: ${nameA} ↔ ${nameB} (weights compared)`, { preview: false });
+    const s = c.summary;
+    logLine(`compare: ${s.tensors} tensors, SQNR ${s.sqnrDb}, MSE ${s.mse}; only in A ${c.onlyInA.length}, only in B ${c.onlyInB.length}, other shapes ${c.shapeMismatch.length}`);
+    void vscode.window.showInformationMessage(`Weightlens: ${nameB} against ${nameA}: SQNR ${s.sqnrDb === null ? 'inf' : `${s.sqnrDb.toFixed(2)} dB`} over ${s.tensors} tensors, ${s.bitsB.toFixed(2)} bits/weight.`);
+    return c;
+  } catch (e) {
+    if (e instanceof CancelledError) {
+      void vscode.window.showInformationMessage('Weightlens: comparison cancelled.');
+      return undefined;
+    }
+    await showError(oneLine(e));
+    return undefined;
+  }
+}
