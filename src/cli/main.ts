@@ -14,11 +14,12 @@ import { gpuForBackend } from './backend';
 import { gpuSearches } from '../compute/backend';
 import { openModel } from '../node/open-model';
 import { readTextFile } from '../node/input-file';
-import { quantize, type QuantizeProgress } from '../node/quantize';
+import { quantize } from '../node/quantize';
 import { parsePlanFile, settingsFromPlan } from '../core/ewq/apply';
 import { FASTEWQ_HELP, PLAN_HELP, runFastEwq, runPlan } from './plan-command';
 import { parseChoice, parseFlags, parseNumber } from './args';
 import { formatBytes, formatCount, pad } from './format';
+import { makeProgress } from './progress';
 import { COMPARE_HELP, EVAL_HELP, INSPECT_HELP, MAIN_HELP, QUANTIZE_HELP } from './usage';
 import { compareCheckpoints, formatComparison } from '../node/compare';
 import { evaluateModels } from '../node/evaluate';
@@ -209,7 +210,7 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
     threads,
     workerScript: threads > 1 ? path.join(__dirname, 'worker.js') : undefined,
     signal,
-    onProgress: progress.update,
+    onProgress: (p) => progress.update({ fraction: p.fraction, done: p.doneBytes, total: p.totalBytes, what: p.tensor }),
     settingsFor,
     searchBackend,
     plan: v.plan ? path.resolve(v.plan) : undefined,
@@ -250,8 +251,7 @@ async function runEval(args: string[], io: Io, signal?: AbortSignal): Promise<nu
     return 0;
   }
   const model = onePath(positionals, 'eval');
-  const start = Date.now();
-  let last = 0;
+  const progress = makeProgress(io, Boolean(v.quiet));
   const r = await evaluateModels({
     models: v.compare ? [model, v.compare] : [model],
     textFile: v.text,
@@ -260,14 +260,9 @@ async function runEval(args: string[], io: Io, signal?: AbortSignal): Promise<nu
     threads: parseNumber('threads', v.threads, { integer: true, min: 1, max: 256 }) ?? 1,
     signal,
     version: VERSION,
-    onProgress: (m, done, total) => {
-      if (v.quiet || Date.now() - last < (io.errIsTty ? 200 : 2000) || Date.now() - start < 1000) return;
-      last = Date.now();
-      const line = `[${((100 * done) / total).toFixed(1).padStart(5)}%] ${done} / ${total} tokens  ${path.basename(m)}`;
-      io.err(io.errIsTty ? `\r\x1b[K${line}` : `${line}\n`);
-    },
+    onProgress: (m, done, total) => progress.update({ fraction: total ? done / total : 1, done, total, what: path.basename(m) }, 'tokens'),
   });
-  if (!v.quiet && io.errIsTty && last) io.err('\r\x1b[K');
+  progress.done();
   if (v.json) {
     io.out(JSON.stringify(r, null, 2) + '\n');
     return 0;
@@ -286,7 +281,7 @@ async function runCompare(args: string[], io: Io, signal?: AbortSignal): Promise
   }
   if (positionals.length !== 2) throw new UsageError(`compare takes two checkpoints, A (the reference) and B (got ${positionals.length}; see weightlens help compare)`);
   const progress = makeProgress(io, Boolean(v.quiet));
-  const c = await compareCheckpoints(positionals[0], positionals[1], { signal, onProgress: (done, total, tensor) => progress.update({ fraction: total ? done / total : 1, doneBytes: done, totalBytes: total, tensor }, 'weights') });
+  const c = await compareCheckpoints(positionals[0], positionals[1], { signal, onProgress: (done, total, tensor) => progress.update({ fraction: total ? done / total : 1, done, total, what: tensor }, 'weights') });
   progress.done();
   io.out(v.json ? JSON.stringify(c, null, 2) + '\n' : formatComparison(c));
   return 0;
@@ -302,37 +297,6 @@ function refuseIgnoredFlags(v: Record<string, unknown>): void {
     if (given.length) throw new UsageError(`--${given[0]} applies to DARE-Q's scale search only; round-to-nearest (--method rtn) has none: drop it, or use --method dareq`);
   }
   if (v.plan !== undefined && v.bits !== undefined) throw new UsageError('--bits does not apply with --plan: the plan sets each block\'s bits (weightlens plan --variant)');
-}
-
-/** Progress on stderr: a rewritten line on a terminal, a line every few seconds otherwise. */
-function makeProgress(io: Io, quiet: boolean): { update: (p: QuantizeProgress, unit?: 'bytes' | 'weights') => void; done: () => void } {
-  const start = Date.now();
-  let last = 0;
-  let shown = false;
-  return {
-    update(p, unit = 'bytes') {
-      if (quiet) return;
-      const now = Date.now();
-      const interval = io.errIsTty ? 100 : 2000;
-      if (now - start < 1000 || now - last < interval) return;
-      last = now;
-      shown = true;
-      const elapsed = (now - start) / 1000;
-      const eta = p.fraction > 0 ? elapsed * (1 / p.fraction - 1) : NaN;
-      const amount = unit === 'bytes' ? `${formatBytes(p.doneBytes)} / ${formatBytes(p.totalBytes)}` : `${formatCount(p.doneBytes)} / ${formatCount(p.totalBytes)} weights`;
-      const line = `[${(p.fraction * 100).toFixed(1).padStart(5)}%] ${amount}  ${formatDuration(elapsed)} elapsed, ETA ${Number.isFinite(eta) ? formatDuration(eta) : '?'}  ${p.tensor}`;
-      io.err(io.errIsTty ? `\r\x1b[K${line}` : `${line}\n`);
-    },
-    done() {
-      if (shown && io.errIsTty) io.err('\r\x1b[K');
-    },
-  };
-}
-
-function formatDuration(s: number): string {
-  if (s < 60) return `${s.toFixed(0)} s`;
-  if (s < 3600) return `${Math.floor(s / 60)} min ${Math.round(s % 60)} s`;
-  return `${Math.floor(s / 3600)} h ${Math.round((s % 3600) / 60)} min`;
 }
 
 /** Entry point when run as a program: signals cancel the run and remove temporary output. */

@@ -14,6 +14,7 @@ import { openModel } from '../node/open-model';
 import { inputIdentities, resolveTarget } from '../node/output-target';
 import { readTextFile } from '../node/input-file';
 import { parseFlags, parseNumber } from './args';
+import { makeProgress } from './progress';
 import { formatBytes, pad } from './format';
 import type { Io } from './main';
 
@@ -33,6 +34,7 @@ raw, go to 8-bit or to 4-bit (variant 4-3: 4-bit / 3-bit), then a memory budget 
   --json                   print the plan as JSON: {mu, sigma, threshold, blocks, totalBytes, fits, ...}
   --out PLAN.json          write the plan for "weightlens quantize PATH --plan PLAN.json"
   --force                  replace an existing --out file
+  --quiet                  no progress on stderr
   --analyze-csv FILE       append this model's EWQ analysis to FILE in FastEWQ's training format
   --name NAME              model name for --analyze-csv rows (default: the folder's name)
   --backend auto|cpu|webgpu  where the entropy partials are computed (default auto: a real GPU when
@@ -108,6 +110,7 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
       name: { type: 'string' },
       backend: { type: 'string' },
       force: { type: 'boolean' },
+      quiet: { type: 'boolean', short: 'q' },
       help: { type: 'boolean', short: 'h' },
   });
   if (v.help) {
@@ -125,6 +128,7 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
   const entropyBackend = gpu ? Object.assign(new WebGpuEntropy(gpu.device), { description: gpu.description }) : undefined;
   const opened = await openModel(positionals[0]);
   try {
+    const progress = makeProgress(io, Boolean(v.quiet) || Boolean(v.json));
     const plan = await planModel(opened, {
       entropyBackend,
       variant,
@@ -135,7 +139,9 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
       budget: v.budget === undefined || v.budget === '' ? undefined : parseSize('--budget', v.budget),
       fast,
       signal,
+      onProgress: (fraction, tensor) => progress.update({ fraction, done: fraction, total: 1, what: tensor }, 'share'),
     });
+    progress.done();
     const inputs = await inputIdentities(opened.inputPaths);
     if (v.out) {
       const target = await resolveTarget(v.out, { role: 'output', defaultName: 'ewq-plan.json', inputs });

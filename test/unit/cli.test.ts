@@ -182,3 +182,19 @@ test('fastewq train reports held-out accuracy only when it measured one; analyze
   const e = cli('fastewq', 'evaluate', csv, '--model', path.join(dir, 'm.json'));
   assert.match(e.stdout, /accuracy of the quantize\/keep decision on 10 rows: \d+\.\d%/);
 });
+
+test('progress: percentage, amount, elapsed time and ETA; quiet for runs under a second', async () => {
+  const { makeProgress } = await import('../../src/cli/progress');
+  let t = 0;
+  const lines: string[] = [];
+  const p = makeProgress({ out: () => {}, err: (s) => lines.push(s), errIsTty: false }, false, () => t);
+  t = 500;
+  p.update({ fraction: 0.1, done: 10, total: 100, what: 'a' }, 'tokens');
+  assert.deepEqual(lines, [], 'nothing in the first second');
+  t = 4000;
+  p.update({ fraction: 0.25, done: 25, total: 100, what: 'model.layers.0.mlp.up_proj.weight' }, 'weights');
+  assert.deepEqual(lines, ['[ 25.0%] 25 / 100 weights  4 s elapsed, ETA 12 s  model.layers.0.mlp.up_proj.weight\n']);
+  t = 125_000;
+  p.update({ fraction: 0.5, done: 0.5, total: 1, what: 'b' }, 'share');
+  assert.equal(lines[1], '[ 50.0%] 2 min 5 s elapsed, ETA 2 min 5 s  b\n');
+});

@@ -201,7 +201,7 @@ function render(): void {
   app.replaceChildren();
   app.setAttribute('aria-busy', 'false');
   const name = file.split(/[\\/]/).pop() ?? file;
-  const dtypes = Object.entries(s.byDtype).map(([d, v]) => custom('vscode-badge', { title: `${formatCount(v.params)} params, ${formatBytes(v.bytes)}` }, `${d} ${formatCount(v.params)}`));
+  const dtypes = Object.entries(s.byDtype).map(([d, v]) => custom('vscode-badge', { title: `${formatCount(v.params)} params, ${formatBytes(v.bytes)}, ${v.params ? ((v.bytes * 8) / v.params).toFixed(2) : '0'} bits per weight` }, `${d} ${formatCount(v.params)}${headerOnly && v.params ? ` · ${((v.bytes * 8) / v.params).toFixed(2)} bpw` : ''}`));
   app.append(
     el(
       'header',
