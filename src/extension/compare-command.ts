@@ -6,9 +6,8 @@
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { CancelledError, oneLine } from '../core/errors';
 import { compareCheckpoints, type Comparison } from '../node/compare';
-import { logLine, showError } from './log';
+import { logLine, reportFailure } from './log';
 import { EVAL_GLOB, resolveModel } from './quantize-command';
 import { renderCompareDocuments } from './stats-document';
 import type { StatsDocumentProvider } from './stats-provider';
@@ -84,11 +83,7 @@ export async function compareCommand(deps: CompareDeps, arg?: unknown, selected?
     void vscode.window.showInformationMessage(`Weightlens: ${nameB} against ${nameA}: SQNR ${s.sqnrDb === null ? 'inf' : `${s.sqnrDb.toFixed(2)} dB`} over ${s.tensors} tensors, ${s.bitsB.toFixed(2)} bits/weight.`);
     return c;
   } catch (e) {
-    if (e instanceof CancelledError) {
-      void vscode.window.showInformationMessage('Weightlens: comparison cancelled.');
-      return undefined;
-    }
-    await showError(oneLine(e));
+    await reportFailure(e, 'comparison cancelled.');
     return undefined;
   }
 }

@@ -7,9 +7,8 @@
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { CancelledError, oneLine } from '../core/errors';
 import { evaluateModels, type EvalResult } from '../node/evaluate';
-import { logLine, showError } from './log';
+import { logLine, reportFailure } from './log';
 import { EVAL_GLOB, resolveModel } from './quantize-command';
 
 export interface EvalDeps {
@@ -94,11 +93,7 @@ export async function evalCommand(deps: EvalDeps, arg?: unknown, selected?: unkn
     void vscode.window.showInformationMessage(`Weightlens: ${text}.`);
     return result;
   } catch (e) {
-    if (e instanceof CancelledError) {
-      void vscode.window.showInformationMessage('Weightlens: evaluation cancelled.');
-      return undefined;
-    }
-    await showError(oneLine(e));
+    await reportFailure(e, 'evaluation cancelled.');
     return undefined;
   }
 }

@@ -18,3 +18,14 @@ export async function showError(message: string): Promise<void> {
   const pick = await vscode.window.showErrorMessage(`Weightlens: ${message}`, 'Show log');
   if (pick === 'Show log') log().show(true);
 }
+
+/** A command's failure: a cancel is an information message, anything else a one-line error. */
+export async function reportFailure(e: unknown, cancelled: string): Promise<void> {
+  const { CancelledError, oneLine } = await import('../core/errors');
+  if (e instanceof CancelledError) {
+    logLine(cancelled);
+    void vscode.window.showInformationMessage(`Weightlens: ${cancelled}`);
+    return;
+  }
+  await showError(oneLine(e));
+}

@@ -6,7 +6,7 @@
  * float64.
  */
 import { WeightlensError } from '../core/errors';
-import { unpermuteRows } from '../core/formats/gguf-llama';
+import { permuteRows } from '../core/formats/gguf-llama';
 import { CancelledError } from '../core/errors';
 import { bitsPerWeight, openCheckpoint, type Checkpoint, type CheckpointTensor } from './checkpoint';
 
@@ -109,8 +109,8 @@ async function compareOpen(a: Checkpoint, b: Checkpoint, o: CompareOptions): Pro
       // The whole q/k matrix: its rows move between heads' halves.
       let x = await a.readRows(ta.name, 0, ta.rows);
       let y = await b.readRows(tb.name, 0, tb.rows);
-      if (reorder === 'a') x = unpermuteRows(x, (n) => new Float32Array(n), ta.rows, ta.cols, h);
-      else y = unpermuteRows(y, (n) => new Float32Array(n), tb.rows, tb.cols, h);
+      if (reorder === 'a') x = permuteRows(x, (n) => new Float32Array(n), ta.rows, ta.cols, h, true);
+      else y = permuteRows(y, (n) => new Float32Array(n), tb.rows, tb.cols, h, true);
       add(x, y);
       done += ta.rows * ta.cols;
     } else {

@@ -34,6 +34,13 @@ function scaleMinK4(j: number, u8: Uint8Array, q: number): [number, number] {
   return [(u8[q + j + 4] & 0xf) | ((u8[q + j - 4] >> 6) << 4), (u8[q + j + 4] >> 4) | ((u8[q + j] >> 6) << 4)];
 }
 
+/** Q4_K/Q5_K: the float scales and mins (d1, m1, d2, m2) of sub-blocks is and is + 1. */
+function subScalesK(u8: Uint8Array, scalesAt: number, is: number, d: number, min: number): [number, number, number, number] {
+  const [s1, m1] = scaleMinK4(is, u8, scalesAt);
+  const [s2, m2] = scaleMinK4(is + 1, u8, scalesAt);
+  return [fr(d * s1), fr(min * m1), fr(d * s2), fr(min * m2)];
+}
+
 const DEQUANT: Record<number, Dequant> = {
   [GgmlType.F32]: (dv, _u, y, n) => {
     for (let i = 0; i < n; i++) y[i] = dv.getFloat32(4 * i, true);
@@ -164,12 +171,7 @@ const DEQUANT: Record<number, Dequant> = {
       const min = h(dv, b + 2);
       let q = b + 16;
       for (let is = 0; is < 8; is += 2) {
-        const [s1, m1] = scaleMinK4(is, u8, b + 4);
-        const [s2, m2] = scaleMinK4(is + 1, u8, b + 4);
-        const d1 = fr(d * s1);
-        const mm1 = fr(min * m1);
-        const d2 = fr(d * s2);
-        const mm2 = fr(min * m2);
+        const [d1, mm1, d2, mm2] = subScalesK(u8, b + 4, is, d, min);
         for (let l = 0; l < 32; l++) y[o++] = fr(fr(d1 * (u8[q + l] & 0xf)) - mm1);
         for (let l = 0; l < 32; l++) y[o++] = fr(fr(d2 * (u8[q + l] >> 4)) - mm2);
         q += 32;
@@ -188,12 +190,7 @@ const DEQUANT: Record<number, Dequant> = {
       let u1 = 1;
       let u2 = 2;
       for (let is = 0; is < 8; is += 2) {
-        const [s1, m1] = scaleMinK4(is, u8, b + 4);
-        const [s2, m2] = scaleMinK4(is + 1, u8, b + 4);
-        const d1 = fr(d * s1);
-        const mm1 = fr(min * m1);
-        const d2 = fr(d * s2);
-        const mm2 = fr(min * m2);
+        const [d1, mm1, d2, mm2] = subScalesK(u8, b + 4, is, d, min);
         for (let l = 0; l < 32; l++) y[o++] = fr(fr(d1 * ((u8[ql + l] & 0xf) + (u8[qh + l] & u1 ? 16 : 0))) - mm1);
         for (let l = 0; l < 32; l++) y[o++] = fr(fr(d2 * ((u8[ql + l] >> 4) + (u8[qh + l] & u2 ? 16 : 0))) - mm2);
         ql += 32;

@@ -206,10 +206,11 @@ export function ggufMetadata(arch: GgufArchitecture, vocab: Vocab, name: string,
 
 /**
  * Rows of q/k from HF's rotate-half order to llama.cpp's interleaved one (llama.cpp's
- * `LlamaModel.permute`): within each head of `hd` rows, out row 2i + j = in row j * hd/2 + i.
- * `rowLength` values per row (1 for a bias).
+ * `LlamaModel.permute`): within each head of `hd` rows, interleaved row 2i + j is rotate-half row
+ * j * hd/2 + i. `inverse` goes back (interleaved to rotate-half). `rowLength` values per row (1 for
+ * a bias).
  */
-export function permuteRows<T extends { length: number; subarray(a: number, b: number): T; set(src: T, at: number): void }>(src: T, make: (n: number) => T, rows: number, rowLength: number, heads: number): T {
+export function permuteRows<T extends { length: number; subarray(a: number, b: number): T; set(src: T, at: number): void }>(src: T, make: (n: number) => T, rows: number, rowLength: number, heads: number, inverse = false): T {
   if (rows % (heads * 2) !== 0) throw new Error(`internal: ${rows} rows do not split into ${heads} heads of pairs`);
   const hd = rows / heads;
   const half = hd / 2;
@@ -217,26 +218,9 @@ export function permuteRows<T extends { length: number; subarray(a: number, b: n
   for (let h = 0; h < heads; h++) {
     for (let i = 0; i < half; i++) {
       for (let j = 0; j < 2; j++) {
-        const from = h * hd + j * half + i;
-        const to = h * hd + 2 * i + j;
-        out.set(src.subarray(from * rowLength, (from + 1) * rowLength), to * rowLength);
-      }
-    }
-  }
-  return out;
-}
-
-/** The inverse of permuteRows: llama.cpp's interleaved q/k rows back to HF's rotate-half order. */
-export function unpermuteRows<T extends { length: number; subarray(a: number, b: number): T; set(src: T, at: number): void }>(src: T, make: (n: number) => T, rows: number, rowLength: number, heads: number): T {
-  if (rows % (heads * 2) !== 0) throw new Error(`internal: ${rows} rows do not split into ${heads} heads of pairs`);
-  const hd = rows / heads;
-  const half = hd / 2;
-  const out = make(src.length);
-  for (let h = 0; h < heads; h++) {
-    for (let i = 0; i < half; i++) {
-      for (let j = 0; j < 2; j++) {
-        const from = h * hd + 2 * i + j;
-        const to = h * hd + j * half + i;
+        const rotateHalf = h * hd + j * half + i;
+        const interleaved = h * hd + 2 * i + j;
+        const [from, to] = inverse ? [interleaved, rotateHalf] : [rotateHalf, interleaved];
         out.set(src.subarray(from * rowLength, (from + 1) * rowLength), to * rowLength);
       }
     }
