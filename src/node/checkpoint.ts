@@ -211,7 +211,8 @@ async function openGguf(file: string, display: string): Promise<Checkpoint> {
     path: display,
     format: 'gguf',
     tensors,
-    interleavedQk: true,
+    // llama.cpp's llama architecture keeps q/k rows interleaved; Qwen2 (NEOX RoPE) keeps HF's order.
+    interleavedQk: h.metadata.get('general.architecture') === 'llama',
     heads: headsOf(h.metadata.get(`${String(h.metadata.get('general.architecture'))}.attention.head_count`), h.metadata.get(`${String(h.metadata.get('general.architecture'))}.attention.head_count_kv`)),
     async readRows(name, start, count) {
       const t = info.get(name)!;

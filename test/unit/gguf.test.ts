@@ -404,3 +404,65 @@ test("dequantization of every GGUF type llama.cpp's quantizer writes equals ggml
   for (const type of ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K']) assert.ok(seen.has(type), `a fixture of ${type}`);
   t.diagnostic(`types checked: ${[...seen].sort().join(', ')}`);
 });
+
+test('Qwen2 (q/k/v biases, NEOX RoPE, BPE with single digits): llama.cpp loads and runs the export; compare keeps its rows', async (t) => {
+  const llama = await llamaOrSkip(t);
+  if (!llama) return;
+  const dir = await tempDir();
+  const { generateModel } = await import('../../src/node/generate-model');
+  const { compareCheckpoints } = await import('../../src/node/compare');
+  const alphabet = byteLevelAlphabet();
+  const vocab: Record<string, number> = {};
+  alphabet.forEach((c, i) => (vocab[c] = i));
+  const model = await generateModel(dir, { layers: 1, hidden: 64, intermediate: 128, vocab: 258 });
+  // Add the q/k/v biases Qwen2 has, and Qwen2's config and tokenizer.
+  const bytes = readFileSync(model);
+  const n = Number(bytes.readBigUInt64LE(0));
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
+  const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
+  const tensors = Object.keys(header)
+    .filter((k) => k !== '__metadata__')
+    .map((name) => ({ name, dtype: header[name].dtype, shape: header[name].shape, raw: new Uint8Array(bytes.subarray(8 + n + header[name].data_offsets[0], 8 + n + header[name].data_offsets[1])) }));
+  const kvDim = (config.hidden_size / config.num_attention_heads) * config.num_key_value_heads;
+  for (const [p, rows] of [['q', config.hidden_size], ['k', kvDim], ['v', kvDim]] as const) {
+    tensors.push({ name: `model.layers.0.self_attn.${p}_proj.bias`, dtype: 'F32', shape: [rows], raw: new Uint8Array(Float32Array.from({ length: rows }, (_, i) => Math.sin(i) * 0.01).buffer) });
+  }
+  await fsp.writeFile(model, buildSafetensors(tensors));
+  await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify({ ...config, model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'], rope_theta: 1000000, rms_norm_eps: 1e-6 }));
+  await fsp.writeFile(
+    path.join(dir, 'tokenizer.json'),
+    JSON.stringify({
+      model: { type: 'BPE', vocab, merges: [] },
+      added_tokens: [
+        { id: 256, content: '<|endoftext|>', special: true },
+        { id: 257, content: '<|im_start|>', special: true },
+      ],
+      pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" } }, { type: 'ByteLevel', use_regex: false }] },
+    }),
+  );
+  await fsp.writeFile(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: null, eos_token: '<|endoftext|>', add_bos_token: false }));
+  const out = path.join(dir, 'qwen2.gguf');
+  const r = cli('quantize', model, '--format', 'gguf', '--bits', '32', '--out', out, '--quiet');
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(readFileSync(out.replace(/\.gguf$/, '.report.json'), 'utf8'));
+  assert.equal(report.settings.gguf.architecture, 'qwen2');
+  assert.equal(report.settings.gguf.qkRowsPermuted, false);
+  assert.match(report.settings.gguf.vocabulary, /pre-tokenizer qwen2/);
+  assert.equal(report.settings.gguf.tensorTypes['blk.0.attn_q.bias'], 'F32');
+  const m = await llama.loadModel({ modelPath: out });
+  try {
+    const ctx = await m.createContext({ contextSize: 64, threads: 1 });
+    const seq = ctx.getSequence();
+    const res = await seq.controlledEvaluate([[m.tokenize('hi')[0], { generateNext: { probabilities: true } }]]);
+    const probs = res[0]!.next.probabilities!;
+    assert.equal(probs.size, 258, 'a distribution over the whole vocabulary');
+    await ctx.dispose();
+  } finally {
+    await m.dispose();
+    await llama.dispose();
+  }
+  const c = await compareCheckpoints(model, out);
+  assert.equal(c.qkReordered, null, 'Qwen2 rows are stored as HF stores them');
+  for (const x of c.tensors) assert.equal(x.sqnrDb, null, x.name);
+  assert.equal(c.summary.tensors, tensors.length);
+});
