@@ -15,6 +15,8 @@ import type { StatsDocumentProvider } from './stats-provider';
 export interface CompareDeps {
   stats: StatsDocumentProvider;
   activeInspector: () => vscode.Uri | undefined;
+  /** Shows the comparison in A's inspector (grid and detail of B against A). */
+  showInInspector: (a: vscode.Uri, b: string, c: Comparison) => Promise<void>;
 }
 
 const isWeights = (p: string) => /\.(safetensors|gguf)$/.test(p) || /\.safetensors\.index\.json$/.test(p);
@@ -80,7 +82,11 @@ export async function compareCommand(deps: CompareDeps, arg?: unknown, selected?
     await vscode.commands.executeCommand('vscode.diff', left, right, `Weightlens: ${nameA} ↔ ${nameB} (weights compared)`, { preview: false });
     const s = c.summary;
     logLine(`compare: ${s.tensors} tensors, SQNR ${s.sqnrDb}, MSE ${s.mse}; only in A ${c.onlyInA.length}, only in B ${c.onlyInB.length}, other shapes ${c.shapeMismatch.length}`);
-    void vscode.window.showInformationMessage(`Weightlens: ${nameB} against ${nameA}: SQNR ${s.sqnrDb === null ? 'inf' : `${s.sqnrDb.toFixed(2)} dB`} over ${s.tensors} tensors, ${s.bitsB.toFixed(2)} bits/weight.`);
+    const inspectable = /\.safetensors$|\.safetensors\.index\.json$/.test(a.fsPath);
+    const aUri = a;
+    void vscode.window
+      .showInformationMessage(`Weightlens: ${nameB} against ${nameA}: SQNR ${s.sqnrDb === null ? 'inf' : `${s.sqnrDb.toFixed(2)} dB`} over ${s.tensors} tensors, ${s.bitsB.toFixed(2)} bits/weight.`, ...(inspectable ? ['Show in the inspector'] : []))
+      .then((pick) => (pick ? deps.showInInspector(aUri, b!.fsPath, c).catch((e) => reportFailure(e, 'cancelled')) : undefined));
     return c;
   } catch (e) {
     await reportFailure(e, 'comparison cancelled.');

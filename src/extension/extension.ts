@@ -57,7 +57,7 @@ export function activate(context: vscode.ExtensionContext): void {
           ggufInspector.showPerplexity(m, t);
         }, annotateRun: (o, l) => stats.annotate(o, l) }, uri, selected, opts),
     ),
-    vscode.commands.registerCommand('weightlens.compareWeights', (uri?: unknown, selected?: unknown) => compareCommand({ stats, activeInspector: () => inspector.activeUri }, uri, selected)),
+    vscode.commands.registerCommand('weightlens.compareWeights', (uri?: unknown, selected?: unknown) => compareCommand({ stats, activeInspector: () => inspector.activeUri, showInInspector: (a, b, c) => inspector.showComparison(a, b, c) }, uri, selected)),
     vscode.commands.registerCommand('weightlens.planEwq', (arg?: unknown) => planCommand(inspector, arg)),
     vscode.commands.registerCommand('weightlens.quantizeWithPlan', async (arg?: unknown) => {
       const uri = await resolveModel(arg, inspector.activeUri, 'Quantize with the EWQ plan');

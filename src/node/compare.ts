@@ -181,3 +181,40 @@ export function formatComparison(c: Comparison): string {
   if (c.shapeMismatch.length) lines.push('', `different shapes: ${c.shapeMismatch.map((m) => `${shortName(m.name)} ${m.a.join('x')} vs ${m.b.join('x')}`).join(', ')}`);
   return lines.join('\n') + '\n';
 }
+
+/**
+ * One tensor of both checkpoints, row blocks at a time, rows in the same order (see compareOpen):
+ * what the panel's detail of a comparison reads. `fn` gets A's and B's rows [r0, r0 + n).
+ */
+export async function forEachRowPair(pathA: string, pathB: string, name: string, fn: (a: Float32Array, b: Float32Array, r0: number, n: number, cols: number) => void, signal?: AbortSignal): Promise<{ rows: number; cols: number }> {
+  const a = await openCheckpoint(pathA);
+  let b: Checkpoint | undefined;
+  try {
+    b = await openCheckpoint(pathB);
+    const ta = a.tensors.get(name);
+    const tb = b.tensors.get(name);
+    if (!ta || !tb || ta.cols !== tb.cols || ta.rows !== tb.rows) throw new WeightlensError(`is not in both checkpoints with the same shape`, undefined, name);
+    const reorder: 'a' | 'b' | null = a.interleavedQk === b.interleavedQk ? null : a.interleavedQk ? 'a' : 'b';
+    const qk = /\.self_attn\.([qk])_proj\.(weight|bias)$/.exec(name);
+    const heads = (reorder === 'a' ? a.heads : b.heads) ?? (reorder === 'a' ? b.heads : a.heads);
+    const h = qk && reorder ? (qk[1] === 'q' ? heads?.q : heads?.k) : undefined;
+    if (h !== undefined) {
+      let x = await a.readRows(name, 0, ta.rows);
+      let y = await b.readRows(name, 0, tb.rows);
+      if (reorder === 'a') x = permuteRows(x, (k) => new Float32Array(k), ta.rows, ta.cols, h, true);
+      else y = permuteRows(y, (k) => new Float32Array(k), tb.rows, tb.cols, h, true);
+      fn(x, y, 0, ta.rows, ta.cols);
+    } else {
+      const step = Math.max(1, Math.floor(CHUNK / ta.cols));
+      for (let r = 0; r < ta.rows; r += step) {
+        if (signal?.aborted) throw new CancelledError('comparison cancelled');
+        const n = Math.min(step, ta.rows - r);
+        fn(await a.readRows(name, r, n), await b.readRows(name, r, n), r, n, ta.cols);
+      }
+    }
+    return { rows: ta.rows, cols: ta.cols };
+  } finally {
+    await a.close();
+    await b?.close();
+  }
+}

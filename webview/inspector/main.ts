@@ -230,10 +230,13 @@ function render(): void {
   });
   if (!headerOnly) {
     app.append(
-      overviewSection((m) => {
-        setMetric(m);
-        showOverview();
-      }),
+      overviewSection(
+        (m) => {
+          setMetric(m);
+          showOverview();
+        },
+        () => vscode.postMessage({ type: 'endCompare' }),
+      ),
     );
     app.append(el('p', { id: 'detail-status', class: 'muted', 'aria-live': 'polite' }, 'Click a cell (or focus it and press Enter) for the tensor in detail.'), detailSection());
     app.append(planSection());
@@ -414,7 +417,7 @@ window.addEventListener('message', (event: MessageEvent<HostMessage>) => {
   } else if (m.type === 'overview') {
     const changed = overviewKey !== undefined && overviewKey !== m.key;
     overviewKey = m.key;
-    setOverview(m.key, m.layout, m.cells);
+    setOverview(m.key, m.layout, m.cells, m.compareWith);
     showOverview();
     // New settings: the open detail is recomputed for them too.
     const shown = document.getElementById('detail')?.getAttribute('data-tensor');

@@ -5,16 +5,22 @@
  */
 import type { CellStats, OverviewLayout, WebviewMessage } from '../../src/shared/protocol';
 
-export type Metric = 'sqnrDb' | 'mse' | 'residualEntropy' | 'scaleRatio' | 'clippedFraction' | 'ewqEntropy';
+export type Metric = 'sqnrDb' | 'mse' | 'residualEntropy' | 'scaleRatio' | 'clippedFraction' | 'ewqEntropy' | 'maxAbs' | 'relative' | 'cosine';
 
-export const METRICS: { id: Metric; label: string; higherIsBetter: boolean | null; format: (v: number) => string }[] = [
-  { id: 'sqnrDb', label: 'SQNR (dB)', higherIsBetter: true, format: (v) => v.toFixed(2) },
-  { id: 'mse', label: 'MSE', higherIsBetter: false, format: (v) => v.toExponential(3) },
-  { id: 'residualEntropy', label: 'Residual entropy (nats)', higherIsBetter: null, format: (v) => v.toFixed(4) },
-  { id: 'scaleRatio', label: 'Mean chosen scale / absmax scale', higherIsBetter: null, format: (v) => v.toFixed(3) },
-  { id: 'clippedFraction', label: 'Clipped fraction', higherIsBetter: false, format: (v) => `${(v * 100).toFixed(3)}%` },
-  { id: 'ewqEntropy', label: 'EWQ block entropy (per row)', higherIsBetter: null, format: (v) => v.toFixed(7) },
+/** `view`: shown for a quantization, for a comparison with another checkpoint, or both. */
+export const METRICS: { id: Metric; label: string; higherIsBetter: boolean | null; format: (v: number) => string; view: 'quantize' | 'compare' | 'both' }[] = [
+  { id: 'sqnrDb', label: 'SQNR (dB)', higherIsBetter: true, format: (v) => v.toFixed(2), view: 'both' },
+  { id: 'mse', label: 'MSE', higherIsBetter: false, format: (v) => v.toExponential(3), view: 'both' },
+  { id: 'residualEntropy', label: 'Residual entropy (nats)', higherIsBetter: null, format: (v) => v.toFixed(4), view: 'quantize' },
+  { id: 'scaleRatio', label: 'Mean chosen scale / absmax scale', higherIsBetter: null, format: (v) => v.toFixed(3), view: 'quantize' },
+  { id: 'clippedFraction', label: 'Clipped fraction', higherIsBetter: false, format: (v) => `${(v * 100).toFixed(3)}%`, view: 'quantize' },
+  { id: 'maxAbs', label: 'Largest |A − B|', higherIsBetter: false, format: (v) => v.toExponential(3), view: 'compare' },
+  { id: 'relative', label: 'Relative error ‖A − B‖ / ‖A‖', higherIsBetter: false, format: (v) => v.toExponential(3), view: 'compare' },
+  { id: 'cosine', label: 'Cosine similarity', higherIsBetter: true, format: (v) => v.toFixed(6), view: 'compare' },
+  { id: 'ewqEntropy', label: 'EWQ block entropy (per row)', higherIsBetter: null, format: (v) => v.toFixed(7), view: 'both' },
 ];
+
+const shown = (compare: boolean) => METRICS.filter((m) => m.view === 'both' || m.view === (compare ? 'compare' : 'quantize'));
 
 /** Block entropies of the full EWQ analysis, when it is there. */
 let blockEntropies = new Map<number, number>();
@@ -27,6 +33,8 @@ interface State {
   layout: OverviewLayout;
   cells: Map<string, CellStats>;
   metric: Metric;
+  /** The compared checkpoint's name, when the grid shows a comparison. */
+  compareWith?: string;
 }
 
 let state: State | undefined;
@@ -34,7 +42,7 @@ let observer: IntersectionObserver | undefined;
 
 function value(c: CellStats, m: Metric, block = -1): number | null {
   if (m === 'ewqEntropy') return blockEntropies.get(block) ?? null;
-  return c[m];
+  return c[m] ?? null;
 }
 
 /** Colour of a value within [lo, hi]: red (worse) to green (better); blue ramp where neither is better. */
@@ -49,6 +57,18 @@ export function renderOverview(host: HTMLElement, post: (m: WebviewMessage) => v
   if (!state) return;
   const { layout, cells, metric } = state;
   const m = METRICS.find((x) => x.id === metric)!;
+  const compare = state.compareWith !== undefined;
+  // The heading, the metrics offered and the banner follow the view (quantization or comparison).
+  (host.querySelector('h2') as HTMLElement).textContent = compare ? `Where ${state.compareWith} differs from this model` : 'Where quantization hurts';
+  const select = host.querySelector('#metric') as HTMLSelectElement;
+  const offered = shown(compare);
+  if (select.dataset.view !== String(compare)) {
+    select.dataset.view = String(compare);
+    select.replaceChildren(...offered.map((x) => Object.assign(document.createElement('option'), { value: x.id, textContent: x.label, selected: x.id === metric })));
+  }
+  const banner = host.querySelector('#compare-banner') as HTMLElement;
+  banner.hidden = !compare;
+  (banner.querySelector('span') as HTMLElement).textContent = compare ? `Compared with ${state.compareWith} (B): error of B against this model (A), per tensor.` : '';
   const rowOf = new Map(layout.cells.map((c) => [c.tensor, layout.rowBlocks[layout.rows.indexOf(c.row)] ?? -1]));
   const values = [...cells.entries()].map(([t, c]) => value(c, metric, rowOf.get(t))).filter((v): v is number => v !== null && Number.isFinite(v));
   const lo = values.length ? Math.min(...values) : 0;
@@ -95,7 +115,7 @@ export function renderOverview(host: HTMLElement, post: (m: WebviewMessage) => v
       td.dataset.value = String(v);
       td.dataset.sqnr = String(c.sqnrDb);
       td.style.background = v === null ? '' : colour(v, lo, hi, m.higherIsBetter);
-      const text = `${tensor}\n${METRICS.map((x) => {
+      const text = `${tensor}\n${offered.map((x) => {
         const xv = value(c, x.id, rowOf.get(tensor));
         return `${x.label}: ${xv === null ? (x.id === 'ewqEntropy' ? 'not analysed yet' : '∞') : x.format(xv)}`;
       }).join('\n')}`;
@@ -115,8 +135,10 @@ export function renderOverview(host: HTMLElement, post: (m: WebviewMessage) => v
   for (const tr of body.rows) if ([...tr.cells].some((td) => td.className === 'pending')) observer.observe(tr);
 }
 
-export function setOverview(key: string, layout: OverviewLayout, cells: Record<string, CellStats>): void {
-  state = { key, layout, cells: new Map(Object.entries(cells)), metric: state?.metric ?? 'sqnrDb' };
+export function setOverview(key: string, layout: OverviewLayout, cells: Record<string, CellStats>, compareWith?: string): void {
+  const compare = compareWith !== undefined;
+  const metric = state?.metric && shown(compare).some((m) => m.id === state!.metric) ? state.metric : 'sqnrDb';
+  state = { key, layout, cells: new Map(Object.entries(cells)), metric, compareWith };
 }
 
 export function addCell(key: string, tensor: string, stats: CellStats): boolean {
@@ -129,7 +151,7 @@ export function setMetric(m: Metric): void {
   if (state) state.metric = m;
 }
 
-export function overviewSection(onMetric: (m: Metric) => void): HTMLElement {
+export function overviewSection(onMetric: (m: Metric) => void, onEndCompare: () => void): HTMLElement {
   const sec = document.createElement('section');
   sec.id = 'overview';
   sec.setAttribute('aria-label', 'Where quantization hurts: error per block and kind of weight');
@@ -138,13 +160,19 @@ export function overviewSection(onMetric: (m: Metric) => void): HTMLElement {
   const select = document.createElement('select');
   select.id = 'metric';
   select.setAttribute('aria-label', 'Metric');
-  for (const m of METRICS) select.append(Object.assign(document.createElement('option'), { value: m.id, textContent: m.label, selected: m.id === (state?.metric ?? 'sqnrDb') }));
+  select.dataset.view = String(state?.compareWith !== undefined);
+  for (const m of shown(state?.compareWith !== undefined)) select.append(Object.assign(document.createElement('option'), { value: m.id, textContent: m.label, selected: m.id === (state?.metric ?? 'sqnrDb') }));
   select.addEventListener('change', () => onMetric(select.value as Metric));
   const bar = document.createElement('div');
   bar.className = 'overview-bar';
   const progress = Object.assign(document.createElement('span'), { id: 'overview-progress', className: 'muted' });
   progress.setAttribute('aria-live', 'polite');
   bar.append(select, Object.assign(document.createElement('span'), { id: 'overview-legend', className: 'legend' }), progress);
-  sec.append(h, bar);
+  const banner = Object.assign(document.createElement('p'), { id: 'compare-banner', className: 'compare-banner', hidden: true });
+  const back = Object.assign(document.createElement('vscode-button'), { id: 'end-compare', textContent: 'Back to the quantization view' });
+  back.setAttribute('secondary', '');
+  back.addEventListener('click', () => onEndCompare());
+  banner.append(document.createElement('span'), ' ', back);
+  sec.append(h, banner, bar);
   return sec;
 }

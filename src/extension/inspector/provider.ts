@@ -17,6 +17,8 @@ import { tileGrid } from '../../core/quant/tiles';
 import { logLine, showError } from '../log';
 import { inspectorHtml, makeNonce } from './html';
 import { DocumentPlans } from './plans';
+import { comparisonDetail, comparisonOverview, type PanelComparison } from './compare-view';
+import type { Comparison } from '../../node/compare';
 import { OverviewComputer } from './overview';
 import { computeChannel, computeDetail } from './detail';
 import { PanelSearchBackend } from './panel-search';
@@ -66,6 +68,10 @@ interface PanelEntry {
   gpu?: { available: boolean; adapter: string; fallback: boolean };
   /** Quantize runs borrowing this panel's GPU. */
   searches: Set<PanelSearchBackend>;
+  /** A comparison shown instead of the quantization (Compare Weights → Show in the inspector). */
+  compare?: PanelComparison;
+  /** The webview said it is ready (its init was sent). */
+  ready?: boolean;
 }
 
 export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<InspectorDocument> {
@@ -81,6 +87,25 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
   plansFor(uri: vscode.Uri): DocumentPlans | undefined {
     for (const e of this.panels) if (e.doc.uri.toString() === uri.toString()) return e.plans;
     return undefined;
+  }
+
+  /**
+   * Shows a comparison of `uri` (A) with another checkpoint in A's inspector, opening it if needed:
+   * the grid coloured by the comparison's statistics, the detail of a tensor as |A - B|.
+   */
+  async showComparison(uri: vscode.Uri, other: string, comparison: Comparison): Promise<void> {
+    let entry = [...this.panels].find((e) => e.doc.uri.toString() === uri.toString());
+    if (!entry) {
+      await vscode.commands.executeCommand('vscode.openWith', uri, INSPECTOR_VIEW_TYPE);
+      for (let i = 0; !entry && i < 100; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        entry = [...this.panels].find((e) => e.doc.uri.toString() === uri.toString() && e.ready);
+      }
+      if (!entry) throw new Error(`the inspector of ${path.basename(uri.fsPath)} did not open`);
+    } else entry.panel.reveal();
+    entry.compare = { other, name: path.basename(other), comparison };
+    const { layout, cells } = comparisonOverview(entry.doc.opened.model, comparison);
+    await entry.panel.webview.postMessage({ type: 'overview', key: `compare:${other}`, layout, cells, compareWith: path.basename(other) } satisfies HostMessage);
   }
 
   /** Shows a perplexity result in the open inspectors of these models. */
@@ -153,7 +178,11 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
         logLine('inspector: ignored an invalid message from the webview');
         return;
       }
-      if (msg.type === 'ready') {
+      if (msg.type === 'endCompare') {
+        entry.compare = undefined;
+        overview.start(this.config.run().settings);
+      } else if (msg.type === 'ready') {
+        entry.ready = true;
         await post({ type: 'init', file: doc.uri.fsPath, summary: inspectModel(doc.opened.model), settings: this.config.panel() });
         overview.start(this.config.run().settings);
         await plans.refresh(this.config.ewq(), this.config.run()).catch((e) => logLine(`FastEWQ: ${oneLine(e)}`));
@@ -201,6 +230,23 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
     post: (m: HostMessage) => Thenable<boolean>,
     gpuFailed?: string,
   ): Promise<void> {
+    if (entry.compare) {
+      if (msg.type === 'channel') {
+        await post({ type: 'detailStatus', text: 'The loss curve is a quantization\'s: go back to the quantization view for it.' });
+        return;
+      }
+      entry.detailRun?.abort();
+      const ctl = new AbortController();
+      entry.detailRun = ctl;
+      try {
+        await post({ type: 'detailStatus', text: `Comparing ${msg.tensor} with ${entry.compare.name}…` });
+        const detail = await comparisonDetail(doc.uri.fsPath, entry.compare, msg.tensor, ctl.signal);
+        if (!ctl.signal.aborted) await post({ type: 'detail', detail });
+      } catch (e) {
+        if (!(e instanceof CancelledError)) await post({ type: 'detailStatus', text: `${msg.tensor}: ${oneLine(e)}` });
+      }
+      return;
+    }
     const run = this.config.run();
     const t = doc.opened.model.tensors.find((x) => x.name === msg.tensor);
     const view = t && isQuantizableFloat(t.dtype) && t.numel > 0 ? matrixView(t) : undefined;
@@ -292,7 +338,10 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
   /** Pushes changed settings to every open inspector at once. */
   settingsChanged(): void {
     const settings = this.config.panel();
-    for (const { panel, plans, overview } of this.panels) {
+    for (const entry of this.panels) {
+      const { panel, plans, overview } = entry;
+      // New settings bring the quantization view back.
+      entry.compare = undefined;
       void panel.webview.postMessage({ type: 'settings', settings } satisfies HostMessage);
       overview.start(this.config.run().settings);
       void plans.refresh(this.config.ewq(), this.config.run()).catch((e) => logLine(`EWQ: ${oneLine(e)}`));

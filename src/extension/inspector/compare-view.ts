@@ -1,0 +1,85 @@
+/**
+ * The panel showing a comparison (Compare Weights) instead of a quantization: the overview grid's
+ * cells are the compared tensors' statistics, and a tensor's detail has the |A - B| heatmaps and the
+ * per-channel error of B against this model — the same views, other numbers.
+ */
+import { rowMoments } from '../../core/quant/stats';
+import { addTiles, emptyTiles, mergeTiles, tileGrid, tileMeans } from '../../core/quant/tiles';
+import type { Comparison } from '../../node/compare';
+import { forEachRowPair } from '../../node/compare';
+import type { CellStats, DetailView, OverviewLayout } from '../../shared/protocol';
+import { overviewLayout } from './overview';
+import type { Model } from '../../core/model';
+
+export interface PanelComparison {
+  /** The compared checkpoint (B); this panel's model is A. */
+  readonly other: string;
+  readonly name: string;
+  readonly comparison: Comparison;
+}
+
+/** The grid of a comparison: the compared matrices (2-D, in both checkpoints) of this model. */
+export function comparisonOverview(model: Model, c: Comparison): { layout: OverviewLayout; cells: Record<string, CellStats> } {
+  const compared = new Map(c.tensors.filter((t) => t.shape[0] > 1).map((t) => [t.name, t]));
+  const targets = new Map([...compared.values()].map((t) => [t.name, { rows: t.shape[0], cols: t.shape[1], transposed: false }]));
+  const layout = overviewLayout(model, targets);
+  const cells: Record<string, CellStats> = {};
+  for (const t of compared.values()) cells[t.name] = { mse: t.mse, sqnrDb: t.sqnrDb, maxAbs: t.maxAbs, relative: t.relative, cosine: t.cosine };
+  return { layout, cells };
+}
+
+/** A tensor's detail for a comparison: heatmaps of |A|, |A - B|, (A - B)^2 and the error per channel. */
+export async function comparisonDetail(modelPath: string, pc: PanelComparison, tensor: string, signal: AbortSignal): Promise<DetailView> {
+  const started = performance.now();
+  let grid: ReturnType<typeof tileGrid> | undefined;
+  let tiles: ReturnType<typeof emptyTiles> | undefined;
+  let mse = new Float32Array(0);
+  let absmax = new Float32Array(0);
+  let kurtosis = new Float32Array(0);
+  let e2 = 0;
+  let a2 = 0;
+  const t = pc.comparison.tensors.find((x) => x.name === tensor);
+  if (!t) throw new Error(`${tensor} is not one of the compared tensors`);
+  const [rows, cols] = t.shape;
+  grid = tileGrid(rows, cols);
+  tiles = emptyTiles(grid);
+  mse = new Float32Array(rows);
+  absmax = new Float32Array(rows);
+  kurtosis = new Float32Array(rows);
+  await forEachRowPair(
+    modelPath,
+    pc.other,
+    tensor,
+    (a, b, r0, n, c) => {
+      const part = emptyTiles(grid!);
+      addTiles(part, grid!, a, b, n, c, r0);
+      mergeTiles(tiles!, part);
+      for (let r = 0; r < n; r++) {
+        let rowE2 = 0;
+        for (let i = r * c; i < (r + 1) * c; i++) {
+          const d = a[i] - b[i];
+          rowE2 += d * d;
+          a2 += a[i] * a[i];
+        }
+        e2 += rowE2;
+        mse[r0 + r] = rowE2 / c;
+        const m = rowMoments(a, r * c, c);
+        absmax[r0 + r] = m.absmax;
+        kurtosis[r0 + r] = m.kurtosis;
+      }
+    },
+    signal,
+  );
+  const zeros = new Float32Array(rows);
+  return {
+    tensor,
+    shape: [rows, cols],
+    rows,
+    cols,
+    grid: { rows: grid.rows, cols: grid.cols, rowStep: grid.rowStep, colStep: grid.colStep },
+    main: { method: 'compare', label: pc.name, tiles: tileMeans(tiles), channels: { mse, entropy: zeros, scaleRatio: zeros, clipped: zeros }, sqnrDb: e2 === 0 ? null : 10 * Math.log10(a2 / e2), mse: e2 / (rows * cols) },
+    weights: { absmax, kurtosis },
+    backend: 'CPU (extension host)',
+    seconds: (performance.now() - started) / 1000,
+  };
+}
