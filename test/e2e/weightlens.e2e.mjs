@@ -536,6 +536,19 @@ await step("Compare Weights: the sample against llama.cpp's own Q4_0 (two files 
   await ct.waitFor({ timeout: 10000 });
   await ct.click();
   await expectShown('model-ct', 'the compressed-tensors folder');
+  // The compressed-tensors folder's model in the inspector: modules with their quantized types.
+  await page.keyboard.press('Escape');
+  const ctFolder = page.getByRole('treeitem', { name: 'model-ct', exact: true });
+  await until('the model-ct folder expanded', async () => {
+    if ((await ctFolder.getAttribute('aria-expanded')) === 'true') return true;
+    await ctFolder.click();
+    await page.waitForTimeout(300);
+    return (await ctFolder.getAttribute('aria-expanded')) === 'true';
+  });
+  const ctModel = page.locator('.monaco-list-row[aria-level="4"]', { hasText: 'model.safetensors' }).first();
+  await ctModel.dblclick();
+  const ctFrame = await webviewFrame('#totals', 60000, /int4 (g128|per-channel)/);
+  assert.match(await ctFrame.locator('#totals').innerText(), /47 tensors/);
 });
 
 await step('a corrupted .safetensors gets a clear error notification, not a hang', async () => {

@@ -199,3 +199,31 @@ test('output names say what differs from the defaults, so runs with other settin
   assert.equal(settingsTag(resolveSettings({ preset: 'reference' })), 'dareq-w4g128-reference', 'the preset\'s own K, B and lambdas are not differences');
   assert.equal(settingsTag(resolveSettings({ method: 'rtn', groupSize: 0 })), 'rtn-w4');
 });
+
+test('the inspector shows a compressed-tensors checkpoint by module: quantized type, logical shape, bytes of all parts', async () => {
+  const { presentQuantized } = await import('../../src/extension/inspector/compare-view');
+  const { inspectModel } = await import('../../src/core/inspect');
+  const { openModel } = await import('../../src/node/open-model');
+  const { openCheckpoint } = await import('../../src/node/checkpoint');
+  const dir = await tempDir();
+  const ct = path.join(dir, 'ct');
+  assert.equal(cli('quantize', SAMPLE, '--format', 'compressed-tensors', '--method', 'rtn', '--out', ct, '--quiet').code, 0);
+  const file = path.join(ct, 'model.safetensors');
+  const opened = await openModel(file);
+  const cp = await openCheckpoint(file);
+  const packed = new Map([...cp.tensors.values()].filter((t) => /^int\d/.test(t.type)).map((t) => [t.name, t]));
+  await cp.close();
+  const raw = inspectModel(opened.model);
+  const s = presentQuantized(raw, packed);
+  await opened.close();
+  assert.equal(packed.size, 35);
+  assert.ok(!s.tensors.some((t) => /weight_(packed|scale|shape)$/.test(t.name)), 'parts folded into their module');
+  const q = s.tensors.find((t) => t.name === 'model.layers.0.self_attn.q_proj.weight')!;
+  assert.deepEqual([q.dtype, q.shape], ['int4 per-channel', [64, 64]], 'group 128 on rows of 64: one scale per row');
+  const rawBytes = (n: string) => raw.tensors.find((t) => t.name === n)!.bytes;
+  assert.equal(q.bytes, rawBytes('model.layers.0.self_attn.q_proj.weight_packed') + rawBytes('model.layers.0.self_attn.q_proj.weight_scale'));
+  assert.equal(s.tensors.length, 47, 'as many tensors as the original model');
+  assert.ok(s.byDtype['int4 per-channel'] && s.byDtype.F32 && !s.byDtype.I32 && !s.byDtype.I64);
+  assert.ok(s.blocks[0].tensors.includes('model.layers.0.self_attn.q_proj.weight'));
+  assert.equal(s.totalParams, 260_032);
+});

@@ -10,6 +10,7 @@ import { forEachRowPair } from '../../node/compare';
 import type { CellStats, DetailView, OverviewLayout } from '../../shared/protocol';
 import { overviewLayout } from './overview';
 import type { Model } from '../../core/model';
+import type { InspectSummary } from '../../core/inspect';
 
 export interface PanelComparison {
   /** The compared checkpoint (B); this panel's model is A. */
@@ -81,5 +82,45 @@ export async function comparisonDetail(modelPath: string, pc: PanelComparison, t
     weights: { absmax, kurtosis },
     backend: 'CPU (extension host)',
     seconds: (performance.now() - started) / 1000,
+  };
+}
+
+/**
+ * A compressed-tensors checkpoint as its user thinks of it: each `<m>.weight_packed` with its
+ * scale, zero point and shape shown as one `<m>.weight` of type "int4 g128" (bytes of all parts),
+ * and the totals by type recomputed. Other checkpoints are returned as they are.
+ */
+export function presentQuantized(summary: InspectSummary, packed: ReadonlyMap<string, { rows: number; cols: number; type: string; bytes: number }>): InspectSummary {
+  if (packed.size === 0) return summary;
+  const partOf = (name: string) => {
+    const m = /^(.*)\.weight_(packed|scale|zero_point|shape)$/.exec(name);
+    return m && packed.has(`${m[1]}.weight`) ? { module: `${m[1]}.weight`, main: m[2] === 'packed' } : undefined;
+  };
+  const tensors: InspectSummary['tensors'] = [];
+  for (const t of summary.tensors) {
+    const p = partOf(t.name);
+    if (!p) tensors.push(t);
+    else if (p.main) {
+      const q = packed.get(p.module)!;
+      tensors.push({ name: p.module, dtype: q.type, shape: [q.rows, q.cols], bytes: q.bytes, file: t.file });
+    }
+  }
+  const rename = (names: string[]) => names.flatMap((n) => {
+    const p = partOf(n);
+    return !p ? [n] : p.main ? [p.module] : [];
+  });
+  const byDtype: InspectSummary['byDtype'] = {};
+  for (const t of tensors) {
+    const d = (byDtype[t.dtype] ??= { params: 0, bytes: 0 });
+    d.params += t.shape.reduce((a, x) => a * x, 1);
+    d.bytes += t.bytes;
+  }
+  return {
+    ...summary,
+    tensors,
+    byDtype,
+    totalParams: tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0),
+    blocks: summary.blocks.map((b) => ({ ...b, tensors: rename(b.tensors) })),
+    other: rename(summary.other),
   };
 }

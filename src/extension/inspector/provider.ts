@@ -17,7 +17,9 @@ import { tileGrid } from '../../core/quant/tiles';
 import { logLine, showError } from '../log';
 import { inspectorHtml, makeNonce } from './html';
 import { DocumentPlans } from './plans';
-import { comparisonDetail, comparisonOverview, type PanelComparison } from './compare-view';
+import { comparisonDetail, comparisonOverview, presentQuantized, type PanelComparison } from './compare-view';
+import { openCheckpoint } from '../../node/checkpoint';
+import type { InspectSummary } from '../../core/inspect';
 import type { Comparison } from '../../node/compare';
 import { OverviewComputer } from './overview';
 import { computeChannel, computeDetail } from './detail';
@@ -42,7 +44,13 @@ class InspectorDocument implements vscode.CustomDocument {
   constructor(
     readonly uri: vscode.Uri,
     readonly opened: OpenModel,
+    /** compressed-tensors modules (`<m>.weight`): type, logical shape and bytes of their parts. */
+    readonly packed: ReadonlyMap<string, { rows: number; cols: number; type: string; bytes: number }> = new Map(),
   ) {}
+
+  get summary(): InspectSummary {
+    return presentQuantized(inspectModel(this.opened.model), this.packed);
+  }
 
   dispose(): void {
     void this.opened.close();
@@ -131,7 +139,16 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
       throw e;
     }
     logLine(`inspector: opened ${uri.fsPath} from its header in ${Date.now() - t0} ms (${opened.model.tensors.length} tensors)`);
-    return new InspectorDocument(uri, opened);
+    // A compressed-tensors checkpoint: its packed modules are shown with their quantized types.
+    const packed = new Map<string, { rows: number; cols: number; type: string; bytes: number }>();
+    if (opened.model.tensors.some((t) => t.name.endsWith('.weight_packed'))) {
+      const cp = await openCheckpoint(uri.fsPath).catch((e) => void logLine(`inspector: ${oneLine(e)}`));
+      if (cp) {
+        for (const t of cp.tensors.values()) if (/^int\d/.test(t.type)) packed.set(t.name, t);
+        await cp.close();
+      }
+    }
+    return new InspectorDocument(uri, opened, packed);
   }
 
   async resolveCustomEditor(doc: InspectorDocument, panel: vscode.WebviewPanel): Promise<void> {
@@ -183,7 +200,7 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
         overview.start(this.config.run().settings);
       } else if (msg.type === 'ready') {
         entry.ready = true;
-        await post({ type: 'init', file: doc.uri.fsPath, summary: inspectModel(doc.opened.model), settings: this.config.panel() });
+        await post({ type: 'init', file: doc.uri.fsPath, summary: doc.summary, settings: this.config.panel() });
         overview.start(this.config.run().settings);
         await plans.refresh(this.config.ewq(), this.config.run()).catch((e) => logLine(`FastEWQ: ${oneLine(e)}`));
       } else if (msg.type === 'gpu') {
@@ -351,7 +368,7 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
   private async answer(doc: InspectorDocument, req: WebviewRequest, post: (m: HostMessage) => Thenable<boolean>): Promise<void> {
     try {
       if (req.method === 'summary') {
-        await post({ type: 'response', id: req.id, ok: true, result: inspectModel(doc.opened.model) });
+        await post({ type: 'response', id: req.id, ok: true, result: doc.summary });
         return;
       }
       const t = doc.opened.model.tensors.find((x) => x.name === req.params.tensor);
