@@ -14,6 +14,8 @@ import { ggufTensorName } from '../core/formats/gguf-llama';
 import { readGgufHeader, type GgufHeader } from '../core/formats/gguf-read';
 import { readRows, type ModelTensor } from '../core/model';
 import { unpackRows } from '../core/quant/pack';
+import { transpose } from '../core/quant/job';
+import { matrixView } from '../core/select';
 import { FileByteSource } from './file-source';
 import { readTextFile, statRegularFile } from './input-file';
 import { openModel, type OpenModel } from './open-model';
@@ -95,10 +97,12 @@ function safetensorsCheckpoint(opened: OpenModel, display: string, interleaved: 
   const tensors = new Map<string, CheckpointTensor>();
   for (const t of opened.model.tensors) {
     if (!isDecodableFloat(t.dtype)) continue;
-    const rows = t.shape.length >= 2 ? t.shape[0] : 1;
+    // GPT-2's Conv1D weights are stored [in, out]: shown as [out, in] like every other format stores them.
+    const view = matrixView(t);
     byName.set(t.name, t);
-    tensors.set(t.name, { name: t.name, rows, cols: t.numel / Math.max(1, rows), type: t.dtype, bytes: t.byteLength });
+    tensors.set(t.name, { name: t.name, rows: view.rows, cols: view.cols, type: t.dtype, bytes: t.byteLength });
   }
+  let transposed: { name: string; values: Float32Array } | undefined;
   return {
     path: display,
     format: 'safetensors',
@@ -107,6 +111,14 @@ function safetensorsCheckpoint(opened: OpenModel, display: string, interleaved: 
     async readRows(name, start, count) {
       const t = byName.get(name)!;
       const src = opened.source(t.file);
+      if (t.shape.length === 2 && matrixView(t).transposed) {
+        // Output channels are columns of the stored matrix: the whole tensor, transposed once.
+        if (transposed?.name !== name) {
+          const all = decodeFloats(t.dtype as Parameters<typeof decodeFloats>[0], await src.read(t.offset, t.byteLength));
+          transposed = { name, values: Float32Array.from(transpose(all, t.shape[0], t.shape[1])) };
+        }
+        return transposed.values.slice(start * t.shape[0], (start + count) * t.shape[0]);
+      }
       const raw = t.shape.length >= 2 ? await readRows(src, t, start, count) : await src.read(t.offset, t.byteLength);
       const v = decodeFloats(t.dtype as Parameters<typeof decodeFloats>[0], raw);
       return v instanceof Float32Array ? v : Float32Array.from(v);

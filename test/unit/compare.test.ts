@@ -227,3 +227,18 @@ test('the inspector shows a compressed-tensors checkpoint by module: quantized t
   assert.ok(s.blocks[0].tensors.includes('model.layers.0.self_attn.q_proj.weight'));
   assert.equal(s.totalParams, 260_032);
 });
+
+test("GPT-2's Conv1D weights (stored [in, out]) match their compressed-tensors copy (stored by output channel)", async () => {
+  const dir = await tempDir();
+  const input = path.join(dir, 'gpt2.safetensors');
+  const vals = Float64Array.from({ length: 64 * 96 }, (_, i) => Math.sin(i * 0.37) * 0.05);
+  await fsp.writeFile(input, buildSafetensors([{ name: 'transformer.h.0.attn.c_attn.weight', dtype: 'F32', shape: [64, 96], values: vals }]));
+  const ct = path.join(dir, 'ct');
+  const r = cli('quantize', input, '--format', 'compressed-tensors', '--method', 'rtn', '--out', ct, '--report', `${ct}.json`, '--quiet');
+  assert.equal(r.code, 0, r.stderr);
+  const report = JSON.parse(readFileSync(`${ct}.json`, 'utf8'));
+  const c = await compareCheckpoints(input, ct);
+  assert.deepEqual(c.shapeMismatch, []);
+  assert.deepEqual(c.tensors[0].shape, [96, 64], 'output channels as rows');
+  assert.ok(Math.abs(c.tensors[0].mse - report.tensors[0].mse) <= 1e-9 * report.tensors[0].mse, 'the report\'s error, so the values line up');
+});
