@@ -1,5 +1,5 @@
-// `npm run demo`: quantize the bundled real model (stories260K) with the default settings, in both
-// output formats, and print what changed per tensor. Outputs go to demo-output/ (git-ignored).
+// `npm run demo`: quantize the bundled real model (stories260K) with the default settings, in each
+// output format, measure the GGUF's perplexity in llama.cpp, and print what changed per tensor. Outputs go to demo-output/ (git-ignored).
 import { execFileSync } from 'node:child_process';
 import { mkdirSync, readFileSync, rmSync, copyFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -24,6 +24,15 @@ console.log(`$ weightlens quantize ${path.relative(root, model)} --method rtn   
 console.log(run('quantize', model, '--method', 'rtn'));
 console.log(`$ weightlens quantize ${path.relative(root, model)} --format compressed-tensors   (int4 pack-quantized + config.json, for vLLM / transformers)`);
 console.log(run('quantize', model, '--format', 'compressed-tensors'));
+
+console.log(`$ weightlens quantize ${path.relative(root, model)} --format gguf   (Q4_0 for llama.cpp, groups of 32)`);
+console.log(run('quantize', model, '--format', 'gguf'));
+console.log(`$ weightlens eval ${path.relative(root, model)} --compare ${path.relative(root, path.join(out, 'model.dareq-w4g32.gguf'))}   (perplexity in llama.cpp)`);
+try {
+  console.log(run('eval', model, '--compare', path.join(out, 'model.dareq-w4g32.gguf'), '--quiet'));
+} catch {
+  console.log('(skipped: node-llama-cpp has no prebuilt binary on this machine)\n');
+}
 
 const dareq = JSON.parse(readFileSync(path.join(out, 'model.dareq-w4g128.report.json'), 'utf8'));
 const rtn = JSON.parse(readFileSync(path.join(out, 'model.rtn-w4g128.report.json'), 'utf8'));
