@@ -6,14 +6,16 @@
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { CancelledError, oneLine, WeightlensError } from '../core/errors';
-import { inspectModel } from '../core/inspect';
+import { inspectModel, type InspectSummary } from '../core/inspect';
+import { inspectGguf, readGgufHeader } from '../core/formats/gguf-read';
+import { FileByteSource } from '../node/file-source';
 import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
 import { MAX_GROUP_SIZE, METHODS, PRESET_NAMES, SEARCH_MODES, resolveSettings, type Method, type Preset, type SearchMode, type SettingsInput } from '../core/quant/settings';
 import { removeLiveTempsSync } from '../node/atomic-output';
 import { gpuForBackend } from './backend';
 import { gpuSearches } from '../compute/backend';
 import { openModel } from '../node/open-model';
-import { readTextFile } from '../node/input-file';
+import { readTextFile, statRegularFile } from '../node/input-file';
 import { quantize } from '../node/quantize';
 import { parsePlanFile, settingsFromPlan } from '../core/ewq/apply';
 import { FASTEWQ_HELP, PLAN_HELP, runFastEwq, runPlan } from './plan-command';
@@ -101,16 +103,16 @@ async function runInspect(args: string[], io: Io): Promise<number> {
     io.out(INSPECT_HELP);
     return 0;
   }
-  const opened = await openModel(onePath(positionals, 'inspect'));
+  const file = onePath(positionals, 'inspect');
+  const { summary, close } = await summaryOf(file);
   try {
-    const summary = inspectModel(opened.model);
     if (values.json) {
       io.out(JSON.stringify(summary, null, 2) + '\n');
       return 0;
     }
     const lines: string[] = [];
-    lines.push(`${opened.model.path}: ${summary.files.length} file(s), ${formatBytes(summary.totalBytes)}, ${formatCount(summary.totalParams)} parameters, ${summary.tensors.length} tensors`);
-    for (const [d, v] of Object.entries(summary.byDtype)) lines.push(`  ${pad(d, 8)} ${pad(formatCount(v.params), 9)} params  ${formatBytes(v.bytes)}`);
+    lines.push(`${file}: ${summary.files.length} file(s), ${formatBytes(summary.totalBytes)}, ${formatCount(summary.totalParams)} parameters, ${summary.tensors.length} tensors`);
+    for (const [d, v] of Object.entries(summary.byDtype)) lines.push(`  ${pad(d, 8)} ${pad(formatCount(v.params), 9)} params  ${formatBytes(v.bytes)}  ${v.params ? ((v.bytes * 8) / v.params).toFixed(2) : '0'} bits/weight`);
     const meta = Object.entries(summary.metadata);
     if (meta.length) lines.push(`metadata: ${meta.map(([k, v]) => `${k}=${v.length > 60 ? v.slice(0, 57) + '...' : v}`).join(', ')}`);
     lines.push(`blocks: ${summary.blocks.length}${summary.other.length ? `; outside blocks: ${summary.other.join(', ')}` : ''}`);
@@ -121,8 +123,23 @@ async function runInspect(args: string[], io: Io): Promise<number> {
     io.out(lines.join('\n') + '\n');
     return 0;
   } finally {
-    await opened.close();
+    await close();
   }
+}
+
+/** What inspect shows: a safetensors model from its headers, or a GGUF from its header. */
+async function summaryOf(file: string): Promise<{ summary: InspectSummary; close: () => Promise<void> }> {
+  if (file.endsWith('.gguf')) {
+    await statRegularFile(file, file);
+    const src = await FileByteSource.open(file);
+    try {
+      return { summary: inspectGguf(await readGgufHeader(src, file), path.basename(file)), close: async () => {} };
+    } finally {
+      await src.close();
+    }
+  }
+  const opened = await openModel(file);
+  return { summary: inspectModel(opened.model), close: () => opened.close() };
 }
 
 async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promise<number> {

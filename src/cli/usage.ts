@@ -17,8 +17,9 @@ Run "weightlens help quantize" for the quantization options.
 
 export const INSPECT_HELP = `Usage: weightlens inspect PATH [--json]
 
-Reads only the header(s): metadata, tensors (name, dtype, shape, bytes, file), totals and the
-transformer blocks found from the tensor names.
+Reads only the header(s): metadata, tensors (name, dtype, shape, bytes, file), totals with bits per
+weight and the transformer blocks found from the tensor names. PATH may also be a .gguf (tensors
+with their ggml types, shapes outermost first).
 
   --json     print one JSON object: {files, metadata, tensors, totalParams, totalBytes, blocks, ...}
 `;

@@ -250,6 +250,12 @@ test('the GGUF header reader: our file and llama.cpp\'s, tensor by tensor, and o
   assert.equal(s.blocks.length, 5);
   assert.deepEqual(Object.keys(s.byDtype).sort(), ['F16', 'F32', 'Q4_0', 'Q8_0']);
   assert.equal(s.tensors.find((t) => t.name === 'blk.0.ffn_down.weight')!.shape.join('x'), '64x172');
+  // The CLI's inspect reads the same header.
+  const r = cli('inspect', q4);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /q4\.gguf: 1 file\(s\), [\d.]+ KB, 260\.0K parameters, 47 tensors/);
+  assert.match(r.stdout, /Q4_0 +[\d.]+K +params +[\d.]+ KB +4\.50 bits\/weight/);
+  assert.match(r.stdout, /llama\.attention\.layer_norm_rms_epsilon=0\.00001,/);
   // A header cut short, a wrong magic: one line naming the file.
   await assert.rejects(readGgufHeader(new MemoryByteSource('cut.gguf', bytes.subarray(0, 5000))), /^WeightlensError: cut\.gguf: GGUF: the header runs past the end of the file/);
   const bad = bytes.slice(0, 64);

@@ -127,7 +127,8 @@ function showValue(v: GgufScalar | { array: GgufValueType; length: number; head:
     const items = v.head.map((x) => (typeof x === 'string' ? JSON.stringify(x) : String(x))).join(', ');
     return `[${v.length} ${GgufValueType[v.array].toLowerCase()}${v.length > v.head.length ? `: ${items}, …` : `: ${items}`}]`;
   }
-  return typeof v === 'number' && !Number.isInteger(v) ? String(Math.fround(v)) : String(v);
+  // Floats are stored as f32: seven significant digits say all they hold.
+  return typeof v === 'number' && !Number.isInteger(v) ? String(Number(v.toPrecision(7))) : String(v);
 }
 
 /** The inspector's summary of a GGUF: tensors with their ggml types and shapes (outermost first). */
