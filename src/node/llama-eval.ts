@@ -109,8 +109,11 @@ export interface PerplexityResult {
   readonly seconds: number;
 }
 
-/** Positions scored per controlledEvaluate call. */
-const PIECE = 32;
+/**
+ * Probabilities held at once (positions per controlledEvaluate call x vocabulary): about 1M map
+ * entries, so a 512-token vocabulary scores a whole window per call and a 128K one 8 positions.
+ */
+const PROBABILITIES_PER_CALL = 1 << 20;
 
 /** The smallest positive float32: the floor of a probability llama.cpp reports as 0. */
 const MIN_PROBABILITY = 2 ** -149;
@@ -138,16 +141,16 @@ export async function perplexity(m: LoadedModel, tokens: readonly number[], o: P
   let sumNll = 0;
   try {
     const seq = context.getSequence();
+    const piece = Math.max(1, Math.floor(PROBABILITIES_PER_CALL / Math.max(1, m.vocabSize)));
     for (const w of windows) {
       if (o.signal?.aborted) throw new CancelledError('evaluation cancelled');
       await seq.clearHistory();
       const input = [m.bos, ...w];
       // In pieces: each scored position returns the whole vocabulary's probabilities (llama.cpp's
-      // softmax of the raw logits: no sampling options are given), so a piece bounds the memory to
-      // PIECE x vocab.
-      for (let start = 0; start + 1 < input.length; start += PIECE) {
+      // softmax of the raw logits: no sampling options are given), so a piece bounds the memory.
+      for (let start = 0; start + 1 < input.length; start += piece) {
         if (o.signal?.aborted) throw new CancelledError('evaluation cancelled');
-        const end = Math.min(start + PIECE, input.length - 1);
+        const end = Math.min(start + piece, input.length - 1);
         const items = input.slice(start, end).map((tok) => [tok as Token, { generateNext: { probabilities: true } }] as const);
         const out = await seq.controlledEvaluate(items as unknown as Parameters<typeof seq.controlledEvaluate>[0]);
         for (let i = start; i < end; i++) {
