@@ -545,7 +545,8 @@ await step("Compare Weights: the sample against llama.cpp's own Q4_0 (two files 
     await page.waitForTimeout(300);
     return (await ctFolder.getAttribute('aria-expanded')) === 'true';
   });
-  const ctModel = page.locator('.monaco-list-row[aria-level="4"]', { hasText: 'model.safetensors' }).first();
+  // Two rows are called model.safetensors: the folder's comes first (its children follow it).
+  const ctModel = page.getByRole('treeitem', { name: 'model.safetensors', exact: true }).first();
   await ctModel.dblclick();
   const ctFrame = await webviewFrame('#totals', 60000, /int4 (g128|per-channel)/);
   assert.match(await ctFrame.locator('#totals').innerText(), /47 tensors/);
