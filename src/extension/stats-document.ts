@@ -73,7 +73,7 @@ export function renderStatsDocuments(report: QuantizeReport, inputName: string, 
   return renderPair({
     leftHead: [`# original   ${inputName}  ${formatSize(report.summary.inputBytes)}  ${dtypes}`, `# ${report.tensors.length} tensors quantized (${weights.toLocaleString('en-US')} weights), ${report.summary.tensorsCopied} copied`],
     rightHead: [
-      `# quantized  ${outputName}  ${formatSize(report.summary.outputBytes)} (${(params * 100).toFixed(1)}% of the input)`,
+      `# quantized  ${outputName}  ${formatSize(report.summary.outputBytes)} (${(params * 100).toFixed(1)}% of the input), ${storedBits(report).toFixed(2)} bits/weight stored`,
       `# ${method}, ${s.format}`,
       `# SQNR ${sumE2 === 0 ? 'inf' : `${(10 * Math.log10(sumW2 / sumE2)).toFixed(2)} dB`} over all, MSE ${fmtE(sumE2 / Math.max(1, weights))}`,
       `# worst: ${worst.map((t) => `${shortName(t.name)} ${t.sqnrDb!.toFixed(1)} dB`).join(', ') || 'none'}`,
@@ -82,6 +82,25 @@ export function renderStatsDocuments(report: QuantizeReport, inputName: string, 
     sideHeader: ['mean', 'absmax'],
     rows,
   });
+}
+
+/**
+ * Bits per quantized weight in a runtime's storage: the code bits plus each group's scale (in the
+ * scale's dtype: f16 for GGUF blocks, else the weights' dtype) spread over the group.
+ */
+export function storedBits(report: QuantizeReport): number {
+  const gguf = (report.settings as { format?: string }).format === 'gguf';
+  let bits = 0;
+  let weights = 0;
+  for (const t of report.tensors) {
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    const cols = t.shape.length >= 2 ? n / t.shape[0] : n;
+    const group = t.groupSize > 0 ? Math.min(t.groupSize, cols) : cols;
+    const scaleBits = gguf ? 16 : t.dtype === 'F32' ? 32 : t.dtype === 'F64' ? 64 : 16;
+    bits += n * (t.bits + scaleBits / group);
+    weights += n;
+  }
+  return weights ? bits / weights : 0;
 }
 
 /** The diff view of any two checkpoints (Compare Weights): A on the left, B and the errors on the right. */

@@ -110,7 +110,8 @@ test('diff view documents: one aligned line per tensor on both sides, header lin
   assert.equal(left.length, right.length, 'same number of lines');
   assert.match(left[0], /^# original +model\.safetensors +[\d.]+ KB +BF16$/);
   assert.match(left[1], /^# 2 tensors quantized \(\d[\d,]* weights\), 1 copied$/);
-  assert.match(right[0], /^# quantized +model\.dareq-w4g128\.safetensors +[\d.]+ KB \([\d.]+% of the input\)$/);
+  // 4-bit codes plus a BF16 scale per group: rows of 32 (4 + 16/32) and of 16 (4 + 16/16), as many weights each.
+  assert.match(right[0], /^# quantized +model\.dareq-w4g128\.safetensors +[\d.]+ KB \([\d.]+% of the input\), 4\.75 bits\/weight stored$/);
   assert.match(right[1], /^# dareq 4-bit, group 128, preset clip, λw 1, λH 0\.01, normalize on, B 256, K 100, fake$/);
   // The summary first: SQNR over all weights, and the worst tensors by name.
   assert.match(right[2], /^# SQNR \d+\.\d\d dB over all, MSE \S+$/);
