@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { WebGpuEntropy } from '../../src/compute/webgpu/entropy';
 import type { NodeGpu } from '../../src/compute/webgpu/node-device';
-import { openTestGpu } from '../helpers/gpu';
+import { gpuOrSkip, openTestGpu } from '../helpers/gpu';
 import { softmaxEntropy } from '../../src/core/ewq/entropy';
 import { asStored, normals } from '../helpers/safetensors';
 
@@ -16,14 +16,11 @@ let entropy: WebGpuEntropy | undefined;
 const ready = openTestGpu().then((g) => {
   gpu = g;
   if (g) entropy = new WebGpuEntropy(g.device);
+  return g;
 });
 
 test('EWQ entropy on WebGPU equals the float64 CPU value (the small remainder to f32 precision, not H)', async (t) => {
-  await ready;
-  if (!gpu || !entropy) {
-    t.skip('skipped: no WebGPU adapter');
-    return;
-  }
+  if (!(await gpuOrSkip(ready, t)) || !gpu || !entropy) return;
   for (const [n, std, seed] of [
     [100_000, 0.02, 1],
     [4097, 0.5, 2],
@@ -44,11 +41,7 @@ test('EWQ entropy on WebGPU equals the float64 CPU value (the small remainder to
 });
 
 test('blocks whose entropies differ in the 8th digit are ranked as on the CPU', async (t) => {
-  await ready;
-  if (!gpu || !entropy) {
-    t.skip('skipped: no WebGPU adapter');
-    return;
-  }
+  if (!(await gpuOrSkip(ready, t)) || !gpu || !entropy) return;
   // Real matrices: p ~ 1/n, so H ~ -log(0.01) = 4.60517 for all; a slightly wider spread lowers it.
   const blocks = [0, 3, 1, 5, 2, 4].map((k) => asStored('F32', normals(65536, 11 + k, 0.02 * (1 + k * 2e-3))));
   const cpu = blocks.map((b) => softmaxEntropy(b, 0.01));
@@ -62,11 +55,7 @@ test('blocks whose entropies differ in the 8th digit are ranked as on the CPU', 
 });
 
 test('an EWQ plan with the entropy partials on WebGPU equals the CPU plan', async (t) => {
-  await ready;
-  if (!gpu || !entropy) {
-    t.skip('skipped: no WebGPU adapter');
-    return;
-  }
+  if (!(await gpuOrSkip(ready, t)) || !gpu || !entropy) return;
   const path = await import('node:path');
   const { generateModel } = await import('../../src/node/generate-model');
   const { openModel } = await import('../../src/node/open-model');

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { detailSidesOnGpu, rowBlocks } from '../../src/compute/gpu-detail';
 import type { NodeGpu } from '../../src/compute/webgpu/node-device';
-import { openTestGpu } from '../helpers/gpu';
+import { gpuOrSkip, openTestGpu } from '../helpers/gpu';
 import { WebGpuQuantizer } from '../../src/compute/webgpu/quantize';
 import type { QuantizableFloat } from '../../src/core/dtypes';
 import { groupsPerRow, quantizeMatrix } from '../../src/core/quant/matrix';
@@ -24,6 +24,7 @@ let quantizer: WebGpuQuantizer | undefined;
 const ready = openTestGpu().then((g) => {
   gpu = g;
   if (g) quantizer = new WebGpuQuantizer(g.device, g.search);
+  return g;
 });
 
 /** Normal weights with outlier rows, a zero row, and a row of exact rounding ties at RTN's scale. */
@@ -54,11 +55,7 @@ const CASES: [string, SettingsInput, 'F32' | 'F16' | 'BF16'][] = [
 
 for (const [name, input, dtype] of CASES) {
   test(`WebGPU quantization = CPU quantization: ${name} (${dtype})`, async (t) => {
-    await ready;
-    if (!gpu || !quantizer) {
-      t.skip('skipped: no WebGPU adapter');
-      return;
-    }
+    if (!(await gpuOrSkip(ready, t)) || !gpu || !quantizer) return;
     const s = resolveSettings(input);
     const rows = 24;
     const cols = 160;
@@ -111,11 +108,7 @@ for (const [name, input, dtype] of CASES) {
 }
 
 test('per-group weight moments (absmax, mean, variance, kurtosis) equal the CPU\'s two-pass float64 values', async (t) => {
-  await ready;
-  if (!gpu || !quantizer) {
-    t.skip('skipped: no WebGPU adapter');
-    return;
-  }
+  if (!(await gpuOrSkip(ready, t)) || !gpu || !quantizer) return;
   const rows = 12;
   const cols = 100; // groups of 32: a short last group of 4
   const s = resolveSettings({ method: 'rtn', groupSize: 32 });
@@ -136,11 +129,7 @@ test('per-group weight moments (absmax, mean, variance, kurtosis) equal the CPU\
 });
 
 test('the panel detail on WebGPU, in row blocks, matches the CPU detail', async (t) => {
-  await ready;
-  if (!gpu || !quantizer) {
-    t.skip('skipped: no WebGPU adapter');
-    return;
-  }
+  if (!(await gpuOrSkip(ready, t)) || !gpu || !quantizer) return;
   const rows = 300;
   const cols = 96;
   const s = resolveSettings({ groupSize: 32 });

@@ -12,3 +12,10 @@ export function openTestGpu(): Promise<NodeGpu | undefined> {
   if (!process.env.VK_ICD_FILENAMES && existsSync(SWIFTSHADER)) process.env.VK_ICD_FILENAMES = SWIFTSHADER;
   return openNodeGpu();
 }
+
+/** The suite's device, or undefined after marking the test skipped (visibly: no adapter here). */
+export async function gpuOrSkip(ready: Promise<NodeGpu | undefined>, t: { skip: (message: string) => void }): Promise<NodeGpu | undefined> {
+  const gpu = await ready;
+  if (!gpu) t.skip('skipped: no WebGPU adapter');
+  return gpu;
+}

@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
-import { panelSettings, readComputeBackend, readRunConfig } from '../../src/extension/config';
+import { panelSettings, readComputeBackend, readRunConfig, SETTING_SPECS } from '../../src/extension/config';
+
+/** Settings read outside SETTING_SPECS (EWQ, compute, evaluation): by key. */
+const EXTRA_SETTINGS = ['ewq.memoryBudgetGB', 'ewq.thresholdFactor', 'ewq.entropyEpsilon', 'ewq.variant', 'ewq.autoAnalyzeMaxGB', 'compute.backend', 'llamaCpp.modulePath', 'eval.contextSize', 'eval.textFile'];
 import { inspectorHtml } from '../../src/extension/inspector/html';
 import { quantizeChoices } from '../../src/extension/quick-pick';
 import { renderStatsDocuments } from '../../src/extension/stats-document';
@@ -46,16 +49,23 @@ test('settings: invalid values in settings.json become one-line problems, never 
 
 test('settings: every setting the code reads is contributed with a description and a validated type', () => {
   const props = PKG.contributes.configuration.properties;
-  for (const key of ['quantization.bits', 'quantization.groupSize', 'quantization.method', 'quantization.outputFormat', 'quantization.include', 'quantization.exclude', 'dareq.preset', 'dareq.lambdaWeight', 'dareq.lambdaEntropy', 'dareq.histogramBins', 'dareq.gridSize', 'dareq.clipAlphaMin']) {
+  const defaults = readRunConfig(() => undefined);
+  // The specs are what the code reads; the schema must describe each of them.
+  for (const spec of [...SETTING_SPECS, ...EXTRA_SETTINGS]) {
+    const key = typeof spec === 'string' ? spec : spec.key;
     const p = props[`weightlens.${key}`];
-    assert.ok(p, key);
+    assert.ok(p, `${key} is contributed`);
     assert.ok(typeof p.description === 'string' && p.description.length > 30, `${key} has a description a user can act on`);
     assert.ok(p.type, `${key} has a type`);
+    if (typeof spec === 'string') continue;
     // The schema's default is what the engine uses when the setting is unset.
-    const c = readRunConfig(() => undefined);
-    const field: Record<string, unknown> = { 'quantization.bits': c.settings.bits, 'quantization.groupSize': c.settings.groupSize, 'quantization.method': c.settings.method, 'dareq.preset': c.settings.preset, 'dareq.lambdaEntropy': c.settings.lambdaEntropy, 'dareq.gridSize': c.settings.grid, 'dareq.histogramBins': c.settings.bins };
-    if (key in field) assert.equal(p.default, field[key], `${key} default`);
+    const field = spec.field as string;
+    if (field in defaults.settings) assert.equal(p.default, (defaults.settings as unknown as Record<string, unknown>)[field], `${key} default`);
+    if (p.default !== undefined && p.default !== null && p.default !== '') assert.ok(spec.check(p.default), `${key}: the schema's default passes the code's check`);
   }
+  // And nothing is contributed that no code reads.
+  const read = new Set([...SETTING_SPECS.map((s) => s.key), ...EXTRA_SETTINGS]);
+  for (const k of Object.keys(props)) assert.ok(read.has(k.replace(/^weightlens\./, '')), `${k} is read by the code`);
 });
 
 test('menus: entries only for .safetensors and *.safetensors.index.json, every command contributed', () => {
