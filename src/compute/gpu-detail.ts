@@ -5,7 +5,7 @@
  * states the tolerances). Runs wherever a GPUDevice does: the inspector webview, Node, tests.
  */
 import type { QuantizableFloat } from '../core/dtypes';
-import { groupsPerRow } from '../core/quant/matrix';
+import { groupLength, groupsPerRow } from '../core/quant/matrix';
 import { qRange, type QuantSettings } from '../core/quant/settings';
 import { tileMeans, type TileGrid } from '../core/quant/tiles';
 import type { DetailSide } from '../shared/protocol';
@@ -34,7 +34,7 @@ class SideSums {
     grid: TileGrid,
   ) {
     this.gpr = groupsPerRow(cols, s.groupSize);
-    this.g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
+    this.g = groupLength(s.groupSize, cols);
     this.qmax = qRange(s.bits, s.ternary).qmax;
     const nTiles = grid.rows * grid.cols;
     this.sums = { absW: new Float64Array(nTiles), absE: new Float64Array(nTiles), sqE: new Float64Array(nTiles), count: new Float64Array(nTiles) };

@@ -4,6 +4,7 @@
  * editor's diff highlights exactly what quantization changed. Pure text, unit-tested.
  */
 import type { QuantizeReport } from '../node/quantize';
+import { groupLength } from '../core/quant/matrix';
 import { shortName, type Comparison } from '../node/compare';
 
 const fmtE = (x: number) => (x === 0 ? '0' : x.toExponential(4));
@@ -95,7 +96,7 @@ export function storedBits(report: QuantizeReport): number {
   for (const t of report.tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
     const cols = t.shape.length >= 2 ? n / t.shape[0] : n;
-    const group = t.groupSize > 0 ? Math.min(t.groupSize, cols) : cols;
+    const group = groupLength(t.groupSize, cols);
     const scaleBits = gguf ? 16 : t.dtype === 'F32' ? 32 : t.dtype === 'F64' ? 64 : 16;
     bits += n * (t.bits + scaleBits / group);
     weights += n;

@@ -1,7 +1,8 @@
 /**
  * The inspector panel: metadata, totals, and the tensors grouped by transformer block, searchable.
  * Everything comes from the header (one `init` message); tensor rows are fetched on demand through
- * the typed request/response protocol (used by the heatmaps to come). Block contents are built only
+ * the typed request/response protocol (the first values of a tensor, the WebGPU detail's row
+ * blocks). Block contents are built only
  * when a block is opened, so a model with thousands of tensors renders at once.
  */
 import '@vscode-elements/elements/dist/vscode-badge/index.js';

@@ -7,7 +7,7 @@
  */
 import shaderSource from '../../../shaders/quantize_apply.wgsl';
 import type { QuantizableFloat } from '../../core/dtypes';
-import { groupsPerRow } from '../../core/quant/matrix';
+import { groupLength, groupsPerRow } from '../../core/quant/matrix';
 import { scalesFromChoices } from '../../core/quant/scales';
 import { qRange, type QuantSettings } from '../../core/quant/settings';
 import type { TileGrid } from '../../core/quant/tiles';
@@ -123,7 +123,7 @@ export class WebGpuQuantizer {
     const params = new ArrayBuffer(64);
     const u = new Uint32Array(params);
     const f = new Float32Array(params);
-    u.set([rows, cols, s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols, gpr, s.bins, DTYPE_CODE[dtype]!, s.rounding === 'half-even' ? 2 : 0, 0]);
+    u.set([rows, cols, groupLength(s.groupSize, cols), gpr, s.bins, DTYPE_CODE[dtype]!, s.rounding === 'half-even' ? 2 : 0, 0]);
     f.set([qmin, qmax], 8);
     const S = GPUBufferUsage.STORAGE;
     const bufs: GPUBuffer[] = [];
@@ -179,7 +179,7 @@ export class WebGpuQuantizer {
         // Per row: one group as wide as the row.
         if (o.moments === 'rows') u.set([cols, 1], 2);
         await this.dispatch('moments', { 0: uniform, 1: W, 8: M }, units, params, uniform);
-        u.set([s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols, gpr], 2);
+        u.set([groupLength(s.groupSize, cols), gpr], 2);
         result.moments = new Float32Array(await this.read(M, units * 16));
       }
       const e = new Float32Array(await this.read(E, groups * 16));

@@ -5,7 +5,7 @@
  * dispatch dimension, and inputs beyond maxStorageBufferBindingSize are split by rows.
  */
 import shaderSource from '../../../shaders/dareq_search.wgsl';
-import { groupsPerRow } from '../../core/quant/matrix';
+import { groupLength, groupsPerRow } from '../../core/quant/matrix';
 import { qRange, type QuantSettings } from '../../core/quant/settings';
 import { encodeDispatch, PipelineCache } from './pipelines';
 import { BufferPool } from './pool';
@@ -47,7 +47,7 @@ export class WebGpuSearch implements ScaleSearchBackend {
     if (s.method !== 'dareq' || s.bins > GPU_MAX_BINS) return undefined;
     const limits = this.device.limits;
     const gpr = groupsPerRow(cols, s.groupSize);
-    const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
+    const g = groupLength(s.groupSize, cols);
     // Each binding (the rows, and every candidate's lower bound per group) must fit the limits.
     const binding = Math.min(limits.maxStorageBufferBindingSize, limits.maxBufferSize, this.bindingLimit);
     const maxRows = Math.max(1, Math.floor(binding / Math.max(cols * 4, gpr * s.grid * 4)));

@@ -1,7 +1,7 @@
 /**
  * One unit of quantization work: raw bytes of whole rows of a tensor in, output bytes out. Pure and
- * serializable, so the same function runs in-process, in a worker thread, or (later) next to the
- * WebGPU runner.
+ * serializable, so the same function runs in-process or in a worker thread; the WebGPU runner
+ * hands it the candidates it chose (`choices`).
  */
 import { decodeFloats, encodeFloats, int32Bytes, type QuantizableFloat } from '../dtypes';
 import { quantizeMatrix } from './matrix';

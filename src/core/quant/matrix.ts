@@ -40,6 +40,11 @@ export interface MatrixResult {
   stats: StatsAccumulator;
 }
 
+/** Weights per group along a row of `cols`: the group size, or the whole row when per-channel or shorter. */
+export function groupLength(groupSize: number, cols: number): number {
+  return groupSize > 0 ? Math.min(groupSize, cols) : cols;
+}
+
 export function groupsPerRow(cols: number, groupSize: number): number {
   return groupSize > 0 ? Math.max(1, Math.ceil(cols / groupSize)) : 1;
 }
@@ -99,7 +104,7 @@ export function chooseScale(w: Floats, off: number, n: number, absmax: number, m
 export function quantizeMatrix(values: Floats, rows: number, cols: number, opts: QuantizeMatrixOptions): MatrixResult {
   const s = opts.settings;
   const { qmin, qmax } = qRange(s.bits, s.ternary);
-  const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
+  const g = groupLength(s.groupSize, cols);
   const groups = groupsPerRow(cols, s.groupSize);
   const scales = new Float64Array(rows * groups);
   const stats = emptyStats(s.bits);

@@ -4,14 +4,14 @@
  * float64, so the GPU kernels that follow get the very scales the CPU would use.
  */
 import type { QuantizableFloat } from '../dtypes';
-import { chooseScale, codeMagnitude, groupsPerRow, storedScale, type GroupChoices } from './matrix';
+import { chooseScale, codeMagnitude, groupLength, groupsPerRow, storedScale, type GroupChoices } from './matrix';
 import { makeScratch, type Floats } from './search';
 import type { QuantSettings } from './settings';
 
 /** Stored (dtype-rounded) scales per group; `absmax` per group must be exact (a max is, in f32). */
 export function scalesFromChoices(values: Floats, rows: number, cols: number, s: QuantSettings, dtype: QuantizableFloat, absmax: ArrayLike<number>, found?: GroupChoices): Float64Array {
   const gpr = groupsPerRow(cols, s.groupSize);
-  const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
+  const g = groupLength(s.groupSize, cols);
   const scales = new Float64Array(rows * gpr);
   const scratch = makeScratch(g, s.bins);
   const qAbs = codeMagnitude(s);

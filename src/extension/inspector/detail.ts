@@ -6,7 +6,7 @@
  */
 import { decodeFloats, isQuantizableFloat } from '../../core/dtypes';
 import { readRows, readTensor, type ModelTensor } from '../../core/model';
-import { traceGroup } from '../../core/quant/matrix';
+import { groupLength, traceGroup } from '../../core/quant/matrix';
 import { candidateAt, candidateRange, makeTrace } from '../../core/quant/search';
 import { resolveSettings, type QuantSettings } from '../../core/quant/settings';
 import { emptyStats, finishStats, mergeStats } from '../../core/quant/stats';
@@ -78,7 +78,7 @@ export async function computeChannel(opened: OpenModel, t: ModelTensor, view: Ma
     if (view.transposed) all = transpose(all, view.cols, view.rows);
     values = all.subarray(row * view.cols, (row + 1) * view.cols);
   } else values = decodeFloats(t.dtype, await readRows(src, t, row, 1));
-  const g = settings.groupSize > 0 ? Math.min(settings.groupSize, view.cols) : view.cols;
+  const g = groupLength(settings.groupSize, view.cols);
   const groups = Math.max(1, Math.ceil(view.cols / g));
   const gi = Math.min(Math.max(0, group), groups - 1);
   const off = gi * g;
