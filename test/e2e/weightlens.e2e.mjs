@@ -67,6 +67,18 @@ async function webviewFrame(selector, timeoutMs = 60000, totals = /47 tensors/) 
 
 const toast = (text) => page.locator('.notification-toast', { hasText: text });
 
+/** Expands a folder of the explorer (a click toggles it; clicks can be lost while the tree updates). */
+async function expandFolder(name) {
+  await page.keyboard.press('Escape');
+  const folder = page.getByRole('treeitem', { name, exact: true });
+  await until(`the ${name} folder expanded`, async () => {
+    if ((await folder.getAttribute('aria-expanded')) === 'true') return true;
+    await folder.click();
+    await page.waitForTimeout(300);
+    return (await folder.getAttribute('aria-expanded')) === 'true';
+  });
+}
+
 /**
  * Right-click a file and run a Weightlens entry, then wait for the quick pick. VS Code's menus ignore
  * a click that comes right after they open (the right-click's own mouseup), so wait, and retry.
@@ -420,14 +432,7 @@ await step("two quantizations at once, both searching on the panel's WebGPU: bot
 });
 
 await step('GGUF out, perplexity in: quantize to GGUF from the quick pick, then Evaluate Perplexity against the original; the numbers equal the CLI\'s', async () => {
-  await page.keyboard.press('Escape');
-  const folder = page.getByRole('treeitem', { name: 'stories', exact: true });
-  await until('the stories folder expanded', async () => {
-    if ((await folder.getAttribute('aria-expanded')) === 'true') return true;
-    await folder.click();
-    await page.waitForTimeout(300);
-    return (await folder.getAttribute('aria-expanded')) === 'true';
-  });
+  await expandFolder('stories');
   await runFromContextMenu('model.safetensors', 'Weightlens: Quantize (DARE-Q)…');
   const gguf = page.locator('.quick-input-list .monaco-list-row', { hasText: 'As GGUF for llama.cpp' });
   await gguf.waitFor({ timeout: 10000 });
@@ -537,14 +542,7 @@ await step("Compare Weights: the sample against llama.cpp's own Q4_0 (two files 
   await ct.click();
   await expectShown('model-ct', 'the compressed-tensors folder');
   // The compressed-tensors folder's model in the inspector: modules with their quantized types.
-  await page.keyboard.press('Escape');
-  const ctFolder = page.getByRole('treeitem', { name: 'model-ct', exact: true });
-  await until('the model-ct folder expanded', async () => {
-    if ((await ctFolder.getAttribute('aria-expanded')) === 'true') return true;
-    await ctFolder.click();
-    await page.waitForTimeout(300);
-    return (await ctFolder.getAttribute('aria-expanded')) === 'true';
-  });
+  await expandFolder('model-ct');
   // Two rows are called model.safetensors: the folder's comes first (its children follow it).
   const ctModel = page.getByRole('treeitem', { name: 'model.safetensors', exact: true }).first();
   await ctModel.dblclick();
