@@ -10,7 +10,7 @@ import { readEwqConfig, readRunConfig } from './config';
 import { INSPECTOR_VIEW_TYPE, type InspectorProvider } from './inspector/provider';
 import { logLine, showError } from './log';
 import { configReader, resolveModel } from './quantize-command';
-import { formatSize } from './stats-document';
+import { formatBytes } from '../shared/format';
 
 export function parseBudgetGB(text: string): number | undefined | 'invalid' {
   const t = text.trim();
@@ -61,10 +61,10 @@ export async function planCommand(inspector: InspectorProvider, arg?: unknown): 
       return undefined;
     }
     const counts = plan.blocks.reduce<Record<string, number>>((a, b) => ((a[b.precision] = (a[b.precision] ?? 0) + 1), a), {});
-    const summary = `${Object.entries(counts).map(([p, n]) => `${n} ${p}`).join(', ')}; ${formatSize(plan.rawBytes)} → ${formatSize(plan.totalBytes)}${plan.budget !== null ? (plan.fits ? ` (fits ${formatSize(plan.budget)})` : ` — no plan fits ${formatSize(plan.budget)}`) : ''}`;
+    const summary = `${Object.entries(counts).map(([p, n]) => `${n} ${p}`).join(', ')}; ${formatBytes(plan.rawBytes)} → ${formatBytes(plan.totalBytes)}${plan.budget !== null ? (plan.fits ? ` (fits ${formatBytes(plan.budget)})` : ` — no plan fits ${formatBytes(plan.budget)}`) : ''}`;
     logLine(`EWQ plan for ${uri.fsPath}: ${summary}`);
     if (!plan.fits) {
-      void vscode.window.showWarningMessage(`Weightlens: no plan fits the budget: even with every block ternary the model needs ${formatSize(plan.totalBytes)}.`);
+      void vscode.window.showWarningMessage(`Weightlens: no plan fits the budget: even with every block ternary the model needs ${formatBytes(plan.totalBytes)}.`);
       return plan;
     }
     void vscode.window.showInformationMessage(`Weightlens: EWQ plan — ${summary}.`, 'Quantize with this plan').then((b) => {

@@ -5,6 +5,7 @@
  */
 import type { QuantizeReport } from '../node/quantize';
 import { groupLength } from '../core/quant/matrix';
+import { formatBytes } from '../shared/format';
 import { shortName, type Comparison } from '../node/compare';
 
 const fmtE = (x: number) => (x === 0 ? '0' : x.toExponential(4));
@@ -14,12 +15,6 @@ export interface StatsDocuments {
   quantized: string;
 }
 
-export function formatSize(bytes: number): string {
-  if (bytes >= 1e9) return `${(bytes / 1e9).toFixed(2)} GB`;
-  if (bytes >= 1e6) return `${(bytes / 1e6).toFixed(2)} MB`;
-  if (bytes >= 1e3) return `${(bytes / 1e3).toFixed(1)} KB`;
-  return `${bytes} B`;
-}
 
 /** One tensor of a diff: the cells each side shows, and the error cells (right side only). */
 interface PairRow {
@@ -72,9 +67,9 @@ export function renderStatsDocuments(report: QuantizeReport, inputName: string, 
     errors: [t.sqnrDb === null ? 'inf' : t.sqnrDb.toFixed(2), fmtE(t.mse), t.residualEntropy.toFixed(3), `${(t.clippedFraction * 100).toFixed(2)}%`, t.scaleRatio.mean.toFixed(3)],
   }));
   return renderPair({
-    leftHead: [`# original   ${inputName}  ${formatSize(report.summary.inputBytes)}  ${dtypes}`, `# ${report.tensors.length} tensors quantized (${weights.toLocaleString('en-US')} weights), ${report.summary.tensorsCopied} copied`],
+    leftHead: [`# original   ${inputName}  ${formatBytes(report.summary.inputBytes)}  ${dtypes}`, `# ${report.tensors.length} tensors quantized (${weights.toLocaleString('en-US')} weights), ${report.summary.tensorsCopied} copied`],
     rightHead: [
-      `# quantized  ${outputName}  ${formatSize(report.summary.outputBytes)} (${(params * 100).toFixed(1)}% of the input), ${storedBits(report).toFixed(2)} bits/weight stored`,
+      `# quantized  ${outputName}  ${formatBytes(report.summary.outputBytes)} (${(params * 100).toFixed(1)}% of the input), ${storedBits(report).toFixed(2)} bits/weight stored`,
       `# ${method}, ${s.format}`,
       `# SQNR ${sumE2 === 0 ? 'inf' : `${(10 * Math.log10(sumW2 / sumE2)).toFixed(2)} dB`} over all, MSE ${fmtE(sumE2 / Math.max(1, weights))}`,
       `# worst: ${worst.map((t) => `${shortName(t.name)} ${t.sqnrDb!.toFixed(1)} dB`).join(', ') || 'none'}`,

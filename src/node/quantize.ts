@@ -16,6 +16,7 @@ import { emptyStats, finishStats, mergeStats, type TensorErrorStats } from '../c
 import { layoutFile } from '../core/safetensors/layout';
 import { selectTargets, type MatrixView } from '../core/select';
 import { AtomicOutput } from './atomic-output';
+import { formatBytes } from '../shared/format';
 import { inputIdentities, isWeightlensOutputFolder, resolveTarget } from './output-target';
 import { defaultOutputPath, defaultReportPath, outputIsFolder, SIDECAR_RE } from './output-paths';
 import { openModel, type OpenModel } from './open-model';
@@ -193,7 +194,7 @@ export async function checkFreeSpace(landing: string, bytes: number, display: st
       const fs = await fsp.statfs(dir);
       const free = fs.bavail * fs.bsize;
       const needed = bytes + Math.max(1 << 20, bytes * 0.005);
-      if (needed > free) throw new WeightlensError(`not enough free space: the output needs ${formatSize(needed)}, the device has ${formatSize(free)} free; nothing was written`, display);
+      if (needed > free) throw new WeightlensError(`not enough free space: the output needs ${formatBytes(needed)}, the device has ${formatBytes(free)} free; nothing was written`, display);
       return;
     } catch (e) {
       if (e instanceof WeightlensError) throw e;
@@ -204,15 +205,6 @@ export async function checkFreeSpace(landing: string, bytes: number, display: st
   }
 }
 
-function formatSize(n: number): string {
-  const units = ['B', 'KB', 'MB', 'GB', 'TB', 'PB'];
-  let i = 0;
-  while (n >= 1000 && i < units.length - 1) {
-    n /= 1000;
-    i++;
-  }
-  return `${n.toFixed(i ? 1 : 0)} ${units[i]}`;
-}
 
 const FS_ERRORS: Record<string, string> = {
   ENOSPC: 'no space left on the device',

@@ -10,6 +10,7 @@ import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import { decodeFloats, isDecodableFloat, type DType, type DecodableFloat } from '../../src/core/dtypes';
+import { formatBytes, formatCount } from '../../src/shared/format';
 import type { InspectSummary } from '../../src/core/inspect';
 import type { HostMessage, PanelSettings, PlanView, WebviewMessage } from '../../src/shared/protocol';
 import { renderPlan } from './plan-chart';
@@ -41,19 +42,6 @@ function el(tag: string, props: Record<string, unknown> = {}, ...children: (Node
 /** Custom elements (vscode-elements) have no entry in HTMLElementTagNameMap's typing here. */
 const custom = (tag: string, props: Record<string, unknown> = {}, ...children: (Node | string)[]): HTMLElement => el(tag, props, ...children);
 
-export function formatBytes(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(2)} MB`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} KB`;
-  return `${n} B`;
-}
-
-export function formatCount(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(2)}M`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
-  return String(n);
-}
 
 let summary: InspectSummary | undefined;
 let file = '';
