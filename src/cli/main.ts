@@ -7,15 +7,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { CancelledError, oneLine, WeightlensError } from '../core/errors';
 import { inspectModel, type InspectSummary } from '../core/inspect';
-import { inspectGguf, readGgufHeader } from '../core/formats/gguf-read';
-import { FileByteSource } from '../node/file-source';
+import { inspectGgufFile } from '../node/checkpoint';
 import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
 import { MAX_GROUP_SIZE, METHODS, PRESET_NAMES, SEARCH_MODES, resolveSettings, type Method, type Preset, type SearchMode, type SettingsInput } from '../core/quant/settings';
 import { removeLiveTempsSync } from '../node/atomic-output';
 import { gpuForBackend } from './backend';
 import { gpuSearches } from '../compute/backend';
 import { openModel } from '../node/open-model';
-import { readTextFile, statRegularFile } from '../node/input-file';
+import { readTextFile } from '../node/input-file';
 import { quantize } from '../node/quantize';
 import { parsePlanFile, settingsFromPlan } from '../core/ewq/apply';
 import { FASTEWQ_HELP, PLAN_HELP, runFastEwq, runPlan } from './plan-command';
@@ -129,15 +128,7 @@ async function runInspect(args: string[], io: Io): Promise<number> {
 
 /** What inspect shows: a safetensors model from its headers, or a GGUF from its header. */
 async function summaryOf(file: string): Promise<{ summary: InspectSummary; close: () => Promise<void> }> {
-  if (file.endsWith('.gguf')) {
-    await statRegularFile(file, file);
-    const src = await FileByteSource.open(file);
-    try {
-      return { summary: inspectGguf(await readGgufHeader(src, file), path.basename(file)), close: async () => {} };
-    } finally {
-      await src.close();
-    }
-  }
+  if (file.endsWith('.gguf')) return { summary: await inspectGgufFile(file), close: async () => {} };
   const opened = await openModel(file);
   return { summary: inspectModel(opened.model), close: () => opened.close() };
 }

@@ -10,8 +10,9 @@ import { decodeFloats, isDecodableFloat } from '../core/dtypes';
 import { WeightlensError } from '../core/errors';
 import { canDequantize, dequantize } from '../core/formats/ggml-dequant';
 import { GGML_BLOCK, ggmlTypeName, type GgmlType } from '../core/formats/gguf';
-import { ggufTensorName } from '../core/formats/gguf-llama';
-import { readGgufHeader, type GgufHeader } from '../core/formats/gguf-read';
+import { hfTensorName } from '../core/formats/gguf-llama';
+import { inspectGguf, readGgufHeader, type GgufHeader } from '../core/formats/gguf-read';
+import type { InspectSummary } from '../core/inspect';
 import { readRows, type ModelTensor } from '../core/model';
 import { unpackRows } from '../core/quant/pack';
 import { transpose } from '../core/quant/job';
@@ -44,20 +45,6 @@ export interface Checkpoint {
   readRows(name: string, start: number, count: number): Promise<Float32Array>;
   close(): Promise<void>;
 }
-
-const GGUF_TO_HF = new Map<string, string>();
-function hfNameOf(ggufName: string): string | undefined {
-  const m = /^blk\.(\d+)\.(.+)$/.exec(ggufName);
-  if (m) {
-    for (const [hfRest, gg] of Object.entries(LAYER_PARTS)) if (gg === m[2]) return `model.layers.${m[1]}.${hfRest}`;
-    return undefined;
-  }
-  if (GGUF_TO_HF.size === 0) for (const hf of ['model.embed_tokens.weight', 'model.norm.weight', 'lm_head.weight']) GGUF_TO_HF.set(ggufTensorName(hf)!, hf);
-  return GGUF_TO_HF.get(ggufName);
-}
-const LAYER_PARTS: Record<string, string> = Object.fromEntries(
-  ['input_layernorm.weight', 'self_attn.q_proj.weight', 'self_attn.q_proj.bias', 'self_attn.k_proj.weight', 'self_attn.k_proj.bias', 'self_attn.v_proj.weight', 'self_attn.v_proj.bias', 'self_attn.o_proj.weight', 'post_attention_layernorm.weight', 'mlp.gate_proj.weight', 'mlp.up_proj.weight', 'mlp.down_proj.weight'].map((p) => [p, ggufTensorName(`model.layers.0.${p}`)!.slice('blk.0.'.length)]),
-);
 
 async function readConfig(dir: string): Promise<Record<string, unknown> | undefined> {
   const file = path.join(dir, 'config.json');
@@ -200,6 +187,17 @@ async function packQuantized(opened: OpenModel, display: string, qc: PackQuantiz
   };
 }
 
+/** The inspector's and `inspect`'s view of a GGUF file, read from its header alone. */
+export async function inspectGgufFile(file: string, display = file): Promise<InspectSummary> {
+  await statRegularFile(file, display);
+  const src = await FileByteSource.open(file, display);
+  try {
+    return inspectGguf(await readGgufHeader(src, display), path.basename(file));
+  } finally {
+    await src.close();
+  }
+}
+
 async function openGguf(file: string, display: string): Promise<Checkpoint> {
   await statRegularFile(file, display);
   const src = await FileByteSource.open(file, display);
@@ -213,7 +211,7 @@ async function openGguf(file: string, display: string): Promise<Checkpoint> {
   const tensors = new Map<string, CheckpointTensor>();
   const info = new Map<string, GgufHeader['tensors'][number]>();
   for (const t of h.tensors) {
-    const name = hfNameOf(t.name) ?? t.name;
+    const name = hfTensorName(t.name) ?? t.name;
     const cols = t.ne[0];
     const rows = t.ne.slice(1).reduce((a, x) => a * x, 1);
     tensors.set(name, { name, rows, cols, type: ggmlTypeName(t.type), bytes: t.bytes });

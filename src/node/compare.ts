@@ -68,6 +68,37 @@ export async function compareCheckpoints(pathA: string, pathB: string, o: Compar
   }
 }
 
+/** Which side's q/k rows go back to HF's order: llama.cpp keeps them interleaved, HF checkpoints
+ * (unless exported from llama2.c) rotate-half. */
+function qkReorder(a: Checkpoint, b: Checkpoint): 'a' | 'b' | null {
+  return a.interleavedQk === b.interleavedQk ? null : a.interleavedQk ? 'a' : 'b';
+}
+
+/**
+ * One tensor of both sides, row blocks at a time, in the same row order: a q/k matrix to re-order is
+ * read whole (its rows move between the halves of each head), anything else in blocks.
+ */
+async function streamPair(a: Checkpoint, b: Checkpoint, ta: CheckpointTensor, tb: CheckpointTensor, reorder: 'a' | 'b' | null, signal: AbortSignal | undefined, fn: (x: Float32Array, y: Float32Array, r0: number, n: number) => void): Promise<void> {
+  const qk = reorder ? /\.self_attn\.([qk])_proj\.(weight|bias)$/.exec(ta.name) : null;
+  if (qk) {
+    const heads = (reorder === 'a' ? a.heads : b.heads) ?? (reorder === 'a' ? b.heads : a.heads);
+    const h = qk[1] === 'q' ? heads?.q : heads?.k;
+    if (h === undefined) throw new WeightlensError(`q/k rows of ${reorder === 'a' ? a.path : b.path} are in llama.cpp's order and no head count is known to re-order them (config.json or GGUF metadata)`, undefined, ta.name);
+    let x = await a.readRows(ta.name, 0, ta.rows);
+    let y = await b.readRows(tb.name, 0, tb.rows);
+    if (reorder === 'a') x = permuteRows(x, (k) => new Float32Array(k), ta.rows, ta.cols, h, true);
+    else y = permuteRows(y, (k) => new Float32Array(k), tb.rows, tb.cols, h, true);
+    fn(x, y, 0, ta.rows);
+    return;
+  }
+  const step = Math.max(1, Math.floor(CHUNK / ta.cols));
+  for (let r = 0; r < ta.rows; r += step) {
+    if (signal?.aborted) throw new CancelledError('comparison cancelled');
+    const n = Math.min(step, ta.rows - r);
+    fn(await a.readRows(ta.name, r, n), await b.readRows(tb.name, r, n), r, n);
+  }
+}
+
 async function compareOpen(a: Checkpoint, b: Checkpoint, o: CompareOptions): Promise<Comparison> {
   const onlyInA = [...a.tensors.keys()].filter((n) => !b.tensors.has(n));
   const onlyInB = [...b.tensors.keys()].filter((n) => !a.tensors.has(n));
@@ -80,21 +111,15 @@ async function compareOpen(a: Checkpoint, b: Checkpoint, o: CompareOptions): Pro
     else pairs.push([ta, tb]);
   }
   if (pairs.length === 0) throw new WeightlensError(`no tensor of ${b.path} matches one of ${a.path} by name and shape`);
-  // llama.cpp keeps q/k rows interleaved; HF checkpoints (unless exported from llama2.c) rotate-half.
-  const reorder: 'a' | 'b' | null = a.interleavedQk === b.interleavedQk ? null : a.interleavedQk ? 'a' : 'b';
-  const heads = (reorder === 'a' ? a.heads : b.heads) ?? (reorder === 'a' ? b.heads : a.heads);
+  const reorder = qkReorder(a, b);
   const total = pairs.reduce((s, [t]) => s + t.rows * t.cols, 0);
   let done = 0;
   const tensors: TensorComparison[] = [];
   let sumE2 = 0;
   let sumA2 = 0;
   for (const [ta, tb] of pairs) {
-    if (o.signal?.aborted) throw new CancelledError('comparison cancelled');
-    const qk = /\.self_attn\.([qk])_proj\.(weight|bias)$/.exec(ta.name);
-    const h = qk && reorder ? (qk[1] === 'q' ? heads?.q : heads?.k) : undefined;
-    if (qk && reorder && h === undefined) throw new WeightlensError(`q/k rows of ${reorder === 'a' ? a.path : b.path} are in llama.cpp's order and no head count is known to re-order them (config.json or GGUF metadata)`, undefined, ta.name);
     const acc = { e2: 0, a2: 0, b2: 0, ab: 0, max: 0 };
-    const add = (x: Float32Array, y: Float32Array) => {
+    await streamPair(a, b, ta, tb, reorder, o.signal, (x, y, _r0, n) => {
       for (let i = 0; i < x.length; i++) {
         const d = x[i] - y[i];
         acc.e2 += d * d;
@@ -104,25 +129,9 @@ async function compareOpen(a: Checkpoint, b: Checkpoint, o: CompareOptions): Pro
         const ad = Math.abs(d);
         if (ad > acc.max || Number.isNaN(ad)) acc.max = ad;
       }
-    };
-    if (h !== undefined) {
-      // The whole q/k matrix: its rows move between heads' halves.
-      let x = await a.readRows(ta.name, 0, ta.rows);
-      let y = await b.readRows(tb.name, 0, tb.rows);
-      if (reorder === 'a') x = permuteRows(x, (n) => new Float32Array(n), ta.rows, ta.cols, h, true);
-      else y = permuteRows(y, (n) => new Float32Array(n), tb.rows, tb.cols, h, true);
-      add(x, y);
-      done += ta.rows * ta.cols;
-    } else {
-      const step = Math.max(1, Math.floor(CHUNK / ta.cols));
-      for (let r = 0; r < ta.rows; r += step) {
-        const n = Math.min(step, ta.rows - r);
-        add(await a.readRows(ta.name, r, n), await b.readRows(tb.name, r, n));
-        done += n * ta.cols;
-        o.onProgress?.(done, total, ta.name);
-      }
-    }
-    o.onProgress?.(done, total, ta.name);
+      done += n * ta.cols;
+      o.onProgress?.(done, total, ta.name);
+    });
     const count = ta.rows * ta.cols;
     sumE2 += acc.e2;
     sumA2 += acc.a2;
@@ -194,24 +203,7 @@ export async function forEachRowPair(pathA: string, pathB: string, name: string,
     const ta = a.tensors.get(name);
     const tb = b.tensors.get(name);
     if (!ta || !tb || ta.cols !== tb.cols || ta.rows !== tb.rows) throw new WeightlensError(`is not in both checkpoints with the same shape`, undefined, name);
-    const reorder: 'a' | 'b' | null = a.interleavedQk === b.interleavedQk ? null : a.interleavedQk ? 'a' : 'b';
-    const qk = /\.self_attn\.([qk])_proj\.(weight|bias)$/.exec(name);
-    const heads = (reorder === 'a' ? a.heads : b.heads) ?? (reorder === 'a' ? b.heads : a.heads);
-    const h = qk && reorder ? (qk[1] === 'q' ? heads?.q : heads?.k) : undefined;
-    if (h !== undefined) {
-      let x = await a.readRows(name, 0, ta.rows);
-      let y = await b.readRows(name, 0, tb.rows);
-      if (reorder === 'a') x = permuteRows(x, (k) => new Float32Array(k), ta.rows, ta.cols, h, true);
-      else y = permuteRows(y, (k) => new Float32Array(k), tb.rows, tb.cols, h, true);
-      fn(x, y, 0, ta.rows, ta.cols);
-    } else {
-      const step = Math.max(1, Math.floor(CHUNK / ta.cols));
-      for (let r = 0; r < ta.rows; r += step) {
-        if (signal?.aborted) throw new CancelledError('comparison cancelled');
-        const n = Math.min(step, ta.rows - r);
-        fn(await a.readRows(name, r, n), await b.readRows(name, r, n), r, n, ta.cols);
-      }
-    }
+    await streamPair(a, b, ta, tb, qkReorder(a, b), signal, (x, y, r0, n) => fn(x, y, r0, n, ta.cols));
     return { rows: ta.rows, cols: ta.cols };
   } finally {
     await a.close();

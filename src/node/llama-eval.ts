@@ -4,6 +4,9 @@
  * evaluated from BOS in a fresh sequence, and every token of a window scored given the ones before
  * it: PPL = exp(mean -log p), p from llama.cpp's softmax of its raw logits (no sampling options).
  */
+import { execFileSync } from 'node:child_process';
+import * as path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { CancelledError, WeightlensError } from '../core/errors';
 
 // Types only: the module itself is imported at run time, when an evaluation starts.
@@ -24,8 +27,7 @@ const importUrl = new Function('u', 'return import(u)') as (u: string) => Promis
 /** The global node_modules (npm install -g), if npm is there to say where. */
 function globalModules(): string | undefined {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return (require('node:child_process') as typeof import('node:child_process')).execFileSync('npm', ['root', '-g'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim() || undefined;
+    return execFileSync('npm', ['root', '-g'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim() || undefined;
   } catch {
     return undefined;
   }
@@ -36,8 +38,6 @@ function globalModules(): string | undefined {
  * (a package folder) when given, else beside Weightlens, else in the global node_modules.
  */
 export async function openLlamaRuntime(modulePath?: string): Promise<LlamaRuntime> {
-  const { pathToFileURL } = await import('node:url');
-  const path = await import('node:path');
   const fromFolder = (dir: string) => importUrl(pathToFileURL(path.join(dir, 'dist', 'index.js')).href);
   let mod: NodeLlamaCpp | undefined;
   const tried: string[] = [];

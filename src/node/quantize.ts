@@ -169,7 +169,8 @@ async function planGguf(opened: OpenModel, req: QuantizeRequest): Promise<GgufRu
     if ((include && !include.test(t.name)) || exclude?.test(t.name)) return undefined;
     const s = req.settingsFor ? req.settingsFor(t.name) : req.settings;
     if (!s) return undefined;
-    return s.bits === bits || req.settingsFor === undefined ? { ...s, bits, groupSize: 32 } : { ...s, groupSize: 32 };
+    // A uniform run takes the bits this tensor's role asks for; an EWQ plan keeps each block's own.
+    return { ...s, bits: req.settingsFor ? s.bits : bits, groupSize: 32 };
   };
   return planGgufRun(opened, target, settingsFor, { 'weightlens.version': req.version, 'weightlens.method': req.settings.method, ...(req.settings.method === 'dareq' ? { 'weightlens.preset': req.settings.preset } : {}) });
 }

@@ -10,6 +10,7 @@ import * as path from 'node:path';
 import { test } from 'node:test';
 import { compareCheckpoints, formatComparison, shortName } from '../../src/node/compare';
 import { buildSafetensors, tempDir } from '../helpers/safetensors';
+import { hfLayoutSample } from '../helpers/hf-layout';
 
 const ROOT = path.resolve(__dirname, '../../..');
 const BIN = path.join(ROOT, 'bin/weightlens.js');
@@ -58,29 +59,7 @@ test('GGUF read back and matched by name: the F32 export equals the original, fr
   // An HF-layout copy (q/k permuted, no rope_style): its GGUF has llama.cpp's order; compare puts it back.
   const hfDir = path.join(dir, 'hf');
   await fsp.mkdir(hfDir);
-  const bytes = readFileSync(SAMPLE);
-  const n = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8'));
-  const config = JSON.parse(readFileSync(path.join(path.dirname(SAMPLE), 'config.json'), 'utf8'));
-  const tensors = Object.keys(header)
-    .filter((k) => k !== '__metadata__')
-    .map((name) => {
-      const [b0, b1] = header[name].data_offsets;
-      let v = new Float32Array(bytes.buffer.slice(bytes.byteOffset + 8 + n + b0, bytes.byteOffset + 8 + n + b1));
-      const heads = /q_proj/.test(name) ? config.num_attention_heads : /k_proj/.test(name) ? config.num_key_value_heads : 0;
-      if (heads) {
-        const [rows, cols] = header[name].shape;
-        const hd = rows / heads;
-        const out = new Float32Array(v.length);
-        for (let h = 0; h < heads; h++) for (let i = 0; i < hd / 2; i++) for (let j = 0; j < 2; j++) out.set(v.subarray((h * hd + 2 * i + j) * cols, (h * hd + 2 * i + j + 1) * cols), (h * hd + j * (hd / 2) + i) * cols);
-        v = out;
-      }
-      return { name, dtype: 'F32' as const, shape: header[name].shape, values: v };
-    });
-  await fsp.writeFile(path.join(hfDir, 'model.safetensors'), buildSafetensors(tensors));
-  delete config.rope_style;
-  await fsp.writeFile(path.join(hfDir, 'config.json'), JSON.stringify(config));
-  await fsp.copyFile(path.join(path.dirname(SAMPLE), 'tok512.bin'), path.join(hfDir, 'tok512.bin'));
+  await hfLayoutSample(hfDir);
   const hfGguf = path.join(dir, 'hf.gguf');
   assert.equal(cli('quantize', path.join(hfDir, 'model.safetensors'), '--format', 'gguf', '--bits', '32', '--out', hfGguf, '--quiet').code, 0);
   const d = await compareCheckpoints(path.join(hfDir, 'model.safetensors'), hfGguf);

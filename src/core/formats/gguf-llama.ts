@@ -82,11 +82,15 @@ const LAYER_NAMES: Record<string, string> = {
   'mlp.down_proj.weight': 'ffn_down.weight',
 };
 
+const TOP_NAMES: Record<string, string> = {
+  'model.embed_tokens.weight': 'token_embd.weight',
+  'model.norm.weight': 'output_norm.weight',
+  'lm_head.weight': 'output.weight',
+};
+
 /** GGUF's name for an HF tensor; undefined for tensors llama.cpp does not load (rotary caches). */
 export function ggufTensorName(hf: string): string | undefined {
-  if (hf === 'model.embed_tokens.weight') return 'token_embd.weight';
-  if (hf === 'model.norm.weight') return 'output_norm.weight';
-  if (hf === 'lm_head.weight') return 'output.weight';
+  if (hf in TOP_NAMES) return TOP_NAMES[hf];
   const m = /^model\.layers\.(\d+)\.(.+)$/.exec(hf);
   if (m) {
     if (m[2].endsWith('rotary_emb.inv_freq')) return undefined;
@@ -94,6 +98,18 @@ export function ggufTensorName(hf: string): string | undefined {
     if (n) return `blk.${m[1]}.${n}`;
   }
   return undefined;
+}
+
+const invert = (names: Record<string, string>) => Object.fromEntries(Object.entries(names).map(([hf, gg]) => [gg, hf]));
+const HF_TOP = invert(TOP_NAMES);
+const HF_LAYER = invert(LAYER_NAMES);
+
+/** The HF name of a GGUF tensor (the inverse of ggufTensorName, from the same tables). */
+export function hfTensorName(gguf: string): string | undefined {
+  if (gguf in HF_TOP) return HF_TOP[gguf];
+  const m = /^blk\.(\d+)\.(.+)$/.exec(gguf);
+  const rest = m ? HF_LAYER[m[2]] : undefined;
+  return rest ? `model.layers.${m![1]}.${rest}` : undefined;
 }
 
 /** What a tensor is in the GGUF: its info, and how its bytes are made from the source. */

@@ -6,10 +6,8 @@
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { oneLine } from '../../core/errors';
-import { inspectGguf, readGgufHeader } from '../../core/formats/gguf-read';
 import type { InspectSummary } from '../../core/inspect';
-import { FileByteSource } from '../../node/file-source';
-import { statRegularFile } from '../../node/input-file';
+import { inspectGgufFile } from '../../node/checkpoint';
 import { parseWebviewMessage, type HostMessage, type PanelSettings } from '../../shared/protocol';
 import { logLine, showError } from '../log';
 import { inspectorHtml, makeNonce } from './html';
@@ -35,18 +33,13 @@ export class GgufInspectorProvider implements vscode.CustomReadonlyEditorProvide
   async openCustomDocument(uri: vscode.Uri): Promise<GgufDocument> {
     if (uri.scheme !== 'file') throw new Error(`Weightlens reads local files only (got ${uri.scheme}:)`);
     const t0 = Date.now();
-    let src: FileByteSource | undefined;
     try {
-      await statRegularFile(uri.fsPath, uri.fsPath);
-      src = await FileByteSource.open(uri.fsPath);
-      const summary = inspectGguf(await readGgufHeader(src), path.basename(uri.fsPath));
+      const summary = await inspectGgufFile(uri.fsPath);
       logLine(`inspector: opened ${uri.fsPath} (GGUF) from its header in ${Date.now() - t0} ms (${summary.tensors.length} tensors)`);
       return new GgufDocument(uri, summary);
     } catch (e) {
       void showError(oneLine(e));
       throw e;
-    } finally {
-      await src?.close();
     }
   }
 
