@@ -119,8 +119,15 @@ function coarseGap(w: Float32Array, rows: number, cols: number): Record<string, 
     gapSum += gap;
     gapMax = Math.max(gapMax, gap);
   }
-  const e2 = (s: QuantSettings) => quantizeMatrix(Float32Array.from(w.subarray(0, rows * cols)), rows, cols, { settings: s, dtype: 'F32', tensor: 'w' }).stats.sumE2;
-  return { groups, groupsWithAnotherScale: differ, meanLossGap: gapSum / groups, maxLossGap: gapMax, mseIncrease: e2(coarse) / e2(exact) - 1 };
+  const e2 = (s: QuantSettings) =>
+    quantizeMatrix(Float32Array.from(w.subarray(0, rows * cols)), rows, cols, { settings: s, dtype: 'F32', tensor: 'w' }).stats.sumE2;
+  return {
+    groups,
+    groupsWithAnotherScale: differ,
+    meanLossGap: gapSum / groups,
+    maxLossGap: gapMax,
+    mseIncrease: e2(coarse) / e2(exact) - 1,
+  };
 }
 
 function time(fn: () => void, minMs = 300): number {
@@ -142,7 +149,18 @@ async function threaded(w: Float32Array, rows: number, cols: number, s: QuantSet
   const jobs: Promise<unknown>[] = [];
   for (let r = 0; r < rows; r += per) {
     const n = Math.min(per, rows - r);
-    const job: QuantJob = { file: 'bench', tensor: 'w', dtype: 'F32', raw: raw.slice(r * cols * 4, (r + n) * cols * 4), rows: n, cols, transposed: false, rowBase: r, settings: s, output: 'fake' };
+    const job: QuantJob = {
+      file: 'bench',
+      tensor: 'w',
+      dtype: 'F32',
+      raw: raw.slice(r * cols * 4, (r + n) * cols * 4),
+      rows: n,
+      cols,
+      transposed: false,
+      rowBase: r,
+      settings: s,
+      output: 'fake',
+    };
     jobs.push(pool.run(job));
   }
   await Promise.all(jobs);
@@ -176,7 +194,15 @@ function peakRssOf(cmd: string, args: string[]): Promise<{ seconds: number; peak
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { smoke: { type: 'boolean' }, 'e2e-size': { type: 'string' }, rows: { type: 'string' }, cols: { type: 'string' }, out: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: {
+      smoke: { type: 'boolean' },
+      'e2e-size': { type: 'string' },
+      rows: { type: 'string' },
+      cols: { type: 'string' },
+      out: { type: 'string' },
+    },
+  });
   const smoke = Boolean(values.smoke);
   const rows = Number(values.rows ?? (smoke ? 64 : 512));
   const cols = Number(values.cols ?? (smoke ? 512 : 4096));
@@ -222,18 +248,47 @@ async function main(): Promise<void> {
     const found = (await gpu.search.search(part, grows, cols, s))!;
     const searchSec = (performance.now() - t0) / 1000;
     const t1 = performance.now();
-    quantizeMatrix(Float32Array.from(part), grows, cols, { settings: s, dtype: 'F32', tensor: 'w', choices: found.choices, contenderStart: found.contenderStart, contenders: found.contenders });
+    quantizeMatrix(Float32Array.from(part), grows, cols, {
+      settings: s,
+      dtype: 'F32',
+      tensor: 'w',
+      choices: found.choices,
+      contenderStart: found.contenderStart,
+      contenders: found.contenders,
+    });
     const cpuSec = (performance.now() - t1) / 1000;
     const groups = found.choices.length;
     // The CPU's share alone, warm (the scales from the GPU's choices, contenders scored in float64):
     // what the panel's web workers do per block, scaled to a 4096 x 14336 tensor on one core.
     const absmax = new Float32Array(groups);
-    for (let gi = 0; gi < groups; gi++) for (let i = 0; i < s.groupSize; i++) absmax[gi] = Math.max(absmax[gi], Math.abs(part[gi * s.groupSize + i]));
+    for (let gi = 0; gi < groups; gi++)
+      for (let i = 0; i < s.groupSize; i++) absmax[gi] = Math.max(absmax[gi], Math.abs(part[gi * s.groupSize + i]));
     const shareSec = time(() => scalesFromChoices(part, grows, cols, s, 'F32', absmax, found), smoke ? 20 : 300);
     const shareFor4096x14336 = (shareSec * (4096 * 14336)) / (grows * cols);
     rate[`dareq clip webgpu+cpu`] = (grows * cols) / (searchSec + cpuSec);
-    gpuInfo = { adapter: gpu.description, fallbackAdapter: gpu.isFallback, groups, groupsLeftToCpu: found.undecided, candidates: groups * s.grid, candidatesScoredOnCpu: found.rescored, searchSeconds: searchSec, cpuSeconds: cpuSec, cpuShareSecondsFor4096x14336: shareFor4096x14336 };
-    results.push({ variant: 'dareq clip', backend: 'webgpu', adapter: gpu.description, weightsPerSecond: (grows * cols) / (searchSec + cpuSec), groups, groupsLeftToCpu: found.undecided, candidatesScoredOnCpu: found.rescored, candidates: groups * s.grid, gpuSeconds: searchSec, cpuSeconds: cpuSec });
+    gpuInfo = {
+      adapter: gpu.description,
+      fallbackAdapter: gpu.isFallback,
+      groups,
+      groupsLeftToCpu: found.undecided,
+      candidates: groups * s.grid,
+      candidatesScoredOnCpu: found.rescored,
+      searchSeconds: searchSec,
+      cpuSeconds: cpuSec,
+      cpuShareSecondsFor4096x14336: shareFor4096x14336,
+    };
+    results.push({
+      variant: 'dareq clip',
+      backend: 'webgpu',
+      adapter: gpu.description,
+      weightsPerSecond: (grows * cols) / (searchSec + cpuSec),
+      groups,
+      groupsLeftToCpu: found.undecided,
+      candidatesScoredOnCpu: found.rescored,
+      candidates: groups * s.grid,
+      gpuSeconds: searchSec,
+      cpuSeconds: cpuSec,
+    });
     // The other kernels: RTN quantization with statistics (group absmax -> scales -> codes, values,
     // error terms) and EWQ's entropy partials, each against its CPU path on the same data.
     const qz = new WebGpuQuantizer(gpu.device, gpu.search);
@@ -242,7 +297,12 @@ async function main(): Promise<void> {
     const tq = performance.now();
     await qz.quantizeBlock(w, rows, cols, rtn, 'F32');
     rate['rtn webgpu'] = n / ((performance.now() - tq) / 1000);
-    results.push({ variant: 'rtn (codes, values, statistics)', backend: 'webgpu', adapter: gpu.description, weightsPerSecond: rate['rtn webgpu'] });
+    results.push({
+      variant: 'rtn (codes, values, statistics)',
+      backend: 'webgpu',
+      adapter: gpu.description,
+      weightsPerSecond: rate['rtn webgpu'],
+    });
     qz.dispose();
     const ent = new WebGpuEntropy(gpu.device);
     await ent.entropy(part, 0.01);
@@ -252,7 +312,13 @@ async function main(): Promise<void> {
     const ecpu = time(() => softmaxEntropy(w, 0.01), smoke ? 20 : 300);
     rate['ewq entropy 1t'] = n / ecpu;
     const hCpu = softmaxEntropy(w, 0.01);
-    results.push({ variant: 'ewq entropy', backend: 'webgpu', adapter: gpu.description, weightsPerSecond: rate['ewq entropy webgpu'], entropyDiff: Math.abs(hGpu - hCpu) });
+    results.push({
+      variant: 'ewq entropy',
+      backend: 'webgpu',
+      adapter: gpu.description,
+      weightsPerSecond: rate['ewq entropy webgpu'],
+      entropyDiff: Math.abs(hGpu - hCpu),
+    });
     results.push({ variant: 'ewq entropy', backend: 'cpu', threads: 1, weightsPerSecond: rate['ewq entropy 1t'] });
     ent.dispose();
     gpu.search.dispose();
@@ -263,7 +329,12 @@ async function main(): Promise<void> {
   const ns = resolveSettings({ preset: 'clip' });
   const naiveSec = time(() => naiveAlgorithm1(w, nrows, cols, ns), smoke ? 20 : 300);
   rate['naive algorithm 1 1t'] = (nrows * cols) / naiveSec;
-  results.push({ variant: 'naive algorithm 1 (clip range, K 100, B 256)', backend: 'cpu', threads: 1, weightsPerSecond: (nrows * cols) / naiveSec });
+  results.push({
+    variant: 'naive algorithm 1 (clip range, K 100, B 256)',
+    backend: 'cpu',
+    threads: 1,
+    weightsPerSecond: (nrows * cols) / naiveSec,
+  });
   const gap = coarseGap(w, smoke ? rows : Math.min(rows, 128), cols);
 
   console.log('variant                         weights/s');
@@ -276,14 +347,26 @@ async function main(): Promise<void> {
     threadScaling: threads > 1 ? rate[`dareq clip ${threads}t`] / rate['dareq clip 1t'] : 1,
   };
   if (gpuInfo) {
-    const g = gpuInfo as { adapter: string; fallbackAdapter: boolean; groups: number; groupsLeftToCpu: number; candidates: number; candidatesScoredOnCpu: number; searchSeconds: number; cpuSeconds: number; cpuShareSecondsFor4096x14336: number };
+    const g = gpuInfo as {
+      adapter: string;
+      fallbackAdapter: boolean;
+      groups: number;
+      groupsLeftToCpu: number;
+      candidates: number;
+      candidatesScoredOnCpu: number;
+      searchSeconds: number;
+      cpuSeconds: number;
+      cpuShareSecondsFor4096x14336: number;
+    };
     console.log(
       `\nWebGPU (${g.adapter}${g.fallbackAdapter ? ', a software fallback adapter' : ''}): ${g.groupsLeftToCpu} of ${g.groups} groups left to the CPU, ` +
         `${g.candidatesScoredOnCpu} of ${g.candidates} candidates (${((100 * g.candidatesScoredOnCpu) / g.candidates).toFixed(2)}%) scored there; GPU ${g.searchSeconds.toFixed(2)} s, CPU ${g.cpuSeconds.toFixed(2)} s; ` +
         `the CPU's share warm, scaled to a 4096 x 14336 tensor: ${g.cpuShareSecondsFor4096x14336.toFixed(2)} s on one core`,
     );
   }
-  console.log(`\nDARE-Q (clip) takes ${ratios.dareqClipOverRtnTime.toFixed(1)}x the time of RTN; it is ${ratios.dareqClipSpeedupOverNaive.toFixed(1)}x faster than the naive loop; ${threads} threads give ${ratios.threadScaling.toFixed(2)}x`);
+  console.log(
+    `\nDARE-Q (clip) takes ${ratios.dareqClipOverRtnTime.toFixed(1)}x the time of RTN; it is ${ratios.dareqClipSpeedupOverNaive.toFixed(1)}x faster than the naive loop; ${threads} threads give ${ratios.threadScaling.toFixed(2)}x`,
+  );
   console.log(
     `coarse-to-fine search: ${ratios.coarseToFineOverRtnTime.toFixed(1)}x the time of RTN (${ratios.coarseToFineSpeedup.toFixed(2)}x faster than exhaustive); ` +
       `another scale in ${gap.groupsWithAnotherScale} of ${gap.groups} groups, loss +${(100 * gap.meanLossGap).toFixed(3)}% on average (at most +${(100 * gap.maxLossGap).toFixed(2)}%), squared error +${(100 * gap.mseIncrease).toFixed(3)}%`,
@@ -294,7 +377,9 @@ async function main(): Promise<void> {
   if (size) {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'wl-bench-'));
     try {
-      const bytes = Number(/^(\d+(?:\.\d+)?)/.exec(size)![1]) * ({ MB: 1e6, GB: 1e9 } as Record<string, number>)[size.replace(/^[\d.]+/, '').toUpperCase()];
+      const bytes =
+        Number(/^(\d+(?:\.\d+)?)/.exec(size)![1]) *
+        ({ MB: 1e6, GB: 1e9 } as Record<string, number>)[size.replace(/^[\d.]+/, '').toUpperCase()];
       const o = { ...GENERATE_DEFAULTS, hidden: smoke ? 256 : 2048, intermediate: smoke ? 704 : 5632 };
       const model = await generateModel(dir, { ...o, layers: layersForSize(bytes, o) });
       const fileBytes = (await fsp.stat(model)).size;
@@ -302,12 +387,33 @@ async function main(): Promise<void> {
       execFileSync('sh', ['-c', `cat '${model}' > /dev/null`]);
       const catSec = (performance.now() - t0) / 1000;
       e2e = { fileBytes, catSeconds: catSec };
-      console.log(`\nend to end: weightlens quantize of a ${(fileBytes / 1e9).toFixed(2)} GB bf16 checkpoint (cat > /dev/null: ${catSec.toFixed(2)} s)`);
+      console.log(
+        `\nend to end: weightlens quantize of a ${(fileBytes / 1e9).toFixed(2)} GB bf16 checkpoint (cat > /dev/null: ${catSec.toFixed(2)} s)`,
+      );
       for (const search of ['exhaustive', 'coarse-to-fine']) {
         const out = path.join(dir, 'out.safetensors');
-        const run = await peakRssOf(process.execPath, [path.join(root, 'bin', 'weightlens.js'), 'quantize', model, '--method', 'dareq', '--search', search, '--quiet', '--force', '--out', out]);
-        e2e[search] = { seconds: run.seconds, bytesPerSecond: fileBytes / run.seconds, quantizeOverCat: run.seconds / catSec, peakRssMB: run.peakRssMB };
-        console.log(`  --search ${search}: ${run.seconds.toFixed(1)} s (${(fileBytes / run.seconds / 1e6).toFixed(1)} MB/s), ${(run.seconds / catSec).toFixed(1)}x the time of cat, peak RSS ${run.peakRssMB.toFixed(0)} MB`);
+        const run = await peakRssOf(process.execPath, [
+          path.join(root, 'bin', 'weightlens.js'),
+          'quantize',
+          model,
+          '--method',
+          'dareq',
+          '--search',
+          search,
+          '--quiet',
+          '--force',
+          '--out',
+          out,
+        ]);
+        e2e[search] = {
+          seconds: run.seconds,
+          bytesPerSecond: fileBytes / run.seconds,
+          quantizeOverCat: run.seconds / catSec,
+          peakRssMB: run.peakRssMB,
+        };
+        console.log(
+          `  --search ${search}: ${run.seconds.toFixed(1)} s (${(fileBytes / run.seconds / 1e6).toFixed(1)} MB/s), ${(run.seconds / catSec).toFixed(1)}x the time of cat, peak RSS ${run.peakRssMB.toFixed(0)} MB`,
+        );
         await fsp.rm(out, { force: true });
       }
     } finally {
@@ -323,11 +429,15 @@ async function main(): Promise<void> {
       const params = 260_000;
       console.log(`\nllama.cpp perplexity of stories260K on data/eval/stories.txt (node-llama-cpp, CPU), GGUF files:`);
       for (const r of quality) {
-        console.log(`  ${r.name.padEnd(34)} ppl ${r.perplexity.toFixed(4)}  ${r.increase === 0 ? '        ' : `${r.increase >= 0 ? '+' : ''}${(100 * r.increase).toFixed(2)}%`.padStart(8)}  ${(r.bytes / 1e3).toFixed(1).padStart(7)} KB  ~${((r.bytes * 8) / params).toFixed(2)} bits/weight`);
+        console.log(
+          `  ${r.name.padEnd(34)} ppl ${r.perplexity.toFixed(4)}  ${r.increase === 0 ? '        ' : `${r.increase >= 0 ? '+' : ''}${(100 * r.increase).toFixed(2)}%`.padStart(8)}  ${(r.bytes / 1e3).toFixed(1).padStart(7)} KB  ~${((r.bytes * 8) / params).toFixed(2)} bits/weight`,
+        );
       }
       const ll4 = quality.find((r) => r.name === 'llama.cpp Q4_0')!;
       const wl4 = quality.find((r) => r.name === 'Weightlens Q4_0, DARE-Q default')!;
-      console.log(`Weightlens Q4_0 (DARE-Q default) against llama.cpp's Q4_0 on the same tensors: ${wl4.perplexity < ll4.perplexity ? 'better' : 'WORSE'}, ${(100 * (wl4.perplexity / ll4.perplexity - 1)).toFixed(2)}% perplexity`);
+      console.log(
+        `Weightlens Q4_0 (DARE-Q default) against llama.cpp's Q4_0 on the same tensors: ${wl4.perplexity < ll4.perplexity ? 'better' : 'WORSE'}, ${(100 * (wl4.perplexity / ll4.perplexity - 1)).toFixed(2)}% perplexity`,
+      );
     } catch (e) {
       console.log(`\nllama.cpp quality table skipped: ${(e as Error).message.split('\n')[0]}`);
     } finally {
@@ -336,7 +446,24 @@ async function main(): Promise<void> {
   }
 
   const out = values.out ?? path.join(root, 'bench-results.json');
-  await fsp.writeFile(out, JSON.stringify({ machine, date: new Date().toISOString(), matrix: { rows, cols }, results, ratios, coarseToFineGap: gap, webgpu: gpuInfo, e2e, quality }, null, 2) + '\n');
+  await fsp.writeFile(
+    out,
+    JSON.stringify(
+      {
+        machine,
+        date: new Date().toISOString(),
+        matrix: { rows, cols },
+        results,
+        ratios,
+        coarseToFineGap: gap,
+        webgpu: gpuInfo,
+        e2e,
+        quality,
+      },
+      null,
+      2,
+    ) + '\n',
+  );
   console.log(`\nresults: ${out}`);
 }
 

@@ -29,7 +29,9 @@ rmSync(path.join(root, 'dist'), { recursive: true, force: true });
 const suites = ['unit', 'gpu'];
 const testEntries = suites.flatMap((s) => {
   const dir = path.join(root, 'test', s);
-  return readdirSync(dir).filter((f) => f.endsWith('.test.ts')).map((f) => path.join(dir, f));
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.test.ts'))
+    .map((f) => path.join(dir, f));
 });
 
 mkdirSync(path.join(root, 'dist', 'webview'), { recursive: true });
@@ -38,8 +40,23 @@ for (const f of ['codicon.css', 'codicon.ttf']) {
 }
 
 await Promise.all([
-  build({ ...node, entryPoints: { cli: 'src/cli/index.ts', worker: 'src/node/worker.ts', generate: 'scripts/generate.ts', bench: 'scripts/bench.ts', 'llama-quantize': 'scripts/llama-quantize.ts' }, outdir: 'dist' }),
-  build({ ...node, entryPoints: { extension: 'src/extension/extension.ts' }, outdir: 'dist', external: ['vscode', 'webgpu', 'node-llama-cpp'] }),
+  build({
+    ...node,
+    entryPoints: {
+      cli: 'src/cli/index.ts',
+      worker: 'src/node/worker.ts',
+      generate: 'scripts/generate.ts',
+      bench: 'scripts/bench.ts',
+      'llama-quantize': 'scripts/llama-quantize.ts',
+    },
+    outdir: 'dist',
+  }),
+  build({
+    ...node,
+    entryPoints: { extension: 'src/extension/extension.ts' },
+    outdir: 'dist',
+    external: ['vscode', 'webgpu', 'node-llama-cpp'],
+  }),
   build({
     bundle: true,
     platform: 'browser',
@@ -53,5 +70,12 @@ await Promise.all([
     entryPoints: { inspector: 'webview/inspector/main.ts', 'scales-worker': 'webview/inspector/scales-worker.ts' },
     outdir: 'dist/webview',
   }),
-  build({ ...node, entryPoints: testEntries, outdir: 'out/test', outbase: 'test', packages: 'external', external: ['vscode', 'webgpu', 'node-llama-cpp', 'koffi'] }),
+  build({
+    ...node,
+    entryPoints: testEntries,
+    outdir: 'out/test',
+    outbase: 'test',
+    packages: 'external',
+    external: ['vscode', 'webgpu', 'node-llama-cpp', 'koffi'],
+  }),
 ]);

@@ -22,12 +22,16 @@ console.log(`$ weightlens quantize ${path.relative(root, model)}            (def
 console.log(run('quantize', model));
 console.log(`$ weightlens quantize ${path.relative(root, model)} --method rtn   (round-to-nearest, for comparison)`);
 console.log(run('quantize', model, '--method', 'rtn'));
-console.log(`$ weightlens quantize ${path.relative(root, model)} --format compressed-tensors   (int4 pack-quantized + config.json, for vLLM / transformers)`);
+console.log(
+  `$ weightlens quantize ${path.relative(root, model)} --format compressed-tensors   (int4 pack-quantized + config.json, for vLLM / transformers)`,
+);
 console.log(run('quantize', model, '--format', 'compressed-tensors'));
 
 console.log(`$ weightlens quantize ${path.relative(root, model)} --format gguf   (Q4_0 for llama.cpp, groups of 32)`);
 console.log(run('quantize', model, '--format', 'gguf'));
-console.log(`$ weightlens eval ${path.relative(root, model)} --compare ${path.relative(root, path.join(out, 'model.dareq-w4g32.gguf'))}   (perplexity in llama.cpp)`);
+console.log(
+  `$ weightlens eval ${path.relative(root, model)} --compare ${path.relative(root, path.join(out, 'model.dareq-w4g32.gguf'))}   (perplexity in llama.cpp)`,
+);
 try {
   console.log(run('eval', model, '--compare', path.join(out, 'model.dareq-w4g32.gguf'), '--quiet'));
 } catch {
@@ -46,5 +50,7 @@ for (const { t, r } of rows) {
   );
 }
 const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
-console.log(`\nmean SQNR: RTN ${mean(rtn.tensors.map((t) => t.sqnrDb)).toFixed(2)} dB, DARE-Q ${mean(dareq.tensors.map((t) => t.sqnrDb)).toFixed(2)} dB`);
+console.log(
+  `\nmean SQNR: RTN ${mean(rtn.tensors.map((t) => t.sqnrDb)).toFixed(2)} dB, DARE-Q ${mean(dareq.tensors.map((t) => t.sqnrDb)).toFixed(2)} dB`,
+);
 console.log(`outputs and JSON reports are in ${path.relative(root, out)}/`);

@@ -27,7 +27,8 @@ async function run(): Promise<void> {
       seed: { type: 'string' },
     },
   });
-  if (positionals.length !== 1) throw new Error('usage: generate OUT_DIR [--size 1GB] [--layers N] [--hidden N] [--dtype BF16] [--shards N]');
+  if (positionals.length !== 1)
+    throw new Error('usage: generate OUT_DIR [--size 1GB] [--layers N] [--hidden N] [--dtype BF16] [--shards N]');
   const o: GenerateOptions = { ...GENERATE_DEFAULTS };
   if (values.hidden) o.hidden = Number(values.hidden);
   if (values.intermediate) o.intermediate = Number(values.intermediate);

@@ -9,14 +9,13 @@
 // choice is certain only when the winner's upper bound is below every other candidate's lower
 // bound; otherwise the host searches that group on the CPU. Results equal the CPU's, always.
 
-struct Params {
+struct SearchParams {
   rows: u32,
   cols: u32,
   group: u32,
   groupsPerRow: u32,
   grid: u32,
   bins: u32,
-  groupBase: u32,
   nx: u32,
   qmin: f32,
   qmax: f32,
@@ -27,13 +26,11 @@ struct Params {
   // bit 2: density histogram (else probability); bit 3: normalized loss terms.
   flags: u32,
   totalGroups: u32,
-  pad: u32,
 }
 
-override WG: u32 = 64u;
 const MAX_BINS: u32 = 4096u;
 
-@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(0) var<uniform> P: SearchParams;
 @group(0) @binding(1) var<storage, read> W: array<f32>;
 // Per group: [best index (or -1 for an all-zero group), the winner's loss upper bound, the lowest
 // lower bound among the other candidates, 0]; indices < 2^24 are exact in f32.
@@ -44,13 +41,7 @@ const MAX_BINS: u32 = 4096u;
 // winner's upper bound — the only candidates that can still win, which the host scores in float64.
 @group(0) @binding(4) var<storage, read_write> MASK: array<u32>;
 
-var<workgroup> redA: array<f32, 256>;
-var<workgroup> redB: array<f32, 256>;
-var<workgroup> redC: array<f32, 256>;
 var<workgroup> hist: array<atomic<u32>, MAX_BINS>;
-var<workgroup> shared0: f32;
-var<workgroup> shared1: f32;
-var<workgroup> shared2: f32;
 
 fn quantized(x: f32, sc: f32) -> f32 {
   let y = x / sc;
@@ -59,67 +50,17 @@ fn quantized(x: f32, sc: f32) -> f32 {
   return clamp(q, P.qmin, P.qmax);
 }
 
-// Sum, min and max over the workgroup of (a, b, c); results in shared0..2.
-fn reduce3(lid: u32, a: f32, b: f32, c: f32) {
-  redA[lid] = a;
-  redB[lid] = b;
-  redC[lid] = c;
-  workgroupBarrier();
-  var s = WG / 2u;
-  loop {
-    if (s == 0u) { break; }
-    if (lid < s) {
-      redA[lid] = redA[lid] + redA[lid + s];
-      redB[lid] = min(redB[lid], redB[lid + s]);
-      redC[lid] = max(redC[lid], redC[lid + s]);
-    }
-    workgroupBarrier();
-    s = s / 2u;
-  }
-  if (lid == 0u) {
-    shared0 = redA[0];
-    shared1 = redB[0];
-    shared2 = redC[0];
-  }
-  workgroupBarrier();
-}
-
-// Sums of (a, b) over the workgroup; results in shared0, shared1.
-fn reduceSum2(lid: u32, a: f32, b: f32) {
-  redA[lid] = a;
-  redB[lid] = b;
-  workgroupBarrier();
-  var s = WG / 2u;
-  loop {
-    if (s == 0u) { break; }
-    if (lid < s) {
-      redA[lid] = redA[lid] + redA[lid + s];
-      redB[lid] = redB[lid] + redB[lid + s];
-    }
-    workgroupBarrier();
-    s = s / 2u;
-  }
-  if (lid == 0u) {
-    shared0 = redA[0];
-    shared1 = redB[0];
-  }
-  workgroupBarrier();
-}
-
 // Relative f32 error allowed in a loss (sums of up to a few thousand terms per thread).
 const ARITH: f32 = 1e-4;
 const BIG: f32 = 3.4e38;
 
 @compute @workgroup_size(WG)
 fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let local = wid.x + wid.y * P.nx;
-  let gid = local + P.groupBase;
+  let gid = workgroupIndex(wid, P.nx);
   if (gid >= P.totalGroups) { return; }
-  let row = gid / P.groupsPerRow;
-  let gi = gid % P.groupsPerRow;
-  let c0 = gi * P.group;
-  let n = min(P.group, P.cols - c0);
-  let off = row * P.cols + c0;
+  let span = groupSpan(gid, P.cols, P.group, P.groupsPerRow);
+  let off = span.x;
+  let n = span.y;
 
   // absmax and mean(w^2) of the group.
   var am = 0.0;
@@ -129,9 +70,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     am = max(am, abs(x));
     s2 += x * x;
   }
-  reduce3(lid, s2, 0.0, am);
-  let absmax = workgroupUniformLoad(&shared2);
-  let msq = workgroupUniformLoad(&shared0) / f32(n);
+  let stats = workgroupReduce(lid, vec4f(s2, 0.0, 0.0, am));
+  let absmax = stats.w;
+  let msq = stats.x / f32(n);
   if (absmax == 0.0) {
     if (lid == 0u) { OUT[gid] = vec4f(-1.0, 0.0, 0.0, 0.0); }
     return;
@@ -150,9 +91,10 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
   var best = BIG;
   var bestUB = BIG;
   var bestK: i32 = 0;
-  var lb1 = BIG;
-  var lb1K: i32 = -1;
-  var lb2 = BIG;
+  // The two lowest lower bounds over the candidates, and which candidate has the lowest.
+  var lowestLB = BIG;
+  var lowestK: i32 = -1;
+  var secondLB = BIG;
   // How far f32 can stray from float64 here: w/s carries the division's 2.5 ulp and the f32
   // candidate's own rounding (a few 1e-7 relative); a residual, the same relative to |w|, which in
   // bins is up to qmax * B times that.
@@ -176,14 +118,13 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
       mn = min(mn, e);
       mx = max(mx, e);
     }
-    reduce3(lid, ss, mn, mx);
-    let l2 = workgroupUniformLoad(&shared0) / f32(n);
-    var first = workgroupUniformLoad(&shared1);
-    var last = workgroupUniformLoad(&shared2);
-    reduceSum2(lid, roundFragile, 0.0);
+    let residuals = workgroupReduce(lid, vec4f(ss, 0.0, mn, mx));
+    let l2 = residuals.x / f32(n);
+    var first = residuals.z;
+    var last = residuals.w;
     // A weight on a rounding boundary may get the other code on the CPU: its residual is about
     // +-s/2 either way (L2 holds) but may move anywhere in the histogram: only L2 bounds the loss.
-    let roundUnsure = workgroupUniformLoad(&shared0) > 0.0;
+    let roundUnsure = workgroupReduce(lid, vec4f(roundFragile, 0.0, 0.0, 0.0)).x > 0.0;
     var unknown = false;
     var binFragile = 0.0;
     var fullest = 0.0;
@@ -220,13 +161,12 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
           part += p * log(p + 1e-10);
         }
       }
-      reduceSum2(lid, part, fragile);
-      h = -workgroupUniformLoad(&shared0);
-      binFragile = workgroupUniformLoad(&shared1);
+      let entropy = workgroupReduce(lid, vec4f(part, fragile, 0.0, 0.0));
+      h = -entropy.x;
+      binFragile = entropy.y;
       // The fullest bin, for the penalty below (only needed when some residual is fragile).
       if (binFragile > 0.0 && !density) {
-        reduce3(lid, 0.0, 0.0, cmax);
-        fullest = workgroupUniformLoad(&shared2);
+        fullest = workgroupReduce(lid, vec4f(0.0, 0.0, 0.0, cmax)).w;
       }
       // A range this narrow relative to the residuals may not even be one bin wide on the CPU.
       if ((last - first) < 1e-5 * max(abs(first), abs(last))) { unknown = true; }
@@ -258,24 +198,24 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         if (density && lh != 0.0) { lb = -BIG; } else { lb = lw * l2 * (1.0 - ARITH) - abs(lh) * 1e-10; }
       }
       if (unknown) { lb = -BIG; ub = BIG; }
-      LB[local * P.grid + k] = lb;
+      LB[gid * P.grid + k] = lb;
       if (loss < best) {
         best = loss;
         bestUB = ub;
         bestK = i32(k);
       }
-      if (lb < lb1) {
-        lb2 = lb1;
-        lb1 = lb;
-        lb1K = i32(k);
-      } else if (lb < lb2) {
-        lb2 = lb;
+      if (lb < lowestLB) {
+        secondLB = lowestLB;
+        lowestLB = lb;
+        lowestK = i32(k);
+      } else if (lb < secondLB) {
+        secondLB = lb;
       }
     }
   }
   if (lid == 0u) {
-    var otherLB = lb1;
-    if (lb1K == bestK) { otherLB = lb2; }
+    var otherLB = lowestLB;
+    if (lowestK == bestK) { otherLB = secondLB; }
     OUT[gid] = vec4f(f32(bestK), bestUB, otherLB, 0.0);
     if (!(bestUB < otherLB)) {
       let words = (P.grid + 31u) / 32u;
@@ -283,9 +223,9 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
         var bits = 0u;
         for (var b = 0u; b < 32u; b++) {
           let k = w * 32u + b;
-          if (k < P.grid && (LB[local * P.grid + k] < bestUB || i32(k) == bestK)) { bits = bits | (1u << b); }
+          if (k < P.grid && (LB[gid * P.grid + k] < bestUB || i32(k) == bestK)) { bits = bits | (1u << b); }
         }
-        MASK[local * words + w] = bits;
+        MASK[gid * words + w] = bits;
       }
     }
   }

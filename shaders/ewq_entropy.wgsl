@@ -8,51 +8,24 @@
 // large constant never enters a sum here, only the small remainder does, and log1p of p / eps
 // (~1e-5) is a series — log(1 + y) in f32 would lose most of y's digits.
 
-struct Params {
+struct EntropyParams {
   n: u32,
   // Elements per workgroup (a contiguous slice).
   per: u32,
   nx: u32,
-  pad: u32,
   max: f32,
   sumExp: f32,
   eps: f32,
-  pad2: f32,
 }
 
-override WG: u32 = 256u;
-
-@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(0) var<uniform> P: EntropyParams;
 @group(0) @binding(1) var<storage, read> X: array<f32>;
 @group(0) @binding(2) var<storage, read_write> OUT: array<vec2<f32>>;
 
-var<workgroup> redA: array<f32, 256>;
-var<workgroup> redB: array<f32, 256>;
-
 fn slice(wid: vec3u) -> vec2u {
-  let w = wid.x + wid.y * P.nx;
+  let w = workgroupIndex(wid, P.nx);
   let a = min(w * P.per, P.n);
   return vec2u(a, min(a + P.per, P.n));
-}
-
-fn reduceMax(lid: u32, v: f32) -> f32 {
-  redA[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s / 2u) {
-    if (lid < s) { redA[lid] = max(redA[lid], redA[lid + s]); }
-    workgroupBarrier();
-  }
-  return workgroupUniformLoad(&redA[0]);
-}
-
-fn reduceSum(lid: u32, v: f32) -> f32 {
-  redB[lid] = v;
-  workgroupBarrier();
-  for (var s = WG / 2u; s > 0u; s = s / 2u) {
-    if (lid < s) { redB[lid] = redB[lid] + redB[lid + s]; }
-    workgroupBarrier();
-  }
-  return workgroupUniformLoad(&redB[0]);
 }
 
 // log1p(y) for y >= 0: the series where 1 + y would drop y's digits.
@@ -68,11 +41,11 @@ fn pass1(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid
   let r = slice(wid);
   var m = -3.4e38;
   for (var i = r.x + lid; i < r.y; i += WG) { m = max(m, X[i]); }
-  let wm = reduceMax(lid, m);
+  let wm = workgroupReduce(lid, vec4f(0.0, 0.0, 0.0, m)).w;
   var s = 0.0;
   for (var i = r.x + lid; i < r.y; i += WG) { s += exp(X[i] - wm); }
-  let ws = reduceSum(lid, s);
-  if (lid == 0u) { OUT[wid.x + wid.y * P.nx] = vec2f(wm, ws); }
+  let ws = workgroupReduce(lid, vec4f(s, 0.0, 0.0, 0.0)).x;
+  if (lid == 0u) { OUT[workgroupIndex(wid, P.nx)] = vec2f(wm, ws); }
 }
 
 @compute @workgroup_size(WG)
@@ -91,6 +64,6 @@ fn pass2(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid
       s += exp(d) * d;
     }
   }
-  let ws = reduceSum(lid, s);
-  if (lid == 0u) { OUT[wid.x + wid.y * P.nx] = vec2f(ws, 0.0); }
+  let ws = workgroupReduce(lid, vec4f(s, 0.0, 0.0, 0.0)).x;
+  if (lid == 0u) { OUT[workgroupIndex(wid, P.nx)] = vec2f(ws, 0.0); }
 }

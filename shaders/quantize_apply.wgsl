@@ -14,7 +14,7 @@
 // correctly rounded for f32 ones, and the dtype rounding is done on the bits (round to nearest even).
 // The error sums are f32 (statistics, compared within tolerances).
 
-struct Params {
+struct ApplyParams {
   rows: u32,
   cols: u32,
   group: u32,
@@ -37,10 +37,9 @@ struct Params {
   bits: u32,
 }
 
-override WG: u32 = 64u;
 const MAX_BINS: u32 = 4096u;
 
-@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(0) var<uniform> P: ApplyParams;
 @group(0) @binding(1) var<storage, read> W: array<f32>;
 // group_stats: [absmax, sum w^2] per group. apply: the scales in, one per group (index 2 * g).
 @group(0) @binding(2) var<storage, read_write> G: array<f32>;
@@ -54,36 +53,7 @@ const MAX_BINS: u32 = 4096u;
 // moments: per row or group [absmax, mean, variance, kurtosis (m4 / m2^2; 0 when constant)].
 @group(0) @binding(8) var<storage, read_write> M: array<vec4<f32>>;
 
-var<workgroup> redA: array<f32, 256>;
-var<workgroup> redB: array<f32, 256>;
-var<workgroup> redC: array<f32, 256>;
-var<workgroup> redD: array<f32, 256>;
 var<workgroup> hist: array<atomic<u32>, MAX_BINS>;
-
-fn workgroupIndex(wid: vec3u) -> u32 {
-  return wid.x + wid.y * P.nx;
-}
-
-// Sum of a, min of b, max of c, sum of d over the workgroup, left in redX[0].
-fn reduce4(lid: u32, a: f32, b: f32, c: f32, d: f32) {
-  redA[lid] = a;
-  redB[lid] = b;
-  redC[lid] = c;
-  redD[lid] = d;
-  workgroupBarrier();
-  var s = WG / 2u;
-  loop {
-    if (s == 0u) { break; }
-    if (lid < s) {
-      redA[lid] = redA[lid] + redA[lid + s];
-      redB[lid] = min(redB[lid], redB[lid + s]);
-      redC[lid] = max(redC[lid], redC[lid + s]);
-      redD[lid] = redD[lid] + redD[lid + s];
-    }
-    workgroupBarrier();
-    s = s / 2u;
-  }
-}
 
 // Sign of 2x - (2q + 1) * s, exactly: s = hi + lo with 12 significant bits each, so both products
 // with m = 2q + 1 (|m| < 2^9) are exact; 2x - m * hi is exact near the boundary (Sterbenz), and far
@@ -139,15 +109,12 @@ fn toDtype(x: f32) -> f32 {
 }
 
 fn groupRange(gid: u32) -> vec3u {
-  let row = gid / P.groupsPerRow;
-  let gi = gid % P.groupsPerRow;
-  let c0 = gi * P.group;
-  return vec3u(row * P.cols + c0, min(P.group, P.cols - c0), 0u);
+  return groupSpan(gid, P.cols, P.group, P.groupsPerRow);
 }
 
 @compute @workgroup_size(WG)
 fn group_stats(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let gid = workgroupIndex(wid);
+  let gid = workgroupIndex(wid, P.nx);
   if (gid >= P.rows * P.groupsPerRow) { return; }
   let r = groupRange(gid);
   var am = 0.0;
@@ -157,16 +124,16 @@ fn group_stats(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_inde
     am = max(am, abs(x));
     s2 += x * x;
   }
-  reduce4(lid, s2, 0.0, am, 0.0);
+  let stats = workgroupReduce(lid, vec4f(s2, 0.0, 0.0, am));
   if (lid == 0u) {
-    G[2u * gid] = redC[0];
-    G[2u * gid + 1u] = redA[0];
+    G[2u * gid] = stats.w;
+    G[2u * gid + 1u] = stats.x;
   }
 }
 
 @compute @workgroup_size(WG)
 fn apply(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let gid = workgroupIndex(wid);
+  let gid = workgroupIndex(wid, P.nx);
   if (gid >= P.rows * P.groupsPerRow) { return; }
   let r = groupRange(gid);
   let s = G[2u * gid];
@@ -188,11 +155,11 @@ fn apply(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid
     mn = min(mn, e);
     mx = max(mx, e);
   }
-  reduce4(lid, e2, mn, mx, clipped);
-  let first = workgroupUniformLoad(&redB[0]);
-  let last = workgroupUniformLoad(&redC[0]);
-  let sumE2 = workgroupUniformLoad(&redA[0]);
-  let clippedAll = workgroupUniformLoad(&redD[0]);
+  let errors = workgroupReduce(lid, vec4f(e2, clipped, mn, mx));
+  let first = errors.z;
+  let last = errors.w;
+  let sumE2 = errors.x;
+  let clippedAll = errors.y;
   // The probability histogram of the residuals over [min, max], B bins, last bin closed.
   var h = 0.0;
   if (last > first) {
@@ -214,8 +181,7 @@ fn apply(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid
         part += p * log(p + 1e-10);
       }
     }
-    reduce4(lid, part, 0.0, 0.0, 0.0);
-    h = -redA[0];
+    h = -workgroupReduce(lid, vec4f(part, 0.0, 0.0, 0.0)).x;
   }
   if (lid == 0u) { E[gid] = vec4f(sumE2, h, clippedAll, 0.0); }
 }
@@ -223,7 +189,7 @@ fn apply(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid
 // One workgroup per tile; the block holds matrix rows [rowBase, rowBase + rows).
 @compute @workgroup_size(WG)
 fn tiles(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let tile = workgroupIndex(wid);
+  let tile = workgroupIndex(wid, P.nx);
   if (tile >= P.tileRows * P.tileCols) { return; }
   let tr = tile / P.tileCols;
   let tc = tile % P.tileCols;
@@ -245,12 +211,10 @@ fn tiles(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid
     ae += abs(e);
     se += e * e;
   }
-  reduce4(lid, aw, 0.0, 0.0, ae);
-  let sumW = workgroupUniformLoad(&redA[0]);
-  let sumE = workgroupUniformLoad(&redD[0]);
-  reduce4(lid, se, 0.0, 0.0, 0.0);
+  let absSums = workgroupReduce(lid, vec4f(aw, ae, 0.0, 0.0));
+  let sumE2 = workgroupReduce(lid, vec4f(se, 0.0, 0.0, 0.0)).x;
   if (lid == 0u) {
-    T[tile] = T[tile] + vec4f(sumW, sumE, redA[0], f32(count));
+    T[tile] = T[tile] + vec4f(absSums.x, absSums.y, sumE2, f32(count));
   }
 }
 
@@ -259,7 +223,7 @@ fn tiles(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid
 fn pack(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
   let per = 32u / P.bits;
   let wcols = (P.cols + per - 1u) / per;
-  let word = workgroupIndex(wid) * WG + lid;
+  let word = workgroupIndex(wid, P.nx) * WG + lid;
   if (word >= P.rows * wcols) { return; }
   let row = word / wcols;
   let c0 = (word % wcols) * per;
@@ -276,7 +240,7 @@ fn pack(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
 // One workgroup per group (the runner sets group = cols for one per row).
 @compute @workgroup_size(WG)
 fn moments(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid: u32) {
-  let gid = workgroupIndex(wid);
+  let gid = workgroupIndex(wid, P.nx);
   if (gid >= P.rows * P.groupsPerRow) { return; }
   let r = groupRange(gid);
   var s = 0.0;
@@ -286,9 +250,9 @@ fn moments(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
     s += x;
     am = max(am, abs(x));
   }
-  reduce4(lid, s, 0.0, am, 0.0);
-  let mean = workgroupUniformLoad(&redA[0]) / f32(r.y);
-  let absmax = workgroupUniformLoad(&redC[0]);
+  let first = workgroupReduce(lid, vec4f(s, 0.0, 0.0, am));
+  let mean = first.x / f32(r.y);
+  let absmax = first.w;
   var m2 = 0.0;
   var m4 = 0.0;
   for (var i = lid; i < r.y; i += WG) {
@@ -297,10 +261,10 @@ fn moments(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) l
     m2 += d2;
     m4 += d2 * d2;
   }
-  reduce4(lid, m2, 0.0, 0.0, m4);
+  let central = workgroupReduce(lid, vec4f(m2, m4, 0.0, 0.0));
   if (lid == 0u) {
-    let v = redA[0] / f32(r.y);
-    let k = select(0.0, (redD[0] / f32(r.y)) / (v * v), v > 0.0);
+    let v = central.x / f32(r.y);
+    let k = select(0.0, (central.y / f32(r.y)) / (v * v), v > 0.0);
     M[gid] = vec4f(absmax, mean, v, k);
   }
 }

@@ -38,7 +38,11 @@ const INTEGER = /^[+-]?\d+$/;
 const DECIMAL = /^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$/;
 
 /** A plain decimal number (no hex, no Infinity, no blanks); integers also without an exponent. */
-export function parseNumber(flag: string, v: string | undefined, opts: { integer: boolean; min?: number; max?: number }): number | undefined {
+export function parseNumber(
+  flag: string,
+  v: string | undefined,
+  opts: { integer: boolean; min?: number; max?: number },
+): number | undefined {
   if (v === undefined) return undefined;
   const kind = opts.integer ? 'an integer' : 'a number';
   const n = Number(v);

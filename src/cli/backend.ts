@@ -13,7 +13,9 @@ export async function gpuForBackend(value: string | undefined, needed: boolean):
   if (backend === 'cpu' || !needed) return undefined;
   const gpu = await openNodeGpu().catch(() => undefined);
   if (backend === 'webgpu' && !gpu) {
-    throw new WeightlensError('--backend webgpu: no WebGPU adapter found (install a GPU driver with Vulkan, or see DEVELOPERS.md for SwiftShader); use --backend cpu');
+    throw new WeightlensError(
+      '--backend webgpu: no WebGPU adapter found (install a GPU driver with Vulkan, or see DEVELOPERS.md for SwiftShader); use --backend cpu',
+    );
   }
   if (gpu && backend === 'auto' && gpu.isFallback) {
     gpu.search.dispose();

@@ -9,7 +9,17 @@ import { CancelledError, oneLine, WeightlensError } from '../core/errors';
 import { inspectModel, type InspectSummary } from '../core/inspect';
 import { inspectGgufFile } from '../node/checkpoint';
 import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
-import { MAX_GROUP_SIZE, METHODS, PRESET_NAMES, SEARCH_MODES, resolveSettings, type Method, type Preset, type SearchMode, type SettingsInput } from '../core/quant/settings';
+import {
+  MAX_GROUP_SIZE,
+  METHODS,
+  PRESET_NAMES,
+  SEARCH_MODES,
+  resolveSettings,
+  type Method,
+  type Preset,
+  type SearchMode,
+  type SettingsInput,
+} from '../core/quant/settings';
 import { removeLiveTempsSync } from '../node/atomic-output';
 import { gpuForBackend } from './backend';
 import { gpuSearches } from '../compute/backend';
@@ -54,7 +64,14 @@ export async function main(argv: string[], io: Io = defaultIo, signal?: AbortSig
       return 0;
     }
     if (cmd === 'help') {
-      const texts: Record<string, string> = { quantize: QUANTIZE_HELP, inspect: INSPECT_HELP, plan: PLAN_HELP, fastewq: FASTEWQ_HELP, eval: EVAL_HELP, compare: COMPARE_HELP };
+      const texts: Record<string, string> = {
+        quantize: QUANTIZE_HELP,
+        inspect: INSPECT_HELP,
+        plan: PLAN_HELP,
+        fastewq: FASTEWQ_HELP,
+        eval: EVAL_HELP,
+        compare: COMPARE_HELP,
+      };
       io.out(texts[rest[0]] ?? MAIN_HELP);
       return 0;
     }
@@ -92,7 +109,8 @@ function isFsError(e: unknown): boolean {
 }
 
 function onePath(positionals: string[], cmd: string): string {
-  if (positionals.length !== 1) throw new UsageError(`${cmd} takes exactly one PATH (got ${positionals.length}; see weightlens help ${cmd})`);
+  if (positionals.length !== 1)
+    throw new UsageError(`${cmd} takes exactly one PATH (got ${positionals.length}; see weightlens help ${cmd})`);
   return positionals[0];
 }
 
@@ -110,15 +128,21 @@ async function runInspect(args: string[], io: Io): Promise<number> {
       return 0;
     }
     const lines: string[] = [];
-    lines.push(`${file}: ${summary.files.length} file(s), ${formatBytes(summary.totalBytes)}, ${formatCount(summary.totalParams)} parameters, ${summary.tensors.length} tensors`);
-    for (const [d, v] of Object.entries(summary.byDtype)) lines.push(`  ${pad(d, 8)} ${pad(formatCount(v.params), 9)} params  ${formatBytes(v.bytes)}  ${v.params ? ((v.bytes * 8) / v.params).toFixed(2) : '0'} bits/weight`);
+    lines.push(
+      `${file}: ${summary.files.length} file(s), ${formatBytes(summary.totalBytes)}, ${formatCount(summary.totalParams)} parameters, ${summary.tensors.length} tensors`,
+    );
+    for (const [d, v] of Object.entries(summary.byDtype))
+      lines.push(
+        `  ${pad(d, 8)} ${pad(formatCount(v.params), 9)} params  ${formatBytes(v.bytes)}  ${v.params ? ((v.bytes * 8) / v.params).toFixed(2) : '0'} bits/weight`,
+      );
     const meta = Object.entries(summary.metadata);
     if (meta.length) lines.push(`metadata: ${meta.map(([k, v]) => `${k}=${v.length > 60 ? v.slice(0, 57) + '...' : v}`).join(', ')}`);
     lines.push(`blocks: ${summary.blocks.length}${summary.other.length ? `; outside blocks: ${summary.other.join(', ')}` : ''}`);
     // A loop, not Math.max(...names): a header of a million tensors overflows the call stack.
     let width = 0;
     for (const t of summary.tensors) width = Math.max(width, Math.min(64, t.name.length));
-    for (const t of summary.tensors) lines.push(`  ${pad(t.name, width)}  ${pad(t.dtype, 7)} ${pad(JSON.stringify(t.shape), 16)} ${formatBytes(t.bytes)}`);
+    for (const t of summary.tensors)
+      lines.push(`  ${pad(t.name, width)}  ${pad(t.dtype, 7)} ${pad(JSON.stringify(t.shape), 16)} ${formatBytes(t.bytes)}`);
     io.out(lines.join('\n') + '\n');
     return 0;
   } finally {
@@ -172,7 +196,8 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
   // GGUF: blocks of 32 weights; --bits 16/32 is a plain F16/F32 conversion.
   let ggufFloat: 'F16' | 'F32' | undefined;
   if (format === 'gguf') {
-    if (v['group-size'] !== undefined && v['group-size'] !== '32') throw new UsageError(`GGUF blocks hold 32 weights: --group-size must be 32 (got "${v['group-size']}")`);
+    if (v['group-size'] !== undefined && v['group-size'] !== '32')
+      throw new UsageError(`GGUF blocks hold 32 weights: --group-size must be 32 (got "${v['group-size']}")`);
     v['group-size'] = '32';
     if (v.bits === '16' || v.bits === '32') {
       ggufFloat = v.bits === '16' ? 'F16' : 'F32';
@@ -203,7 +228,10 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
   let settingsFor: ((name: string) => ReturnType<typeof resolveSettings> | undefined) | undefined;
   if (v.plan) {
     const planFile = parsePlanFile(await readTextFile(path.resolve(v.plan), v.plan), v.plan);
-    settingsFor = settingsFromPlan(planFile.blocks, v['group-size'] === undefined && planFile.groupSize !== undefined ? { ...settings, groupSize: planFile.groupSize } : settings);
+    settingsFor = settingsFromPlan(
+      planFile.blocks,
+      v['group-size'] === undefined && planFile.groupSize !== undefined ? { ...settings, groupSize: planFile.groupSize } : settings,
+    );
   }
   const progress = makeProgress(io, Boolean(v.quiet));
   const result = await quantize({
@@ -223,14 +251,19 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
     searchBackend,
     plan: v.plan ? path.resolve(v.plan) : undefined,
     ggufFloat,
-    tag: ggufFloat ? ggufFloat.toLowerCase() : v.plan ? `${settings.method}-ewq${settings.groupSize > 0 ? `-g${settings.groupSize}` : ''}` : undefined,
+    tag: ggufFloat
+      ? ggufFloat.toLowerCase()
+      : v.plan
+        ? `${settings.method}-ewq${settings.groupSize > 0 ? `-g${settings.groupSize}` : ''}`
+        : undefined,
     version: VERSION,
   });
   progress.done();
   searchBackend?.dispose();
   gpu?.device.destroy();
   const r = result.report;
-  if (r.settings.gpuFailure) io.err(`warning: WebGPU stopped (${r.settings.gpuFailure}); the rest was searched on the CPU, with the same result\n`);
+  if (r.settings.gpuFailure)
+    io.err(`warning: WebGPU stopped (${r.settings.gpuFailure}); the rest was searched on the CPU, with the same result\n`);
   const sq = r.tensors.map((t) => t.sqnrDb).filter((x): x is number => x !== null);
   const meanSqnr = sq.length ? sq.reduce((a, b) => a + b, 0) / sq.length : NaN;
   io.out(
@@ -275,21 +308,35 @@ async function runEval(args: string[], io: Io, signal?: AbortSignal): Promise<nu
     io.out(JSON.stringify(r, null, 2) + '\n');
     return 0;
   }
-  const lines = r.results.map((x) => `perplexity ${x.perplexity.toFixed(4)}  ${x.model} (${formatBytes(x.bytes)}): ${x.tokens} tokens in ${x.windows} window(s) of ${x.ctx}, ${x.seconds.toFixed(1)} s`);
-  if (r.ratio !== undefined) lines.push(`ratio ${r.ratio.toFixed(4)} (${r.ratio >= 1 ? '+' : ''}${((r.ratio - 1) * 100).toFixed(2)}%): ${r.results[1].model} against ${r.results[0].model}, same ${r.results[0].tokens} tokens of ${r.text}`);
+  const lines = r.results.map(
+    (x) =>
+      `perplexity ${x.perplexity.toFixed(4)}  ${x.model} (${formatBytes(x.bytes)}): ${x.tokens} tokens in ${x.windows} window(s) of ${x.ctx}, ${x.seconds.toFixed(1)} s`,
+  );
+  if (r.ratio !== undefined)
+    lines.push(
+      `ratio ${r.ratio.toFixed(4)} (${r.ratio >= 1 ? '+' : ''}${((r.ratio - 1) * 100).toFixed(2)}%): ${r.results[1].model} against ${r.results[0].model}, same ${r.results[0].tokens} tokens of ${r.text}`,
+    );
   io.out(lines.join('\n') + '\n');
   return 0;
 }
 
 async function runCompare(args: string[], io: Io, signal?: AbortSignal): Promise<number> {
-  const { values: v, positionals } = parseFlags(args, { json: { type: 'boolean' }, quiet: { type: 'boolean', short: 'q' }, help: { type: 'boolean', short: 'h' } });
+  const { values: v, positionals } = parseFlags(args, {
+    json: { type: 'boolean' },
+    quiet: { type: 'boolean', short: 'q' },
+    help: { type: 'boolean', short: 'h' },
+  });
   if (v.help) {
     io.out(COMPARE_HELP);
     return 0;
   }
-  if (positionals.length !== 2) throw new UsageError(`compare takes two checkpoints, A (the reference) and B (got ${positionals.length}; see weightlens help compare)`);
+  if (positionals.length !== 2)
+    throw new UsageError(`compare takes two checkpoints, A (the reference) and B (got ${positionals.length}; see weightlens help compare)`);
   const progress = makeProgress(io, Boolean(v.quiet));
-  const c = await compareCheckpoints(positionals[0], positionals[1], { signal, onProgress: (done, total, tensor) => progress.update({ fraction: total ? done / total : 1, done, total, what: tensor }, 'weights') });
+  const c = await compareCheckpoints(positionals[0], positionals[1], {
+    signal,
+    onProgress: (done, total, tensor) => progress.update({ fraction: total ? done / total : 1, done, total, what: tensor }, 'weights'),
+  });
   progress.done();
   io.out(v.json ? JSON.stringify(c, null, 2) + '\n' : formatComparison(c));
   return 0;
@@ -302,9 +349,13 @@ const SEARCH_FLAGS = ['preset', 'lambda-weight', 'lambda-entropy', 'normalize', 
 function refuseIgnoredFlags(v: Record<string, unknown>): void {
   if (v.method === 'rtn') {
     const given = SEARCH_FLAGS.filter((f) => v[f] !== undefined);
-    if (given.length) throw new UsageError(`--${given[0]} applies to DARE-Q's scale search only; round-to-nearest (--method rtn) has none: drop it, or use --method dareq`);
+    if (given.length)
+      throw new UsageError(
+        `--${given[0]} applies to DARE-Q's scale search only; round-to-nearest (--method rtn) has none: drop it, or use --method dareq`,
+      );
   }
-  if (v.plan !== undefined && v.bits !== undefined) throw new UsageError('--bits does not apply with --plan: the plan sets each block\'s bits (weightlens plan --variant)');
+  if (v.plan !== undefined && v.bits !== undefined)
+    throw new UsageError("--bits does not apply with --plan: the plan sets each block's bits (weightlens plan --variant)");
 }
 
 /** Entry point when run as a program: signals cancel the run and remove temporary output. */

@@ -57,7 +57,17 @@ export function parseSize(flag: string, v: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB|KIB|MIB|GIB|TIB)?\s*$/i.exec(v);
   if (!m) throw new WeightlensError(`${flag} must be a size like 3.5GB, 800MB or 2GiB (got "${v}")`);
   const unit = (m[2] ?? 'B').toUpperCase();
-  const mult: Record<string, number> = { B: 1, KB: 1e3, MB: 1e6, GB: 1e9, TB: 1e12, KIB: 2 ** 10, MIB: 2 ** 20, GIB: 2 ** 30, TIB: 2 ** 40 };
+  const mult: Record<string, number> = {
+    B: 1,
+    KB: 1e3,
+    MB: 1e6,
+    GB: 1e9,
+    TB: 1e12,
+    KIB: 2 ** 10,
+    MIB: 2 ** 20,
+    GIB: 2 ** 30,
+    TIB: 2 ** 40,
+  };
   return Math.floor(Number(m[1]) * mult[unit]);
 }
 
@@ -78,7 +88,15 @@ export function planJson(p: Plan): Record<string, unknown> {
     mu: p.mu,
     sigma: p.sigma,
     threshold: p.threshold,
-    blocks: p.blocks.map((b) => ({ index: b.index, execIndex: b.execIndex, params: b.params, entropy: b.entropy, precision: b.precision, bytes: b.bytes, tensors: b.tensors })),
+    blocks: p.blocks.map((b) => ({
+      index: b.index,
+      execIndex: b.execIndex,
+      params: b.params,
+      entropy: b.entropy,
+      precision: b.precision,
+      bytes: b.bytes,
+      tensors: b.tensors,
+    })),
     totalBytes: p.totalBytes,
     fits: p.fits,
     source: p.source,
@@ -96,28 +114,29 @@ export function planJson(p: Plan): Record<string, unknown> {
 
 export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Promise<number> {
   const { values: v, positionals } = parseFlags(args, {
-      budget: { type: 'string' },
-      'threshold-factor': { type: 'string' },
-      variant: { type: 'string' },
-      'entropy-epsilon': { type: 'string' },
-      format: { type: 'string' },
-      'group-size': { type: 'string' },
-      fast: { type: 'boolean' },
-      model: { type: 'string' },
-      json: { type: 'boolean' },
-      out: { type: 'string' },
-      'analyze-csv': { type: 'string' },
-      name: { type: 'string' },
-      backend: { type: 'string' },
-      force: { type: 'boolean' },
-      quiet: { type: 'boolean', short: 'q' },
-      help: { type: 'boolean', short: 'h' },
+    budget: { type: 'string' },
+    'threshold-factor': { type: 'string' },
+    variant: { type: 'string' },
+    'entropy-epsilon': { type: 'string' },
+    format: { type: 'string' },
+    'group-size': { type: 'string' },
+    fast: { type: 'boolean' },
+    model: { type: 'string' },
+    json: { type: 'boolean' },
+    out: { type: 'string' },
+    'analyze-csv': { type: 'string' },
+    name: { type: 'string' },
+    backend: { type: 'string' },
+    force: { type: 'boolean' },
+    quiet: { type: 'boolean', short: 'q' },
+    help: { type: 'boolean', short: 'h' },
   });
   if (v.help) {
     io.out(PLAN_HELP);
     return 0;
   }
-  if (positionals.length !== 1) throw new WeightlensError(`plan takes exactly one PATH (got ${positionals.length}; see weightlens help plan)`);
+  if (positionals.length !== 1)
+    throw new WeightlensError(`plan takes exactly one PATH (got ${positionals.length}; see weightlens help plan)`);
   const variant = (v.variant ?? '8-4') as Variant;
   if (!VARIANTS.includes(variant)) throw new WeightlensError(`--variant must be one of ${VARIANTS.join(', ')} (got "${v.variant}")`);
   const format = (v.format ?? 'compressed-tensors') as OutputFormat;
@@ -151,8 +170,13 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
       const csv = (await resolveTarget(v['analyze-csv'], { role: 'output', defaultName: 'fastewq-data.csv', inputs })).path;
       await refuseNonCsv(csv, v['analyze-csv']);
       const name = v.name ?? path.basename(path.dirname(path.resolve(positionals[0])));
-      const exists = await fsp.stat(csv).then(() => true, () => false);
-      const rows = plan.blocks.map((b) => csvRow({ model: name, numBlocks: plan.blocks.length, execIndex: b.execIndex, params: b.params, type: precisionType(b.precision) }));
+      const exists = await fsp.stat(csv).then(
+        () => true,
+        () => false,
+      );
+      const rows = plan.blocks.map((b) =>
+        csvRow({ model: name, numBlocks: plan.blocks.length, execIndex: b.execIndex, params: b.params, type: precisionType(b.precision) }),
+      );
       await fsp.appendFile(csv, (exists ? '' : CSV_HEADER + '\n') + rows.join('\n') + '\n');
     }
     if (v.json) {
@@ -161,8 +185,13 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
     }
     const lines = [
       `${plan.source === 'ewq' ? 'EWQ' : 'FastEWQ (from the header alone)'} plan for ${plan.model}: variant ${plan.variant}, ${plan.blocks.length} blocks`,
-      plan.mu === null ? '' : `block entropy mu ${plan.mu.toFixed(9)}, sigma ${plan.sigma!.toExponential(3)}, threshold T = mu - ${plan.thresholdFactor} sigma = ${plan.threshold!.toFixed(9)}`,
-      ...plan.blocks.map((b) => `  block ${pad(String(b.index), 4)} exec ${pad(String(b.execIndex), 4)} ${pad(b.entropy === null ? '' : b.entropy.toFixed(9), 12)} ${pad(b.precision, 8)} ${formatBytes(b.bytes)}`),
+      plan.mu === null
+        ? ''
+        : `block entropy mu ${plan.mu.toFixed(9)}, sigma ${plan.sigma!.toExponential(3)}, threshold T = mu - ${plan.thresholdFactor} sigma = ${plan.threshold!.toFixed(9)}`,
+      ...plan.blocks.map(
+        (b) =>
+          `  block ${pad(String(b.index), 4)} exec ${pad(String(b.execIndex), 4)} ${pad(b.entropy === null ? '' : b.entropy.toFixed(9), 12)} ${pad(b.precision, 8)} ${formatBytes(b.bytes)}`,
+      ),
       `size: ${formatBytes(plan.rawBytes)} -> ${formatBytes(plan.totalBytes)} as ${plan.format}${plan.budget !== null ? `; budget ${formatBytes(plan.budget)}: ${plan.fits ? 'fits' : 'no plan fits, even with every block ternary'}` : ''}`,
     ].filter(Boolean);
     io.out(lines.join('\n') + '\n');
@@ -189,7 +218,11 @@ async function refuseNonCsv(csv: string, display: string): Promise<void> {
     },
     () => undefined,
   );
-  if (head !== undefined && head !== CSV_HEADER) throw new WeightlensError(`exists and is not FastEWQ training data (its first line is not "${CSV_HEADER}"); refusing to append to it`, display);
+  if (head !== undefined && head !== CSV_HEADER)
+    throw new WeightlensError(
+      `exists and is not FastEWQ training data (its first line is not "${CSV_HEADER}"); refusing to append to it`,
+      display,
+    );
 }
 
 export async function runFastEwq(args: string[], io: Io): Promise<number> {
@@ -198,7 +231,13 @@ export async function runFastEwq(args: string[], io: Io): Promise<number> {
     io.out(FASTEWQ_HELP);
     return sub === undefined ? 1 : 0;
   }
-  const { values: v, positionals } = parseFlags(rest, { out: { type: 'string' }, holdout: { type: 'string' }, seed: { type: 'string' }, model: { type: 'string' }, force: { type: 'boolean' } });
+  const { values: v, positionals } = parseFlags(rest, {
+    out: { type: 'string' },
+    holdout: { type: 'string' },
+    seed: { type: 'string' },
+    model: { type: 'string' },
+    force: { type: 'boolean' },
+  });
   if (positionals.length !== 1) throw new WeightlensError(`fastewq ${sub} takes one DATA.csv`);
   const file = path.resolve(positionals[0]);
   const rows = parseCsv(await readTextFile(file, positionals[0]), positionals[0]);
@@ -210,7 +249,12 @@ export async function runFastEwq(args: string[], io: Io): Promise<number> {
   }
   if (sub !== 'train') throw new WeightlensError(`unknown fastewq command "${sub}" (expected train or evaluate)`);
   const heldOut = v.holdout ? parseCsv(await readTextFile(path.resolve(v.holdout), v.holdout), v.holdout) : [];
-  const model = buildModelFile(rows, heldOut, heldOut.length ? `held-out rows of ${path.basename(v.holdout!)}` : 'none', parseNumber('seed', v.seed, { integer: true, min: 0 }) ?? 42);
+  const model = buildModelFile(
+    rows,
+    heldOut,
+    heldOut.length ? `held-out rows of ${path.basename(v.holdout!)}` : 'none',
+    parseNumber('seed', v.seed, { integer: true, min: 0 }) ?? 42,
+  );
   const inputs = await inputIdentities([file, ...(v.holdout ? [path.resolve(v.holdout)] : [])]);
   const out = (await resolveTarget(v.out ?? 'fastewq-model.json', { role: 'output', defaultName: 'fastewq-model.json', inputs })).path;
   await writeFileAtomic(out, JSON.stringify(model) + '\n', v.force);

@@ -30,7 +30,11 @@ function amount(done: number, total: number, unit: ProgressUnit): string {
   return `${formatCount(done)} / ${formatCount(total)} ${unit}`;
 }
 
-export function makeProgress(io: Io, quiet: boolean, now: () => number = Date.now): { update: (p: ProgressPoint, unit?: ProgressUnit) => void; done: () => void } {
+export function makeProgress(
+  io: Io,
+  quiet: boolean,
+  now: () => number = Date.now,
+): { update: (p: ProgressPoint, unit?: ProgressUnit) => void; done: () => void } {
   const start = now();
   let last = 0;
   let shown = false;

@@ -145,7 +145,8 @@ export function sliceChoices(c: SearchChoices, g0: number, g1: number): SearchCh
  */
 export function checkChoices(c: SearchChoices, groups: number, grid: number): string | undefined {
   if (c.choices.length !== groups) return `${c.choices.length} choices for ${groups} groups`;
-  if (c.contenderStart.length !== groups + 1 || c.contenderStart[0] !== 0 || c.contenderStart[groups] !== c.contenders.length) return 'malformed contender ranges';
+  if (c.contenderStart.length !== groups + 1 || c.contenderStart[0] !== 0 || c.contenderStart[groups] !== c.contenders.length)
+    return 'malformed contender ranges';
   for (let g = 0; g < groups; g++) {
     const k = c.choices[g];
     if (!(k >= DECIDE_ON_CPU && k < grid)) return `group ${g}: candidate ${k} is outside 0..${grid - 1}`;

@@ -37,8 +37,18 @@ class SideSums {
     this.g = groupLength(s.groupSize, cols);
     this.qmax = qRange(s.bits, s.ternary).qmax;
     const nTiles = grid.rows * grid.cols;
-    this.sums = { absW: new Float64Array(nTiles), absE: new Float64Array(nTiles), sqE: new Float64Array(nTiles), count: new Float64Array(nTiles) };
-    this.channels = { mse: new Float32Array(rows), entropy: new Float32Array(rows), scaleRatio: new Float32Array(rows), clipped: new Float32Array(rows) };
+    this.sums = {
+      absW: new Float64Array(nTiles),
+      absE: new Float64Array(nTiles),
+      sqE: new Float64Array(nTiles),
+      count: new Float64Array(nTiles),
+    };
+    this.channels = {
+      mse: new Float32Array(rows),
+      entropy: new Float32Array(rows),
+      scaleRatio: new Float32Array(rows),
+      clipped: new Float32Array(rows),
+    };
   }
 
   add(r: BlockResult, b: RowBlock): void {
@@ -79,7 +89,13 @@ class SideSums {
 
   finish(): DetailSide {
     const { sumW2, sumE2 } = this;
-    return { method: this.s.method, tiles: tileMeans(this.sums), channels: this.channels, sqnrDb: sumE2 === 0 ? null : 10 * Math.log10(sumW2 / sumE2), mse: sumE2 / Math.max(1, this.rows * this.cols) };
+    return {
+      method: this.s.method,
+      tiles: tileMeans(this.sums),
+      channels: this.channels,
+      sqnrDb: sumE2 === 0 ? null : 10 * Math.log10(sumW2 / sumE2),
+      mse: sumE2 / Math.max(1, this.rows * this.cols),
+    };
   }
 }
 
@@ -104,7 +120,11 @@ export async function detailSidesOnGpu(
   for await (const b of blocks) {
     for (const [i, side] of sums.entries()) {
       const moments = weights && i === 0;
-      const r = await q.quantizeBlock(b.values, b.rows, cols, side.s, dtype, { tiles: { grid, rowBase: b.rowBase }, moments: moments ? 'rows' : undefined, scales });
+      const r = await q.quantizeBlock(b.values, b.rows, cols, side.s, dtype, {
+        tiles: { grid, rowBase: b.rowBase },
+        moments: moments ? 'rows' : undefined,
+        scales,
+      });
       if (moments) {
         for (let row = 0; row < b.rows; row++) {
           weights.absmax[b.rowBase + row] = r.moments![4 * row];

@@ -7,15 +7,49 @@
  */
 
 export type DType =
-  | 'BOOL' | 'U8' | 'I8' | 'U16' | 'I16' | 'U32' | 'I32' | 'U64' | 'I64'
-  | 'F8_E4M3' | 'F8_E5M2' | 'F8_E8M0' | 'F4' | 'F6_E2M3' | 'F6_E3M2'
-  | 'F16' | 'BF16' | 'F32' | 'F64' | 'C64';
+  | 'BOOL'
+  | 'U8'
+  | 'I8'
+  | 'U16'
+  | 'I16'
+  | 'U32'
+  | 'I32'
+  | 'U64'
+  | 'I64'
+  | 'F8_E4M3'
+  | 'F8_E5M2'
+  | 'F8_E8M0'
+  | 'F4'
+  | 'F6_E2M3'
+  | 'F6_E3M2'
+  | 'F16'
+  | 'BF16'
+  | 'F32'
+  | 'F64'
+  | 'C64';
 
 /** Bits per element of every dtype the safetensors format defines. */
 const BITS: Record<DType, number> = {
-  BOOL: 8, U8: 8, I8: 8, U16: 16, I16: 16, U32: 32, I32: 32, U64: 64, I64: 64,
-  F8_E4M3: 8, F8_E5M2: 8, F8_E8M0: 8, F4: 4, F6_E2M3: 6, F6_E3M2: 6,
-  F16: 16, BF16: 16, F32: 32, F64: 64, C64: 64,
+  BOOL: 8,
+  U8: 8,
+  I8: 8,
+  U16: 16,
+  I16: 16,
+  U32: 32,
+  I32: 32,
+  U64: 64,
+  I64: 64,
+  F8_E4M3: 8,
+  F8_E5M2: 8,
+  F8_E8M0: 8,
+  F4: 4,
+  F6_E2M3: 6,
+  F6_E3M2: 6,
+  F16: 16,
+  BF16: 16,
+  F32: 32,
+  F64: 64,
+  C64: 64,
 };
 
 export function isDType(s: unknown): s is DType {
@@ -168,7 +202,7 @@ export function f32ToF16Bits(x: number): number {
     const man = absU & 0x7fffff;
     let h = ((exp + 15) << 10) | (man >>> 13);
     const rest = man & 0x1fff;
-    if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h += 1; // may carry into the exponent: correct
+    if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h += 1; // may carry into the exponent: correct
     return sign | h;
   }
   if (exp < -25) return sign; // below half of the smallest subnormal: rounds to zero
@@ -179,7 +213,7 @@ export function f32ToF16Bits(x: number): number {
   let h = man >>> total;
   const rest = man & ((1 << total) - 1);
   const half = 1 << (total - 1);
-  if (rest > half || (rest === half && (h & 1))) h += 1;
+  if (rest > half || (rest === half && h & 1)) h += 1;
   return sign | h;
 }
 

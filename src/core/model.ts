@@ -84,7 +84,6 @@ export async function loadSharded(
   return { path, files, tensors, metadata: files[0].header.metadata, index };
 }
 
-
 /** Bytes of one tensor, by random access. */
 export function readTensor(src: ByteSource, t: ModelTensor): Promise<Uint8Array> {
   return src.read(t.offset, t.byteLength);

@@ -73,14 +73,24 @@ export function planOutput(
       }
       checkCompressedTensorsBits(settings.bits);
       if (t.shape.length !== 2 || !t.name.endsWith('.weight')) {
-        throw new WeightlensError('compressed-tensors holds only 2-D ".weight" tensors of linear layers; exclude it or use --format fake', model.path, t.name);
+        throw new WeightlensError(
+          'compressed-tensors holds only 2-D ".weight" tensors of linear layers; exclude it or use --format fake',
+          model.path,
+          t.name,
+        );
       }
       if (!isQuantizableFloat(t.dtype)) throw new WeightlensError(`cannot quantize dtype ${t.dtype}`, model.path, t.name);
       const m = moduleOf(t.name);
       const scaleDtype: QuantizableFloat = t.dtype;
       tensors.push(
-        { spec: { name: `${m}.weight_packed`, dtype: 'I32', shape: packedShape(view.rows, view.cols, settings.bits) }, source: { kind: 'packed', tensor: t, view, settings } },
-        { spec: { name: `${m}.weight_scale`, dtype: scaleDtype, shape: [view.rows, groupsPerRow(view.cols, settings.groupSize)] }, source: { kind: 'scale', of: t.name } },
+        {
+          spec: { name: `${m}.weight_packed`, dtype: 'I32', shape: packedShape(view.rows, view.cols, settings.bits) },
+          source: { kind: 'packed', tensor: t, view, settings },
+        },
+        {
+          spec: { name: `${m}.weight_scale`, dtype: scaleDtype, shape: [view.rows, groupsPerRow(view.cols, settings.groupSize)] },
+          source: { kind: 'scale', of: t.name },
+        },
         { spec: { name: `${m}.weight_shape`, dtype: 'I64', shape: [2] }, source: { kind: 'shape', shape: [view.rows, view.cols] } },
       );
     }

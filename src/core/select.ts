@@ -8,7 +8,8 @@
 import { isQuantizableFloat, type DType } from './dtypes';
 import { WeightlensError } from './errors';
 
-const EMBEDDING_RE = /(^|\.)(embed_tokens|embed_positions|embeddings?|word_embeddings|position_embeddings|wte|wpe|shared|tok_embeddings)(\.|$)/i;
+const EMBEDDING_RE =
+  /(^|\.)(embed_tokens|embed_positions|embeddings?|word_embeddings|position_embeddings|wte|wpe|shared|tok_embeddings)(\.|$)/i;
 const HEAD_RE = /(^|\.)(lm_head|embed_out|output_layer)(\.|$)/i;
 const NORM_RE = /(norm|(^|\.)ln_[a-z0-9]*(\.|$)|(^|\.)ln(\.|$))/i;
 /** GPT-2's Conv1D weights are stored [in, out]: their output channels are columns. */
@@ -44,11 +45,7 @@ export function isConv1dWeight(name: string): boolean {
 /** The default rule: a 2-D float weight of a linear layer. */
 export function isDefaultTarget(t: TensorLike): boolean {
   return (
-    isQuantizableFloat(t.dtype) &&
-    t.shape.length === 2 &&
-    t.name.endsWith('.weight') &&
-    !isEmbeddingOrHead(t.name) &&
-    !NORM_RE.test(t.name)
+    isQuantizableFloat(t.dtype) && t.shape.length === 2 && t.name.endsWith('.weight') && !isEmbeddingOrHead(t.name) && !NORM_RE.test(t.name)
   );
 }
 
@@ -79,9 +76,7 @@ export function selectTargets<T extends TensorLike>(tensors: readonly T[], sel: 
   const exclude = compilePattern('--exclude', sel.exclude);
   const out = new Map<string, MatrixView>();
   for (const t of tensors) {
-    const candidate = include
-      ? isQuantizableFloat(t.dtype) && t.shape.length >= 1 && include.test(t.name)
-      : isDefaultTarget(t);
+    const candidate = include ? isQuantizableFloat(t.dtype) && t.shape.length >= 1 && include.test(t.name) : isDefaultTarget(t);
     if (!candidate || (exclude && exclude.test(t.name))) continue;
     const view = matrixView(t);
     if (view.rows * view.cols === 0) continue;

@@ -27,18 +27,32 @@ async function checkpointFolders(dir: string): Promise<vscode.Uri[]> {
   for (const e of await fsp.readdir(dir, { withFileTypes: true }).catch(() => [])) {
     if (!e.isDirectory()) continue;
     const names = await fsp.readdir(path.join(dir, e.name)).catch(() => [] as string[]);
-    if (names.some((n) => n === 'model.safetensors' || n.endsWith('.safetensors.index.json'))) out.push(vscode.Uri.file(path.join(dir, e.name)));
+    if (names.some((n) => n === 'model.safetensors' || n.endsWith('.safetensors.index.json')))
+      out.push(vscode.Uri.file(path.join(dir, e.name)));
   }
   return out;
 }
 
 async function pickOther(a: vscode.Uri): Promise<vscode.Uri | undefined> {
   const dir = path.dirname(a.fsPath);
-  const files = await vscode.workspace.findFiles(new vscode.RelativePattern(vscode.Uri.file(dir), EVAL_GLOB.replace('**/', '')), undefined, 200);
-  const all = [...files, ...(await checkpointFolders(dir))].filter((u) => u.fsPath !== a.fsPath).sort((x, y) => x.fsPath.localeCompare(y.fsPath));
+  const files = await vscode.workspace.findFiles(
+    new vscode.RelativePattern(vscode.Uri.file(dir), EVAL_GLOB.replace('**/', '')),
+    undefined,
+    200,
+  );
+  const all = [...files, ...(await checkpointFolders(dir))]
+    .filter((u) => u.fsPath !== a.fsPath)
+    .sort((x, y) => x.fsPath.localeCompare(y.fsPath));
   const pick = await vscode.window.showQuickPick(
-    all.map((u) => ({ label: path.basename(u.fsPath), description: u.fsPath.endsWith('.gguf') ? 'GGUF' : isWeights(u.fsPath) ? 'safetensors' : 'folder', uri: u })),
-    { title: `Weightlens: compare ${path.basename(a.fsPath)} (A, the reference) with…`, placeHolder: 'B: a quantized copy, another checkpoint…' },
+    all.map((u) => ({
+      label: path.basename(u.fsPath),
+      description: u.fsPath.endsWith('.gguf') ? 'GGUF' : isWeights(u.fsPath) ? 'safetensors' : 'folder',
+      uri: u,
+    })),
+    {
+      title: `Weightlens: compare ${path.basename(a.fsPath)} (A, the reference) with…`,
+      placeHolder: 'B: a quantized copy, another checkpoint…',
+    },
   );
   return pick?.uri;
 }
@@ -79,13 +93,20 @@ export async function compareCommand(deps: CompareDeps, arg?: unknown, selected?
     );
     const docs = renderCompareDocuments(c);
     const { left, right } = deps.stats.add(docs.original, docs.quantized, nameA, nameB);
-    await vscode.commands.executeCommand('vscode.diff', left, right, `Weightlens: ${nameA} ↔ ${nameB} (weights compared)`, { preview: false });
+    await vscode.commands.executeCommand('vscode.diff', left, right, `Weightlens: ${nameA} ↔ ${nameB} (weights compared)`, {
+      preview: false,
+    });
     const s = c.summary;
-    logLine(`compare: ${s.tensors} tensors, SQNR ${s.sqnrDb}, MSE ${s.mse}; only in A ${c.onlyInA.length}, only in B ${c.onlyInB.length}, other shapes ${c.shapeMismatch.length}`);
+    logLine(
+      `compare: ${s.tensors} tensors, SQNR ${s.sqnrDb}, MSE ${s.mse}; only in A ${c.onlyInA.length}, only in B ${c.onlyInB.length}, other shapes ${c.shapeMismatch.length}`,
+    );
     const inspectable = /\.safetensors$|\.safetensors\.index\.json$/.test(a.fsPath);
     const aUri = a;
     void vscode.window
-      .showInformationMessage(`Weightlens: ${nameB} against ${nameA}: SQNR ${s.sqnrDb === null ? 'inf' : `${s.sqnrDb.toFixed(2)} dB`} over ${s.tensors} tensors, ${s.bitsB.toFixed(2)} bits/weight.`, ...(inspectable ? ['Show in the inspector'] : []))
+      .showInformationMessage(
+        `Weightlens: ${nameB} against ${nameA}: SQNR ${s.sqnrDb === null ? 'inf' : `${s.sqnrDb.toFixed(2)} dB`} over ${s.tensors} tensors, ${s.bitsB.toFixed(2)} bits/weight.`,
+        ...(inspectable ? ['Show in the inspector'] : []),
+      )
       .then((pick) => (pick ? deps.showInInspector(aUri, b!.fsPath, c).catch((e) => reportFailure(e, 'cancelled')) : undefined));
     return c;
   } catch (e) {

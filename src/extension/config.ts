@@ -4,7 +4,15 @@
  * wrong type becomes a one-line problem naming the setting; it never throws.
  */
 import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
-import { DEFAULTS, METHODS, PRESET_NAMES, SEARCH_MODES, resolveSettings, type QuantSettings, type SettingsInput } from '../core/quant/settings';
+import {
+  DEFAULTS,
+  METHODS,
+  PRESET_NAMES,
+  SEARCH_MODES,
+  resolveSettings,
+  type QuantSettings,
+  type SettingsInput,
+} from '../core/quant/settings';
 import type { PanelSettings } from '../shared/protocol';
 
 /** Returns the user's value of a setting, or undefined when the user has not set it. */
@@ -26,7 +34,10 @@ interface Spec {
 }
 
 const int = (lo: number, hi: number) => (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
-const num = (lo: number, hi: number, openLo = false) => (v: unknown) => typeof v === 'number' && Number.isFinite(v) && (openLo ? v > lo : v >= lo) && v <= hi;
+const num =
+  (lo: number, hi: number, openLo = false) =>
+  (v: unknown) =>
+    typeof v === 'number' && Number.isFinite(v) && (openLo ? v > lo : v >= lo) && v <= hi;
 const oneOf = (xs: readonly string[]) => (v: unknown) => typeof v === 'string' && xs.includes(v);
 const regex = (v: unknown) => {
   if (typeof v !== 'string') return false;
@@ -89,7 +100,16 @@ export function readRunConfig(read: ConfigReader, overrides: SettingsInput = {})
 
 export function panelSettings(c: RunConfig, compute: { backend: string; problem?: string } = { backend: 'auto' }): PanelSettings {
   const s = c.settings;
-  return { method: s.method, bits: s.bits, groupSize: s.groupSize, preset: s.preset, lambdaEntropy: s.lambdaEntropy, format: c.format, compute: compute.backend, problems: compute.problem ? [...c.problems, compute.problem] : c.problems };
+  return {
+    method: s.method,
+    bits: s.bits,
+    groupSize: s.groupSize,
+    preset: s.preset,
+    lambdaEntropy: s.lambdaEntropy,
+    format: c.format,
+    compute: compute.backend,
+    problems: compute.problem ? [...c.problems, compute.problem] : c.problems,
+  };
 }
 
 export function describeSettings(s: QuantSettings, format: OutputFormat): string {
@@ -139,5 +159,8 @@ export function readComputeBackend(read: ConfigReader): { backend: ComputeBacken
   const v = read('compute.backend');
   if (v === undefined || v === null) return { backend: 'auto' };
   if (typeof v === 'string' && (COMPUTE_BACKENDS as readonly string[]).includes(v)) return { backend: v as ComputeBackend };
-  return { backend: 'auto', problem: `weightlens.compute.backend must be one of ${COMPUTE_BACKENDS.join(', ')} (got ${JSON.stringify(v)}); using auto` };
+  return {
+    backend: 'auto',
+    problem: `weightlens.compute.backend must be one of ${COMPUTE_BACKENDS.join(', ')} (got ${JSON.stringify(v)}); using auto`,
+  };
 }

@@ -31,9 +31,19 @@ async function pickComparison(model: vscode.Uri): Promise<vscode.Uri | null | un
   const dir = vscode.Uri.file(path.dirname(model.fsPath));
   const found = await vscode.workspace.findFiles(new vscode.RelativePattern(dir, EVAL_GLOB.replace('**/', '')), undefined, 200);
   const others = found.filter((u) => u.fsPath !== model.fsPath).sort((a, b) => a.fsPath.localeCompare(b.fsPath));
-  const none = { label: '$(circle-slash) No comparison', description: `only ${path.basename(model.fsPath)}`, uri: null as vscode.Uri | null };
-  const items = [...others.map((u) => ({ label: path.basename(u.fsPath), description: 'compare on the same tokens', uri: u as vscode.Uri | null })), none];
-  const pick = await vscode.window.showQuickPick(items, { title: `Weightlens: perplexity of ${path.basename(model.fsPath)}`, placeHolder: 'Compare with (a quantized copy, say)…' });
+  const none = {
+    label: '$(circle-slash) No comparison',
+    description: `only ${path.basename(model.fsPath)}`,
+    uri: null as vscode.Uri | null,
+  };
+  const items = [
+    ...others.map((u) => ({ label: path.basename(u.fsPath), description: 'compare on the same tokens', uri: u as vscode.Uri | null })),
+    none,
+  ];
+  const pick = await vscode.window.showQuickPick(items, {
+    title: `Weightlens: perplexity of ${path.basename(model.fsPath)}`,
+    placeHolder: 'Compare with (a quantized copy, say)…',
+  });
   return pick === undefined ? undefined : pick.uri;
 }
 
@@ -44,7 +54,12 @@ export function describeEval(r: EvalResult): string {
   return `perplexity ${one(a)}, ${one(b)} (${r.ratio! >= 1 ? '+' : ''}${((r.ratio! - 1) * 100).toFixed(2)}%), same ${a.tokens} tokens`;
 }
 
-export async function evalCommand(deps: EvalDeps, arg?: unknown, selected?: unknown, options?: EvalOptions): Promise<EvalResult | undefined> {
+export async function evalCommand(
+  deps: EvalDeps,
+  arg?: unknown,
+  selected?: unknown,
+  options?: EvalOptions,
+): Promise<EvalResult | undefined> {
   const multi = Array.isArray(selected) ? selected.filter((u): u is vscode.Uri => u instanceof vscode.Uri && isModel(u.fsPath)) : [];
   let model: vscode.Uri | undefined;
   let other: vscode.Uri | null | undefined;
@@ -64,7 +79,11 @@ export async function evalCommand(deps: EvalDeps, arg?: unknown, selected?: unkn
   logLine(`eval: ${models.map((m) => m.fsPath).join(' vs ')}, text ${textFile ?? '(bundled stories)'}, windows of ${ctx}`);
   try {
     const result = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `Weightlens: perplexity in llama.cpp — ${models.map((m) => path.basename(m.fsPath)).join(' vs ')}`, cancellable: true },
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: `Weightlens: perplexity in llama.cpp — ${models.map((m) => path.basename(m.fsPath)).join(' vs ')}`,
+        cancellable: true,
+      },
       async (progress, token) => {
         const abort = new AbortController();
         token.onCancellationRequested(() => abort.abort());
@@ -87,9 +106,16 @@ export async function evalCommand(deps: EvalDeps, arg?: unknown, selected?: unkn
       },
     );
     const text = describeEval(result);
-    for (const r of result.results) logLine(`eval: ${r.model}: perplexity ${r.perplexity} (nll ${r.nll}), ${r.tokens} tokens in ${r.windows} window(s) of ${r.ctx}, ${r.seconds.toFixed(1)} s`);
+    for (const r of result.results)
+      logLine(
+        `eval: ${r.model}: perplexity ${r.perplexity} (nll ${r.nll}), ${r.tokens} tokens in ${r.windows} window(s) of ${r.ctx}, ${r.seconds.toFixed(1)} s`,
+      );
     deps.showInPanels(models, `Perplexity in llama.cpp: ${text}`);
-    if (other) deps.annotateRun(other.fsPath, `# perplexity in llama.cpp (${result.results[0].tokens} tokens of ${path.basename(result.text)}): ${path.basename(model.fsPath)} ${result.results[0].perplexity.toFixed(4)} -> ${path.basename(other.fsPath)} ${result.results[1].perplexity.toFixed(4)} (${result.ratio! >= 1 ? '+' : ''}${((result.ratio! - 1) * 100).toFixed(2)}%)`);
+    if (other)
+      deps.annotateRun(
+        other.fsPath,
+        `# perplexity in llama.cpp (${result.results[0].tokens} tokens of ${path.basename(result.text)}): ${path.basename(model.fsPath)} ${result.results[0].perplexity.toFixed(4)} -> ${path.basename(other.fsPath)} ${result.results[1].perplexity.toFixed(4)} (${result.ratio! >= 1 ? '+' : ''}${((result.ratio! - 1) * 100).toFixed(2)}%)`,
+      );
     void vscode.window.showInformationMessage(`Weightlens: ${text}.`);
     return result;
   } catch (e) {

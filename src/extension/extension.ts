@@ -21,7 +21,9 @@ export function activate(context: vscode.ExtensionContext): void {
   const stats = new StatsDocumentProvider();
   let fastModel: FastEwqModel | undefined;
   try {
-    fastModel = JSON.parse(readFileSync(vscode.Uri.joinPath(context.extensionUri, 'data', 'fastewq', 'model.json').fsPath, 'utf8')) as FastEwqModel;
+    fastModel = JSON.parse(
+      readFileSync(vscode.Uri.joinPath(context.extensionUri, 'data', 'fastewq', 'model.json').fsPath, 'utf8'),
+    ) as FastEwqModel;
   } catch (e) {
     logLine(`FastEWQ classifier not loaded: ${oneLine(e)}`);
   }
@@ -32,8 +34,16 @@ export function activate(context: vscode.ExtensionContext): void {
     fastModel: () => fastModel,
     backend: () => readComputeBackend(configReader),
   });
-  const ggufInspector = new GgufInspectorProvider(context, () => panelSettings(readRunConfig(configReader), readComputeBackend(configReader)));
-  const deps: QuantizeDeps = { context, stats, activeInspector: () => inspector.activeUri, gpuSearch: (model) => inspector.gpuSearch(model, readComputeBackend(configReader).backend), version };
+  const ggufInspector = new GgufInspectorProvider(context, () =>
+    panelSettings(readRunConfig(configReader), readComputeBackend(configReader)),
+  );
+  const deps: QuantizeDeps = {
+    context,
+    stats,
+    activeInspector: () => inspector.activeUri,
+    gpuSearch: (model) => inspector.gpuSearch(model, readComputeBackend(configReader).backend),
+    version,
+  };
 
   context.subscriptions.push(
     log(),
@@ -41,29 +51,54 @@ export function activate(context: vscode.ExtensionContext): void {
     vscode.workspace.registerTextDocumentContentProvider(STATS_SCHEME, stats),
     vscode.window.registerCustomEditorProvider(GGUF_VIEW_TYPE, ggufInspector, { supportsMultipleEditorsPerDocument: true }),
     ...[INSPECTOR_VIEW_TYPE, INSPECTOR_INDEX_VIEW_TYPE].map((viewType) =>
-      vscode.window.registerCustomEditorProvider(viewType, inspector, { webviewOptions: { retainContextWhenHidden: true }, supportsMultipleEditorsPerDocument: false }),
+      vscode.window.registerCustomEditorProvider(viewType, inspector, {
+        webviewOptions: { retainContextWhenHidden: true },
+        supportsMultipleEditorsPerDocument: false,
+      }),
     ),
     // The explorer passes (uri, selectedUris); scripts may pass (uri, { useSettings: true }).
-    vscode.commands.registerCommand('weightlens.quantizeDareq', (uri?: unknown, opts?: unknown) => quantizeCommand(deps, 'dareq', uri, isRunOptions(opts) ? opts : undefined)),
-    vscode.commands.registerCommand('weightlens.quantizeRtn', (uri?: unknown, opts?: unknown) => quantizeCommand(deps, 'rtn', uri, isRunOptions(opts) ? opts : undefined)),
+    vscode.commands.registerCommand('weightlens.quantizeDareq', (uri?: unknown, opts?: unknown) =>
+      quantizeCommand(deps, 'dareq', uri, isRunOptions(opts) ? opts : undefined),
+    ),
+    vscode.commands.registerCommand('weightlens.quantizeRtn', (uri?: unknown, opts?: unknown) =>
+      quantizeCommand(deps, 'rtn', uri, isRunOptions(opts) ? opts : undefined),
+    ),
     vscode.commands.registerCommand('weightlens.openInspector', async (arg?: unknown) => {
       const uri = await resolveModel(arg, undefined, 'Open Inspector');
       if (uri) await vscode.commands.executeCommand('vscode.openWith', uri, INSPECTOR_VIEW_TYPE);
     }),
     // The explorer passes (uri, selectedUris); scripts may pass (uri, undefined, { compare }).
     vscode.commands.registerCommand('weightlens.evaluatePerplexity', (uri?: unknown, selected?: unknown, opts?: EvalOptions) =>
-      evalCommand({ version, activeInspector: () => inspector.activeUri, showInPanels: (m, t) => {
-          inspector.showPerplexity(m, t);
-          ggufInspector.showPerplexity(m, t);
-        }, annotateRun: (o, l) => stats.annotate(o, l) }, uri, selected, opts),
+      evalCommand(
+        {
+          version,
+          activeInspector: () => inspector.activeUri,
+          showInPanels: (m, t) => {
+            inspector.showPerplexity(m, t);
+            ggufInspector.showPerplexity(m, t);
+          },
+          annotateRun: (o, l) => stats.annotate(o, l),
+        },
+        uri,
+        selected,
+        opts,
+      ),
     ),
-    vscode.commands.registerCommand('weightlens.compareWeights', (uri?: unknown, selected?: unknown) => compareCommand({ stats, activeInspector: () => inspector.activeUri, showInInspector: (a, b, c) => inspector.showComparison(a, b, c) }, uri, selected)),
+    vscode.commands.registerCommand('weightlens.compareWeights', (uri?: unknown, selected?: unknown) =>
+      compareCommand(
+        { stats, activeInspector: () => inspector.activeUri, showInInspector: (a, b, c) => inspector.showComparison(a, b, c) },
+        uri,
+        selected,
+      ),
+    ),
     vscode.commands.registerCommand('weightlens.planEwq', (arg?: unknown) => planCommand(inspector, arg)),
     vscode.commands.registerCommand('weightlens.quantizeWithPlan', async (arg?: unknown) => {
       const uri = await resolveModel(arg, inspector.activeUri, 'Quantize with the EWQ plan');
       const plan = uri && inspector.plansFor(uri)?.current;
       if (!uri || !plan) {
-        void vscode.window.showInformationMessage('Weightlens: open the model in the inspector and make a plan first ("Plan Mixed Precision (EWQ)…").');
+        void vscode.window.showInformationMessage(
+          'Weightlens: open the model in the inspector and make a plan first ("Plan Mixed Precision (EWQ)…").',
+        );
         return undefined;
       }
       return quantizeCommand(deps, 'dareq', uri, { useSettings: true, plan });

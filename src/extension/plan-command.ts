@@ -44,16 +44,26 @@ export async function planCommand(inspector: InspectorProvider, arg?: unknown): 
   const docPlans = plans;
   try {
     const plan = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `Weightlens: EWQ analysis of ${path.basename(uri.fsPath)}`, cancellable: true },
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: `Weightlens: EWQ analysis of ${path.basename(uri.fsPath)}`,
+        cancellable: true,
+      },
       async (progress, token) => {
         const abort = new AbortController();
         token.onCancellationRequested(() => abort.abort());
         let reported = 0;
-        return docPlans.analyze(ewq, readRunConfig(configReader), budgetGB === undefined ? undefined : budgetGB * 1e9, (f) => {
-          const pct = Math.floor(f * 100);
-          if (pct > reported) progress.report({ increment: pct - reported, message: `${pct}%` });
-          reported = pct;
-        }, abort.signal);
+        return docPlans.analyze(
+          ewq,
+          readRunConfig(configReader),
+          budgetGB === undefined ? undefined : budgetGB * 1e9,
+          (f) => {
+            const pct = Math.floor(f * 100);
+            if (pct > reported) progress.report({ increment: pct - reported, message: `${pct}%` });
+            reported = pct;
+          },
+          abort.signal,
+        );
       },
     );
     if (!plan) {
@@ -61,10 +71,16 @@ export async function planCommand(inspector: InspectorProvider, arg?: unknown): 
       return undefined;
     }
     const counts = plan.blocks.reduce<Record<string, number>>((a, b) => ((a[b.precision] = (a[b.precision] ?? 0) + 1), a), {});
-    const summary = `${Object.entries(counts).map(([p, n]) => `${n} ${p}`).join(', ')}; ${formatBytes(plan.rawBytes)} → ${formatBytes(plan.totalBytes)}${plan.budget !== null ? (plan.fits ? ` (fits ${formatBytes(plan.budget)})` : ` — no plan fits ${formatBytes(plan.budget)}`) : ''}`;
+    const summary = `${Object.entries(counts)
+      .map(([p, n]) => `${n} ${p}`)
+      .join(
+        ', ',
+      )}; ${formatBytes(plan.rawBytes)} → ${formatBytes(plan.totalBytes)}${plan.budget !== null ? (plan.fits ? ` (fits ${formatBytes(plan.budget)})` : ` — no plan fits ${formatBytes(plan.budget)}`) : ''}`;
     logLine(`EWQ plan for ${uri.fsPath}: ${summary}`);
     if (!plan.fits) {
-      void vscode.window.showWarningMessage(`Weightlens: no plan fits the budget: even with every block ternary the model needs ${formatBytes(plan.totalBytes)}.`);
+      void vscode.window.showWarningMessage(
+        `Weightlens: no plan fits the budget: even with every block ternary the model needs ${formatBytes(plan.totalBytes)}.`,
+      );
       return plan;
     }
     void vscode.window.showInformationMessage(`Weightlens: EWQ plan — ${summary}.`, 'Quantize with this plan').then((b) => {

@@ -41,7 +41,12 @@ export interface QuantizeDeps {
 }
 
 /** The model a command acts on: the explorer's selection, the active inspector's, or one the user picks. */
-export async function resolveModel(arg: unknown, active: vscode.Uri | undefined, purpose: string, glob = MODEL_GLOB): Promise<vscode.Uri | undefined> {
+export async function resolveModel(
+  arg: unknown,
+  active: vscode.Uri | undefined,
+  purpose: string,
+  glob = MODEL_GLOB,
+): Promise<vscode.Uri | undefined> {
   if (arg instanceof vscode.Uri) return arg;
   if (active) return active;
   const found = await vscode.workspace.findFiles(glob, '**/node_modules/**', 500);
@@ -50,10 +55,18 @@ export async function resolveModel(arg: unknown, active: vscode.Uri | undefined,
     const items = found
       .map((uri) => ({ label: path.basename(uri.fsPath), description: vscode.workspace.asRelativePath(uri), uri }))
       .sort((a, b) => a.description.localeCompare(b.description));
-    const pick = await vscode.window.showQuickPick(items, { title: `Weightlens: ${purpose}`, placeHolder: 'Which weights file?', matchOnDescription: true });
+    const pick = await vscode.window.showQuickPick(items, {
+      title: `Weightlens: ${purpose}`,
+      placeHolder: 'Which weights file?',
+      matchOnDescription: true,
+    });
     return pick?.uri;
   }
-  const chosen = await vscode.window.showOpenDialog({ title: `Weightlens: ${purpose}`, canSelectMany: false, filters: { 'Weights': glob === MODEL_GLOB ? ['safetensors', 'json'] : ['safetensors', 'json', 'gguf'] } });
+  const chosen = await vscode.window.showOpenDialog({
+    title: `Weightlens: ${purpose}`,
+    canSelectMany: false,
+    filters: { Weights: glob === MODEL_GLOB ? ['safetensors', 'json'] : ['safetensors', 'json', 'gguf'] },
+  });
   return chosen?.[0];
 }
 
@@ -79,7 +92,12 @@ export function isRunOptions(v: unknown): v is QuantizeRunOptions {
   return v !== null && typeof v === 'object' && !Array.isArray(v) && (v as { useSettings?: unknown }).useSettings === true;
 }
 
-export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: unknown, options?: QuantizeRunOptions): Promise<QuantizeResult | undefined> {
+export async function quantizeCommand(
+  deps: QuantizeDeps,
+  method: Method,
+  arg?: unknown,
+  options?: QuantizeRunOptions,
+): Promise<QuantizeResult | undefined> {
   const title = method === 'rtn' ? 'Quantize with round-to-nearest' : 'Quantize (DARE-Q)';
   const uri = await resolveModel(arg, deps.activeInspector(), title);
   if (!uri) return undefined;
@@ -91,9 +109,16 @@ export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: 
   const base = readRunConfig(configReader, { method });
   if (base.problems.length) {
     for (const p of base.problems) logLine(`settings: ${p}`);
-    void vscode.window.showWarningMessage(`Weightlens: ${base.problems[0]}`, 'Open Settings').then((b) => b && vscode.commands.executeCommand('workbench.action.openSettings', 'weightlens'));
+    void vscode.window
+      .showWarningMessage(`Weightlens: ${base.problems[0]}`, 'Open Settings')
+      .then((b) => b && vscode.commands.executeCommand('workbench.action.openSettings', 'weightlens'));
   }
-  const choice = options ? quantizeChoices(base)[0] : await vscode.window.showQuickPick(quantizeChoices(base), { title: `Weightlens: ${title} — ${path.basename(input)}`, placeHolder: 'Enter quantizes with your settings' });
+  const choice = options
+    ? quantizeChoices(base)[0]
+    : await vscode.window.showQuickPick(quantizeChoices(base), {
+        title: `Weightlens: ${title} — ${path.basename(input)}`,
+        placeHolder: 'Enter quantizes with your settings',
+      });
   if (!choice) return undefined;
   if (choice.openSettings) {
     await vscode.commands.executeCommand('workbench.action.openSettings', '@ext:weightlens.weightlens');
@@ -108,22 +133,37 @@ export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: 
   const outPath = defaultOutputPath(input, run.settings, format, isIndexPath(input), tag);
   let force = options?.force ?? false;
   if (!options && (await exists(outPath))) {
-    const answer = await vscode.window.showWarningMessage(`${path.basename(outPath)} already exists. Replace it?`, { modal: true }, 'Replace');
+    const answer = await vscode.window.showWarningMessage(
+      `${path.basename(outPath)} already exists. Replace it?`,
+      { modal: true },
+      'Replace',
+    );
     if (answer !== 'Replace') return undefined;
     force = true;
   }
   const what = plan ? `EWQ plan (${plan.blocks.map((b) => b.precision).join(' ')}), ${format}` : describeSettings(run.settings, format);
-  logLine(`quantize ${input} -> ${outPath}: ${what}; settings ${JSON.stringify(run.settings)}; include ${run.include ?? '(default)'}; exclude ${run.exclude ?? '(none)'}`);
+  logLine(
+    `quantize ${input} -> ${outPath}: ${what}; settings ${JSON.stringify(run.settings)}; include ${run.include ?? '(default)'}; exclude ${run.exclude ?? '(none)'}`,
+  );
   const started = Date.now();
   // DARE-Q's search on an open panel's GPU when the backend setting allows; the CPU workers do the rest.
   // (An EWQ plan's tensors are searched with the run's search mode, whatever its method.)
-  const noSearch = run.settings.method === 'rtn' && !settingsFor ? 'round-to-nearest has no search' : run.settings.search !== 'exhaustive' ? 'the coarse-to-fine search runs on the CPU' : undefined;
+  const noSearch =
+    run.settings.method === 'rtn' && !settingsFor
+      ? 'round-to-nearest has no search'
+      : run.settings.search !== 'exhaustive'
+        ? 'the coarse-to-fine search runs on the CPU'
+        : undefined;
   const gpu = noSearch ? { release: () => {}, why: noSearch } : deps.gpuSearch(uri);
   const where = gpu.search ? `WebGPU search on ${gpu.search.description} + CPU worker threads` : 'CPU, worker threads';
   logLine(`quantize: ${gpu.search ? where : `on the CPU (${gpu.why})`}`);
   try {
     const result = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `Weightlens: ${path.basename(input)} — ${what} (${where})`, cancellable: true },
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: `Weightlens: ${path.basename(input)} — ${what} (${where})`,
+        cancellable: true,
+      },
       async (progress, token) => {
         const abort = new AbortController();
         token.onCancellationRequested(() => abort.abort());
@@ -155,8 +195,11 @@ export async function quantizeCommand(deps: QuantizeDeps, method: Method, arg?: 
       },
     );
     const secs = ((Date.now() - started) / 1000).toFixed(1);
-    if (result.report.settings.gpuFailure) logLine(`WebGPU stopped (${result.report.settings.gpuFailure}); the rest was searched on the CPU, with the same result`);
-    logLine(`done in ${secs} s: ${result.outputPath} (${result.report.summary.tensorsQuantized} tensors quantized), report ${result.reportPath}`);
+    if (result.report.settings.gpuFailure)
+      logLine(`WebGPU stopped (${result.report.settings.gpuFailure}); the rest was searched on the CPU, with the same result`);
+    logLine(
+      `done in ${secs} s: ${result.outputPath} (${result.report.summary.tensorsQuantized} tensors quantized), report ${result.reportPath}`,
+    );
     await showResult(deps, result, input);
     return result;
   } catch (e) {
@@ -177,11 +220,15 @@ async function showResult(deps: QuantizeDeps, result: QuantizeResult, input: str
   const outputName = path.basename(result.outputPath);
   const docs = renderStatsDocuments(result.report, inputName, outputName);
   const { left, right } = deps.stats.add(docs.original, docs.quantized, inputName, outputName, result.outputPath);
-  await vscode.commands.executeCommand('vscode.diff', left, right, `Weightlens: ${inputName} ↔ ${outputName} (statistics)`, { preview: false });
+  await vscode.commands.executeCommand('vscode.diff', left, right, `Weightlens: ${inputName} ↔ ${outputName} (statistics)`, {
+    preview: false,
+  });
   const sq = result.report.tensors.map((t) => t.sqnrDb).filter((x): x is number => x !== null);
   const mean = sq.length ? `${(sq.reduce((a, b) => a + b, 0) / sq.length).toFixed(2)} dB` : 'n/a';
-  void vscode.window.showInformationMessage(`Weightlens: wrote ${outputName} (mean SQNR ${mean}).`, 'Open report', 'Reveal in Explorer').then(async (b) => {
-    if (b === 'Open report') await vscode.window.showTextDocument(vscode.Uri.file(result.reportPath));
-    if (b === 'Reveal in Explorer') await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(result.outputPath));
-  });
+  void vscode.window
+    .showInformationMessage(`Weightlens: wrote ${outputName} (mean SQNR ${mean}).`, 'Open report', 'Reveal in Explorer')
+    .then(async (b) => {
+      if (b === 'Open report') await vscode.window.showTextDocument(vscode.Uri.file(result.reportPath));
+      if (b === 'Reveal in Explorer') await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(result.outputPath));
+    });
 }

@@ -20,7 +20,13 @@ export interface QuantizeChoice {
 export function quantizeChoices(c: RunConfig): QuantizeChoice[] {
   const s = c.settings;
   const choices: QuantizeChoice[] = [
-    { label: `$(play) ${describeSettings(s, c.format)}`, description: 'your settings', detail: detailOf(c), overrides: {}, format: c.format },
+    {
+      label: `$(play) ${describeSettings(s, c.format)}`,
+      description: 'your settings',
+      detail: detailOf(c),
+      overrides: {},
+      format: c.format,
+    },
   ];
   const add = (label: string, overrides: SettingsInput, format: OutputFormat = c.format) => {
     const bits = overrides.bits ?? s.bits;

@@ -15,7 +15,6 @@ export interface StatsDocuments {
   quantized: string;
 }
 
-
 /** One tensor of a diff: the cells each side shows, and the error cells (right side only). */
 interface PairRow {
   /** The short name (`L3 · q_proj`), first on the line. */
@@ -33,17 +32,33 @@ interface PairRow {
  * and the shape last — so what matters is where the eye starts, even in a half-width diff pane, and
  * a line stays within an editor's width. Equal column positions make the diff mark changed cells, not shifted lines.
  */
-function renderPair(o: { leftHead: string[]; rightHead: string[]; errorHeader: string[]; sideHeader: string[]; rows: PairRow[] }): StatsDocuments {
-  const width = (cells: (r: PairRow) => string[], header: string[]) => header.map((h, i) => Math.max(h.length, ...o.rows.map((r) => cells(r)[i].length)));
+function renderPair(o: {
+  leftHead: string[];
+  rightHead: string[];
+  errorHeader: string[];
+  sideHeader: string[];
+  rows: PairRow[];
+}): StatsDocuments {
+  const width = (cells: (r: PairRow) => string[], header: string[]) =>
+    header.map((h, i) => Math.max(h.length, ...o.rows.map((r) => cells(r)[i].length)));
   const ew = width((r) => r.errors, o.errorHeader);
   const sw = width((r) => [...r.left.keys()].map((i) => (r.left[i].length > r.right[i].length ? r.left[i] : r.right[i])), o.sideHeader);
   const nw = Math.max('tensor'.length, ...o.rows.map((r) => r.name.length));
-  const line = (name: string, errors: string[], side: string[], tail: string) => [name.padEnd(nw), ...errors.map((c, i) => c.padStart(ew[i])), ...side.map((c, i) => c.padStart(sw[i])), tail].join('  ').trimEnd();
+  const line = (name: string, errors: string[], side: string[], tail: string) =>
+    [name.padEnd(nw), ...errors.map((c, i) => c.padStart(ew[i])), ...side.map((c, i) => c.padStart(sw[i])), tail].join('  ').trimEnd();
   const dots = o.errorHeader.map(() => '·');
   const head = Math.max(o.leftHead.length, o.rightHead.length);
   const fill = (h: string[]) => [...h, ...Array(head - h.length).fill('#')];
-  const original = [...fill(o.leftHead), line('tensor', dots, o.sideHeader, 'shape'), ...o.rows.map((r) => line(r.name, dots, r.left, r.tail))];
-  const quantized = [...fill(o.rightHead), line('tensor', o.errorHeader, o.sideHeader, 'shape'), ...o.rows.map((r) => line(r.name, r.errors, r.right, r.tail))];
+  const original = [
+    ...fill(o.leftHead),
+    line('tensor', dots, o.sideHeader, 'shape'),
+    ...o.rows.map((r) => line(r.name, dots, r.left, r.tail)),
+  ];
+  const quantized = [
+    ...fill(o.rightHead),
+    line('tensor', o.errorHeader, o.sideHeader, 'shape'),
+    ...o.rows.map((r) => line(r.name, r.errors, r.right, r.tail)),
+  ];
   return { original: original.join('\n') + '\n', quantized: quantized.join('\n') + '\n' };
 }
 
@@ -58,16 +73,28 @@ export function renderStatsDocuments(report: QuantizeReport, inputName: string, 
   const sumW2 = report.tensors.reduce((a, t) => a + t.original.rms ** 2 * t.shape.reduce((x, y) => x * y, 1), 0);
   const sumE2 = report.tensors.reduce((a, t) => a + t.mse * t.shape.reduce((x, y) => x * y, 1), 0);
   const params = report.summary.inputBytes > 0 ? report.summary.outputBytes / report.summary.inputBytes : 1;
-  const worst = [...report.tensors].filter((t) => t.sqnrDb !== null).sort((a, b) => a.sqnrDb! - b.sqnrDb!).slice(0, 5);
+  const worst = [...report.tensors]
+    .filter((t) => t.sqnrDb !== null)
+    .sort((a, b) => a.sqnrDb! - b.sqnrDb!)
+    .slice(0, 5);
   const rows: PairRow[] = report.tensors.map((t) => ({
     name: shortName(t.name),
     tail: `${t.shape.join('x')} ${t.dtype}`,
     left: [fmtE(t.original.mean), fmtE(t.original.absmax)],
     right: [fmtE(t.dequantized.mean), fmtE(t.dequantized.absmax)],
-    errors: [t.sqnrDb === null ? 'inf' : t.sqnrDb.toFixed(2), fmtE(t.mse), t.residualEntropy.toFixed(3), `${(t.clippedFraction * 100).toFixed(2)}%`, t.scaleRatio.mean.toFixed(3)],
+    errors: [
+      t.sqnrDb === null ? 'inf' : t.sqnrDb.toFixed(2),
+      fmtE(t.mse),
+      t.residualEntropy.toFixed(3),
+      `${(t.clippedFraction * 100).toFixed(2)}%`,
+      t.scaleRatio.mean.toFixed(3),
+    ],
   }));
   return renderPair({
-    leftHead: [`# original   ${inputName}  ${formatBytes(report.summary.inputBytes)}  ${dtypes}`, `# ${report.tensors.length} tensors quantized (${weights.toLocaleString('en-US')} weights), ${report.summary.tensorsCopied} copied`],
+    leftHead: [
+      `# original   ${inputName}  ${formatBytes(report.summary.inputBytes)}  ${dtypes}`,
+      `# ${report.tensors.length} tensors quantized (${weights.toLocaleString('en-US')} weights), ${report.summary.tensorsCopied} copied`,
+    ],
     rightHead: [
       `# quantized  ${outputName}  ${formatBytes(report.summary.outputBytes)} (${(params * 100).toFixed(1)}% of the input), ${storedBits(report).toFixed(2)} bits/weight stored`,
       `# ${method}, ${s.format}`,
@@ -110,9 +137,19 @@ export function renderCompareDocuments(c: Comparison): StatsDocuments {
   }));
   const s = c.summary;
   const byName = new Map(c.tensors.map((t) => [t.name, t]));
-  const unmatched = [c.onlyInA.length ? `only in A: ${c.onlyInA.length}` : '', c.onlyInB.length ? `only in B: ${c.onlyInB.length}` : '', c.shapeMismatch.length ? `other shapes: ${c.shapeMismatch.length}` : ''].filter(Boolean).join(', ');
+  const unmatched = [
+    c.onlyInA.length ? `only in A: ${c.onlyInA.length}` : '',
+    c.onlyInB.length ? `only in B: ${c.onlyInB.length}` : '',
+    c.shapeMismatch.length ? `other shapes: ${c.shapeMismatch.length}` : '',
+  ]
+    .filter(Boolean)
+    .join(', ');
   return renderPair({
-    leftHead: [`# A  ${c.a}`, `# ${c.formatA}, ${s.bitsA.toFixed(2)} bits/weight`, `# ${s.tensors} tensors matched (${s.weights.toLocaleString('en-US')} weights)${unmatched ? `; ${unmatched}` : ''}`],
+    leftHead: [
+      `# A  ${c.a}`,
+      `# ${c.formatA}, ${s.bitsA.toFixed(2)} bits/weight`,
+      `# ${s.tensors} tensors matched (${s.weights.toLocaleString('en-US')} weights)${unmatched ? `; ${unmatched}` : ''}`,
+    ],
     rightHead: [
       `# B  ${c.b}`,
       `# ${c.formatB}, ${s.bitsB.toFixed(2)} bits/weight${c.qkReordered ? `; q/k rows of ${c.qkReordered.toUpperCase()} in HF order` : ''}`,

@@ -12,7 +12,13 @@ export class StatsDocumentProvider implements vscode.TextDocumentContentProvider
   private readonly byOutput = new Map<string, vscode.Uri[]>();
 
   /** Stores both sides of a run; returns their URIs. */
-  add(original: string, quantized: string, inputName: string, outputName: string, outputPath?: string): { left: vscode.Uri; right: vscode.Uri } {
+  add(
+    original: string,
+    quantized: string,
+    inputName: string,
+    outputName: string,
+    outputPath?: string,
+  ): { left: vscode.Uri; right: vscode.Uri } {
     const run = this.next++;
     const left = vscode.Uri.from({ scheme: STATS_SCHEME, path: `/run-${run}/original/${inputName}.stats` });
     const right = vscode.Uri.from({ scheme: STATS_SCHEME, path: `/run-${run}/quantized/${outputName}.stats` });

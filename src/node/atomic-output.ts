@@ -109,7 +109,11 @@ export class AtomicOutput {
     let createdDir: string | undefined;
     try {
       const role = options.role ?? 'output';
-      if (!options.force && (await exists(abs))) throw new WeightlensError(`${role} already exists (choose another --${role === 'output' ? 'out' : 'report'}, or --force to replace it)`, finalPath);
+      if (!options.force && (await exists(abs)))
+        throw new WeightlensError(
+          `${role} already exists (choose another --${role === 'output' ? 'out' : 'report'}, or --force to replace it)`,
+          finalPath,
+        );
       createdDir = await fsp.mkdir(path.dirname(abs), { recursive: true });
       await sweepDeadRuns(path.dirname(abs));
       const out = new AtomicOutput(abs, tempNameFor(abs), options.isDir, options, createdDir);

@@ -61,7 +61,10 @@ export async function openCheckpoint(userPath: string): Promise<Checkpoint> {
   const st = await fsp.stat(p).catch(() => undefined);
   if (st?.isDirectory()) {
     const names = await fsp.readdir(p);
-    const pick = names.find((n) => n.endsWith('.safetensors.index.json')) ?? names.find((n) => n === 'model.safetensors') ?? names.find((n) => n.endsWith('.gguf'));
+    const pick =
+      names.find((n) => n.endsWith('.safetensors.index.json')) ??
+      names.find((n) => n === 'model.safetensors') ??
+      names.find((n) => n.endsWith('.gguf'));
     if (!pick) throw new WeightlensError('is a folder without model.safetensors, an index or a .gguf', userPath);
     p = path.join(p, pick);
   }
@@ -69,7 +72,11 @@ export async function openCheckpoint(userPath: string): Promise<Checkpoint> {
   const opened = await openModel(p);
   const config = await readConfig(opened.dir);
   const qc = config?.quantization_config as PackQuantizedConfig | undefined;
-  if (qc && opened.model.tensors.some((t) => t.name.endsWith('.weight_packed'))) return { ...(await packQuantized(opened, userPath, qc as PackQuantizedConfig, config?.rope_style === 'interleaved')), heads: headsOf(config?.num_attention_heads, config?.num_key_value_heads) };
+  if (qc && opened.model.tensors.some((t) => t.name.endsWith('.weight_packed')))
+    return {
+      ...(await packQuantized(opened, userPath, qc as PackQuantizedConfig, config?.rope_style === 'interleaved')),
+      heads: headsOf(config?.num_attention_heads, config?.num_key_value_heads),
+    };
   const cp = safetensorsCheckpoint(opened, userPath, config?.rope_style === 'interleaved');
   return { ...cp, heads: headsOf(config?.num_attention_heads, config?.num_key_value_heads) };
 }
@@ -114,7 +121,10 @@ function safetensorsCheckpoint(opened: OpenModel, display: string, interleaved: 
   };
 }
 
-type PackQuantizedConfig = { format?: string; config_groups?: Record<string, { targets?: string[]; weights?: { num_bits?: number; group_size?: number | null } }> };
+type PackQuantizedConfig = {
+  format?: string;
+  config_groups?: Record<string, { targets?: string[]; weights?: { num_bits?: number; group_size?: number | null } }>;
+};
 
 /** A module's config group: the one naming it, else the "Linear" catch-all. */
 function groupOf(qc: PackQuantizedConfig, module: string): { num_bits?: number; group_size?: number | null } | undefined {
@@ -124,11 +134,15 @@ function groupOf(qc: PackQuantizedConfig, module: string): { num_bits?: number; 
 }
 
 async function packQuantized(opened: OpenModel, display: string, qc: PackQuantizedConfig, interleaved: boolean): Promise<Checkpoint> {
-  if (qc.format !== 'pack-quantized') throw new WeightlensError(`compressed-tensors format "${qc.format}" is not read yet (pack-quantized is)`, display);
+  if (qc.format !== 'pack-quantized')
+    throw new WeightlensError(`compressed-tensors format "${qc.format}" is not read yet (pack-quantized is)`, display);
   const byName = new Map(opened.model.tensors.map((t) => [t.name, t]));
   const plain = safetensorsCheckpoint(opened, display, interleaved);
   const tensors = new Map<string, CheckpointTensor>();
-  const packed = new Map<string, { weights: ModelTensor; scale: ModelTensor; zero?: ModelTensor; bits: number; cols: number; groupSize: number }>();
+  const packed = new Map<
+    string,
+    { weights: ModelTensor; scale: ModelTensor; zero?: ModelTensor; bits: number; cols: number; groupSize: number }
+  >();
   for (const t of opened.model.tensors) {
     if (/\.weight_(scale|zero_point|shape)$/.test(t.name)) continue;
     if (!t.name.endsWith('.weight_packed')) {
@@ -144,13 +158,20 @@ async function packQuantized(opened: OpenModel, display: string, qc: PackQuantiz
     const [rows, cols] = [Number(dims.getBigInt64(0, true)), Number(dims.getBigInt64(8, true))];
     const weights = groupOf(qc, m);
     const bits = weights?.num_bits;
-    if (bits !== 4 && bits !== 8) throw new WeightlensError(`the config gives it ${bits ?? 'no'} bits; pack-quantized stores 4 or 8`, display, t.name);
+    if (bits !== 4 && bits !== 8)
+      throw new WeightlensError(`the config gives it ${bits ?? 'no'} bits; pack-quantized stores 4 or 8`, display, t.name);
     const zero = byName.get(`${m}.weight_zero_point`);
     // Groups of group_size along the row (the last one may be short); per-channel: one group.
     const groupSize = scale.shape[1] > 1 ? (weights?.group_size ?? Math.ceil(cols / scale.shape[1])) : cols;
     packed.set(`${m}.weight`, { weights: t, scale, zero, bits, cols, groupSize });
     const bytes = t.byteLength + scale.byteLength + (zero?.byteLength ?? 0);
-    tensors.set(`${m}.weight`, { name: `${m}.weight`, rows, cols, type: `int${bits} ${scale.shape[1] > 1 ? `g${groupSize}` : 'per-channel'}${zero ? ' asym' : ''}`, bytes });
+    tensors.set(`${m}.weight`, {
+      name: `${m}.weight`,
+      rows,
+      cols,
+      type: `int${bits} ${scale.shape[1] > 1 ? `g${groupSize}` : 'per-channel'}${zero ? ' asym' : ''}`,
+      bytes,
+    });
   }
   return {
     path: display,
@@ -164,7 +185,10 @@ async function packQuantized(opened: OpenModel, display: string, qc: PackQuantiz
       const { cols, bits } = p;
       const words = new Int32Array((await readRows(opened.source(p.weights.file), p.weights, start, count)).slice().buffer);
       const codes = unpackRows(words, count, cols, bits);
-      const scales = decodeFloats(p.scale.dtype as Parameters<typeof decodeFloats>[0], await readRows(opened.source(p.scale.file), p.scale, start, count));
+      const scales = decodeFloats(
+        p.scale.dtype as Parameters<typeof decodeFloats>[0],
+        await readRows(opened.source(p.scale.file), p.scale, start, count),
+      );
       const groupsPerRow = p.scale.shape[1] ?? 1;
       const g = p.groupSize;
       let zeros: ArrayLike<number> | undefined;
@@ -223,7 +247,10 @@ async function openGguf(file: string, display: string): Promise<Checkpoint> {
     tensors,
     // llama.cpp's llama architecture keeps q/k rows interleaved; Qwen2 (NEOX RoPE) keeps HF's order.
     interleavedQk: h.metadata.get('general.architecture') === 'llama',
-    heads: headsOf(h.metadata.get(`${String(h.metadata.get('general.architecture'))}.attention.head_count`), h.metadata.get(`${String(h.metadata.get('general.architecture'))}.attention.head_count_kv`)),
+    heads: headsOf(
+      h.metadata.get(`${String(h.metadata.get('general.architecture'))}.attention.head_count`),
+      h.metadata.get(`${String(h.metadata.get('general.architecture'))}.attention.head_count_kv`),
+    ),
     async readRows(name, start, count) {
       const t = info.get(name)!;
       if (!canDequantize(t.type)) throw new WeightlensError(`ggml type ${ggmlTypeName(t.type)} is not decoded yet`, display, t.name);
@@ -240,4 +267,3 @@ async function openGguf(file: string, display: string): Promise<Checkpoint> {
 export function bitsPerWeight(t: CheckpointTensor): number {
   return (t.bytes * 8) / (t.rows * t.cols);
 }
-

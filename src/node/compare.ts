@@ -38,7 +38,15 @@ export interface Comparison {
   readonly shapeMismatch: readonly { name: string; a: [number, number]; b: [number, number] }[];
   /** Which side's q/k rows were re-ordered to the other's, if any. */
   readonly qkReordered: 'a' | 'b' | null;
-  readonly summary: { tensors: number; weights: number; mse: number; sqnrDb: number | null; bitsA: number; bitsB: number; worst: readonly string[] };
+  readonly summary: {
+    tensors: number;
+    weights: number;
+    mse: number;
+    sqnrDb: number | null;
+    bitsA: number;
+    bitsB: number;
+    worst: readonly string[];
+  };
 }
 
 const SHORTER: Record<string, string> = { input_layernorm: 'input_norm', post_attention_layernorm: 'post_attn_norm' };
@@ -78,12 +86,25 @@ function qkReorder(a: Checkpoint, b: Checkpoint): 'a' | 'b' | null {
  * One tensor of both sides, row blocks at a time, in the same row order: a q/k matrix to re-order is
  * read whole (its rows move between the halves of each head), anything else in blocks.
  */
-async function streamPair(a: Checkpoint, b: Checkpoint, ta: CheckpointTensor, tb: CheckpointTensor, reorder: 'a' | 'b' | null, signal: AbortSignal | undefined, fn: (x: Float32Array, y: Float32Array, r0: number, n: number) => void): Promise<void> {
+async function streamPair(
+  a: Checkpoint,
+  b: Checkpoint,
+  ta: CheckpointTensor,
+  tb: CheckpointTensor,
+  reorder: 'a' | 'b' | null,
+  signal: AbortSignal | undefined,
+  fn: (x: Float32Array, y: Float32Array, r0: number, n: number) => void,
+): Promise<void> {
   const qk = reorder ? /\.self_attn\.([qk])_proj\.(weight|bias)$/.exec(ta.name) : null;
   if (qk) {
     const heads = (reorder === 'a' ? a.heads : b.heads) ?? (reorder === 'a' ? b.heads : a.heads);
     const h = qk[1] === 'q' ? heads?.q : heads?.k;
-    if (h === undefined) throw new WeightlensError(`q/k rows of ${reorder === 'a' ? a.path : b.path} are in llama.cpp's order and no head count is known to re-order them (config.json or GGUF metadata)`, undefined, ta.name);
+    if (h === undefined)
+      throw new WeightlensError(
+        `q/k rows of ${reorder === 'a' ? a.path : b.path} are in llama.cpp's order and no head count is known to re-order them (config.json or GGUF metadata)`,
+        undefined,
+        ta.name,
+      );
     let x = await a.readRows(ta.name, 0, ta.rows);
     let y = await b.readRows(tb.name, 0, tb.rows);
     if (reorder === 'a') x = permuteRows(x, (k) => new Float32Array(k), ta.rows, ta.cols, h, true);
@@ -107,7 +128,8 @@ async function compareOpen(a: Checkpoint, b: Checkpoint, o: CompareOptions): Pro
   for (const [name, ta] of a.tensors) {
     const tb = b.tensors.get(name);
     if (!tb) continue;
-    if (ta.rows * ta.cols !== tb.rows * tb.cols || ta.cols !== tb.cols) shapeMismatch.push({ name, a: [ta.rows, ta.cols], b: [tb.rows, tb.cols] });
+    if (ta.rows * ta.cols !== tb.rows * tb.cols || ta.cols !== tb.cols)
+      shapeMismatch.push({ name, a: [ta.rows, ta.cols], b: [tb.rows, tb.cols] });
     else pairs.push([ta, tb]);
   }
   if (pairs.length === 0) throw new WeightlensError(`no tensor of ${b.path} matches one of ${a.path} by name and shape`);
@@ -151,7 +173,11 @@ async function compareOpen(a: Checkpoint, b: Checkpoint, o: CompareOptions): Pro
     });
   }
   const bits = (side: 'bitsA' | 'bitsB') => tensors.reduce((s, t) => s + t[side] * t.shape[0] * t.shape[1], 0) / total;
-  const worst = [...tensors].filter((t) => t.sqnrDb !== null).sort((x, y) => x.sqnrDb! - y.sqnrDb!).slice(0, 5).map((t) => t.name);
+  const worst = [...tensors]
+    .filter((t) => t.sqnrDb !== null)
+    .sort((x, y) => x.sqnrDb! - y.sqnrDb!)
+    .slice(0, 5)
+    .map((t) => t.name);
   return {
     a: a.path,
     b: b.path,
@@ -162,7 +188,15 @@ async function compareOpen(a: Checkpoint, b: Checkpoint, o: CompareOptions): Pro
     onlyInB,
     shapeMismatch,
     qkReordered: reorder,
-    summary: { tensors: tensors.length, weights: total, mse: sumE2 / total, sqnrDb: sumE2 === 0 ? null : 10 * Math.log10(sumA2 / sumE2), bitsA: bits('bitsA'), bitsB: bits('bitsB'), worst },
+    summary: {
+      tensors: tensors.length,
+      weights: total,
+      mse: sumE2 / total,
+      sqnrDb: sumE2 === 0 ? null : 10 * Math.log10(sumA2 / sumE2),
+      bitsA: bits('bitsA'),
+      bitsB: bits('bitsB'),
+      worst,
+    },
   };
 }
 
@@ -182,12 +216,17 @@ export function formatComparison(c: Comparison): string {
     '',
     `${lpad('sqnr dB', 8)}  ${lpad('mse', 8)}  ${lpad('max|A-B|', 8)}  ${lpad('rel', 8)}  ${lpad('cosine', 8)}  ${pad('B type', 10)}  tensor`,
     ...c.tensors.map(
-      (t) => `${lpad(t.sqnrDb === null ? 'inf' : t.sqnrDb.toFixed(2), 8)}  ${lpad(e(t.mse), 8)}  ${lpad(e(t.maxAbs), 8)}  ${lpad(e(t.relative), 8)}  ${lpad(t.cosine.toFixed(6), 8)}  ${pad(t.typeB, 10)}  ${t.short}`,
+      (t) =>
+        `${lpad(t.sqnrDb === null ? 'inf' : t.sqnrDb.toFixed(2), 8)}  ${lpad(e(t.mse), 8)}  ${lpad(e(t.maxAbs), 8)}  ${lpad(e(t.relative), 8)}  ${lpad(t.cosine.toFixed(6), 8)}  ${pad(t.typeB, 10)}  ${t.short}`,
     ),
   ];
   if (c.onlyInA.length) lines.push('', `only in A (${c.onlyInA.length}): ${c.onlyInA.map(shortName).join(', ')}`);
   if (c.onlyInB.length) lines.push('', `only in B (${c.onlyInB.length}): ${c.onlyInB.map(shortName).join(', ')}`);
-  if (c.shapeMismatch.length) lines.push('', `different shapes: ${c.shapeMismatch.map((m) => `${shortName(m.name)} ${m.a.join('x')} vs ${m.b.join('x')}`).join(', ')}`);
+  if (c.shapeMismatch.length)
+    lines.push(
+      '',
+      `different shapes: ${c.shapeMismatch.map((m) => `${shortName(m.name)} ${m.a.join('x')} vs ${m.b.join('x')}`).join(', ')}`,
+    );
   return lines.join('\n') + '\n';
 }
 
@@ -195,14 +234,21 @@ export function formatComparison(c: Comparison): string {
  * One tensor of both checkpoints, row blocks at a time, rows in the same order (see compareOpen):
  * what the panel's detail of a comparison reads. `fn` gets A's and B's rows [r0, r0 + n).
  */
-export async function forEachRowPair(pathA: string, pathB: string, name: string, fn: (a: Float32Array, b: Float32Array, r0: number, n: number, cols: number) => void, signal?: AbortSignal): Promise<{ rows: number; cols: number }> {
+export async function forEachRowPair(
+  pathA: string,
+  pathB: string,
+  name: string,
+  fn: (a: Float32Array, b: Float32Array, r0: number, n: number, cols: number) => void,
+  signal?: AbortSignal,
+): Promise<{ rows: number; cols: number }> {
   const a = await openCheckpoint(pathA);
   let b: Checkpoint | undefined;
   try {
     b = await openCheckpoint(pathB);
     const ta = a.tensors.get(name);
     const tb = b.tensors.get(name);
-    if (!ta || !tb || ta.cols !== tb.cols || ta.rows !== tb.rows) throw new WeightlensError(`is not in both checkpoints with the same shape`, undefined, name);
+    if (!ta || !tb || ta.cols !== tb.cols || ta.rows !== tb.rows)
+      throw new WeightlensError(`is not in both checkpoints with the same shape`, undefined, name);
     await streamPair(a, b, ta, tb, qkReorder(a, b), signal, (x, y, r0, n) => fn(x, y, r0, n, ta.cols));
     return { rows: ta.rows, cols: ta.cols };
   } finally {

@@ -48,7 +48,16 @@ export interface EvalResult {
 async function asGguf(model: string, tmp: string, version: string, signal?: AbortSignal): Promise<string> {
   if (model.endsWith('.gguf')) return model;
   const out = path.join(tmp, `${path.basename(path.dirname(path.resolve(model)))}-${path.basename(model).replace(/\W+/g, '_')}.f32.gguf`);
-  await quantize({ input: model, settings: resolveSettings({ method: 'rtn', groupSize: 32 }), format: 'gguf', ggufFloat: 'F32', out, report: `${out}.report.json`, version, signal });
+  await quantize({
+    input: model,
+    settings: resolveSettings({ method: 'rtn', groupSize: 32 }),
+    format: 'gguf',
+    ggufFloat: 'F32',
+    out,
+    report: `${out}.report.json`,
+    version,
+    signal,
+  });
   return out;
 }
 
@@ -70,9 +79,17 @@ export async function evaluateModels(req: EvalRequest): Promise<EvalResult> {
         tokens = lm.tokenize(text);
         if (req.maxTokens !== undefined) tokens = tokens.slice(0, req.maxTokens);
       } else if (lm.vocabSize !== loaded[0].vocabSize) {
-        throw new WeightlensError(`has a vocabulary of ${lm.vocabSize} tokens and ${req.models[0]} one of ${loaded[0].vocabSize}: perplexities over different tokens do not compare`, m);
+        throw new WeightlensError(
+          `has a vocabulary of ${lm.vocabSize} tokens and ${req.models[0]} one of ${loaded[0].vocabSize}: perplexities over different tokens do not compare`,
+          m,
+        );
       }
-      const r = await perplexity(lm, tokens, { ctx, threads: req.threads, signal: req.signal, onProgress: (s, t) => req.onProgress?.(m, s, t) });
+      const r = await perplexity(lm, tokens, {
+        ctx,
+        threads: req.threads,
+        signal: req.signal,
+        onProgress: (s, t) => req.onProgress?.(m, s, t),
+      });
       results.push({ ...r, model: m, bytes: (await fsp.stat(file)).size });
       await lm.dispose();
       loaded.pop();

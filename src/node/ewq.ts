@@ -45,7 +45,14 @@ export function ewqMatrices(tensors: readonly ModelTensor[]): ModelTensor[] {
 
 const tick = () => new Promise<void>((r) => setImmediate(r));
 
-export async function tensorEntropy(opened: OpenModel, t: ModelTensor, eps: number, signal?: AbortSignal, onChunk?: (bytes: number) => void, gpu?: EntropyBackend): Promise<number> {
+export async function tensorEntropy(
+  opened: OpenModel,
+  t: ModelTensor,
+  eps: number,
+  signal?: AbortSignal,
+  onChunk?: (bytes: number) => void,
+  gpu?: EntropyBackend,
+): Promise<number> {
   if (!isDecodableFloat(t.dtype)) throw new Error(`internal: ${t.name} is not a float tensor`);
   const dtype = t.dtype;
   const rows = t.shape[0];
@@ -72,7 +79,9 @@ export async function tensorEntropy(opened: OpenModel, t: ModelTensor, eps: numb
     p1 = mergePass1(p1, onGpu ? await onGpu.pass1(v as Float32Array) : pass1(v));
   });
   const rest = new CompensatedSum();
-  await chunks(async (v) => rest.add(onGpu ? await onGpu.pass2(v as Float32Array, p1.max, p1.sumExp, eps) : pass2(v, p1.max, p1.sumExp, eps)));
+  await chunks(async (v) =>
+    rest.add(onGpu ? await onGpu.pass2(v as Float32Array, p1.max, p1.sumExp, eps) : pass2(v, p1.max, p1.sumExp, eps)),
+  );
   return finishEntropy(p1, rest.value, eps);
 }
 
@@ -108,10 +117,17 @@ export async function planModel(opened: OpenModel, o: PlanOptions): Promise<Plan
     for (const ms of matrices) {
       const hs: { numel: number; entropy: number }[] = [];
       for (const t of ms) {
-        const h = await tensorEntropy(opened, t, o.entropyEpsilon, o.signal, (b) => {
-          done += b;
-          o.onProgress?.(total ? done / total : 1, t.name);
-        }, o.entropyBackend);
+        const h = await tensorEntropy(
+          opened,
+          t,
+          o.entropyEpsilon,
+          o.signal,
+          (b) => {
+            done += b;
+            o.onProgress?.(total ? done / total : 1, t.name);
+          },
+          o.entropyBackend,
+        );
         hs.push({ numel: t.numel, entropy: h });
       }
       entropies.push(blockEntropy(hs));

@@ -30,7 +30,10 @@ export class FileByteSource implements ByteSource {
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.handle.read(buf, done, length - done, offset + done);
-      if (bytesRead === 0) throw new Error(`${this.name}: file ended at ${offset + done} while reading ${length} bytes at ${offset} (was it changed during the run?)`);
+      if (bytesRead === 0)
+        throw new Error(
+          `${this.name}: file ended at ${offset + done} while reading ${length} bytes at ${offset} (was it changed during the run?)`,
+        );
       done += bytesRead;
     }
     return buf;

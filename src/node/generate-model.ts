@@ -55,7 +55,10 @@ export function llamaTensors(o: GenerateOptions): OutputTensorSpec[] {
       { name: `${p}.mlp.down_proj.weight`, dtype: o.dtype, shape: [o.hidden, o.intermediate] },
     );
   }
-  t.push({ name: 'model.norm.weight', dtype: o.dtype, shape: [o.hidden] }, { name: 'lm_head.weight', dtype: o.dtype, shape: [o.vocab, o.hidden] });
+  t.push(
+    { name: 'model.norm.weight', dtype: o.dtype, shape: [o.hidden] },
+    { name: 'lm_head.weight', dtype: o.dtype, shape: [o.vocab, o.hidden] },
+  );
   return t;
 }
 
@@ -99,7 +102,8 @@ export async function generateModel(dir: string, opts: Partial<GenerateOptions> 
   for (let s = 0; s < shards; s++) {
     const part = tensors.slice(s * perShard, (s + 1) * perShard);
     if (part.length === 0) continue;
-    const name = shards === 1 ? 'model.safetensors' : `model-${String(s + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
+    const name =
+      shards === 1 ? 'model.safetensors' : `model-${String(s + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
     const layout = layoutFile(part, { format: 'pt', generator: 'weightlens generate' });
     const out = await AtomicOutput.create(path.join(dir, name), { isDir: false, force: true });
     try {

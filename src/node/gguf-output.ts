@@ -9,7 +9,17 @@ import * as path from 'node:path';
 import { decodeFloats, encodeFloats, MAX_FINITE, isQuantizableFloat } from '../core/dtypes';
 import { WeightlensError } from '../core/errors';
 import { GgmlType, layoutGguf, type GgufLayout, type GgufValue } from '../core/formats/gguf';
-import { fileTypeOf, ggufArchitecture, ggufMetadata, permuteRows, planGgufTensors, type GgufArchitecture, type GgufTarget, type GgufTensorPlan, type HfConfig } from '../core/formats/gguf-llama';
+import {
+  fileTypeOf,
+  ggufArchitecture,
+  ggufMetadata,
+  permuteRows,
+  planGgufTensors,
+  type GgufArchitecture,
+  type GgufTarget,
+  type GgufTensorPlan,
+  type HfConfig,
+} from '../core/formats/gguf-llama';
 import { bpeVocab, llama2cVocab, sentencePieceVocab, type Vocab } from '../core/formats/vocab';
 import { readRows, type ModelTensor } from '../core/model';
 import type { QuantSettings } from '../core/quant/settings';
@@ -30,7 +40,8 @@ async function readConfig(dir: string): Promise<{ config: HfConfig; file: string
   try {
     return { config: (await readJson(file)) as HfConfig, file };
   } catch (e) {
-    if (e instanceof WeightlensError && /no such file/.test(e.message)) throw new WeightlensError("GGUF output needs the model's config.json beside the weights (architecture, heads, RoPE)", file);
+    if (e instanceof WeightlensError && /no such file/.test(e.message))
+      throw new WeightlensError("GGUF output needs the model's config.json beside the weights (architecture, heads, RoPE)", file);
     throw e;
   }
 }
@@ -54,7 +65,10 @@ async function readVocab(dir: string, vocabSize: number): Promise<Vocab> {
     const config = names.includes('tokenizer_config.json') ? await readJson(cfgFile) : undefined;
     return bpeVocab(json as Parameters<typeof bpeVocab>[0], config as Parameters<typeof bpeVocab>[1], vocabSize, file);
   }
-  throw new WeightlensError("GGUF output needs the model's tokenizer beside the weights (tokenizer.model, tokenizer.json or llama2.c's tokenizer.bin)", dir);
+  throw new WeightlensError(
+    "GGUF output needs the model's tokenizer beside the weights (tokenizer.model, tokenizer.json or llama2.c's tokenizer.bin)",
+    dir,
+  );
 }
 
 async function readJson(file: string): Promise<unknown> {
@@ -66,12 +80,21 @@ async function readJson(file: string): Promise<unknown> {
   }
 }
 
-export async function planGgufRun(opened: OpenModel, target: GgufTarget, settingsFor: (t: ModelTensor, bits: number) => QuantSettings | undefined, extra: Record<string, string>): Promise<GgufRunPlan> {
+export async function planGgufRun(
+  opened: OpenModel,
+  target: GgufTarget,
+  settingsFor: (t: ModelTensor, bits: number) => QuantSettings | undefined,
+  extra: Record<string, string>,
+): Promise<GgufRunPlan> {
   const model = opened.model;
   const { config, file } = await readConfig(opened.dir);
   const arch = ggufArchitecture(config, model, file);
   const embed = model.tensors.find((t) => t.name === 'model.embed_tokens.weight');
-  if (!embed) throw new WeightlensError('has no model.embed_tokens.weight: GGUF output supports Llama-family checkpoints with HF tensor names', model.path);
+  if (!embed)
+    throw new WeightlensError(
+      'has no model.embed_tokens.weight: GGUF output supports Llama-family checkpoints with HF tensor names',
+      model.path,
+    );
   const vocab = await readVocab(opened.dir, embed.shape[0]);
   if (vocab.tokens.length !== embed.shape[0]) {
     throw new WeightlensError(`the tokenizer has ${vocab.tokens.length} tokens, the embedding ${embed.shape[0]} rows`, model.path);
@@ -79,11 +102,25 @@ export async function planGgufRun(opened: OpenModel, target: GgufTarget, setting
   const tensors = planGgufTensors(model, arch, target, settingsFor);
   const name = path.basename(opened.dir);
   const metadata = ggufMetadata(arch, vocab, name, fileTypeOf(target), extra);
-  return { arch, vocab, metadata, tensors, layout: layoutGguf(metadata, tensors.map((t) => t.info)), target };
+  return {
+    arch,
+    vocab,
+    metadata,
+    tensors,
+    layout: layoutGguf(
+      metadata,
+      tensors.map((t) => t.info),
+    ),
+    target,
+  };
 }
 
 /** A float tensor as F32 or F16 (rows permuted for q/k when asked), in row chunks. */
-export async function* convertedTensor(opened: OpenModel, p: GgufTensorPlan, chunkWeights: number): AsyncGenerator<{ bytes: Uint8Array; inputBytes: number }> {
+export async function* convertedTensor(
+  opened: OpenModel,
+  p: GgufTensorPlan,
+  chunkWeights: number,
+): AsyncGenerator<{ bytes: Uint8Array; inputBytes: number }> {
   const t = p.tensor;
   if (!isQuantizableFloat(t.dtype)) throw new Error(`internal: ${t.name} is ${t.dtype}`);
   const src = opened.source(t.file);
@@ -94,7 +131,11 @@ export async function* convertedTensor(opened: OpenModel, p: GgufTensorPlan, chu
     if (to !== 'F16') return;
     for (let i = 0; i < values.length; i++) {
       if (!(Math.abs(values[i]) <= MAX_FINITE.F16 + 16)) {
-        throw new WeightlensError(`row ${row0 + Math.floor(i / cols)} holds ${values[i]}, beyond F16's range; write this model with --bits 32`, opened.model.path, t.name);
+        throw new WeightlensError(
+          `row ${row0 + Math.floor(i / cols)} holds ${values[i]}, beyond F16's range; write this model with --bits 32`,
+          opened.model.path,
+          t.name,
+        );
       }
     }
   };
@@ -103,7 +144,13 @@ export async function* convertedTensor(opened: OpenModel, p: GgufTensorPlan, chu
     const raw = await src.read(t.offset, t.byteLength);
     let values = decodeFloats(t.dtype, raw);
     if (p.permuteHeads !== undefined) {
-      values = permuteRows(values, (n) => new (values.constructor as Float32ArrayConstructor)(n), t.shape[0], t.shape.length === 2 ? cols : 1, p.permuteHeads);
+      values = permuteRows(
+        values,
+        (n) => new (values.constructor as Float32ArrayConstructor)(n),
+        t.shape[0],
+        t.shape.length === 2 ? cols : 1,
+        p.permuteHeads,
+      );
     }
     check(values, 0);
     yield { bytes: encodeFloats(to, values), inputBytes: t.byteLength };

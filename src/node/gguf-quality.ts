@@ -20,11 +20,22 @@ export interface QualityRow {
   readonly increase: number;
 }
 
-export async function ggufQualityTable(model: string, dir: string, opts: { textFile?: string; threads?: number; version: string }): Promise<QualityRow[]> {
+export async function ggufQualityTable(
+  model: string,
+  dir: string,
+  opts: { textFile?: string; threads?: number; version: string },
+): Promise<QualityRow[]> {
   const f32 = path.join(dir, 'f32.gguf');
   const q = (name: string) => path.join(dir, `${name}.gguf`);
   const base = { input: model, format: 'gguf' as const, version: opts.version, threads: opts.threads ?? 1 };
-  await quantize({ ...base, settings: resolveSettings({ method: 'rtn', groupSize: 32 }), ggufFloat: 'F32', out: f32, report: `${f32}.json`, force: true });
+  await quantize({
+    ...base,
+    settings: resolveSettings({ method: 'rtn', groupSize: 32 }),
+    ggufFloat: 'F32',
+    out: f32,
+    report: `${f32}.json`,
+    force: true,
+  });
   llamaQuantize(f32, q('llamacpp-q8_0'), LlamaFileType.MOSTLY_Q8_0);
   llamaQuantize(f32, q('llamacpp-q4_0'), LlamaFileType.MOSTLY_Q4_0);
   const ours: [string, number, 'rtn' | 'dareq'][] = [
@@ -34,7 +45,13 @@ export async function ggufQualityTable(model: string, dir: string, opts: { textF
     ['weightlens-q4_0-dareq', 4, 'dareq'],
   ];
   for (const [name, bits, method] of ours) {
-    await quantize({ ...base, settings: resolveSettings({ method, bits, groupSize: 32 }), out: q(name), report: `${q(name)}.json`, force: true });
+    await quantize({
+      ...base,
+      settings: resolveSettings({ method, bits, groupSize: 32 }),
+      out: q(name),
+      report: `${q(name)}.json`,
+      force: true,
+    });
   }
   const rows: [string, string][] = [
     ['F32 (Weightlens export)', f32],

@@ -57,7 +57,10 @@ export async function openRegularFile(p: string, display: string): Promise<fsp.F
   const st = await handle.stat();
   if (!st.isFile()) {
     await handle.close();
-    throw new WeightlensError(st.isDirectory() ? 'is a folder: give a file' : `is ${kindOf(st)}, not a regular file; refusing to read it`, display);
+    throw new WeightlensError(
+      st.isDirectory() ? 'is a folder: give a file' : `is ${kindOf(st)}, not a regular file; refusing to read it`,
+      display,
+    );
   }
   return handle;
 }

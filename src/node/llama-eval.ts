@@ -27,7 +27,9 @@ const importUrl = new Function('u', 'return import(u)') as (u: string) => Promis
 /** The global node_modules (npm install -g), if npm is there to say where. */
 function globalModules(): string | undefined {
   try {
-    return execFileSync('npm', ['root', '-g'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim() || undefined;
+    return (
+      execFileSync('npm', ['root', '-g'], { encoding: 'utf8', timeout: 10_000, stdio: ['ignore', 'pipe', 'ignore'] }).trim() || undefined
+    );
   } catch {
     return undefined;
   }
@@ -50,12 +52,24 @@ export async function openLlamaRuntime(modulePath?: string): Promise<LlamaRuntim
     const global = globalModules();
     if (global) mod = await fromFolder(path.join(global, 'node-llama-cpp')).catch(() => undefined);
   }
-  if (!mod) throw new WeightlensError(`perplexity runs llama.cpp through node-llama-cpp, which is not installed here (npm install -g node-llama-cpp, or set weightlens.llamaCpp.modulePath; ${tried[0] ?? 'not found'})`);
+  if (!mod)
+    throw new WeightlensError(
+      `perplexity runs llama.cpp through node-llama-cpp, which is not installed here (npm install -g node-llama-cpp, or set weightlens.llamaCpp.modulePath; ${tried[0] ?? 'not found'})`,
+    );
   let llama: Llama;
   try {
-    llama = await mod.getLlama({ gpu: false, build: 'never', skipDownload: true, usePrebuiltBinaries: true, progressLogs: false, logLevel: mod.LlamaLogLevel.error });
+    llama = await mod.getLlama({
+      gpu: false,
+      build: 'never',
+      skipDownload: true,
+      usePrebuiltBinaries: true,
+      progressLogs: false,
+      logLevel: mod.LlamaLogLevel.error,
+    });
   } catch (e) {
-    throw new WeightlensError(`node-llama-cpp has no prebuilt llama.cpp binary for ${process.platform}-${process.arch} (${(e as Error).message.split('\n')[0]})`);
+    throw new WeightlensError(
+      `node-llama-cpp has no prebuilt llama.cpp binary for ${process.platform}-${process.arch} (${(e as Error).message.split('\n')[0]})`,
+    );
   }
   return { llama, version: mod.getModuleVersion ? await mod.getModuleVersion() : 'unknown', dispose: () => llama.dispose() };
 }
@@ -135,7 +149,12 @@ export async function perplexity(m: LoadedModel, tokens: readonly number[], o: P
   const windows = windowsOf(tokens, o.ctx);
   if (windows.length === 0) throw new WeightlensError('the text has no tokens to score');
   // Room beyond the window: a context exactly as long as the window drops its oldest tokens.
-  const context = await m.model.createContext({ contextSize: o.ctx + 256, threads: o.threads ?? 1, batchSize: Math.min(o.ctx + 256, 512), sequences: 1 });
+  const context = await m.model.createContext({
+    contextSize: o.ctx + 256,
+    threads: o.threads ?? 1,
+    batchSize: Math.min(o.ctx + 256, 512),
+    sequences: 1,
+  });
   const total = windows.reduce((a, w) => a + w.length, 0);
   let scored = 0;
   let sumNll = 0;

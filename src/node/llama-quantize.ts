@@ -76,7 +76,12 @@ let dequantFns: Map<string, (x: Uint8Array, y: Float32Array, k: number) => void>
  */
 export function ggmlDequantize(type: GgmlType, bytes: Uint8Array, count: number): Float32Array {
   if (type === GgmlType.F32) return new Float32Array(bytes.slice().buffer, 0, count);
-  const symbol = type === GgmlType.F16 ? 'ggml_fp16_to_fp32_row' : type === GgmlType.BF16 ? 'ggml_bf16_to_fp32_row' : `dequantize_row_${GgmlType[type][0].toLowerCase()}${GgmlType[type].slice(1)}`;
+  const symbol =
+    type === GgmlType.F16
+      ? 'ggml_fp16_to_fp32_row'
+      : type === GgmlType.BF16
+        ? 'ggml_bf16_to_fp32_row'
+        : `dequantize_row_${GgmlType[type][0].toLowerCase()}${GgmlType[type].slice(1)}`;
   if (!dequantFns) dequantFns = new Map();
   let f = dequantFns.get(symbol);
   if (!f) {

@@ -51,7 +51,13 @@ export async function openModel(userPath: string): Promise<OpenModel> {
         const p = path.join(dir, shard);
         const display = path.join(path.dirname(userPath), shard);
         // A missing shard is the index's error (loadSharded names it); anything else is the shard's.
-        if (!(await fsp.lstat(p).then(() => true, () => false))) return undefined;
+        if (
+          !(await fsp.lstat(p).then(
+            () => true,
+            () => false,
+          ))
+        )
+          return undefined;
         const sst = await statRegularFile(p, display, 'a shard must be a .safetensors file');
         const src = await FileByteSource.open(p, display);
         sources.set(shard, src);

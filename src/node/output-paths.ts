@@ -20,7 +20,13 @@ export function outputIsFolder(format: OutputFormat, sharded: boolean): boolean 
   return format === 'compressed-tensors' || (sharded && format !== 'gguf');
 }
 
-export function defaultOutputPath(inputPath: string, settings: QuantSettings, format: OutputFormat, sharded: boolean, tag?: string): string {
+export function defaultOutputPath(
+  inputPath: string,
+  settings: QuantSettings,
+  format: OutputFormat,
+  sharded: boolean,
+  tag?: string,
+): string {
   tag ??= settingsTag(settings);
   const dir = path.dirname(path.resolve(inputPath));
   const stem = modelStem(inputPath);
@@ -35,4 +41,5 @@ export function defaultReportPath(outputPath: string): string {
 }
 
 /** Files beside a model that a loader needs with it (config, tokenizer), copied into folder outputs. */
-export const SIDECAR_RE = /^(config\.json|generation_config\.json|tokenizer(_config)?\.json|tokenizer\.model|special_tokens_map\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(json|jinja)|preprocessor_config\.json|tok[^/]*\.bin)$/;
+export const SIDECAR_RE =
+  /^(config\.json|generation_config\.json|tokenizer(_config)?\.json|tokenizer\.model|special_tokens_map\.json|added_tokens\.json|vocab\.(json|txt)|merges\.txt|chat_template\.(json|jinja)|preprocessor_config\.json|tok[^/]*\.bin)$/;

@@ -56,7 +56,8 @@ export async function landingPath(p: string): Promise<string> {
   }
 }
 
-const isInside = (child: string, folder: string) => child === folder || child.startsWith(folder.endsWith(path.sep) ? folder : folder + path.sep);
+const isInside = (child: string, folder: string) =>
+  child === folder || child.startsWith(folder.endsWith(path.sep) ? folder : folder + path.sep);
 
 /**
  * A folder a Weightlens run wrote (a compressed-tensors or sharded output), which `--force` may
@@ -120,7 +121,10 @@ export async function resolveTarget(userPath: string, o: TargetOptions): Promise
     target = path.join(target, o.defaultName);
     const inner = await statOrUndefined(target);
     if (inner?.isDirectory() && !(o.role === 'output' && (await isWeightlensOutputFolder(target)))) {
-      throw new WeightlensError(`is a folder that is not a Weightlens output; refusing to replace it (choose another --${o.role === 'output' ? 'out' : 'report'})`, target);
+      throw new WeightlensError(
+        `is a folder that is not a Weightlens output; refusing to replace it (choose another --${o.role === 'output' ? 'out' : 'report'})`,
+        target,
+      );
     }
   }
   const lst = await statOrUndefined(target, false);
@@ -133,11 +137,20 @@ export async function resolveTarget(userPath: string, o: TargetOptions): Promise
   const names = here ? [landing, await fsp.realpath(target)] : [landing];
   for (const input of o.inputs) {
     const sameFile = names.includes(input.real) || (here !== undefined && here.dev === input.dev && here.ino === input.ino);
-    if (sameFile) throw new WeightlensError(`${o.role} would overwrite the input ${input.real}; choose another --${o.role === 'output' ? 'out' : 'report'}`, userPath);
-    if (names.some((n) => isInside(input.real, n))) throw new WeightlensError(`${o.role} would replace the folder holding the input ${input.real}; choose another --${o.role === 'output' ? 'out' : 'report'}`, userPath);
+    if (sameFile)
+      throw new WeightlensError(
+        `${o.role} would overwrite the input ${input.real}; choose another --${o.role === 'output' ? 'out' : 'report'}`,
+        userPath,
+      );
+    if (names.some((n) => isInside(input.real, n)))
+      throw new WeightlensError(
+        `${o.role} would replace the folder holding the input ${input.real}; choose another --${o.role === 'output' ? 'out' : 'report'}`,
+        userPath,
+      );
   }
   for (const other of o.taken ?? []) {
-    if (isInside(landing, other) || isInside(other, landing)) throw new WeightlensError(`${o.role} would overwrite the run's own output ${other}; choose another --report`, userPath);
+    if (isInside(landing, other) || isInside(other, landing))
+      throw new WeightlensError(`${o.role} would overwrite the run's own output ${other}; choose another --report`, userPath);
   }
   return { path: target, landing };
 }

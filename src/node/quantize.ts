@@ -79,7 +79,15 @@ export interface QuantizeReport {
   output: string;
   settings: Record<string, unknown>;
   tensors: TensorReport[];
-  summary: { inputBytes: number; outputBytes: number; seconds: number; weightsPerSecond: number; quantizedWeights: number; tensorsQuantized: number; tensorsCopied: number };
+  summary: {
+    inputBytes: number;
+    outputBytes: number;
+    seconds: number;
+    weightsPerSecond: number;
+    quantizedWeights: number;
+    tensorsQuantized: number;
+    tensorsCopied: number;
+  };
 }
 
 export interface QuantizeResult {
@@ -99,7 +107,14 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
     const model = opened.model;
     const sharded = model.index !== undefined;
     const gguf = req.format === 'gguf' ? await planGguf(opened, req) : undefined;
-    const plan = gguf ? undefined : planOutput(model, selectTargets(model.tensors, { include: req.include, exclude: req.exclude }), req.format, req.settingsFor ?? (() => req.settings));
+    const plan = gguf
+      ? undefined
+      : planOutput(
+          model,
+          selectTargets(model.tensors, { include: req.include, exclude: req.exclude }),
+          req.format,
+          req.settingsFor ?? (() => req.settings),
+        );
     const isFolder = outputIsFolder(req.format, sharded);
 
     // Where the files go, checked against the inputs by identity (see output-target.ts).
@@ -107,24 +122,48 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
     const defaultOut = defaultOutputPath(req.input, req.settings, req.format, sharded, req.tag);
     const out = await resolveTarget(req.out ?? defaultOut, { role: 'output', defaultName: path.basename(defaultOut), inputs });
     outPath = out.path;
-    const report = await resolveTarget(req.report ?? defaultReportPath(outPath), { role: 'report', defaultName: path.basename(defaultReportPath(outPath)), inputs, taken: [out.landing] });
+    const report = await resolveTarget(req.report ?? defaultReportPath(outPath), {
+      role: 'report',
+      defaultName: path.basename(defaultReportPath(outPath)),
+      inputs,
+      taken: [out.landing],
+    });
     const reportPath = report.path;
 
     // The output's size is known before its first byte: refuse now rather than fill the disk.
     const files = (plan?.files ?? []).map((f) => {
       const name = isFolder ? (sharded ? f.name : 'model.safetensors') : path.basename(outPath);
       const metadata = outputMetadata(model.files.find((m) => m.name === f.name)!.header.metadata, req);
-      return { plan: f, name, metadata, layout: layoutFile(f.tensors.map((t) => t.spec), metadata) };
+      return {
+        plan: f,
+        name,
+        metadata,
+        layout: layoutFile(
+          f.tensors.map((t) => t.spec),
+          metadata,
+        ),
+      };
     });
-    const expected = gguf ? gguf.layout.totalBytes : files.reduce((a, f) => a + f.layout.headerBytes.byteLength + f.layout.byteLengths.reduce((x, y) => x + y, 0), 0) + (isFolder ? await sidecarBytes(opened.dir) : 0);
+    const expected = gguf
+      ? gguf.layout.totalBytes
+      : files.reduce((a, f) => a + f.layout.headerBytes.byteLength + f.layout.byteLengths.reduce((x, y) => x + y, 0), 0) +
+        (isFolder ? await sidecarBytes(opened.dir) : 0);
     await checkFreeSpace(out.landing, expected, outPath);
 
     const replaceable = async (p: string) => {
       const st = await fsp.lstat(p);
       return st.isDirectory() ? isWeightlensOutputFolder(p) : st.isFile() || st.isSymbolicLink();
     };
-    outputs.push(await AtomicOutput.create(outPath, { isDir: isFolder, force: req.force, mayReplace: replaceable, role: 'output' }).catch((e) => Promise.reject(asOutputError(e, outPath))));
-    outputs.push(await AtomicOutput.create(reportPath, { isDir: false, force: req.force, mayReplace: replaceable, role: 'report' }).catch((e) => Promise.reject(asOutputError(e, reportPath))));
+    outputs.push(
+      await AtomicOutput.create(outPath, { isDir: isFolder, force: req.force, mayReplace: replaceable, role: 'output' }).catch((e) =>
+        Promise.reject(asOutputError(e, outPath)),
+      ),
+    );
+    outputs.push(
+      await AtomicOutput.create(reportPath, { isDir: false, force: req.force, mayReplace: replaceable, role: 'report' }).catch((e) =>
+        Promise.reject(asOutputError(e, reportPath)),
+      ),
+    );
     const [output, reportOut] = outputs;
 
     const totalBytes = model.tensors.reduce((a, t) => a + t.byteLength, 0);
@@ -141,7 +180,16 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
     await opened.checkUnchanged();
     const seconds = (performance.now() - t0) / 1000;
     const outputBytes = await sizeOf(output.tempPath);
-    const result = buildReport(req, opened, outPath, writer, plan?.quantized.size ?? gguf!.tensors.filter((t) => t.settings).length, seconds, outputBytes, gguf);
+    const result = buildReport(
+      req,
+      opened,
+      outPath,
+      writer,
+      plan?.quantized.size ?? gguf!.tensors.filter((t) => t.settings).length,
+      seconds,
+      outputBytes,
+      gguf,
+    );
     // Output and report are committed together: never one without the other.
     try {
       await fsp.writeFile(reportOut.tempPath, JSON.stringify(result, null, 2) + '\n');
@@ -161,8 +209,11 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
 
 /** The GGUF plan of a run: groups of 32 (Q4_0/Q8_0 blocks), 8-bit where llama.cpp keeps 8 bits. */
 async function planGguf(opened: OpenModel, req: QuantizeRequest): Promise<GgufRunPlan> {
-  if (req.settings.groupSize !== 32) throw new WeightlensError(`GGUF blocks hold 32 weights: --group-size must be 32 (got ${req.settings.groupSize})`, opened.model.path);
-  const target: GgufTarget = req.ggufFloat ? { kind: 'float', type: req.ggufFloat === 'F32' ? GgmlType.F32 : GgmlType.F16 } : { kind: 'quant', bits: typeForBits(req.settings.bits) === GgmlType.Q4_0 ? 4 : 8 };
+  if (req.settings.groupSize !== 32)
+    throw new WeightlensError(`GGUF blocks hold 32 weights: --group-size must be 32 (got ${req.settings.groupSize})`, opened.model.path);
+  const target: GgufTarget = req.ggufFloat
+    ? { kind: 'float', type: req.ggufFloat === 'F32' ? GgmlType.F32 : GgmlType.F16 }
+    : { kind: 'quant', bits: typeForBits(req.settings.bits) === GgmlType.Q4_0 ? 4 : 8 };
   const include = req.include === undefined ? undefined : new RegExp(req.include);
   const exclude = req.exclude === undefined ? undefined : new RegExp(req.exclude);
   const settingsFor = (t: ModelTensor, bits: number): QuantSettings | undefined => {
@@ -172,7 +223,11 @@ async function planGguf(opened: OpenModel, req: QuantizeRequest): Promise<GgufRu
     // A uniform run takes the bits this tensor's role asks for; an EWQ plan keeps each block's own.
     return { ...s, bits: req.settingsFor ? s.bits : bits, groupSize: 32 };
   };
-  return planGgufRun(opened, target, settingsFor, { 'weightlens.version': req.version, 'weightlens.method': req.settings.method, ...(req.settings.method === 'dareq' ? { 'weightlens.preset': req.settings.preset } : {}) });
+  return planGgufRun(opened, target, settingsFor, {
+    'weightlens.version': req.version,
+    'weightlens.method': req.settings.method,
+    ...(req.settings.method === 'dareq' ? { 'weightlens.preset': req.settings.preset } : {}),
+  });
 }
 
 /** Bytes of the sidecar files (config, tokenizer) a folder output copies. */
@@ -195,7 +250,11 @@ export async function checkFreeSpace(landing: string, bytes: number, display: st
       const fs = await fsp.statfs(dir);
       const free = fs.bavail * fs.bsize;
       const needed = bytes + Math.max(1 << 20, bytes * 0.005);
-      if (needed > free) throw new WeightlensError(`not enough free space: the output needs ${formatBytes(needed)}, the device has ${formatBytes(free)} free; nothing was written`, display);
+      if (needed > free)
+        throw new WeightlensError(
+          `not enough free space: the output needs ${formatBytes(needed)}, the device has ${formatBytes(free)} free; nothing was written`,
+          display,
+        );
       return;
     } catch (e) {
       if (e instanceof WeightlensError) throw e;
@@ -205,7 +264,6 @@ export async function checkFreeSpace(landing: string, bytes: number, display: st
     }
   }
 }
-
 
 const FS_ERRORS: Record<string, string> = {
   ENOSPC: 'no space left on the device',
@@ -268,7 +326,10 @@ async function writeFolderExtras(opened: OpenModel, plan: OutputPlan, output: At
     await fsp.copyFile(path.join(opened.dir, e.name), output.pathFor(e.name));
   }
   if (plan.quantizationConfig) {
-    await fsp.writeFile(output.pathFor('config.json'), configWithQuantization(config, plan.quantizationConfig, path.join(opened.dir, 'config.json')));
+    await fsp.writeFile(
+      output.pathFor('config.json'),
+      configWithQuantization(config, plan.quantizationConfig, path.join(opened.dir, 'config.json')),
+    );
   } else if (config !== undefined) {
     await fsp.writeFile(output.pathFor('config.json'), config);
   }
@@ -279,7 +340,10 @@ async function writeFolderExtras(opened: OpenModel, plan: OutputPlan, output: At
     for (const f of plan.files) {
       for (const t of f.tensors) weightMap[t.spec.name] = names.get(f.name)!;
       // As in Hugging Face indexes: the bytes of tensor data, headers not counted.
-      const layout = layoutFile(f.tensors.map((t) => t.spec), {});
+      const layout = layoutFile(
+        f.tensors.map((t) => t.spec),
+        {},
+      );
       totalSize += layout.byteLengths.reduce((a, b) => a + b, 0);
     }
     const indexName = path.basename(model.path);
@@ -447,7 +511,8 @@ class RunWriter {
             this.progress(p.tensor.name, c.inputBytes);
           }
         }
-        if (out.pos - before !== g.layout.byteLengths[i]) throw new Error(`internal: wrote ${out.pos - before} bytes for ${p.info.name}, planned ${g.layout.byteLengths[i]}`);
+        if (out.pos - before !== g.layout.byteLengths[i])
+          throw new Error(`internal: wrote ${out.pos - before} bytes for ${p.info.name}, planned ${g.layout.byteLengths[i]}`);
       }
     });
   }
@@ -460,24 +525,42 @@ class RunWriter {
     const pack = p.info.type === GgmlType.Q4_0 ? packQ4_0 : packQ8_0;
     const stats = emptyStats(settings.bits);
     // q/k rows move across the whole tensor: their codes are collected, then permuted.
-    const whole = p.permuteHeads !== undefined ? { codes: new Int8Array(rows * cols), scales: new Float64Array((rows * cols) / 32), row: 0 } : undefined;
-    await streamTensor(this.opened, this.pool, t, { rows, cols, transposed: false }, settings, { output: 'codes', scaleDtype: 'F16', signal: this.req.signal, searchBackend: this.req.searchBackend, gpuCounts: this.gpu }, async (r, bytes) => {
-      const codes = new Int8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength);
-      const n = codes.length / cols;
-      mergeStats(stats, r.stats);
-      if (whole) {
-        whole.codes.set(codes, whole.row * cols);
-        whole.scales.set(r.scales, (whole.row * cols) / 32);
-        whole.row += n;
-      } else await write(pack(codes, r.scales, n, cols));
-      this.progress(t.name, bytes);
-    });
+    const whole =
+      p.permuteHeads !== undefined
+        ? { codes: new Int8Array(rows * cols), scales: new Float64Array((rows * cols) / 32), row: 0 }
+        : undefined;
+    await streamTensor(
+      this.opened,
+      this.pool,
+      t,
+      { rows, cols, transposed: false },
+      settings,
+      { output: 'codes', scaleDtype: 'F16', signal: this.req.signal, searchBackend: this.req.searchBackend, gpuCounts: this.gpu },
+      async (r, bytes) => {
+        const codes = new Int8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength);
+        const n = codes.length / cols;
+        mergeStats(stats, r.stats);
+        if (whole) {
+          whole.codes.set(codes, whole.row * cols);
+          whole.scales.set(r.scales, (whole.row * cols) / 32);
+          whole.row += n;
+        } else await write(pack(codes, r.scales, n, cols));
+        this.progress(t.name, bytes);
+      },
+    );
     if (whole) {
       const codes = permuteRows(whole.codes, (n) => new Int8Array(n), rows, cols, p.permuteHeads!);
       const scales = permuteRows(whole.scales, (n) => new Float64Array(n), rows, cols / 32, p.permuteHeads!);
       await write(pack(codes, scales, rows, cols));
     }
-    this.tensorReports.push({ name: t.name, bits: settings.bits, groupSize: 32, shape: [...t.shape], dtype: t.dtype, ...finishStats(stats) });
+    this.tensorReports.push({
+      name: t.name,
+      bits: settings.bits,
+      groupSize: 32,
+      shape: [...t.shape],
+      dtype: t.dtype,
+      ...finishStats(stats),
+    });
   }
 
   private checkCancel(): void {
@@ -530,12 +613,20 @@ class RunWriter {
   ): Promise<void> {
     const stats = emptyStats(settings.bits);
     const scaleParts: Float64Array[] = [];
-    await streamTensor(this.opened, this.pool, t, view, settings, { output, signal: this.req.signal, searchBackend: this.req.searchBackend, gpuCounts: this.gpu }, async (r, bytes) => {
-      await write(r.data);
-      scaleParts.push(r.scales);
-      mergeStats(stats, r.stats);
-      this.progress(t.name, bytes);
-    });
+    await streamTensor(
+      this.opened,
+      this.pool,
+      t,
+      view,
+      settings,
+      { output, signal: this.req.signal, searchBackend: this.req.searchBackend, gpuCounts: this.gpu },
+      async (r, bytes) => {
+        await write(r.data);
+        scaleParts.push(r.scales);
+        mergeStats(stats, r.stats);
+        this.progress(t.name, bytes);
+      },
+    );
     const dtype = t.dtype as QuantizableFloat;
     if (output === 'packed') {
       const all = new Float64Array(scaleParts.reduce((a, p) => a + p.length, 0));

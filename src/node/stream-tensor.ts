@@ -61,7 +61,21 @@ export async function streamTensor(
     // Logical rows are stored rows, except for a transposed tensor (its rows are stored columns)
     // and a 1-D one (a single row): those are read whole.
     const raw = view.transposed || t.shape.length < 2 ? await readTensor(file, t) : await readRows(file, t, r0, rows);
-    let job: QuantJob = { file: file.name, tensor: t.name, dtype, raw, rows, cols: view.cols, transposed: view.transposed, rowBase: r0, settings, output: o.output, scaleDtype: o.scaleDtype, channelStats: o.channelStats, tiles: o.tiles };
+    let job: QuantJob = {
+      file: file.name,
+      tensor: t.name,
+      dtype,
+      raw,
+      rows,
+      cols: view.cols,
+      transposed: view.transposed,
+      rowBase: r0,
+      settings,
+      output: o.output,
+      scaleDtype: o.scaleDtype,
+      channelStats: o.channelStats,
+      tiles: o.tiles,
+    };
     const bytes = raw.byteLength;
     const search = o.searchBackend;
     if (search && gpuSearches(settings) && dtype !== 'F64') {

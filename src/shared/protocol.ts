@@ -155,7 +155,16 @@ export type WebviewMessage =
   /** What the webview found: a WebGPU adapter (described) or why there is none. */
   | { type: 'gpu'; available: boolean; adapter: string; fallback: boolean }
   /** The answer to a gpuSearch: the SearchChoices arrays (checked again against the request by the host). */
-  | { type: 'gpuSearchResult'; id: number; ok: true; choices: Int32Array; contenderStart: Int32Array; contenders: Int32Array; undecided: number; rescored: number }
+  | {
+      type: 'gpuSearchResult';
+      id: number;
+      ok: true;
+      choices: Int32Array;
+      contenderStart: Int32Array;
+      contenders: Int32Array;
+      undecided: number;
+      rescored: number;
+    }
   | { type: 'gpuSearchResult'; id: number; ok: false; error: string }
   /** A detailGpu job ended: done (its backend shown to the user) or failed (the host computes it on the CPU). */
   | { type: 'detailGpuDone'; tensor: string; ok: boolean; error: string; seconds: number }
@@ -193,20 +202,41 @@ export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
     case 'endCompare':
       return { type: 'endCompare' };
     case 'gpu':
-      return typeof raw.available === 'boolean' && typeof raw.adapter === 'string' && raw.adapter.length <= 512 && typeof raw.fallback === 'boolean'
+      return typeof raw.available === 'boolean' &&
+        typeof raw.adapter === 'string' &&
+        raw.adapter.length <= 512 &&
+        typeof raw.fallback === 'boolean'
         ? { type: 'gpu', available: raw.available, adapter: raw.adapter, fallback: raw.fallback }
         : undefined;
     case 'gpuSearchResult': {
       if (!isCount(raw.id)) return undefined;
-      if (raw.ok === false) return typeof raw.error === 'string' ? { type: 'gpuSearchResult', id: raw.id, ok: false, error: raw.error.slice(0, 1000) } : undefined;
+      if (raw.ok === false)
+        return typeof raw.error === 'string'
+          ? { type: 'gpuSearchResult', id: raw.id, ok: false, error: raw.error.slice(0, 1000) }
+          : undefined;
       const choices = int32s(raw.choices);
       const contenderStart = int32s(raw.contenderStart);
       const contenders = int32s(raw.contenders);
-      if (raw.ok !== true || !choices || !contenderStart || !contenders || !isCount(raw.undecided) || !isCount(raw.rescored)) return undefined;
-      return { type: 'gpuSearchResult', id: raw.id, ok: true, choices, contenderStart, contenders, undecided: raw.undecided, rescored: raw.rescored };
+      if (raw.ok !== true || !choices || !contenderStart || !contenders || !isCount(raw.undecided) || !isCount(raw.rescored))
+        return undefined;
+      return {
+        type: 'gpuSearchResult',
+        id: raw.id,
+        ok: true,
+        choices,
+        contenderStart,
+        contenders,
+        undecided: raw.undecided,
+        rescored: raw.rescored,
+      };
     }
     case 'detailGpuDone':
-      return typeof raw.tensor === 'string' && raw.tensor.length <= 4096 && typeof raw.ok === 'boolean' && typeof raw.error === 'string' && typeof raw.seconds === 'number' && Number.isFinite(raw.seconds)
+      return typeof raw.tensor === 'string' &&
+        raw.tensor.length <= 4096 &&
+        typeof raw.ok === 'boolean' &&
+        typeof raw.error === 'string' &&
+        typeof raw.seconds === 'number' &&
+        Number.isFinite(raw.seconds)
         ? { type: 'detailGpuDone', tensor: raw.tensor, ok: raw.ok, error: raw.error.slice(0, 1000), seconds: raw.seconds }
         : undefined;
     case 'detail':
@@ -216,11 +246,15 @@ export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
         ? { type: 'setSetting', key: raw.key as TunableSetting, value: raw.value }
         : undefined;
     case 'channel':
-      return typeof raw.tensor === 'string' && raw.tensor.length <= 4096 && isCount(raw.row) && isCount(raw.group) ? { type: 'channel', tensor: raw.tensor, row: raw.row, group: raw.group } : undefined;
+      return typeof raw.tensor === 'string' && raw.tensor.length <= 4096 && isCount(raw.row) && isCount(raw.group)
+        ? { type: 'channel', tensor: raw.tensor, row: raw.row, group: raw.group }
+        : undefined;
     case 'prioritize':
       return typeof raw.row === 'string' && raw.row.length <= 256 ? { type: 'prioritize', row: raw.row } : undefined;
     case 'command':
-      return (PANEL_COMMANDS as readonly unknown[]).includes(raw.command) ? { type: 'command', command: raw.command as (typeof PANEL_COMMANDS)[number] } : undefined;
+      return (PANEL_COMMANDS as readonly unknown[]).includes(raw.command)
+        ? { type: 'command', command: raw.command as (typeof PANEL_COMMANDS)[number] }
+        : undefined;
     case 'request': {
       if (!isCount(raw.id) || !isObj(raw.params)) return undefined;
       const p = raw.params;

@@ -21,7 +21,12 @@ async function step(name, fn) {
     console.log(`ok - ${name}`);
   } catch (e) {
     failed++;
-    console.log(`not ok - ${name}\n  ${String(e?.stack || e).split('\n').slice(0, 8).join('\n  ')}`);
+    console.log(
+      `not ok - ${name}\n  ${String(e?.stack || e)
+        .split('\n')
+        .slice(0, 8)
+        .join('\n  ')}`,
+    );
     await page.screenshot({ path: path.join(outDir, `FAILED-${passed + failed}.png`) }).catch(() => {});
   }
 }
@@ -55,14 +60,21 @@ async function contextMenu(fileName) {
 
 /** The webview frame whose document has `selector` (and, when given, whose #totals match `totals`). */
 async function webviewFrame(selector, timeoutMs = 60000, totals = /47 tensors/) {
-  return until(`webview with ${selector}`, async () => {
-    for (const f of page.frames()) {
-      if (!(await f.$(selector).catch(() => null))) continue;
-      const t = await f.locator('#totals').innerText({ timeout: 500 }).catch(() => '');
-      if (totals.test(t)) return f;
-    }
-    return undefined;
-  }, timeoutMs);
+  return until(
+    `webview with ${selector}`,
+    async () => {
+      for (const f of page.frames()) {
+        if (!(await f.$(selector).catch(() => null))) continue;
+        const t = await f
+          .locator('#totals')
+          .innerText({ timeout: 500 })
+          .catch(() => '');
+        if (totals.test(t)) return f;
+      }
+      return undefined;
+    },
+    timeoutMs,
+  );
 }
 
 const toast = (text) => page.locator('.notification-toast', { hasText: text });
@@ -112,7 +124,16 @@ const ctx = await chromium.launchPersistentContext(fs.mkdtempSync(path.join(outD
   executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
   headless: true,
   viewport: { width: 1400, height: 900 },
-  args: ['--no-sandbox', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-quic', '--disable-default-apps', '--enable-unsafe-webgpu'],
+  args: [
+    '--no-sandbox',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+    '--disable-quic',
+    '--disable-default-apps',
+    '--enable-unsafe-webgpu',
+  ],
 });
 page = ctx.pages()[0] || (await ctx.newPage());
 const consoleErrors = [];
@@ -136,7 +157,14 @@ await step('the explorer context menu shows the Weightlens entries on .safetenso
     const n = await page.getByRole('menuitem', { name: /Weightlens/ }).count();
     return n === 6 ? n : undefined;
   });
-  for (const title of ['Weightlens: Quantize (DARE-Q)…', 'Weightlens: Quantize with round-to-nearest', 'Weightlens: Open Inspector', 'Weightlens: Plan Mixed Precision (EWQ)…', 'Weightlens: Evaluate Perplexity (llama.cpp)…', 'Weightlens: Compare Weights…']) {
+  for (const title of [
+    'Weightlens: Quantize (DARE-Q)…',
+    'Weightlens: Quantize with round-to-nearest',
+    'Weightlens: Open Inspector',
+    'Weightlens: Plan Mixed Precision (EWQ)…',
+    'Weightlens: Evaluate Perplexity (llama.cpp)…',
+    'Weightlens: Compare Weights…',
+  ]) {
     assert.equal(await page.getByRole('menuitem', { name: title }).count(), 1, title);
   }
   await page.screenshot({ path: path.join(outDir, 'context-menu.png') });
@@ -145,7 +173,9 @@ await step('the explorer context menu shows the Weightlens entries on .safetenso
 
 await step('right-click -> quantize -> Enter: progress, the output appears, the diff view opens with both sides', async () => {
   await runFromContextMenu('stories260K.safetensors', 'Weightlens: Quantize (DARE-Q)…');
-  await until('the quick pick listing the settings first', async () => (await page.locator('.quick-input-list .monaco-list-row').first().innerText()).includes('DARE-Q (clip), 4-bit, groups of 128'));
+  await until('the quick pick listing the settings first', async () =>
+    (await page.locator('.quick-input-list .monaco-list-row').first().innerText()).includes('DARE-Q (clip), 4-bit, groups of 128'),
+  );
   await page.keyboard.press('Enter');
   await toast('wrote stories260K.dareq-w4g128.safetensors').waitFor({ timeout: 120000 });
   assert.ok(files().includes('stories260K.dareq-w4g128.safetensors'), 'output on disk');
@@ -229,14 +259,27 @@ await step("a tensor's detail: heatmaps (DARE-Q beside RTN), per-channel chart, 
   const settingsFile = path.join(ws, '.vscode', 'settings.json');
   fs.mkdirSync(path.dirname(settingsFile), { recursive: true });
   fs.writeFileSync(settingsFile, JSON.stringify({ 'weightlens.compute.backend': 'webgpu' }, null, 2));
-  await until('the panel to show compute: webgpu', async () => (await frame.locator('#settings-summary').getAttribute('data-compute')) === 'webgpu', 30000);
+  await until(
+    'the panel to show compute: webgpu',
+    async () => (await frame.locator('#settings-summary').getAttribute('data-compute')) === 'webgpu',
+    30000,
+  );
   await frame.locator('td[data-tensor="model.layers.0.self_attn.q_proj.weight"]').click();
-  await until('the detail', async () => (await frame.locator('#detail').getAttribute('data-tensor')) === 'model.layers.0.self_attn.q_proj.weight', 60000);
-  for (const id of ['#heatmap-dareq', '#heatmap-rtn']) assert.ok(Number(await frame.locator(id).getAttribute('data-max')) > 0, `${id} drawn`);
+  await until(
+    'the detail',
+    async () => (await frame.locator('#detail').getAttribute('data-tensor')) === 'model.layers.0.self_attn.q_proj.weight',
+    60000,
+  );
+  for (const id of ['#heatmap-dareq', '#heatmap-rtn'])
+    assert.ok(Number(await frame.locator(id).getAttribute('data-max')) > 0, `${id} drawn`);
   assert.match(await frame.locator('#detail-summary').innerText(), /DARE-Q: SQNR \d+\.\d+ dB.*RTN: SQNR \d+\.\d+ dB/);
   // The webview computed it on WebGPU (Chromium's SwiftShader adapter here) and says so; its SQNR is
   // the overview's (computed on the CPU workers) within f32 rounding.
-  assert.equal(await frame.locator('#detail-backend').getAttribute('data-backend'), 'webgpu', await frame.locator('#detail-backend').innerText());
+  assert.equal(
+    await frame.locator('#detail-backend').getAttribute('data-backend'),
+    'webgpu',
+    await frame.locator('#detail-backend').innerText(),
+  );
   // The CPU's share (the near-tie groups' contenders) ran on the panel's web workers.
   assert.match(await frame.locator('#detail-backend').innerText(), /^Computed on WebGPU \(.*\) and \d+ web workers? in \d+\.\d+ s$/);
   const gpuSqnr = Number(/DARE-Q: SQNR (\d+\.\d+) dB/.exec(await frame.locator('#detail-summary').innerText())[1]);
@@ -256,7 +299,10 @@ await step("a tensor's detail: heatmaps (DARE-Q beside RTN), per-channel chart, 
       const mean = row.reduce((a, b) => a + b, 0) / 64;
       const m2 = row.reduce((a, x) => a + (x - mean) ** 2, 0) / 64;
       const m4 = row.reduce((a, x) => a + (x - mean) ** 4, 0) / 64;
-      assert.ok(Math.abs(shownKurtosis[r] - m4 / (m2 * m2)) < 1e-4 * (m4 / (m2 * m2)), `channel ${r}: kurtosis ${shownKurtosis[r]} vs ${m4 / (m2 * m2)}`);
+      assert.ok(
+        Math.abs(shownKurtosis[r] - m4 / (m2 * m2)) < 1e-4 * (m4 / (m2 * m2)),
+        `channel ${r}: kurtosis ${shownKurtosis[r]} vs ${m4 / (m2 * m2)}`,
+      );
     }
   }
   await frame.locator('#channel-metric').selectOption('mse');
@@ -265,10 +311,14 @@ await step("a tensor's detail: heatmaps (DARE-Q beside RTN), per-channel chart, 
   await frame.locator('#channel-chart').scrollIntoViewIfNeeded();
   const box = await frame.locator('#channel-chart').boundingBox();
   await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
-  await until("a channel's detail", async () => {
-    const chosen = await frame.locator('#channel-detail').getAttribute('data-chosen');
-    return chosen !== null && Number(chosen) >= 0;
-  }, 30000);
+  await until(
+    "a channel's detail",
+    async () => {
+      const chosen = await frame.locator('#channel-detail').getAttribute('data-chosen');
+      return chosen !== null && Number(chosen) >= 0;
+    },
+    30000,
+  );
   assert.match(await frame.locator('#channel-summary').innerText(), /chosen scale .* × the absmax scale \(candidate \d+ of 100\)/);
   // The same from the keyboard: type a channel, press Enter.
   await frame.locator('#channel-index').fill('7');
@@ -286,17 +336,27 @@ await step('a sharded model opens in the inspector from its index (right-click t
   const folder = page.getByRole('treeitem', { name: 'sharded', exact: true });
   await folder.click();
   await runMenuOnly('model.safetensors.index.json', 'Weightlens: Open Inspector');
-  const frame = await until('the sharded inspector', async () => {
-    for (const f of page.frames()) {
-      const t = await f.locator('#totals').innerText({ timeout: 500 }).catch(() => '');
-      if (/3 files/.test(t)) return f;
-    }
-    return undefined;
-  }, 60000);
+  const frame = await until(
+    'the sharded inspector',
+    async () => {
+      for (const f of page.frames()) {
+        const t = await f
+          .locator('#totals')
+          .innerText({ timeout: 500 })
+          .catch(() => '');
+        if (/3 files/.test(t)) return f;
+      }
+      return undefined;
+    },
+    60000,
+  );
   assert.match(await frame.locator('#totals').innerText(), /4 blocks/);
   await page.screenshot({ path: path.join(outDir, 'inspector-sharded.png') });
   // Back to the first model's inspector for the steps that follow.
-  await page.getByRole('tab', { name: /^stories260K\.safetensors/ }).first().click();
+  await page
+    .getByRole('tab', { name: /^stories260K\.safetensors/ })
+    .first()
+    .click();
 });
 
 await step('the panel shows the FastEWQ plan, replaced by the full EWQ analysis: entropies, mu, T, precisions', async () => {
@@ -309,10 +369,15 @@ await step('the panel shows the FastEWQ plan, replaced by the full EWQ analysis:
     assert.ok(['raw', 'int8', 'int4'].includes(b.precision));
   }
   assert.match(await frame.locator('#plan-stats').innerText(), /μ = 4\.58\d+ · σ = .* · T = 4\.58/);
-  assert.match(await frame.locator('#plan-summary').innerText(), /EWQ \(full entropy analysis\) · variant 8-4 · .* → .* as compressed-tensors/);
+  assert.match(
+    await frame.locator('#plan-summary').innerText(),
+    /EWQ \(full entropy analysis\) · variant 8-4 · .* → .* as compressed-tensors/,
+  );
   // The overview can colour its rows by the block entropy too.
   await frame.locator('#metric').selectOption('ewqEntropy');
-  await until('block entropies in the grid', async () => /^4\.58\d+$/.test(await frame.locator('td[data-tensor="model.layers.1.mlp.up_proj.weight"]').innerText()));
+  await until('block entropies in the grid', async () =>
+    /^4\.58\d+$/.test(await frame.locator('td[data-tensor="model.layers.1.mlp.up_proj.weight"]').innerText()),
+  );
   await frame.locator('#metric').selectOption('sqnrDb');
   await frame.locator('#plan').scrollIntoViewIfNeeded();
   await page.screenshot({ path: path.join(outDir, 'inspector-ewq-plan.png') });
@@ -326,7 +391,9 @@ await step('Plan Mixed Precision with a budget, then "Quantize with this plan" w
   await done.waitFor({ timeout: 60000 });
   assert.match(await done.innerText(), /fits 600\.0 KB/);
   const frame = await webviewFrame('#plan');
-  await until('the budgeted plan in the panel', async () => /fits the 600\.0 KB budget/.test(await frame.locator('#plan-summary').innerText()));
+  await until('the budgeted plan in the panel', async () =>
+    /fits the 600\.0 KB budget/.test(await frame.locator('#plan-summary').innerText()),
+  );
   await done.hover();
   await done.getByRole('button', { name: 'Quantize with this plan' }).click();
   await toast('wrote stories260K.dareq-ewq-g128.safetensors').waitFor({ timeout: 60000 });
@@ -341,10 +408,18 @@ await step("the panel's tuning controls write the workspace settings, and the pa
   await frame.locator('#lambda-number').fill('0.05');
   await frame.locator('#lambda-number').dispatchEvent('change');
   const file = path.join(ws, '.vscode', 'settings.json');
-  await until('the workspace settings written', async () => fs.existsSync(file) && JSON.parse(fs.readFileSync(file, 'utf8'))['weightlens.dareq.lambdaEntropy'] === 0.05, 30000);
+  await until(
+    'the workspace settings written',
+    async () => fs.existsSync(file) && JSON.parse(fs.readFileSync(file, 'utf8'))['weightlens.dareq.lambdaEntropy'] === 0.05,
+    30000,
+  );
   await until('the panel to follow', async () => /λH 0\.05/.test(await frame.locator('#settings-summary').innerText()));
   await frame.locator('#tune-group').selectOption('64');
-  await until('group size written', async () => JSON.parse(fs.readFileSync(file, 'utf8'))['weightlens.quantization.groupSize'] === 64, 30000);
+  await until(
+    'group size written',
+    async () => JSON.parse(fs.readFileSync(file, 'utf8'))['weightlens.quantization.groupSize'] === 64,
+    30000,
+  );
   await until('the panel to follow', async () => /groups of 64/.test(await frame.locator('#settings-summary').innerText()));
 });
 
@@ -354,23 +429,51 @@ await step('changing a setting updates the open inspector at once', async () => 
   // Edit the workspace's settings.json on disk, as a user editing it by hand would.
   fs.mkdirSync(path.join(ws, '.vscode'), { recursive: true });
   // (The dark theme too: the README's dark screenshots come from here.)
-  fs.writeFileSync(path.join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'weightlens.quantization.bits': 8, 'weightlens.dareq.lambdaEntropy': 0.25, 'workbench.colorTheme': 'Default Dark Modern' }, null, 2));
-  await until('the panel to show the new settings', async () => /8-bit/.test(await frame.locator('#settings-summary').innerText()) && /λH 0\.25/.test(await frame.locator('#settings-summary').innerText()));
+  fs.writeFileSync(
+    path.join(ws, '.vscode', 'settings.json'),
+    JSON.stringify(
+      { 'weightlens.quantization.bits': 8, 'weightlens.dareq.lambdaEntropy': 0.25, 'workbench.colorTheme': 'Default Dark Modern' },
+      null,
+      2,
+    ),
+  );
+  await until(
+    'the panel to show the new settings',
+    async () =>
+      /8-bit/.test(await frame.locator('#settings-summary').innerText()) &&
+      /λH 0\.25/.test(await frame.locator('#settings-summary').innerText()),
+  );
   // The overview is recomputed for the new settings (8-bit, and a heavy entropy term that trades
   // MSE for a simpler residual): every cell again, with different values.
-  await until('the overview for the new settings', async () => {
-    const key = JSON.parse((await frame.locator('#overview').getAttribute('data-key')) || '{}');
-    if (key.bits !== 8 || key.lambdaEntropy !== 0.25) return false;
-    if ((await frame.locator('#overview').getAttribute('data-filled')) !== '35') return false;
-    const v = Number(await frame.locator('td[data-tensor="model.layers.0.self_attn.q_proj.weight"]').getAttribute('data-sqnr', { timeout: 500 }));
-    return Math.abs(v - sqnrBefore) > 0.5;
-  }, 60000);
+  await until(
+    'the overview for the new settings',
+    async () => {
+      const key = JSON.parse((await frame.locator('#overview').getAttribute('data-key')) || '{}');
+      if (key.bits !== 8 || key.lambdaEntropy !== 0.25) return false;
+      if ((await frame.locator('#overview').getAttribute('data-filled')) !== '35') return false;
+      const v = Number(
+        await frame.locator('td[data-tensor="model.layers.0.self_attn.q_proj.weight"]').getAttribute('data-sqnr', { timeout: 500 }),
+      );
+      return Math.abs(v - sqnrBefore) > 0.5;
+    },
+    60000,
+  );
   // The open detail followed the new settings too — on the CPU now: `auto` (the backend setting is
   // gone again) does not use a software adapter, and the panel says why.
-  await until('the detail recomputed on the CPU', async () => (await frame.locator('#detail-backend').getAttribute('data-backend', { timeout: 500 })) === 'cpu', 60000);
-  assert.match(await frame.locator('#detail-backend').innerText(), /^Computed on CPU \(\d+ worker threads?\) in \d+\.\d+ s — the panel's adapter \(.*\) is a software one/);
+  await until(
+    'the detail recomputed on the CPU',
+    async () => (await frame.locator('#detail-backend').getAttribute('data-backend', { timeout: 500 })) === 'cpu',
+    60000,
+  );
+  assert.match(
+    await frame.locator('#detail-backend').innerText(),
+    /^Computed on CPU \(\d+ worker threads?\) in \d+\.\d+ s — the panel's adapter \(.*\) is a software one/,
+  );
   await page.screenshot({ path: path.join(outDir, 'inspector-settings.png') });
-  await page.getByRole('tab', { name: /^stories260K\.safetensors/ }).first().click();
+  await page
+    .getByRole('tab', { name: /^stories260K\.safetensors/ })
+    .first()
+    .click();
   await frame.locator('#overview').scrollIntoViewIfNeeded();
   await page.waitForTimeout(300);
   await page.screenshot({ path: path.join(outDir, 'inspector-dark.png') });
@@ -378,15 +481,29 @@ await step('changing a setting updates the open inspector at once', async () => 
 
 await step('high contrast: the panel follows the theme, cells get contrast borders, focus is visible', async () => {
   const file = path.join(ws, '.vscode', 'settings.json');
-  fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), 'workbench.colorTheme': 'Default High Contrast' }, null, 2));
+  fs.writeFileSync(
+    file,
+    JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), 'workbench.colorTheme': 'Default High Contrast' }, null, 2),
+  );
   const frame = await webviewFrame('#overview');
-  await until('the high-contrast theme in the webview', async () => frame.evaluate(() => document.body.classList.contains('vscode-high-contrast')), 30000);
+  await until(
+    'the high-contrast theme in the webview',
+    async () => frame.evaluate(() => document.body.classList.contains('vscode-high-contrast')),
+    30000,
+  );
   const cell = frame.locator('td[data-tensor="model.layers.0.self_attn.q_proj.weight"]');
   await cell.focus();
   const style = await cell.evaluate((el) => {
     const cs = getComputedStyle(el);
     const root = getComputedStyle(document.documentElement);
-    return { border: cs.borderTopColor, borderWidth: cs.borderTopWidth, outline: cs.outlineColor, outlineWidth: cs.outlineWidth, contrast: root.getPropertyValue('--vscode-contrastBorder').trim(), focus: root.getPropertyValue('--vscode-focusBorder').trim() };
+    return {
+      border: cs.borderTopColor,
+      borderWidth: cs.borderTopWidth,
+      outline: cs.outlineColor,
+      outlineWidth: cs.outlineWidth,
+      contrast: root.getPropertyValue('--vscode-contrastBorder').trim(),
+      focus: root.getPropertyValue('--vscode-focusBorder').trim(),
+    };
   });
   assert.ok(style.contrast, 'the theme defines a contrast border');
   assert.notEqual(style.border, 'rgba(0, 0, 0, 0)', `cells have a visible border (${style.border})`);
@@ -401,21 +518,39 @@ await step("two quantizations at once, both searching on the panel's WebGPU: bot
   const file = path.join(ws, '.vscode', 'settings.json');
   fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), 'weightlens.compute.backend': 'webgpu' }, null, 2));
   const panel = await webviewFrame('#settings-summary');
-  await until('the panel to show compute: webgpu', async () => (await panel.locator('#settings-summary').getAttribute('data-compute')) === 'webgpu', 30000);
+  await until(
+    'the panel to show compute: webgpu',
+    async () => (await panel.locator('#settings-summary').getAttribute('data-compute')) === 'webgpu',
+    30000,
+  );
   const shardedBefore = new Set(fs.readdirSync(path.join(ws, 'sharded')));
   await runFromContextMenu('stories260K.safetensors', 'Weightlens: Quantize (DARE-Q)…');
-  await until('the 8-bit settings first', async () => (await page.locator('.quick-input-list .monaco-list-row').first().innerText()).includes('8-bit'));
+  await until('the 8-bit settings first', async () =>
+    (await page.locator('.quick-input-list .monaco-list-row').first().innerText()).includes('8-bit'),
+  );
   await page.keyboard.press('Enter');
   // The second starts while the first runs (its progress notification is still up).
-  await until('the first run in progress', async () => (await toast('stories260K.safetensors').count()) > 0 || files().some((f) => f.includes('weightlens-tmp')), 30000);
+  await until(
+    'the first run in progress',
+    async () => (await toast('stories260K.safetensors').count()) > 0 || files().some((f) => f.includes('weightlens-tmp')),
+    30000,
+  );
   await runFromContextMenu('model.safetensors.index.json', 'Weightlens: Quantize (DARE-Q)…');
   await page.keyboard.press('Enter');
-  const report = await until('the first report', async () => files().find((f) => /^stories260K\.dareq-w8g128.*\.report\.json$/.test(f)), 240000);
-  const sharded = await until('the second report', async () => fs.readdirSync(path.join(ws, 'sharded')).find((f) => !shardedBefore.has(f) && f.endsWith('.report.json')), 240000);
+  const report = await until(
+    'the first report',
+    async () => files().find((f) => /^stories260K\.dareq-w8g128.*\.report\.json$/.test(f)),
+    240000,
+  );
+  const sharded = await until(
+    'the second report',
+    async () => fs.readdirSync(path.join(ws, 'sharded')).find((f) => !shardedBefore.has(f) && f.endsWith('.report.json')),
+    240000,
+  );
   const r1 = JSON.parse(fs.readFileSync(path.join(ws, report), 'utf8'));
   const r2 = JSON.parse(fs.readFileSync(path.join(ws, 'sharded', sharded), 'utf8'));
   for (const r of [r1, r2]) {
-    assert.equal(r.settings.backend, 'webgpu', 'the search ran on the panel\'s WebGPU');
+    assert.equal(r.settings.backend, 'webgpu', "the search ran on the panel's WebGPU");
     assert.match(r.settings.adapter, /swiftshader/i);
     assert.ok(r.settings.gpuGroups > 0 && r.settings.candidatesScoredOnCpu < r.settings.gpuCandidates);
   }
@@ -424,131 +559,223 @@ await step("two quantizations at once, both searching on the panel's WebGPU: bot
   const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
   const cpuOut = path.join(outDir, 'cpu-w8.safetensors');
   const { execFileSync } = await import('node:child_process');
-  execFileSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'quantize', path.join(ws, 'stories260K.safetensors'), '--backend', 'cpu', '--quiet', '--force', '--out', cpuOut,
-    '--method', s.method, '--preset', s.preset, '--bits', String(s.bits), '--group-size', String(s.groupSize), '--lambda-weight', String(s.lambdaWeight), '--lambda-entropy', String(s.lambdaEntropy),
-    s.normalize ? '--normalize' : '--no-normalize', '--bins', String(s.bins), '--grid', String(s.grid), '--clip-alpha-min', String(s.clipAlphaMin)]);
+  execFileSync(process.execPath, [
+    path.join(root, 'dist', 'cli.js'),
+    'quantize',
+    path.join(ws, 'stories260K.safetensors'),
+    '--backend',
+    'cpu',
+    '--quiet',
+    '--force',
+    '--out',
+    cpuOut,
+    '--method',
+    s.method,
+    '--preset',
+    s.preset,
+    '--bits',
+    String(s.bits),
+    '--group-size',
+    String(s.groupSize),
+    '--lambda-weight',
+    String(s.lambdaWeight),
+    '--lambda-entropy',
+    String(s.lambdaEntropy),
+    s.normalize ? '--normalize' : '--no-normalize',
+    '--bins',
+    String(s.bins),
+    '--grid',
+    String(s.grid),
+    '--clip-alpha-min',
+    String(s.clipAlphaMin),
+  ]);
   assert.ok(fs.readFileSync(cpuOut).equals(fs.readFileSync(path.join(ws, r1.output.split('/').pop()))), 'identical bytes');
   fs.writeFileSync(file, JSON.stringify({ ...JSON.parse(fs.readFileSync(file, 'utf8')), 'weightlens.compute.backend': 'auto' }, null, 2));
 });
 
-await step('GGUF out, perplexity in: quantize to GGUF from the quick pick, then Evaluate Perplexity against the original; the numbers equal the CLI\'s', async () => {
-  await expandFolder('stories');
-  await runFromContextMenu('model.safetensors', 'Weightlens: Quantize (DARE-Q)…');
-  const gguf = page.locator('.quick-input-list .monaco-list-row', { hasText: 'As GGUF for llama.cpp' });
-  await gguf.waitFor({ timeout: 10000 });
-  await gguf.click();
-  // The bits are the workspace's (an earlier step set them): Q4_0 or Q8_0.
-  const wrote = toast(/wrote model\.dareq-w[48]g32\S*\.gguf/);
-  await wrote.waitFor({ timeout: 120000 });
-  const name = /model\.dareq-w[48]g32\S*\.gguf/.exec(await wrote.innerText())[0];
-  const dir = path.join(ws, 'stories');
-  assert.ok(fs.readdirSync(dir).includes(name));
-  const diff = page.locator('.monaco-diff-editor');
-  await until('the diff view of the GGUF run', async () => plain(await diff.innerText()).includes(name));
-  await runFromContextMenu('model.safetensors', 'Weightlens: Evaluate Perplexity (llama.cpp)…');
-  const other = page.locator('.quick-input-list .monaco-list-row', { hasText: name });
-  await other.waitFor({ timeout: 10000 });
-  await other.click();
-  const result = toast('perplexity model.safetensors');
-  await result.waitFor({ timeout: 120000 });
-  const shown = await result.innerText();
-  const m = new RegExp(`perplexity model\\.safetensors (\\d+\\.\\d{4}), ${name.replace(/\./g, '\\.')} (\\d+\\.\\d{4}) \\(([+-]\\d+\\.\\d\\d)%\\), same (\\d+) tokens`).exec(shown);
-  assert.ok(m, `the result notification: ${shown}`);
-  const { execFileSync } = await import('node:child_process');
-  const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
-  const cli = JSON.parse(execFileSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'eval', path.join(dir, 'model.safetensors'), '--compare', path.join(dir, name), '--json', '--quiet'], { encoding: 'utf8' }));
-  assert.equal(m[1], cli.results[0].perplexity.toFixed(4), 'original: the same perplexity as the CLI');
-  assert.equal(m[2], cli.results[1].perplexity.toFixed(4), 'GGUF: the same perplexity as the CLI');
-  assert.equal(m[3], `${cli.ratio >= 1 ? '+' : ''}${((cli.ratio - 1) * 100).toFixed(2)}`);
-  assert.equal(Number(m[4]), cli.results[0].tokens);
-  // The diff view of the run that wrote the GGUF now carries the result in its header.
-  await until('the perplexity in the diff view header', async () => plain(await diff.innerText()).includes(`# perplexity in llama.cpp (${cli.results[0].tokens} tokens of stories.txt): model.safetensors ${m[1]} -> ${name} ${m[2]}`));
-  await page.screenshot({ path: path.join(outDir, 'perplexity.png') });
-  // The GGUF opens in the inspector from its header: ggml types, blocks, no statistics.
-  await page.keyboard.press('Escape');
-  await page.getByRole('treeitem', { name, exact: true }).dblclick();
-  const frame = await webviewFrame('#header-only', 60000, /5 blocks/);
-  const totals = await frame.locator('#totals').innerText();
-  assert.match(totals, /47 tensors/);
-  assert.match(totals, /Q[48]_0/);
-  assert.match(totals, /F16/);
-  assert.equal(await frame.locator('#overview').count(), 0, 'nothing computed for a GGUF');
-  await frame.locator('#search').click();
-  await page.keyboard.type('attn_q');
-  await until('the filter to apply', async () => (await frame.locator('#match-count').innerText()) === '5 of 47 tensors match');
-  assert.match(await frame.locator('tr[data-tensor="blk.0.attn_q.weight"]').innerText(), /Q[48]_0\s+\[64, 64\]/);
-  await page.screenshot({ path: path.join(outDir, 'gguf-inspector.png') });
-});
+await step(
+  "GGUF out, perplexity in: quantize to GGUF from the quick pick, then Evaluate Perplexity against the original; the numbers equal the CLI's",
+  async () => {
+    await expandFolder('stories');
+    await runFromContextMenu('model.safetensors', 'Weightlens: Quantize (DARE-Q)…');
+    const gguf = page.locator('.quick-input-list .monaco-list-row', { hasText: 'As GGUF for llama.cpp' });
+    await gguf.waitFor({ timeout: 10000 });
+    await gguf.click();
+    // The bits are the workspace's (an earlier step set them): Q4_0 or Q8_0.
+    const wrote = toast(/wrote model\.dareq-w[48]g32\S*\.gguf/);
+    await wrote.waitFor({ timeout: 120000 });
+    const name = /model\.dareq-w[48]g32\S*\.gguf/.exec(await wrote.innerText())[0];
+    const dir = path.join(ws, 'stories');
+    assert.ok(fs.readdirSync(dir).includes(name));
+    const diff = page.locator('.monaco-diff-editor');
+    await until('the diff view of the GGUF run', async () => plain(await diff.innerText()).includes(name));
+    await runFromContextMenu('model.safetensors', 'Weightlens: Evaluate Perplexity (llama.cpp)…');
+    const other = page.locator('.quick-input-list .monaco-list-row', { hasText: name });
+    await other.waitFor({ timeout: 10000 });
+    await other.click();
+    const result = toast('perplexity model.safetensors');
+    await result.waitFor({ timeout: 120000 });
+    const shown = await result.innerText();
+    const m = new RegExp(
+      `perplexity model\\.safetensors (\\d+\\.\\d{4}), ${name.replace(/\./g, '\\.')} (\\d+\\.\\d{4}) \\(([+-]\\d+\\.\\d\\d)%\\), same (\\d+) tokens`,
+    ).exec(shown);
+    assert.ok(m, `the result notification: ${shown}`);
+    const { execFileSync } = await import('node:child_process');
+    const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+    const cli = JSON.parse(
+      execFileSync(
+        process.execPath,
+        [
+          path.join(root, 'dist', 'cli.js'),
+          'eval',
+          path.join(dir, 'model.safetensors'),
+          '--compare',
+          path.join(dir, name),
+          '--json',
+          '--quiet',
+        ],
+        { encoding: 'utf8' },
+      ),
+    );
+    assert.equal(m[1], cli.results[0].perplexity.toFixed(4), 'original: the same perplexity as the CLI');
+    assert.equal(m[2], cli.results[1].perplexity.toFixed(4), 'GGUF: the same perplexity as the CLI');
+    assert.equal(m[3], `${cli.ratio >= 1 ? '+' : ''}${((cli.ratio - 1) * 100).toFixed(2)}`);
+    assert.equal(Number(m[4]), cli.results[0].tokens);
+    // The diff view of the run that wrote the GGUF now carries the result in its header.
+    await until('the perplexity in the diff view header', async () =>
+      plain(await diff.innerText()).includes(
+        `# perplexity in llama.cpp (${cli.results[0].tokens} tokens of stories.txt): model.safetensors ${m[1]} -> ${name} ${m[2]}`,
+      ),
+    );
+    await page.screenshot({ path: path.join(outDir, 'perplexity.png') });
+    // The GGUF opens in the inspector from its header: ggml types, blocks, no statistics.
+    await page.keyboard.press('Escape');
+    await page.getByRole('treeitem', { name, exact: true }).dblclick();
+    const frame = await webviewFrame('#header-only', 60000, /5 blocks/);
+    const totals = await frame.locator('#totals').innerText();
+    assert.match(totals, /47 tensors/);
+    assert.match(totals, /Q[48]_0/);
+    assert.match(totals, /F16/);
+    assert.equal(await frame.locator('#overview').count(), 0, 'nothing computed for a GGUF');
+    await frame.locator('#search').click();
+    await page.keyboard.type('attn_q');
+    await until('the filter to apply', async () => (await frame.locator('#match-count').innerText()) === '5 of 47 tensors match');
+    assert.match(await frame.locator('tr[data-tensor="blk.0.attn_q.weight"]').innerText(), /Q[48]_0\s+\[64, 64\]/);
+    await page.screenshot({ path: path.join(outDir, 'gguf-inspector.png') });
+  },
+);
 
-await step("Compare Weights: the sample against llama.cpp's own Q4_0 (two files selected) and against a compressed-tensors folder; the numbers equal the CLI's", async () => {
-  const { execFileSync } = await import('node:child_process');
-  const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
-  const dir = path.join(ws, 'stories');
-  const node = (...args) => execFileSync(process.execPath, args, { encoding: 'utf8' });
-  const f32 = path.join(outDir, 'stories-f32.gguf');
-  node(path.join(root, 'dist', 'cli.js'), 'quantize', path.join(dir, 'model.safetensors'), '--format', 'gguf', '--bits', '32', '--out', f32, '--quiet', '--force');
-  node(path.join(root, 'dist', 'llama-quantize.js'), f32, path.join(dir, 'llamacpp-q4_0.gguf'), 'q4_0');
-  node(path.join(root, 'dist', 'cli.js'), 'quantize', path.join(dir, 'model.safetensors'), '--format', 'compressed-tensors', '--method', 'rtn', '--out', path.join(dir, 'model-ct'), '--quiet');
-  const cliCompare = (b) => JSON.parse(node(path.join(root, 'dist', 'cli.js'), 'compare', path.join(dir, 'model.safetensors'), path.join(dir, b), '--json', '--quiet'));
-  const diff = page.locator('.monaco-diff-editor');
-  const expectShown = async (b, what) => {
-    const cli = cliCompare(b);
+await step(
+  "Compare Weights: the sample against llama.cpp's own Q4_0 (two files selected) and against a compressed-tensors folder; the numbers equal the CLI's",
+  async () => {
+    const { execFileSync } = await import('node:child_process');
+    const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+    const dir = path.join(ws, 'stories');
+    const node = (...args) => execFileSync(process.execPath, args, { encoding: 'utf8' });
+    const f32 = path.join(outDir, 'stories-f32.gguf');
+    node(
+      path.join(root, 'dist', 'cli.js'),
+      'quantize',
+      path.join(dir, 'model.safetensors'),
+      '--format',
+      'gguf',
+      '--bits',
+      '32',
+      '--out',
+      f32,
+      '--quiet',
+      '--force',
+    );
+    node(path.join(root, 'dist', 'llama-quantize.js'), f32, path.join(dir, 'llamacpp-q4_0.gguf'), 'q4_0');
+    node(
+      path.join(root, 'dist', 'cli.js'),
+      'quantize',
+      path.join(dir, 'model.safetensors'),
+      '--format',
+      'compressed-tensors',
+      '--method',
+      'rtn',
+      '--out',
+      path.join(dir, 'model-ct'),
+      '--quiet',
+    );
+    const cliCompare = (b) =>
+      JSON.parse(
+        node(path.join(root, 'dist', 'cli.js'), 'compare', path.join(dir, 'model.safetensors'), path.join(dir, b), '--json', '--quiet'),
+      );
+    const diff = page.locator('.monaco-diff-editor');
+    const expectShown = async (b, what) => {
+      const cli = cliCompare(b);
+      const q = cli.tensors.find((t) => t.name === 'model.layers.0.self_attn.q_proj.weight');
+      const text = await until(`the diff view of ${what}`, async () => {
+        const t = plain(await diff.innerText());
+        return t.includes(`# B  ${path.join(dir, b)}`) && t.includes('# SQNR') ? t : undefined;
+      });
+      assert.ok(
+        text.includes(`# SQNR ${cli.summary.sqnrDb.toFixed(2)} dB over all`),
+        `${what}: the overall SQNR equals the CLI's (${cli.summary.sqnrDb.toFixed(2)})`,
+      );
+      const rows = text.split('\n').filter((l) => /^L0 · q_proj +\d/.test(l));
+      assert.ok(
+        rows.some((l) => l.replace(/^L0 · q_proj +/, '').startsWith(`${q.sqnrDb.toFixed(2)} `)),
+        `${what}: L0 · q_proj's SQNR equals the CLI's (${q.sqnrDb.toFixed(2)}): ${rows.join(' | ')}`,
+      );
+    };
+    // Two files selected in the explorer, then the context menu.
+    await page.keyboard.press('Escape');
+    await page.getByRole('treeitem', { name: 'llamacpp-q4_0.gguf', exact: true }).waitFor({ timeout: 30000 });
+    await page.getByRole('treeitem', { name: 'model.safetensors', exact: true }).click();
+    await page.getByRole('treeitem', { name: 'llamacpp-q4_0.gguf', exact: true }).click({ modifiers: ['Control'] });
+    await page.getByRole('treeitem', { name: 'llamacpp-q4_0.gguf', exact: true }).click({ button: 'right' });
+    await page.locator('.context-view .monaco-menu').waitFor();
+    await page.waitForTimeout(400);
+    await page.getByRole('menuitem', { name: 'Weightlens: Compare Weights…' }).click();
+    await expectShown('llamacpp-q4_0.gguf', "llama.cpp's Q4_0");
+    await page.screenshot({ path: path.join(outDir, 'compare-diff.png') });
+    // The same comparison in the inspector: the grid coloured by it, a tensor's |A - B| in detail.
+    const done = toast('llamacpp-q4_0.gguf against model.safetensors');
+    await done.hover();
+    await done.getByRole('button', { name: 'Show in the inspector' }).click();
+    const frame = await webviewFrame('#compare-banner:not([hidden])');
+    assert.match(await frame.locator('#overview h2').innerText(), /Where llamacpp-q4_0\.gguf differs from this model/);
+    const cli = cliCompare('llamacpp-q4_0.gguf');
     const q = cli.tensors.find((t) => t.name === 'model.layers.0.self_attn.q_proj.weight');
-    const text = await until(`the diff view of ${what}`, async () => {
-      const t = plain(await diff.innerText());
-      return t.includes(`# B  ${path.join(dir, b)}`) && t.includes('# SQNR') ? t : undefined;
-    });
-    assert.ok(text.includes(`# SQNR ${cli.summary.sqnrDb.toFixed(2)} dB over all`), `${what}: the overall SQNR equals the CLI's (${cli.summary.sqnrDb.toFixed(2)})`);
-    const rows = text.split('\n').filter((l) => /^L0 · q_proj +\d/.test(l));
-    assert.ok(rows.some((l) => l.replace(/^L0 · q_proj +/, '').startsWith(`${q.sqnrDb.toFixed(2)} `)), `${what}: L0 · q_proj's SQNR equals the CLI's (${q.sqnrDb.toFixed(2)}): ${rows.join(' | ')}`);
-  };
-  // Two files selected in the explorer, then the context menu.
-  await page.keyboard.press('Escape');
-  await page.getByRole('treeitem', { name: 'llamacpp-q4_0.gguf', exact: true }).waitFor({ timeout: 30000 });
-  await page.getByRole('treeitem', { name: 'model.safetensors', exact: true }).click();
-  await page.getByRole('treeitem', { name: 'llamacpp-q4_0.gguf', exact: true }).click({ modifiers: ['Control'] });
-  await page.getByRole('treeitem', { name: 'llamacpp-q4_0.gguf', exact: true }).click({ button: 'right' });
-  await page.locator('.context-view .monaco-menu').waitFor();
-  await page.waitForTimeout(400);
-  await page.getByRole('menuitem', { name: 'Weightlens: Compare Weights…' }).click();
-  await expectShown('llamacpp-q4_0.gguf', "llama.cpp's Q4_0");
-  await page.screenshot({ path: path.join(outDir, 'compare-diff.png') });
-  // The same comparison in the inspector: the grid coloured by it, a tensor's |A - B| in detail.
-  const done = toast('llamacpp-q4_0.gguf against model.safetensors');
-  await done.hover();
-  await done.getByRole('button', { name: 'Show in the inspector' }).click();
-  const frame = await webviewFrame('#compare-banner:not([hidden])');
-  assert.match(await frame.locator('#overview h2').innerText(), /Where llamacpp-q4_0\.gguf differs from this model/);
-  const cli = cliCompare('llamacpp-q4_0.gguf');
-  const q = cli.tensors.find((t) => t.name === 'model.layers.0.self_attn.q_proj.weight');
-  const cell = frame.locator('td[data-tensor="model.layers.0.self_attn.q_proj.weight"]');
-  await until('the compared cells', async () => (await cell.getAttribute('data-sqnr')) !== null);
-  assert.equal(Number(await cell.getAttribute('data-sqnr')), q.sqnrDb, "the cell's SQNR is the CLI's");
-  assert.equal(await frame.locator('#overview').getAttribute('data-filled'), String(cli.tensors.filter((t) => t.shape[0] > 1).length));
-  const options = await frame.locator('#metric option').allInnerTexts();
-  assert.ok(options.includes('Cosine similarity') && !options.includes('Clipped fraction'), `comparison metrics: ${options}`);
-  await cell.click();
-  await until('the detail of the comparison', async () => /llamacpp-q4_0\.gguf: SQNR/.test(await frame.locator('#detail-summary').innerText().catch(() => '')));
-  assert.match(await frame.locator('#detail-summary').innerText(), new RegExp(`llamacpp-q4_0\\.gguf: SQNR ${q.sqnrDb.toFixed(2)}`));
-  await page.screenshot({ path: path.join(outDir, 'compare-inspector.png') });
-  await frame.locator('#end-compare').click();
-  await until('the quantization view back', async () => /Where quantization hurts/.test(await frame.locator('#overview h2').innerText()));
-  // One file, the other picked: a compressed-tensors folder beside it.
-  await page.keyboard.press('Escape');
-  await page.getByRole('treeitem', { name: 'model.safetensors', exact: true }).click();
-  await runFromContextMenu('model.safetensors', 'Weightlens: Compare Weights…');
-  const ct = page.locator('.quick-input-list .monaco-list-row', { hasText: 'model-ct' });
-  await ct.waitFor({ timeout: 10000 });
-  await ct.click();
-  await expectShown('model-ct', 'the compressed-tensors folder');
-  // The compressed-tensors folder's model in the inspector: modules with their quantized types.
-  await expandFolder('model-ct');
-  // Two rows are called model.safetensors: the folder's comes first (its children follow it).
-  const ctModel = page.getByRole('treeitem', { name: 'model.safetensors', exact: true }).first();
-  await ctModel.dblclick();
-  const ctFrame = await webviewFrame('#totals', 60000, /int4 (g128|per-channel)/);
-  assert.match(await ctFrame.locator('#totals').innerText(), /47 tensors/);
-});
+    const cell = frame.locator('td[data-tensor="model.layers.0.self_attn.q_proj.weight"]');
+    await until('the compared cells', async () => (await cell.getAttribute('data-sqnr')) !== null);
+    assert.equal(Number(await cell.getAttribute('data-sqnr')), q.sqnrDb, "the cell's SQNR is the CLI's");
+    assert.equal(await frame.locator('#overview').getAttribute('data-filled'), String(cli.tensors.filter((t) => t.shape[0] > 1).length));
+    const options = await frame.locator('#metric option').allInnerTexts();
+    assert.ok(options.includes('Cosine similarity') && !options.includes('Clipped fraction'), `comparison metrics: ${options}`);
+    await cell.click();
+    await until('the detail of the comparison', async () =>
+      /llamacpp-q4_0\.gguf: SQNR/.test(
+        await frame
+          .locator('#detail-summary')
+          .innerText()
+          .catch(() => ''),
+      ),
+    );
+    assert.match(await frame.locator('#detail-summary').innerText(), new RegExp(`llamacpp-q4_0\\.gguf: SQNR ${q.sqnrDb.toFixed(2)}`));
+    await page.screenshot({ path: path.join(outDir, 'compare-inspector.png') });
+    await frame.locator('#end-compare').click();
+    await until('the quantization view back', async () => /Where quantization hurts/.test(await frame.locator('#overview h2').innerText()));
+    // One file, the other picked: a compressed-tensors folder beside it.
+    await page.keyboard.press('Escape');
+    await page.getByRole('treeitem', { name: 'model.safetensors', exact: true }).click();
+    await runFromContextMenu('model.safetensors', 'Weightlens: Compare Weights…');
+    const ct = page.locator('.quick-input-list .monaco-list-row', { hasText: 'model-ct' });
+    await ct.waitFor({ timeout: 10000 });
+    await ct.click();
+    await expectShown('model-ct', 'the compressed-tensors folder');
+    // The compressed-tensors folder's model in the inspector: modules with their quantized types.
+    await expandFolder('model-ct');
+    // Two rows are called model.safetensors: the folder's comes first (its children follow it).
+    const ctModel = page.getByRole('treeitem', { name: 'model.safetensors', exact: true }).first();
+    await ctModel.dblclick();
+    const ctFrame = await webviewFrame('#totals', 60000, /int4 (g128|per-channel)/);
+    assert.match(await ctFrame.locator('#totals').innerText(), /47 tensors/);
+  },
+);
 
 await step('a corrupted .safetensors gets a clear error notification, not a hang', async () => {
   await runFromContextMenu('corrupt.safetensors', 'Weightlens: Quantize with round-to-nearest');

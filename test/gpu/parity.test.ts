@@ -88,7 +88,9 @@ for (const [name, input, dtype] of CASES) {
     const rb = quantizeMatrix(b, ROWS, COLS, { settings: s, dtype, tensor: 't', choices, contenderStart, contenders });
     assert.deepEqual(Array.from(rb.scales), Array.from(ra.scales));
     assert.deepEqual(Array.from(b), Array.from(a));
-    t.diagnostic(`${found.undecided} of ${cpu.length} groups left to the CPU; it scores ${found.rescored} of ${cpu.length * s.grid} candidates`);
+    t.diagnostic(
+      `${found.undecided} of ${cpu.length} groups left to the CPU; it scores ${found.rescored} of ${cpu.length * s.grid} candidates`,
+    );
   });
 }
 
@@ -108,7 +110,9 @@ test('the share of the search left to the CPU is measured and printed', async (t
     rescored += found.rescored;
   }
   const pct = (a: number, b: number) => ((100 * a) / Math.max(1, b)).toFixed(2);
-  t.diagnostic(`adapter: ${gpu.description}; groups left to the CPU: ${undecided} of ${groups} (${pct(undecided, groups)}%); candidates scored on the CPU: ${rescored} of ${candidates} (${pct(rescored, candidates)}%)`);
+  t.diagnostic(
+    `adapter: ${gpu.description}; groups left to the CPU: ${undecided} of ${groups} (${pct(undecided, groups)}%); candidates scored on the CPU: ${rescored} of ${candidates} (${pct(rescored, candidates)}%)`,
+  );
   // Exactness is asserted per case; this records how much of the search stays on the GPU.
   // The bounds must rule out most candidates, or the backend would be pointless.
   assert.ok(rescored < 0.25 * candidates, `the CPU scores ${pct(rescored, candidates)}% of the candidates`);
@@ -173,15 +177,27 @@ test('weightlens quantize with the WebGPU search writes the same file as the CPU
   const { tempDir } = await import('../helpers/safetensors');
   const dir = await tempDir();
   const input = await generateModel(dir, { layers: 1, hidden: 64, intermediate: 176, vocab: 64, heads: 4, kvHeads: 2 });
-  const sha = async (p: string) => createHash('sha256').update(await fsp.readFile(p)).digest('hex');
+  const sha = async (p: string) =>
+    createHash('sha256')
+      .update(await fsp.readFile(p))
+      .digest('hex');
   for (const format of ['fake', 'compressed-tensors'] as const) {
     const settings = resolveSettings({ groupSize: 32 });
     const cpu = await quantize({ input, settings, format, out: path.join(dir, `cpu-${format}`), version: 'test' });
-    const web = await quantize({ input, settings, format, out: path.join(dir, `gpu-${format}`), searchBackend: gpu.search, version: 'test' });
+    const web = await quantize({
+      input,
+      settings,
+      format,
+      out: path.join(dir, `gpu-${format}`),
+      searchBackend: gpu.search,
+      version: 'test',
+    });
     const file = format === 'fake' ? '' : 'model.safetensors';
     assert.equal(await sha(path.join(web.outputPath, file)), await sha(path.join(cpu.outputPath, file)), `${format}: identical bytes`);
     assert.equal(web.report.settings.backend, 'webgpu');
     const r = web.report.settings;
-    t.diagnostic(`${format}: ${r.gpuGroupsLeftToCpu} of ${r.gpuGroups} groups left to the CPU, ${r.candidatesScoredOnCpu} of ${r.gpuCandidates} candidates scored there`);
+    t.diagnostic(
+      `${format}: ${r.gpuGroupsLeftToCpu} of ${r.gpuGroups} groups left to the CPU, ${r.candidatesScoredOnCpu} of ${r.gpuCandidates} candidates scored there`,
+    );
   }
 });

@@ -62,7 +62,13 @@ for (const [name, input, dtype] of CASES) {
     const qmax = 2 ** (s.bits - 1) - 1;
     const values = fixture(rows, cols, dtype, name.length, qmax);
     const grid = tileGrid(rows, cols, 16);
-    const r = await quantizer.quantizeBlock(values, rows, cols, s, dtype as QuantizableFloat, { tiles: { grid, rowBase: 0 }, codes: true, dequantized: true, packed: 32 % s.bits === 0, moments: 'rows' });
+    const r = await quantizer.quantizeBlock(values, rows, cols, s, dtype as QuantizableFloat, {
+      tiles: { grid, rowBase: 0 },
+      codes: true,
+      dequantized: true,
+      packed: 32 % s.bits === 0,
+      moments: 'rows',
+    });
 
     const cpuValues = Float32Array.from(values);
     const codes = new Int8Array(rows * cols);
@@ -71,7 +77,8 @@ for (const [name, input, dtype] of CASES) {
     assert.deepEqual(Array.from(r.scales), Array.from(cpu.scales), 'scales');
     assert.deepEqual(Array.from(r.codes!), Array.from(codes), 'codes (ties included)');
     assert.deepEqual(Array.from(r.dequantized!), Array.from(cpuValues), 'dequantized values, bit for bit');
-    if (r.packed) assert.deepEqual(Array.from(new Int32Array(r.packed.buffer)), Array.from(packRows(codes, rows, cols, s.bits)), 'packed words');
+    if (r.packed)
+      assert.deepEqual(Array.from(new Int32Array(r.packed.buffer)), Array.from(packRows(codes, rows, cols, s.bits)), 'packed words');
 
     const gpr = groupsPerRow(cols, s.groupSize);
     const g = s.groupSize > 0 ? Math.min(s.groupSize, cols) : cols;
@@ -88,7 +95,10 @@ for (const [name, input, dtype] of CASES) {
       assert.equal(clipped, channels.clipped[row], `row ${row}: clipped count`);
       // The weights' own statistics: absmax exactly, kurtosis to f32 sums' precision.
       assert.equal(r.moments![4 * row], channels.absmax[row], `row ${row}: absmax`);
-      assert.ok(relClose(r.moments![4 * row + 3], channels.kurtosis[row], 1e-4), `row ${row}: kurtosis ${r.moments![4 * row + 3]} vs ${channels.kurtosis[row]}`);
+      assert.ok(
+        relClose(r.moments![4 * row + 3], channels.kurtosis[row], 1e-4),
+        `row ${row}: kurtosis ${r.moments![4 * row + 3]} vs ${channels.kurtosis[row]}`,
+      );
       const m = rowMoments(values, row * cols, cols);
       assert.ok(Math.abs(r.moments![4 * row + 1] - m.mean) <= 1e-5 * Math.sqrt(m.variance) + 1e-12, `row ${row}: mean`);
       assert.ok(relClose(r.moments![4 * row + 2], m.variance, 1e-4, 1e-30), `row ${row}: variance`);
@@ -107,7 +117,7 @@ for (const [name, input, dtype] of CASES) {
   });
 }
 
-test('per-group weight moments (absmax, mean, variance, kurtosis) equal the CPU\'s two-pass float64 values', async (t) => {
+test("per-group weight moments (absmax, mean, variance, kurtosis) equal the CPU's two-pass float64 values", async (t) => {
   if (!(await gpuOrSkip(ready, t)) || !gpu || !quantizer) return;
   const rows = 12;
   const cols = 100; // groups of 32: a short last group of 4

@@ -15,7 +15,8 @@ export function hfPermute(src: Float32Array, rows: number, cols: number, heads: 
   const out = new Float32Array(src.length);
   for (let h = 0; h < heads; h++)
     for (let i = 0; i < hd / 2; i++)
-      for (let j = 0; j < 2; j++) out.set(src.subarray((h * hd + 2 * i + j) * cols, (h * hd + 2 * i + j + 1) * cols), (h * hd + j * (hd / 2) + i) * cols);
+      for (let j = 0; j < 2; j++)
+        out.set(src.subarray((h * hd + 2 * i + j) * cols, (h * hd + 2 * i + j + 1) * cols), (h * hd + j * (hd / 2) + i) * cols);
   return out;
 }
 
@@ -23,7 +24,10 @@ export function hfPermute(src: Float32Array, rows: number, cols: number, heads: 
 export async function hfLayoutSample(dir: string): Promise<string> {
   const bytes = readFileSync(path.join(SAMPLE_DIR, 'model.safetensors'));
   const n = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: 'F32'; shape: number[]; data_offsets: [number, number] }>;
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<
+    string,
+    { dtype: 'F32'; shape: number[]; data_offsets: [number, number] }
+  >;
   const config = JSON.parse(readFileSync(path.join(SAMPLE_DIR, 'config.json'), 'utf8'));
   const tensors = Object.entries(header)
     .filter(([name]) => name !== '__metadata__')
@@ -41,4 +45,3 @@ export async function hfLayoutSample(dir: string): Promise<string> {
   await fsp.copyFile(path.join(SAMPLE_DIR, 'tok512.bin'), path.join(dir, 'tok512.bin'));
   return path.join(dir, 'model.safetensors');
 }
-

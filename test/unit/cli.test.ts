@@ -44,7 +44,26 @@ test('--help and --version work after a build', () => {
   assert.match(h.stdout, /weightlens inspect PATH/);
   const q = cli('quantize', '--help');
   assert.equal(q.code, 0);
-  for (const flag of ['--method', '--preset', '--bits', '--group-size', '--lambda-weight', '--lambda-entropy', '--normalize', '--bins', '--grid', '--clip-alpha-min', '--search', '--format', '--include', '--exclude', '--out', '--report', '--backend', '--threads']) {
+  for (const flag of [
+    '--method',
+    '--preset',
+    '--bits',
+    '--group-size',
+    '--lambda-weight',
+    '--lambda-entropy',
+    '--normalize',
+    '--bins',
+    '--grid',
+    '--clip-alpha-min',
+    '--search',
+    '--format',
+    '--include',
+    '--exclude',
+    '--out',
+    '--report',
+    '--backend',
+    '--threads',
+  ]) {
     assert.ok(q.stdout.includes(flag), flag);
   }
   assert.match(cli('--version').stdout, /^\d+\.\d+\.\d+/);
@@ -59,7 +78,13 @@ test('inspect --json prints the contract object', async () => {
   assert.deepEqual(j.files, ['model.safetensors']);
   assert.deepEqual(j.metadata, {});
   assert.equal(j.tensors.length, 5);
-  assert.deepEqual(j.tensors[1], { name: 'model.layers.0.self_attn.q_proj.weight', dtype: 'BF16', shape: [8, 8], bytes: 128, file: 'model.safetensors' });
+  assert.deepEqual(j.tensors[1], {
+    name: 'model.layers.0.self_attn.q_proj.weight',
+    dtype: 'BF16',
+    shape: [8, 8],
+    bytes: 128,
+    file: 'model.safetensors',
+  });
   assert.equal(j.totalParams, 128 + 64 + 96 + 96 + 8);
   assert.equal(j.totalBytes, (await fsp.stat(p)).size);
   assert.deepEqual(j.blocks, [
@@ -73,7 +98,10 @@ test('inspect of the real sample model (stories260K) finds its 5 blocks', () => 
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
   assert.equal(j.blocks.length, 5);
-  assert.equal(j.totalParams, j.tensors.reduce((a: number, t: { shape: number[] }) => a + t.shape.reduce((x, y) => x * y, 1), 0));
+  assert.equal(
+    j.totalParams,
+    j.tensors.reduce((a: number, t: { shape: number[] }) => a + t.shape.reduce((x, y) => x * y, 1), 0),
+  );
 });
 
 test('quantize writes the output and report, prints where, exits 0', async () => {
@@ -86,12 +114,34 @@ test('quantize writes the output and report, prints where, exits 0', async () =>
   assert.equal(report.settings.bits, 8);
   assert.equal(report.settings.lambdaEntropy, 0);
   assert.equal(report.tensors.length, 3);
-  const r2 = cli('quantize', p, '--method', 'rtn', '--format', 'compressed-tensors', '--out', path.join(dir, 'ct'), '--report', path.join(dir, 'r.json'));
+  const r2 = cli(
+    'quantize',
+    p,
+    '--method',
+    'rtn',
+    '--format',
+    'compressed-tensors',
+    '--out',
+    path.join(dir, 'ct'),
+    '--report',
+    path.join(dir, 'r.json'),
+  );
   assert.equal(r2.code, 0, r2.stderr);
   assert.ok((await fsp.stat(path.join(dir, 'ct', 'model.safetensors'))).isFile());
   assert.ok((await fsp.stat(path.join(dir, 'r.json'))).isFile());
   // The approximate search: named in the report and in the output's metadata.
-  const r3 = cli('quantize', p, '--search', 'coarse-to-fine', '--out', path.join(dir, 'c.safetensors'), '--report', path.join(dir, 'c.json'), '--threads', '1');
+  const r3 = cli(
+    'quantize',
+    p,
+    '--search',
+    'coarse-to-fine',
+    '--out',
+    path.join(dir, 'c.safetensors'),
+    '--report',
+    path.join(dir, 'c.json'),
+    '--threads',
+    '1',
+  );
   assert.equal(r3.code, 0, r3.stderr);
   assert.equal(JSON.parse(await fsp.readFile(path.join(dir, 'c.json'), 'utf8')).settings.search, 'coarse-to-fine');
   const header = await fsp.readFile(path.join(dir, 'c.safetensors'));
@@ -125,7 +175,10 @@ test('bad input: exit 1, one line naming the file (and tensor), nothing written'
   const vals = normals(64, 1);
   vals[19] = NaN;
   await fsp.writeFile(nan, buildSafetensors([{ name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [8, 8], values: vals }]));
-  assertOneLineError(cli('quantize', nan), /nan\.safetensors: tensor "model\.layers\.0\.mlp\.up_proj\.weight": contains NaN or Inf in row 2/);
+  assertOneLineError(
+    cli('quantize', nan),
+    /nan\.safetensors: tensor "model\.layers\.0\.mlp\.up_proj\.weight": contains NaN or Inf in row 2/,
+  );
   assert.deepEqual((await fsp.readdir(dir)).sort(), ['broken.safetensors', 'nan.safetensors']);
 });
 
@@ -145,7 +198,9 @@ test('plan --json prints the contract object; --out writes a plan that quantize 
   assert.equal(q.code, 0, q.stderr);
   const out = path.join(dir, 'model.dareq-ewq-g128-ct');
   const qc = JSON.parse(await fsp.readFile(path.join(out, 'config.json'), 'utf8')).quantization_config;
-  const used = [...new Set(j.blocks.filter((b: { precision: string }) => b.precision !== 'raw').map((b: { precision: string }) => b.precision))];
+  const used = [
+    ...new Set(j.blocks.filter((b: { precision: string }) => b.precision !== 'raw').map((b: { precision: string }) => b.precision)),
+  ];
   assert.equal(Object.keys(qc.config_groups).length, used.length, 'one config group per bit width');
   const report = JSON.parse(await fsp.readFile(path.join(dir, 'model.dareq-ewq-g128-ct.report.json'), 'utf8'));
   assert.equal(report.settings.plan, path.join(dir, 'plan.json'));

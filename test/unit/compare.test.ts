@@ -21,11 +21,14 @@ function cli(...args: string[]) {
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-test('compressed-tensors read back: compare(original, output) gives the quantize report\'s MSE and SQNR per tensor; the fake-quant output holds the same values', async () => {
+test("compressed-tensors read back: compare(original, output) gives the quantize report's MSE and SQNR per tensor; the fake-quant output holds the same values", async () => {
   const dir = await tempDir();
   const ct = path.join(dir, 'ct');
   const fake = path.join(dir, 'fake.safetensors');
-  for (const [fmt, out] of [['compressed-tensors', ct], ['fake', fake]]) {
+  for (const [fmt, out] of [
+    ['compressed-tensors', ct],
+    ['fake', fake],
+  ]) {
     const r = cli('quantize', SAMPLE, '--format', fmt, '--out', out, '--report', `${out}.json`, '--quiet', '--threads', '1');
     assert.equal(r.code, 0, r.stderr);
   }
@@ -61,7 +64,10 @@ test('GGUF read back and matched by name: the F32 export equals the original, fr
   await fsp.mkdir(hfDir);
   await hfLayoutSample(hfDir);
   const hfGguf = path.join(dir, 'hf.gguf');
-  assert.equal(cli('quantize', path.join(hfDir, 'model.safetensors'), '--format', 'gguf', '--bits', '32', '--out', hfGguf, '--quiet').code, 0);
+  assert.equal(
+    cli('quantize', path.join(hfDir, 'model.safetensors'), '--format', 'gguf', '--bits', '32', '--out', hfGguf, '--quiet').code,
+    0,
+  );
   const d = await compareCheckpoints(path.join(hfDir, 'model.safetensors'), hfGguf);
   assert.equal(d.qkReordered, 'b');
   for (const t of d.tensors) assert.equal(t.sqnrDb, null, `${t.name}: identical once the q/k rows are back in HF order`);
@@ -78,16 +84,22 @@ test('statistics: MSE, SQNR, max, relative error and cosine of a hand-made pair;
   const dir = await tempDir();
   const a = path.join(dir, 'a.safetensors');
   const b = path.join(dir, 'b.safetensors');
-  await fsp.writeFile(a, buildSafetensors([
-    { name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [2, 2], values: [1, 2, 3, 4] },
-    { name: 'only.a', dtype: 'F32', shape: [2], values: [1, 1] },
-    { name: 'model.norm.weight', dtype: 'F32', shape: [4], values: [1, 1, 1, 1] },
-  ]));
-  await fsp.writeFile(b, buildSafetensors([
-    { name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [2, 2], values: [1, 2, 3, 2] },
-    { name: 'only.b', dtype: 'F32', shape: [2], values: [1, 1] },
-    { name: 'model.norm.weight', dtype: 'F32', shape: [2], values: [1, 1] },
-  ]));
+  await fsp.writeFile(
+    a,
+    buildSafetensors([
+      { name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [2, 2], values: [1, 2, 3, 4] },
+      { name: 'only.a', dtype: 'F32', shape: [2], values: [1, 1] },
+      { name: 'model.norm.weight', dtype: 'F32', shape: [4], values: [1, 1, 1, 1] },
+    ]),
+  );
+  await fsp.writeFile(
+    b,
+    buildSafetensors([
+      { name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [2, 2], values: [1, 2, 3, 2] },
+      { name: 'only.b', dtype: 'F32', shape: [2], values: [1, 1] },
+      { name: 'model.norm.weight', dtype: 'F32', shape: [2], values: [1, 1] },
+    ]),
+  );
   const c = await compareCheckpoints(a, b);
   const t = c.tensors[0];
   assert.equal(t.mse, 1); // (4-2)^2 / 4
@@ -97,17 +109,24 @@ test('statistics: MSE, SQNR, max, relative error and cosine of a hand-made pair;
   assert.ok(Math.abs(t.cosine - 22 / Math.sqrt(30 * 18)) < 1e-12);
   assert.deepEqual(c.onlyInA, ['only.a']);
   assert.deepEqual(c.onlyInB, ['only.b']);
-  assert.deepEqual(c.shapeMismatch.map((m) => m.name), ['model.norm.weight']);
+  assert.deepEqual(
+    c.shapeMismatch.map((m) => m.name),
+    ['model.norm.weight'],
+  );
   assert.equal(shortName('model.layers.3.self_attn.q_proj.weight'), 'L3 · q_proj');
   assert.equal(shortName('model.embed_tokens.weight'), 'embed_tokens');
-  for (const line of formatComparison(c).split('\n')) assert.ok(line.length <= 100 || line.startsWith('A ') || line.startsWith('B '), `a readable width: ${line}`);
+  for (const line of formatComparison(c).split('\n'))
+    assert.ok(line.length <= 100 || line.startsWith('A ') || line.startsWith('B '), `a readable width: ${line}`);
 });
 
 test('asymmetric compressed-tensors (weight_zero_point, as llm-compressor writes it): (q - zero point) x scale', async () => {
   const dir = await tempDir();
   const packed = new Int32Array(2);
   // Row 0 codes [-8, 7, 0, 1] (stored + 8), row 1 codes [2, 2, -1, 3]; int4: 8 codes per word.
-  const codes = [[-8, 7, 0, 1], [2, 2, -1, 3]];
+  const codes = [
+    [-8, 7, 0, 1],
+    [2, 2, -1, 3],
+  ];
   codes.forEach((row, r) => row.forEach((q, c) => (packed[r] |= (q + 8) << (4 * c))));
   await fsp.writeFile(
     path.join(dir, 'model.safetensors'),
@@ -118,10 +137,21 @@ test('asymmetric compressed-tensors (weight_zero_point, as llm-compressor writes
       { name: 'model.layers.0.mlp.up_proj.weight_shape', dtype: 'I64', shape: [2], values: [2, 4] },
     ]),
   );
-  await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify({ quantization_config: { format: 'pack-quantized', config_groups: { group_0: { targets: ['Linear'], weights: { num_bits: 4, group_size: 2, symmetric: false } } } } }));
+  await fsp.writeFile(
+    path.join(dir, 'config.json'),
+    JSON.stringify({
+      quantization_config: {
+        format: 'pack-quantized',
+        config_groups: { group_0: { targets: ['Linear'], weights: { num_bits: 4, group_size: 2, symmetric: false } } },
+      },
+    }),
+  );
   const ref = path.join(dir, 'ref.safetensors');
   const expected = [(-8 - 1) * 0.5, (7 - 1) * 0.5, (0 + 2) * 0.25, (1 + 2) * 0.25, (2 - 0) * 2, (2 - 0) * 2, (-1 - 3) * 1, (3 - 3) * 1];
-  await fsp.writeFile(ref, buildSafetensors([{ name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [2, 4], values: expected }]));
+  await fsp.writeFile(
+    ref,
+    buildSafetensors([{ name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [2, 4], values: expected }]),
+  );
   const c = await compareCheckpoints(ref, dir);
   assert.equal(c.tensors.length, 1);
   assert.equal(c.tensors[0].sqnrDb, null, 'exactly the expected values');
@@ -138,7 +168,10 @@ test('the CLI: compare --json, the readable table, one-line errors', async () =>
   assert.equal(j.summary.tensors, 47);
   assert.ok(j.summary.sqnrDb > 30);
   const text = cli('compare', SAMPLE, q8, '--quiet').stdout;
-  assert.match(text, /^A .*model\.safetensors \(safetensors, 32\.00 bits\/weight\)\nB .*q8\.gguf \(gguf, \d+\.\d\d bits\/weight\)\n47 tensors, 260,032 weights: SQNR \d+\.\d\d dB/);
+  assert.match(
+    text,
+    /^A .*model\.safetensors \(safetensors, 32\.00 bits\/weight\)\nB .*q8\.gguf \(gguf, \d+\.\d\d bits\/weight\)\n47 tensors, 260,032 weights: SQNR \d+\.\d\d dB/,
+  );
   assert.match(text, /Q8_0 +L0 · q_proj/);
   const bad = cli('compare', SAMPLE);
   assert.equal(bad.code, 1);
@@ -166,7 +199,10 @@ test('the compare diff view: summary first, one aligned line per tensor on both 
     assert.equal(left[i].split(/ {2,}/)[0], name, 'the same tensor on both sides');
     assert.ok(right[i].length <= 100 && left[i].length <= 100);
   }
-  assert.ok(right.some((l) => /^L0 · q_proj +\d+\.\d\d .* Q8_0 +8\.50 +64x64$/.test(l)), 'Q8_0: 8.5 bits per weight');
+  assert.ok(
+    right.some((l) => /^L0 · q_proj +\d+\.\d\d .* Q8_0 +8\.50 +64x64$/.test(l)),
+    'Q8_0: 8.5 bits per weight',
+  );
 });
 
 test('output names say what differs from the defaults, so runs with other settings never collide', async () => {
@@ -175,7 +211,11 @@ test('output names say what differs from the defaults, so runs with other settin
   assert.equal(settingsTag(resolveSettings({ preset: 'paper' })), 'dareq-w4g128-paper');
   assert.equal(settingsTag(resolveSettings({ lambdaEntropy: 0.25, bits: 8 })), 'dareq-w8g128-lh0.25');
   assert.equal(settingsTag(resolveSettings({ search: 'coarse-to-fine', grid: 50 })), 'dareq-w4g128-k50-c2f');
-  assert.equal(settingsTag(resolveSettings({ preset: 'reference' })), 'dareq-w4g128-reference', 'the preset\'s own K, B and lambdas are not differences');
+  assert.equal(
+    settingsTag(resolveSettings({ preset: 'reference' })),
+    'dareq-w4g128-reference',
+    "the preset's own K, B and lambdas are not differences",
+  );
   assert.equal(settingsTag(resolveSettings({ method: 'rtn', groupSize: 0 })), 'rtn-w4');
 });
 
@@ -200,7 +240,10 @@ test('the inspector shows a compressed-tensors checkpoint by module: quantized t
   const q = s.tensors.find((t) => t.name === 'model.layers.0.self_attn.q_proj.weight')!;
   assert.deepEqual([q.dtype, q.shape], ['int4 per-channel', [64, 64]], 'group 128 on rows of 64: one scale per row');
   const rawBytes = (n: string) => raw.tensors.find((t) => t.name === n)!.bytes;
-  assert.equal(q.bytes, rawBytes('model.layers.0.self_attn.q_proj.weight_packed') + rawBytes('model.layers.0.self_attn.q_proj.weight_scale'));
+  assert.equal(
+    q.bytes,
+    rawBytes('model.layers.0.self_attn.q_proj.weight_packed') + rawBytes('model.layers.0.self_attn.q_proj.weight_scale'),
+  );
   assert.equal(s.tensors.length, 47, 'as many tensors as the original model');
   assert.ok(s.byDtype['int4 per-channel'] && s.byDtype.F32 && !s.byDtype.I32 && !s.byDtype.I64);
   assert.ok(s.blocks[0].tensors.includes('model.layers.0.self_attn.q_proj.weight'));
@@ -211,7 +254,10 @@ test("GPT-2's Conv1D weights (stored [in, out]) match their compressed-tensors c
   const dir = await tempDir();
   const input = path.join(dir, 'gpt2.safetensors');
   const vals = Float64Array.from({ length: 64 * 96 }, (_, i) => Math.sin(i * 0.37) * 0.05);
-  await fsp.writeFile(input, buildSafetensors([{ name: 'transformer.h.0.attn.c_attn.weight', dtype: 'F32', shape: [64, 96], values: vals }]));
+  await fsp.writeFile(
+    input,
+    buildSafetensors([{ name: 'transformer.h.0.attn.c_attn.weight', dtype: 'F32', shape: [64, 96], values: vals }]),
+  );
   const ct = path.join(dir, 'ct');
   const r = cli('quantize', input, '--format', 'compressed-tensors', '--method', 'rtn', '--out', ct, '--report', `${ct}.json`, '--quiet');
   assert.equal(r.code, 0, r.stderr);
@@ -219,5 +265,8 @@ test("GPT-2's Conv1D weights (stored [in, out]) match their compressed-tensors c
   const c = await compareCheckpoints(input, ct);
   assert.deepEqual(c.shapeMismatch, []);
   assert.deepEqual(c.tensors[0].shape, [96, 64], 'output channels as rows');
-  assert.ok(Math.abs(c.tensors[0].mse - report.tensors[0].mse) <= 1e-9 * report.tensors[0].mse, 'the report\'s error, so the values line up');
+  assert.ok(
+    Math.abs(c.tensors[0].mse - report.tensors[0].mse) <= 1e-9 * report.tensors[0].mse,
+    "the report's error, so the values line up",
+  );
 });

@@ -34,7 +34,12 @@ function referenceEntropy(x: ArrayLike<number>, eps: number): number {
 const SIGMAS = [0.0203, 0.0201, 0.0206, 0.0202, 0.0205, 0.0204];
 function closeBlocks(): TestTensor[] {
   const base = normals(128 * 256, 5, 1);
-  return SIGMAS.map((s, i) => ({ name: `model.layers.${i}.mlp.up_proj.weight`, dtype: 'F32' as const, shape: [128, 256], values: base.map((v) => Math.fround(v * s)) }));
+  return SIGMAS.map((s, i) => ({
+    name: `model.layers.${i}.mlp.up_proj.weight`,
+    dtype: 'F32' as const,
+    shape: [128, 256],
+    values: base.map((v) => Math.fround(v * s)),
+  }));
 }
 
 test('softmax entropy matches the float64 reference, eps 0.01 and eps 0', () => {
@@ -56,15 +61,28 @@ test('blocks whose entropies differ in the 7th digit are ranked and decided as t
   assert.ok(spread < 1e-5 && spread > 0, `entropies within the 6th digit of each other (spread ${spread})`);
   const opened = await openModel(file);
   try {
-    const plan = await planModel(opened, { variant: '8-4', thresholdFactor: 1, entropyEpsilon: 0.01, format: 'compressed-tensors', groupSize: 128 });
+    const plan = await planModel(opened, {
+      variant: '8-4',
+      thresholdFactor: 1,
+      entropyEpsilon: 0.01,
+      format: 'compressed-tensors',
+      groupSize: 128,
+    });
     const got = plan.blocks.map((b) => b.entropy!);
     const rank = (h: number[]) => h.map((_, i) => i).sort((a, b) => h[a] - h[b]);
     assert.deepEqual(rank(got), rank(ref));
     // A larger weight scale makes the softmax peakier: lower entropy.
     assert.deepEqual(rank(got), rank(SIGMAS.map((s) => -s)));
     got.forEach((h, i) => assert.ok(Math.abs(h - ref[i]) < 1e-12, `block ${i}: ${h} vs ${ref[i]}`));
-    const d = decide(ref.map((h, i) => ({ index: i, execIndex: i + 2, params: 1, entropy: h })), 1, '8-4');
-    assert.deepEqual(plan.blocks.map((b) => b.precision), d.precisions);
+    const d = decide(
+      ref.map((h, i) => ({ index: i, execIndex: i + 2, params: 1, entropy: h })),
+      1,
+      '8-4',
+    );
+    assert.deepEqual(
+      plan.blocks.map((b) => b.precision),
+      d.precisions,
+    );
   } finally {
     await opened.close();
   }
@@ -78,7 +96,13 @@ test('decisions: below T -> low, between T and mu -> middle, at or above mu -> r
   assert.deepEqual(d.precisions, ['int4', 'int8', 'raw', 'raw', 'raw']);
   assert.deepEqual(decide(blocks, 1, '4-3').precisions, ['int3', 'int4', 'raw', 'raw', 'raw']);
   assert.deepEqual(decide(blocks, 0.5, '8-4').precisions, ['int4', 'int4', 'raw', 'raw', 'raw']);
-  assert.equal(blockEntropy([{ numel: 3, entropy: 1 }, { numel: 1, entropy: 5 }]), 2);
+  assert.equal(
+    blockEntropy([
+      { numel: 3, entropy: 1 },
+      { numel: 1, entropy: 5 },
+    ]),
+    2,
+  );
 });
 
 test('budget planning: fits (then promotes), needs promotion from uniform 8-bit, needs demotion, cannot fit', () => {
@@ -124,7 +148,13 @@ async function smallModel(): Promise<{ dir: string; file: string }> {
 test("a plan's byte count equals the size of the tensors actually written; mixed precision is one config group per bit width", async () => {
   const { dir, file } = await smallModel();
   const opened = await openModel(file);
-  const plan = await planModel(opened, { variant: '8-4', thresholdFactor: 0.5, entropyEpsilon: 0.01, format: 'compressed-tensors', groupSize: 16 });
+  const plan = await planModel(opened, {
+    variant: '8-4',
+    thresholdFactor: 0.5,
+    entropyEpsilon: 0.01,
+    format: 'compressed-tensors',
+    groupSize: 16,
+  });
   await opened.close();
   const precisions = new Set(plan.blocks.map((b) => b.precision));
   assert.ok(precisions.size >= 2, `a mixed plan (${[...precisions]})`);
@@ -132,7 +162,14 @@ test("a plan's byte count equals the size of the tensors actually written; mixed
   await fsp.writeFile(planPath, JSON.stringify({ blocks: plan.blocks, groupSize: plan.groupSize }));
   const parsed = parsePlanFile(await fsp.readFile(planPath, 'utf8'), planPath);
   const settings = resolveSettings({ groupSize: 16 });
-  const res = await quantize({ input: file, settings, format: 'compressed-tensors', settingsFor: settingsFromPlan(parsed.blocks, settings), out: path.join(dir, 'ct'), version: 'test' });
+  const res = await quantize({
+    input: file,
+    settings,
+    format: 'compressed-tensors',
+    settingsFor: settingsFromPlan(parsed.blocks, settings),
+    out: path.join(dir, 'ct'),
+    version: 'test',
+  });
   const bytes = new Uint8Array(await fsp.readFile(path.join(res.outputPath, 'model.safetensors')));
   const written = await loadSingleFile('m', 'm', new MemoryByteSource('m', bytes));
   const total = written.tensors.reduce((a, t) => a + t.byteLength, 0);
@@ -166,7 +203,10 @@ test('ternary blocks: codes in {-1, 0, 1}', async () => {
   const t = res.report.tensors.find((x) => x.name === 'model.layers.0.self_attn.q_proj.weight')!;
   assert.equal(t.codeHistogram.length, 4);
   assert.equal(t.codeHistogram[3], 0, 'no code above 1');
-  assert.equal(t.codeHistogram.reduce((a, b) => a + b), 32 * 32);
+  assert.equal(
+    t.codeHistogram.reduce((a, b) => a + b),
+    32 * 32,
+  );
   assert.equal(res.report.tensors.length, 1, 'tensors in no planned block are copied');
 });
 
@@ -174,7 +214,14 @@ test('FastEWQ: CSV round trip; training, saving, loading and predicting give the
   const rows: TrainingRow[] = [];
   for (let m = 0; m < 6; m++) {
     const n = 10 + m * 4;
-    for (let e = 2; e < n + 2; e++) rows.push({ model: `m${m}`, numBlocks: n, execIndex: e, params: 1000 * (m + 1), type: e / (n + 1) < 0.3 ? '8-bit' : e / (n + 1) > 0.85 ? '4-bit' : 'raw' });
+    for (let e = 2; e < n + 2; e++)
+      rows.push({
+        model: `m${m}`,
+        numBlocks: n,
+        execIndex: e,
+        params: 1000 * (m + 1),
+        type: e / (n + 1) < 0.3 ? '8-bit' : e / (n + 1) > 0.85 ? '4-bit' : 'raw',
+      });
   }
   const text = ['model_name,num_blocks,exec_index,num_parameters,quantization_type,quantized', ...rows.map(csvRow)].join('\n');
   assert.deepEqual(parseCsv(text, 'x.csv'), rows);
@@ -182,7 +229,10 @@ test('FastEWQ: CSV round trip; training, saving, loading and predicting give the
   const heldOut = rows.filter((r) => r.model === 'm5');
   const train = rows.filter((r) => r.model !== 'm5');
   const file = buildModelFile(train, heldOut, 'held-out model m5');
-  assert.deepEqual(file.trainedOn.map((t) => t.model), ['m0', 'm1', 'm2', 'm3', 'm4']);
+  assert.deepEqual(
+    file.trainedOn.map((t) => t.model),
+    ['m0', 'm1', 'm2', 'm3', 'm4'],
+  );
   assert.equal(file.evaluation.heldOutRows, heldOut.length);
   assert.ok(file.evaluation.accuracy! >= 0.8, `learns a positional rule (${file.evaluation.accuracy})`);
   const reloaded = loadForest(JSON.parse(JSON.stringify(file)));

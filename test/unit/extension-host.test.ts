@@ -3,13 +3,23 @@
  * the diff view's statistics documents, the webview protocol's validation and the webview's CSP.
  */
 import assert from 'node:assert/strict';
-import { promises as fsp } from 'node:fs';
+import { promises as fsp, readdirSync, readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { panelSettings, readComputeBackend, readRunConfig, SETTING_SPECS } from '../../src/extension/config';
 
 /** Settings read outside SETTING_SPECS (EWQ, compute, evaluation): by key. */
-const EXTRA_SETTINGS = ['ewq.memoryBudgetGB', 'ewq.thresholdFactor', 'ewq.entropyEpsilon', 'ewq.variant', 'ewq.autoAnalyzeMaxGB', 'compute.backend', 'llamaCpp.modulePath', 'eval.contextSize', 'eval.textFile'];
+const EXTRA_SETTINGS = [
+  'ewq.memoryBudgetGB',
+  'ewq.thresholdFactor',
+  'ewq.entropyEpsilon',
+  'ewq.variant',
+  'ewq.autoAnalyzeMaxGB',
+  'compute.backend',
+  'llamaCpp.modulePath',
+  'eval.contextSize',
+  'eval.textFile',
+];
 import { inspectorHtml } from '../../src/extension/inspector/html';
 import { quantizeChoices } from '../../src/extension/quick-pick';
 import { renderStatsDocuments } from '../../src/extension/stats-document';
@@ -18,14 +28,20 @@ import { parseWebviewMessage } from '../../src/shared/protocol';
 import { quantize } from '../../src/node/quantize';
 import { buildSafetensors, normals, tempDir } from '../helpers/safetensors';
 
-const PKG = JSON.parse(require('node:fs').readFileSync(path.resolve(__dirname, '../../../package.json'), 'utf8'));
+const PKG = JSON.parse(readFileSync(path.resolve(__dirname, '../../../package.json'), 'utf8'));
 
 test('settings: unset values come from the preset and the defaults, set ones override', () => {
   const none = readRunConfig(() => undefined);
   assert.deepEqual(none.settings, resolveSettings());
   assert.equal(none.format, 'fake');
   assert.deepEqual(none.problems, []);
-  const vals: Record<string, unknown> = { 'dareq.preset': 'reference', 'quantization.bits': 8, 'dareq.gridSize': 30, 'quantization.outputFormat': 'compressed-tensors', 'quantization.exclude': 'mlp' };
+  const vals: Record<string, unknown> = {
+    'dareq.preset': 'reference',
+    'quantization.bits': 8,
+    'dareq.gridSize': 30,
+    'quantization.outputFormat': 'compressed-tensors',
+    'quantization.exclude': 'mlp',
+  };
   const c = readRunConfig((k) => vals[k]);
   assert.equal(c.settings.preset, 'reference');
   assert.equal(c.settings.bins, 128, 'from the preset');
@@ -37,7 +53,12 @@ test('settings: unset values come from the preset and the defaults, set ones ove
 });
 
 test('settings: invalid values in settings.json become one-line problems, never a crash', () => {
-  const vals: Record<string, unknown> = { 'quantization.bits': 12, 'dareq.lambdaEntropy': 'lots', 'quantization.include': '(', 'dareq.clipAlphaMin': 0 };
+  const vals: Record<string, unknown> = {
+    'quantization.bits': 12,
+    'dareq.lambdaEntropy': 'lots',
+    'quantization.include': '(',
+    'dareq.clipAlphaMin': 0,
+  };
   const c = readRunConfig((k) => vals[k]);
   assert.equal(c.settings.bits, 4, 'the default stands in');
   assert.equal(c.problems.length, 4);
@@ -60,8 +81,10 @@ test('settings: every setting the code reads is contributed with a description a
     if (typeof spec === 'string') continue;
     // The schema's default is what the engine uses when the setting is unset.
     const field = spec.field as string;
-    if (field in defaults.settings) assert.equal(p.default, (defaults.settings as unknown as Record<string, unknown>)[field], `${key} default`);
-    if (p.default !== undefined && p.default !== null && p.default !== '') assert.ok(spec.check(p.default), `${key}: the schema's default passes the code's check`);
+    if (field in defaults.settings)
+      assert.equal(p.default, (defaults.settings as unknown as Record<string, unknown>)[field], `${key} default`);
+    if (p.default !== undefined && p.default !== null && p.default !== '')
+      assert.ok(spec.check(p.default), `${key}: the schema's default passes the code's check`);
   }
   // And nothing is contributed that no code reads.
   const read = new Set([...SETTING_SPECS.map((s) => s.key), ...EXTRA_SETTINGS]);
@@ -84,7 +107,9 @@ test('custom editors: one contribution per viewType, each registered by the exte
   const viewTypes = PKG.contributes.customEditors.map((e: { viewType: string }) => e.viewType);
   assert.equal(new Set(viewTypes).size, viewTypes.length, `duplicate viewType in ${viewTypes.join(', ')}`);
   const dir = path.resolve(__dirname, '../../../src/extension/inspector');
-  const source = require('node:fs').readdirSync(dir).map((f: string) => require('node:fs').readFileSync(path.join(dir, f), 'utf8')).join('\n');
+  const source = readdirSync(dir)
+    .map((f: string) => readFileSync(path.join(dir, f), 'utf8'))
+    .join('\n');
   for (const v of viewTypes) assert.ok(source.includes(`'${v}'`), `${v} is a view type the extension registers`);
 });
 
@@ -149,13 +174,29 @@ test('webview messages are validated: anything malformed is dropped', () => {
     method: 'readRows',
     params: { tensor: 'w', start: 0, count: 2 },
   });
-  for (const bad of [null, 'ready', [], { type: 'request', id: -1, method: 'summary', params: {} }, { type: 'request', id: 1, method: 'readRows', params: { tensor: 'w', start: -2, count: 1 } }, { type: 'request', id: 1, method: 'readRows', params: { tensor: 'w', start: 0, count: 1.5 } }, { type: 'request', id: 1, method: 'eval', params: {} }, { type: 'other' }]) {
+  for (const bad of [
+    null,
+    'ready',
+    [],
+    { type: 'request', id: -1, method: 'summary', params: {} },
+    { type: 'request', id: 1, method: 'readRows', params: { tensor: 'w', start: -2, count: 1 } },
+    { type: 'request', id: 1, method: 'readRows', params: { tensor: 'w', start: 0, count: 1.5 } },
+    { type: 'request', id: 1, method: 'eval', params: {} },
+    { type: 'other' },
+  ]) {
     assert.equal(parseWebviewMessage(bad), undefined, JSON.stringify(bad));
   }
 });
 
 test('webview HTML: strict CSP, nonce on every script, nothing remote', () => {
-  const html = inspectorHtml({ cspSource: 'https://file+.vscode-resource.vscode-cdn.net', nonce: 'abc123', script: 'https://file+.vscode-resource.vscode-cdn.net/x/inspector.js', css: 'https://file+.vscode-resource.vscode-cdn.net/x/i.css', codicons: 'https://file+.vscode-resource.vscode-cdn.net/x/codicon.css', title: '<model>' });
+  const html = inspectorHtml({
+    cspSource: 'https://file+.vscode-resource.vscode-cdn.net',
+    nonce: 'abc123',
+    script: 'https://file+.vscode-resource.vscode-cdn.net/x/inspector.js',
+    css: 'https://file+.vscode-resource.vscode-cdn.net/x/i.css',
+    codicons: 'https://file+.vscode-resource.vscode-cdn.net/x/codicon.css',
+    title: '<model>',
+  });
   const csp = /http-equiv="Content-Security-Policy" content="([^"]+)"/.exec(html)![1];
   assert.match(csp, /^default-src 'none';/);
   assert.match(csp, /script-src 'nonce-abc123'/);
@@ -165,7 +206,8 @@ test('webview HTML: strict CSP, nonce on every script, nothing remote', () => {
   assert.match(csp, /worker-src blob:$/);
   for (const m of html.matchAll(/<script[^>]*>/g)) assert.match(m[0], /nonce="abc123"/);
   assert.doesNotMatch(html, /<model>/, 'the title is escaped');
-  for (const m of html.matchAll(/(?:src|href)="([^"]+)"/g)) assert.ok(m[1].startsWith('https://file+.vscode-resource.vscode-cdn.net/'), m[1]);
+  for (const m of html.matchAll(/(?:src|href)="([^"]+)"/g))
+    assert.ok(m[1].startsWith('https://file+.vscode-resource.vscode-cdn.net/'), m[1]);
 });
 
 test('overview layout: a row per block, a column per kind of weight, in order of appearance', async () => {
@@ -178,13 +220,25 @@ test('overview layout: a row per block, a column per kind of weight, in order of
   const layout = overviewLayout(model, selectTargets(model.tensors));
   assert.deepEqual(layout.rows, ['0', '1', '2', '3', '4']);
   assert.deepEqual(layout.rowBlocks, [0, 1, 2, 3, 4]);
-  assert.deepEqual(layout.kinds, ['self_attn.q_proj', 'self_attn.k_proj', 'self_attn.v_proj', 'self_attn.o_proj', 'mlp.gate_proj', 'mlp.down_proj', 'mlp.up_proj']);
+  assert.deepEqual(layout.kinds, [
+    'self_attn.q_proj',
+    'self_attn.k_proj',
+    'self_attn.v_proj',
+    'self_attn.o_proj',
+    'mlp.gate_proj',
+    'mlp.down_proj',
+    'mlp.up_proj',
+  ]);
   assert.equal(layout.cells.length, 35);
   assert.deepEqual(layout.cells[0], { tensor: 'model.layers.0.self_attn.q_proj.weight', row: '0', kind: 'self_attn.q_proj' });
 });
 
 test('tuning messages from the webview: only the tunable settings, only numbers or strings', () => {
-  assert.deepEqual(parseWebviewMessage({ type: 'setSetting', key: 'dareq.lambdaEntropy', value: 0.05 }), { type: 'setSetting', key: 'dareq.lambdaEntropy', value: 0.05 });
+  assert.deepEqual(parseWebviewMessage({ type: 'setSetting', key: 'dareq.lambdaEntropy', value: 0.05 }), {
+    type: 'setSetting',
+    key: 'dareq.lambdaEntropy',
+    value: 0.05,
+  });
   assert.equal(parseWebviewMessage({ type: 'setSetting', key: 'workbench.colorTheme', value: 'x' }), undefined);
   assert.equal(parseWebviewMessage({ type: 'setSetting', key: 'quantization.bits', value: { evil: true } }), undefined);
   assert.equal(parseWebviewMessage({ type: 'channel', tensor: 't', row: -1, group: 0 }), undefined);
@@ -192,8 +246,14 @@ test('tuning messages from the webview: only the tunable settings, only numbers 
 });
 
 test('compute backend setting: auto, webgpu or cpu; anything else is reported and auto is used', () => {
-  assert.deepEqual(readComputeBackend(() => undefined), { backend: 'auto' });
-  assert.deepEqual(readComputeBackend((k) => (k === 'compute.backend' ? 'cpu' : undefined)), { backend: 'cpu' });
+  assert.deepEqual(
+    readComputeBackend(() => undefined),
+    { backend: 'auto' },
+  );
+  assert.deepEqual(
+    readComputeBackend((k) => (k === 'compute.backend' ? 'cpu' : undefined)),
+    { backend: 'cpu' },
+  );
   const bad = readComputeBackend((k) => (k === 'compute.backend' ? 'cuda' : undefined));
   assert.equal(bad.backend, 'auto');
   assert.match(bad.problem!, /^weightlens\.compute\.backend must be one of auto, webgpu, cpu \(got "cuda"\); using auto$/);
@@ -203,29 +263,79 @@ test('compute backend setting: auto, webgpu or cpu; anything else is reported an
 });
 
 test('GPU messages from the webview are validated like the rest', () => {
-  assert.deepEqual(parseWebviewMessage({ type: 'gpu', available: true, adapter: 'x', fallback: true }), { type: 'gpu', available: true, adapter: 'x', fallback: true });
+  assert.deepEqual(parseWebviewMessage({ type: 'gpu', available: true, adapter: 'x', fallback: true }), {
+    type: 'gpu',
+    available: true,
+    adapter: 'x',
+    fallback: true,
+  });
   assert.equal(parseWebviewMessage({ type: 'gpu', available: true, adapter: 'x' }), undefined);
   assert.equal(parseWebviewMessage({ type: 'gpu', available: 'yes', adapter: 'x', fallback: false }), undefined);
   assert.equal(parseWebviewMessage({ type: 'gpu', available: true, adapter: 'x'.repeat(600), fallback: false }), undefined);
-  assert.deepEqual(parseWebviewMessage({ type: 'detailGpuDone', tensor: 't', ok: false, error: 'lost', seconds: 1.5 }), { type: 'detailGpuDone', tensor: 't', ok: false, error: 'lost', seconds: 1.5 });
+  assert.deepEqual(parseWebviewMessage({ type: 'detailGpuDone', tensor: 't', ok: false, error: 'lost', seconds: 1.5 }), {
+    type: 'detailGpuDone',
+    tensor: 't',
+    ok: false,
+    error: 'lost',
+    seconds: 1.5,
+  });
   assert.equal(parseWebviewMessage({ type: 'detailGpuDone', tensor: 't', ok: true, error: '', seconds: Infinity }), undefined);
   assert.equal(parseWebviewMessage({ type: 'detailGpuDone', tensor: 5, ok: true, error: '', seconds: 1 }), undefined);
 });
 
 test("the panel's search answers are checked against the request before use", async () => {
   const { checkChoices } = await import('../../src/compute/backend');
-  const ok = { choices: Int32Array.from([3, -2, -1]), contenderStart: Int32Array.from([0, 0, 2, 2]), contenders: Int32Array.from([1, 4]), undecided: 1, rescored: 2 };
+  const ok = {
+    choices: Int32Array.from([3, -2, -1]),
+    contenderStart: Int32Array.from([0, 0, 2, 2]),
+    contenders: Int32Array.from([1, 4]),
+    undecided: 1,
+    rescored: 2,
+  };
   assert.equal(checkChoices(ok, 3, 5), undefined);
   assert.match(checkChoices(ok, 4, 5)!, /3 choices for 4 groups/);
   assert.match(checkChoices({ ...ok, choices: Int32Array.from([7, -2, -1]) }, 3, 5)!, /candidate 7 is outside 0..4/);
   assert.match(checkChoices({ ...ok, contenders: Int32Array.from([4, 1]) }, 3, 5)!, /not ascending/);
   assert.match(checkChoices({ ...ok, contenderStart: Int32Array.from([0, 2, 2, 2]) }, 3, 5)!, /contenders for a decided group/);
   assert.match(checkChoices({ ...ok, contenderStart: Int32Array.from([0, 0, 2, 3]) }, 3, 5)!, /malformed/);
-  const parsed = parseWebviewMessage({ type: 'gpuSearchResult', id: 4, ok: true, choices: ok.choices.buffer, contenderStart: ok.contenderStart, contenders: ok.contenders, undecided: 1, rescored: 2 });
+  const parsed = parseWebviewMessage({
+    type: 'gpuSearchResult',
+    id: 4,
+    ok: true,
+    choices: ok.choices.buffer,
+    contenderStart: ok.contenderStart,
+    contenders: ok.contenders,
+    undecided: 1,
+    rescored: 2,
+  });
   assert.ok(parsed && parsed.type === 'gpuSearchResult' && parsed.ok);
   assert.deepEqual(Array.from((parsed as { choices: Int32Array }).choices), [3, -2, -1]);
-  assert.equal(parseWebviewMessage({ type: 'gpuSearchResult', id: 4, ok: true, choices: [1, 2], contenderStart: ok.contenderStart, contenders: ok.contenders, undecided: 1, rescored: 2 }), undefined);
-  assert.equal(parseWebviewMessage({ type: 'gpuSearchResult', id: 4, ok: true, choices: new Uint8Array(3), contenderStart: ok.contenderStart, contenders: ok.contenders, undecided: 1, rescored: 2 }), undefined);
+  assert.equal(
+    parseWebviewMessage({
+      type: 'gpuSearchResult',
+      id: 4,
+      ok: true,
+      choices: [1, 2],
+      contenderStart: ok.contenderStart,
+      contenders: ok.contenders,
+      undecided: 1,
+      rescored: 2,
+    }),
+    undefined,
+  );
+  assert.equal(
+    parseWebviewMessage({
+      type: 'gpuSearchResult',
+      id: 4,
+      ok: true,
+      choices: new Uint8Array(3),
+      contenderStart: ok.contenderStart,
+      contenders: ok.contenders,
+      undecided: 1,
+      rescored: 2,
+    }),
+    undefined,
+  );
 });
 
 test("the panel's scales workers: row slices of the choices give the whole block's scales", async () => {
@@ -251,11 +361,27 @@ test("the panel's scales workers: row slices of the choices give the whole block
   contenderStart[rows * gpr] = list.length;
   const found = { choices, contenderStart, contenders: Int32Array.from(list), undecided: 0, rescored: list.length };
   const whole = scalesFromChoices(values, rows, cols, s, 'F32', absmax, found);
-  for (const cut of [[0, 3, 7], [0, 1, 2, 7], [0, 7]]) {
+  for (const cut of [
+    [0, 3, 7],
+    [0, 1, 2, 7],
+    [0, 7],
+  ]) {
     const parts = cut.slice(1).map((r1, i) => sliceChoices(found, cut[i] * gpr, r1 * gpr));
     assert.deepEqual(concatChoices(parts).contenders, found.contenders);
     assert.deepEqual(concatChoices(parts).contenderStart, found.contenderStart);
-    const scales = parts.flatMap((p, i) => Array.from(scalesFromChoices(values.subarray(cut[i] * cols, cut[i + 1] * cols), cut[i + 1] - cut[i], cols, s, 'F32', absmax.subarray(cut[i] * gpr, cut[i + 1] * gpr), p)));
+    const scales = parts.flatMap((p, i) =>
+      Array.from(
+        scalesFromChoices(
+          values.subarray(cut[i] * cols, cut[i + 1] * cols),
+          cut[i + 1] - cut[i],
+          cols,
+          s,
+          'F32',
+          absmax.subarray(cut[i] * gpr, cut[i + 1] * gpr),
+          p,
+        ),
+      ),
+    );
     assert.deepEqual(scales, Array.from(whole), `cut ${cut}`);
   }
 });

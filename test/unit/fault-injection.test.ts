@@ -59,7 +59,7 @@ class Injector {
     const proto = Object.getPrototypeOf(probe) as { write: (...a: unknown[]) => Promise<unknown> };
     await probe.close();
     const origWrite = proto.write;
-    const self = this;
+    const self = this; // eslint-disable-line @typescript-eslint/no-this-alias -- the patched write's `this` is the file handle
     const paths = new WeakMap<object, string>();
     const origOpen = fsp.open;
     (fsp as unknown as Record<string, unknown>).open = async (...args: unknown[]) => {
@@ -91,7 +91,10 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
       if (e.isDirectory()) {
         out[path.relative(dir, p) + '/'] = 'dir';
         await walk(p);
-      } else out[path.relative(dir, p)] = createHash('sha256').update(await fsp.readFile(p)).digest('hex');
+      } else
+        out[path.relative(dir, p)] = createHash('sha256')
+          .update(await fsp.readFile(p))
+          .digest('hex');
     }
   };
   await walk(dir);
@@ -123,7 +126,15 @@ for (const sc of SCENARIOS) {
     const input = path.join(root, 'model', sc.shards > 1 ? 'model.safetensors.index.json' : 'model.safetensors');
     const out = path.join(root, sc.out);
     const run = (bits: number) =>
-      quantize({ input, settings: resolveSettings({ method: 'rtn', bits }), format: sc.format, out, report: path.join(root, 'q.report.json'), force: true, version: 'test' });
+      quantize({
+        input,
+        settings: resolveSettings({ method: 'rtn', bits }),
+        format: sc.format,
+        out,
+        report: path.join(root, 'q.report.json'),
+        force: true,
+        version: 'test',
+      });
     await build();
     const inj = new Injector(root);
     await inj.install();

@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promises as fsp, existsSync } from 'node:fs';
+import { promises as fsp, existsSync, rmSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { resolveSettings } from '../../src/core/quant/settings';
@@ -15,7 +15,10 @@ import { quantize } from '../../src/node/quantize';
 import { tempDir } from '../helpers/safetensors';
 
 const BIN = path.resolve(__dirname, '../../../bin/weightlens.js');
-const sha = async (p: string) => createHash('sha256').update(await fsp.readFile(p)).digest('hex');
+const sha = async (p: string) =>
+  createHash('sha256')
+    .update(await fsp.readFile(p))
+    .digest('hex');
 
 async function model(layers = 2, hidden = 256): Promise<string> {
   return generateModel(await tempDir(), { layers, hidden, intermediate: 704, vocab: 256 });
@@ -41,8 +44,18 @@ test('an output larger than the free space is refused before its first byte: one
   try {
     const out = path.join(small, 'out.safetensors');
     await assert.rejects(
-      quantize({ input, settings: resolveSettings({ method: 'rtn' }), format: 'fake', out, report: path.join(await tempDir(), 'r.json'), version: 'test' }),
-      (e: Error) => /out\.safetensors: not enough free space: the output needs \d[\d.]* [KM]B, the device has \d[\d.]* KB free; nothing was written/.test(e.message) && !e.message.includes('\n'),
+      quantize({
+        input,
+        settings: resolveSettings({ method: 'rtn' }),
+        format: 'fake',
+        out,
+        report: path.join(await tempDir(), 'r.json'),
+        version: 'test',
+      }),
+      (e: Error) =>
+        /out\.safetensors: not enough free space: the output needs \d[\d.]* [KM]B, the device has \d[\d.]* KB free; nothing was written/.test(
+          e.message,
+        ) && !e.message.includes('\n'),
     );
     assert.deepEqual(await fsp.readdir(small), [], 'no partial or temporary file');
     assert.equal(await sha(input), before);
@@ -64,7 +77,7 @@ test('the input vanishing during a run fails it and writes nothing', async () =>
       onProgress: () => {
         if (!removed) {
           removed = true;
-          require('node:fs').rmSync(input);
+          rmSync(input);
         }
       },
     }),
@@ -99,10 +112,19 @@ test('a killed process leaves nothing under the final name; the next run cleans 
   await run.done;
   const left = await fsp.readdir(dir);
   assert.ok(!left.includes('model.dareq-w4g128.safetensors'), 'no output under the final name');
-  assert.ok(left.some((f) => f.startsWith('.model.dareq-w4g128.safetensors.weightlens-tmp-')), 'only a hidden temporary file');
+  assert.ok(
+    left.some((f) => f.startsWith('.model.dareq-w4g128.safetensors.weightlens-tmp-')),
+    'only a hidden temporary file',
+  );
   assert.equal(await sha(input), before);
   // The next run for the same output removes the dead process's temporary file.
-  await quantize({ input, settings: resolveSettings({ method: 'rtn', groupSize: 128, bits: 4 }), format: 'fake', out: path.join(dir, 'model.dareq-w4g128.safetensors'), version: 'test' });
+  await quantize({
+    input,
+    settings: resolveSettings({ method: 'rtn', groupSize: 128, bits: 4 }),
+    format: 'fake',
+    out: path.join(dir, 'model.dareq-w4g128.safetensors'),
+    version: 'test',
+  });
   assert.ok(!(await fsp.readdir(dir)).some((f) => f.includes('weightlens-tmp')));
 });
 

@@ -76,17 +76,24 @@ async function outcome(bytes: Uint8Array): Promise<SafetensorsHeader | Weightlen
 }
 
 test('fuzz: valid files parse', async () => {
-  await fc.assert(fc.asyncProperty(validFile, async (bytes) => assert.ok(!((await outcome(bytes)) instanceof Error))), { numRuns: 200 });
+  await fc.assert(
+    fc.asyncProperty(validFile, async (bytes) => assert.ok(!((await outcome(bytes)) instanceof Error))),
+    { numRuns: 200 },
+  );
 });
 
 test('fuzz: random byte flips anywhere in the header', async () => {
   await fc.assert(
-    fc.asyncProperty(validFile, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), async (bytes, flips) => {
-      const b = bytes.slice();
-      const headerEnd = 8 + Number(new DataView(b.buffer).getBigUint64(0, true));
-      for (const [pos, v] of flips) b[pos % Math.max(1, Math.min(b.length, headerEnd))] = v;
-      await outcome(b);
-    }),
+    fc.asyncProperty(
+      validFile,
+      fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }),
+      async (bytes, flips) => {
+        const b = bytes.slice();
+        const headerEnd = 8 + Number(new DataView(b.buffer).getBigUint64(0, true));
+        for (const [pos, v] of flips) b[pos % Math.max(1, Math.min(b.length, headerEnd))] = v;
+        await outcome(b);
+      },
+    ),
     { numRuns: 400 },
   );
 });
@@ -116,14 +123,30 @@ test('fuzz: truncation and appended bytes', async () => {
   );
 });
 
-const jsonValue = fc.oneof(fc.integer({ min: -(2 ** 60), max: 2 ** 60 }), fc.double(), fc.string(), fc.constant(null), fc.boolean(), fc.array(fc.integer({ min: -3, max: 1e6 }), { maxLength: 4 }), fc.constant(2 ** 53), fc.constant(1e308));
+const jsonValue = fc.oneof(
+  fc.integer({ min: -(2 ** 60), max: 2 ** 60 }),
+  fc.double(),
+  fc.string(),
+  fc.constant(null),
+  fc.boolean(),
+  fc.array(fc.integer({ min: -3, max: 1e6 }), { maxLength: 4 }),
+  fc.constant(2 ** 53),
+  fc.constant(1e308),
+);
 
 test('fuzz: entries with arbitrary dtypes, shapes and offsets', async () => {
   await fc.assert(
     fc.asyncProperty(
       fc.dictionary(
         fc.string({ maxLength: 6 }),
-        fc.record({ dtype: fc.oneof(fc.constantFrom(...DTYPES), fc.string({ maxLength: 5 }), jsonValue), shape: jsonValue, data_offsets: fc.oneof(jsonValue, fc.tuple(fc.integer({ min: -5, max: 200 }), fc.integer({ min: -5, max: 200 }))) }, { requiredKeys: [] }),
+        fc.record(
+          {
+            dtype: fc.oneof(fc.constantFrom(...DTYPES), fc.string({ maxLength: 5 }), jsonValue),
+            shape: jsonValue,
+            data_offsets: fc.oneof(jsonValue, fc.tuple(fc.integer({ min: -5, max: 200 }), fc.integer({ min: -5, max: 200 }))),
+          },
+          { requiredKeys: [] },
+        ),
         { maxKeys: 5 },
       ),
       fc.nat({ max: 256 }),
@@ -141,20 +164,31 @@ test('fuzz: entries with arbitrary dtypes, shapes and offsets', async () => {
 
 test('fuzz: index JSON with arbitrary shard names never escapes the folder', async () => {
   await fc.assert(
-    fc.asyncProperty(fc.dictionary(fc.string({ maxLength: 5 }), fc.oneof(fc.string({ maxLength: 12 }), fc.constantFrom('../x', '/etc/passwd', 'a/../../b', 'C:\\\\w', './x', 'ok.safetensors'), jsonValue), { maxKeys: 5 }), async (map) => {
-      const text = JSON.stringify({ weight_map: map });
-      const opened: string[] = [];
-      try {
-        parseShardIndex('m.index.json', text);
-        await loadSharded('m.index.json', text, async (shard) => {
-          opened.push(shard);
-          return undefined;
-        });
-      } catch (e) {
-        assert.ok(e instanceof WeightlensError, String(e));
-      }
-      for (const shard of opened) assert.ok(!shard.split('/').includes('..') && !shard.startsWith('/') && !shard.includes('\\\\'), shard);
-    }),
+    fc.asyncProperty(
+      fc.dictionary(
+        fc.string({ maxLength: 5 }),
+        fc.oneof(
+          fc.string({ maxLength: 12 }),
+          fc.constantFrom('../x', '/etc/passwd', 'a/../../b', 'C:\\\\w', './x', 'ok.safetensors'),
+          jsonValue,
+        ),
+        { maxKeys: 5 },
+      ),
+      async (map) => {
+        const text = JSON.stringify({ weight_map: map });
+        const opened: string[] = [];
+        try {
+          parseShardIndex('m.index.json', text);
+          await loadSharded('m.index.json', text, async (shard) => {
+            opened.push(shard);
+            return undefined;
+          });
+        } catch (e) {
+          assert.ok(e instanceof WeightlensError, String(e));
+        }
+        for (const shard of opened) assert.ok(!shard.split('/').includes('..') && !shard.startsWith('/') && !shard.includes('\\\\'), shard);
+      },
+    ),
     { numRuns: 300 },
   );
 });

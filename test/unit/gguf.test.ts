@@ -20,7 +20,7 @@ const ROOT = path.resolve(__dirname, '../../..');
 const BIN = path.join(ROOT, 'bin/weightlens.js');
 const SAMPLE_DIR = path.join(ROOT, 'samples/stories260K');
 const PUBLISHED =
-  'Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.\nLily\'s mom said, "Lily, let\'s go to the park." Lily was sad and didn\'t know what to do. She said, "I want to play with your ball, but I can\'t find it."\nLily was sad and didn\'t know what to do. She said, "I\'m sorry, Lily. I didn\'t know what to do."\nLily didn\'t want to help her mom, so she said, "I\'m sorry, mom. I didn\'t know what to do." Her mom said, "Don\'t worry, Lily. We can help you.';
+  "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, she saw a big, red ball. She wanted to play with it, but it was too high.\nLily's mom said, \"Lily, let's go to the park.\" Lily was sad and didn't know what to do. She said, \"I want to play with your ball, but I can't find it.\"\nLily was sad and didn't know what to do. She said, \"I'm sorry, Lily. I didn't know what to do.\"\nLily didn't want to help her mom, so she said, \"I'm sorry, mom. I didn't know what to do.\" Her mom said, \"Don't worry, Lily. We can help you.";
 
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8' });
@@ -81,7 +81,14 @@ test('q/k rows: llama.cpp permute undoes HF permute, head by head', () => {
 async function llamaOrSkip(t: { skip: (m: string) => void }) {
   try {
     const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
-    return await getLlama({ gpu: false, build: 'never', skipDownload: true, usePrebuiltBinaries: true, progressLogs: false, logLevel: LlamaLogLevel.error });
+    return await getLlama({
+      gpu: false,
+      build: 'never',
+      skipDownload: true,
+      usePrebuiltBinaries: true,
+      progressLogs: false,
+      logLevel: LlamaLogLevel.error,
+    });
   } catch (e) {
     t.skip(`skipped: node-llama-cpp has no binary here (${(e as Error).message.split('\n')[0]})`);
     return undefined;
@@ -129,7 +136,19 @@ test('llama.cpp loads the GGUF exports of the sample; the F32 one tells the publ
       ['4', GgmlType.Q4_0],
     ] as const) {
       const out = path.join(dir, `q${bits}.gguf`);
-      const r = cli('quantize', path.join(SAMPLE_DIR, 'model.safetensors'), '--format', 'gguf', '--bits', bits, '--out', out, '--quiet', '--threads', '1');
+      const r = cli(
+        'quantize',
+        path.join(SAMPLE_DIR, 'model.safetensors'),
+        '--format',
+        'gguf',
+        '--bits',
+        bits,
+        '--out',
+        out,
+        '--quiet',
+        '--threads',
+        '1',
+      );
       assert.equal(r.code, 0, r.stderr);
       const { readGgufFileInfo } = await import('node-llama-cpp');
       const info = await readGgufFileInfo(out);
@@ -150,7 +169,10 @@ test('eval: perplexity of the sample in llama.cpp, compared with its Q4_0 on the
   if (!(await llamaOrSkip(t))) return;
   const dir = await tempDir();
   const q4 = path.join(dir, 'q4.gguf');
-  assert.equal(cli('quantize', path.join(SAMPLE_DIR, 'model.safetensors'), '--format', 'gguf', '--bits', '4', '--out', q4, '--quiet').code, 0);
+  assert.equal(
+    cli('quantize', path.join(SAMPLE_DIR, 'model.safetensors'), '--format', 'gguf', '--bits', '4', '--out', q4, '--quiet').code,
+    0,
+  );
   const r = cli('eval', path.join(SAMPLE_DIR, 'model.safetensors'), '--compare', q4, '--json', '--quiet');
   assert.equal(r.code, 0, r.stderr);
   const j = JSON.parse(r.stdout);
@@ -177,9 +199,15 @@ test('GGUF refusals: group size, bits, architecture, tokenizer, one line each', 
   await fsp.mkdir(other);
   await fsp.copyFile(s, path.join(other, 'model.safetensors'));
   await fsp.writeFile(path.join(other, 'config.json'), JSON.stringify({ model_type: 'gpt2' }));
-  assert.match(cli('quantize', path.join(other, 'model.safetensors'), '--format', 'gguf').stderr, /config\.json: model_type "gpt2" cannot be written as GGUF yet \(supported: llama, mistral, qwen2/);
+  assert.match(
+    cli('quantize', path.join(other, 'model.safetensors'), '--format', 'gguf').stderr,
+    /config\.json: model_type "gpt2" cannot be written as GGUF yet \(supported: llama, mistral, qwen2/,
+  );
   await fsp.writeFile(path.join(other, 'config.json'), readFileSync(path.join(SAMPLE_DIR, 'config.json')));
-  assert.match(cli('quantize', path.join(other, 'model.safetensors'), '--format', 'gguf').stderr, /needs the model's tokenizer beside the weights/);
+  assert.match(
+    cli('quantize', path.join(other, 'model.safetensors'), '--format', 'gguf').stderr,
+    /needs the model's tokenizer beside the weights/,
+  );
   assert.deepEqual((await fsp.readdir(other)).sort(), ['config.json', 'model.safetensors'], 'nothing written');
 });
 
@@ -188,20 +216,29 @@ test("quality in llama.cpp: Weightlens's Q4_0 (DARE-Q default) beats llama.cpp's
   const { ggufQualityTable } = await import('../../src/node/gguf-quality');
   const rows = await ggufQualityTable(path.join(SAMPLE_DIR, 'model.safetensors'), await tempDir(), { version: 'test' });
   const row = (name: string) => rows.find((r) => r.name === name)!;
-  for (const r of rows) t.diagnostic(`${r.name}: perplexity ${r.perplexity.toFixed(4)} (${(100 * r.increase).toFixed(2)}%), ${r.bytes} bytes`);
+  for (const r of rows)
+    t.diagnostic(`${r.name}: perplexity ${r.perplexity.toFixed(4)} (${(100 * r.increase).toFixed(2)}%), ${r.bytes} bytes`);
   const { readGgufFileInfo } = await import('node-llama-cpp');
-  const typesOf = async (file: string) => Object.fromEntries((await readGgufFileInfo(file)).fullTensorInfo!.map((x) => [x.name, Number(x.ggmlType)]));
-  assert.deepEqual(await typesOf(row('Weightlens Q4_0, DARE-Q default').file), await typesOf(row('llama.cpp Q4_0').file), 'the same type for every tensor');
+  const typesOf = async (file: string) =>
+    Object.fromEntries((await readGgufFileInfo(file)).fullTensorInfo!.map((x) => [x.name, Number(x.ggmlType)]));
+  assert.deepEqual(
+    await typesOf(row('Weightlens Q4_0, DARE-Q default').file),
+    await typesOf(row('llama.cpp Q4_0').file),
+    'the same type for every tensor',
+  );
   assert.ok(row('Weightlens Q4_0, DARE-Q default').perplexity < row('llama.cpp Q4_0').perplexity);
   assert.ok(row('llama.cpp Q4_0').perplexity > row('F32 (Weightlens export)').perplexity, 'quantization costs something');
 });
 
-test('the GGUF header reader: our file and llama.cpp\'s, tensor by tensor, and one-line errors for broken files', async () => {
+test("the GGUF header reader: our file and llama.cpp's, tensor by tensor, and one-line errors for broken files", async () => {
   const { readGgufHeader, inspectGguf } = await import('../../src/core/formats/gguf-read');
   const { MemoryByteSource } = await import('../../src/core/bytesource');
   const dir = await tempDir();
   const q4 = path.join(dir, 'q4.gguf');
-  assert.equal(cli('quantize', path.join(SAMPLE_DIR, 'model.safetensors'), '--format', 'gguf', '--bits', '4', '--out', q4, '--quiet').code, 0);
+  assert.equal(
+    cli('quantize', path.join(SAMPLE_DIR, 'model.safetensors'), '--format', 'gguf', '--bits', '4', '--out', q4, '--quiet').code,
+    0,
+  );
   const bytes = new Uint8Array(readFileSync(q4));
   const h = await readGgufHeader(new MemoryByteSource(q4, bytes));
   assert.equal(h.version, 3);
@@ -225,7 +262,10 @@ test('the GGUF header reader: our file and llama.cpp\'s, tensor by tensor, and o
   assert.match(r.stdout, /Q4_0 +[\d.]+K +params +[\d.]+ KB +4\.50 bits\/weight/);
   assert.match(r.stdout, /llama\.attention\.layer_norm_rms_epsilon=0\.00001,/);
   // A header cut short, a wrong magic: one line naming the file.
-  await assert.rejects(readGgufHeader(new MemoryByteSource('cut.gguf', bytes.subarray(0, 5000))), /^WeightlensError: cut\.gguf: GGUF: the header runs past the end of the file/);
+  await assert.rejects(
+    readGgufHeader(new MemoryByteSource('cut.gguf', bytes.subarray(0, 5000))),
+    /^WeightlensError: cut\.gguf: GGUF: the header runs past the end of the file/,
+  );
   const bad = bytes.slice(0, 64);
   bad[0] = 0;
   await assert.rejects(readGgufHeader(new MemoryByteSource('bad.gguf', bad)), /bad\.gguf: GGUF: does not start with the GGUF magic/);
@@ -238,7 +278,7 @@ function byteLevelAlphabet(): string[] {
   return Array.from({ length: 256 }, (_, b) => (keep(b) ? String.fromCharCode(b) : String.fromCharCode(256 + extra++)));
 }
 
-test('a BPE tokenizer.json (Llama 3 pre-tokenizer) becomes llama.cpp\'s gpt2 vocabulary: llama.cpp tokenizes with our merges', async (t) => {
+test("a BPE tokenizer.json (Llama 3 pre-tokenizer) becomes llama.cpp's gpt2 vocabulary: llama.cpp tokenizes with our merges", async (t) => {
   const llama = await llamaOrSkip(t);
   if (!llama) return;
   const dir = await tempDir();
@@ -256,16 +296,30 @@ test('a BPE tokenizer.json (Llama 3 pre-tokenizer) becomes llama.cpp\'s gpt2 voc
     pre_tokenizer: {
       type: 'Sequence',
       pretokenizers: [
-        { type: 'Split', pattern: { Regex: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" }, behavior: 'Isolated', invert: false },
+        {
+          type: 'Split',
+          pattern: {
+            Regex:
+              "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+          },
+          behavior: 'Isolated',
+          invert: false,
+        },
         { type: 'ByteLevel', add_prefix_space: false, trim_offsets: true, use_regex: false },
       ],
     },
-    post_processor: { type: 'TemplateProcessing', single: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }] },
+    post_processor: {
+      type: 'TemplateProcessing',
+      single: [{ SpecialToken: { id: '<|begin_of_text|>', type_id: 0 } }, { Sequence: { id: 'A', type_id: 0 } }],
+    },
   };
   const { generateModel } = await import('../../src/node/generate-model');
   const model = await generateModel(dir, { layers: 1, hidden: 64, intermediate: 128, vocab: 264 });
   await fsp.writeFile(path.join(dir, 'tokenizer.json'), JSON.stringify(tokenizer));
-  await fsp.writeFile(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>' }));
+  await fsp.writeFile(
+    path.join(dir, 'tokenizer_config.json'),
+    JSON.stringify({ bos_token: '<|begin_of_text|>', eos_token: '<|end_of_text|>' }),
+  );
   const out = path.join(dir, 'bpe.gguf');
   const r = cli('quantize', model, '--format', 'gguf', '--bits', '32', '--out', out, '--quiet');
   assert.equal(r.code, 0, r.stderr);
@@ -284,7 +338,7 @@ test('a BPE tokenizer.json (Llama 3 pre-tokenizer) becomes llama.cpp\'s gpt2 voc
   }
 });
 
-test('a sharded input gives one GGUF, identical in its tensors to the single file\'s; an EWQ plan maps onto GGUF types', async (t) => {
+test("a sharded input gives one GGUF, identical in its tensors to the single file's; an EWQ plan maps onto GGUF types", async (t) => {
   const llama = await llamaOrSkip(t);
   if (!llama) return;
   await llama.dispose();
@@ -296,14 +350,24 @@ test('a sharded input gives one GGUF, identical in its tensors to the single fil
   await fsp.mkdir(dir);
   const bytes = readFileSync(path.join(SAMPLE_DIR, 'model.safetensors'));
   const n = Number(bytes.readBigUInt64LE(0));
-  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<string, { dtype: 'F32'; shape: number[]; data_offsets: [number, number] }>;
+  const header = JSON.parse(bytes.subarray(8, 8 + n).toString('utf8')) as Record<
+    string,
+    { dtype: 'F32'; shape: number[]; data_offsets: [number, number] }
+  >;
   const names = Object.keys(header).filter((k) => k !== '__metadata__');
   const weightMap: Record<string, string> = {};
   for (const [i, part] of [names.slice(0, 20), names.slice(20)].entries()) {
     const file = `model-0000${i + 1}-of-00002.safetensors`;
     await fsp.writeFile(
       path.join(dir, file),
-      buildSafetensors(part.map((name) => ({ name, dtype: 'F32', shape: header[name].shape, raw: new Uint8Array(bytes.subarray(8 + n + header[name].data_offsets[0], 8 + n + header[name].data_offsets[1])) }))),
+      buildSafetensors(
+        part.map((name) => ({
+          name,
+          dtype: 'F32',
+          shape: header[name].shape,
+          raw: new Uint8Array(bytes.subarray(8 + n + header[name].data_offsets[0], 8 + n + header[name].data_offsets[1])),
+        })),
+      ),
     );
     for (const name of part) weightMap[name] = file;
   }
@@ -311,12 +375,44 @@ test('a sharded input gives one GGUF, identical in its tensors to the single fil
   for (const f of ['config.json', 'tok512.bin']) await fsp.copyFile(path.join(SAMPLE_DIR, f), path.join(dir, f));
   const sharded = path.join(root, 'sharded.gguf');
   const single = path.join(root, 'single.gguf');
-  assert.equal(cli('quantize', path.join(dir, 'model.safetensors.index.json'), '--format', 'gguf', '--bits', '4', '--out', sharded, '--quiet', '--threads', '1').code, 0);
-  assert.equal(cli('quantize', path.join(SAMPLE_DIR, 'model.safetensors'), '--format', 'gguf', '--bits', '4', '--out', single, '--quiet', '--threads', '1').code, 0);
+  assert.equal(
+    cli(
+      'quantize',
+      path.join(dir, 'model.safetensors.index.json'),
+      '--format',
+      'gguf',
+      '--bits',
+      '4',
+      '--out',
+      sharded,
+      '--quiet',
+      '--threads',
+      '1',
+    ).code,
+    0,
+  );
+  assert.equal(
+    cli(
+      'quantize',
+      path.join(SAMPLE_DIR, 'model.safetensors'),
+      '--format',
+      'gguf',
+      '--bits',
+      '4',
+      '--out',
+      single,
+      '--quiet',
+      '--threads',
+      '1',
+    ).code,
+    0,
+  );
   const read = async (f: string) => {
     const b = new Uint8Array(readFileSync(f));
     const h = await readGgufHeader(new MemoryByteSource(f, b));
-    return new Map(h.tensors.map((x) => [x.name, Buffer.from(b.subarray(h.dataStart + x.offset, h.dataStart + x.offset + x.bytes)).toString('base64')]));
+    return new Map(
+      h.tensors.map((x) => [x.name, Buffer.from(b.subarray(h.dataStart + x.offset, h.dataStart + x.offset + x.bytes)).toString('base64')]),
+    );
   };
   assert.deepEqual(await read(sharded), await read(single), 'every tensor, byte for byte');
   // EWQ: raw blocks F16, int8 Q8_0, int4 Q4_0.
@@ -324,11 +420,28 @@ test('a sharded input gives one GGUF, identical in its tensors to the single fil
   assert.equal(cli('plan', path.join(SAMPLE_DIR, 'model.safetensors'), '--backend', 'cpu', '--out', plan).code, 0);
   const blocks = JSON.parse(readFileSync(plan, 'utf8')).blocks as { index: number; precision: string }[];
   const mixed = path.join(root, 'mixed.gguf');
-  const r = cli('quantize', path.join(SAMPLE_DIR, 'model.safetensors'), '--format', 'gguf', '--plan', plan, '--out', mixed, '--quiet', '--threads', '1');
+  const r = cli(
+    'quantize',
+    path.join(SAMPLE_DIR, 'model.safetensors'),
+    '--format',
+    'gguf',
+    '--plan',
+    plan,
+    '--out',
+    mixed,
+    '--quiet',
+    '--threads',
+    '1',
+  );
   assert.equal(r.code, 0, r.stderr);
   const h = await readGgufHeader(new MemoryByteSource(mixed, new Uint8Array(readFileSync(mixed))));
   const expected: Record<string, GgmlType> = { raw: GgmlType.F16, int8: GgmlType.Q8_0, int4: GgmlType.Q4_0 };
-  for (const b of blocks) assert.equal(h.tensors.find((x) => x.name === `blk.${b.index}.attn_q.weight`)!.type, expected[b.precision], `block ${b.index} (${b.precision})`);
+  for (const b of blocks)
+    assert.equal(
+      h.tensors.find((x) => x.name === `blk.${b.index}.attn_q.weight`)!.type,
+      expected[b.precision],
+      `block ${b.index} (${b.precision})`,
+    );
 });
 
 test("dequantization of every GGUF type llama.cpp's quantizer writes equals ggml's own dequantize_row_*, bit for bit", async (t) => {
@@ -375,7 +488,8 @@ test("dequantization of every GGUF type llama.cpp's quantizer writes equals ggml
       seen.add(type);
     }
   }
-  for (const type of ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K']) assert.ok(seen.has(type), `a fixture of ${type}`);
+  for (const type of ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q2_K', 'Q3_K', 'Q4_K', 'Q5_K', 'Q6_K'])
+    assert.ok(seen.has(type), `a fixture of ${type}`);
   t.diagnostic(`types checked: ${[...seen].sort().join(', ')}`);
 });
 
@@ -396,13 +510,30 @@ test('Qwen2 (q/k/v biases, NEOX RoPE, BPE with single digits): llama.cpp loads a
   const config = JSON.parse(readFileSync(path.join(dir, 'config.json'), 'utf8'));
   const tensors = Object.keys(header)
     .filter((k) => k !== '__metadata__')
-    .map((name) => ({ name, dtype: header[name].dtype, shape: header[name].shape, raw: new Uint8Array(bytes.subarray(8 + n + header[name].data_offsets[0], 8 + n + header[name].data_offsets[1])) }));
+    .map((name) => ({
+      name,
+      dtype: header[name].dtype,
+      shape: header[name].shape,
+      raw: new Uint8Array(bytes.subarray(8 + n + header[name].data_offsets[0], 8 + n + header[name].data_offsets[1])),
+    }));
   const kvDim = (config.hidden_size / config.num_attention_heads) * config.num_key_value_heads;
-  for (const [p, rows] of [['q', config.hidden_size], ['k', kvDim], ['v', kvDim]] as const) {
-    tensors.push({ name: `model.layers.0.self_attn.${p}_proj.bias`, dtype: 'F32', shape: [rows], raw: new Uint8Array(Float32Array.from({ length: rows }, (_, i) => Math.sin(i) * 0.01).buffer) });
+  for (const [p, rows] of [
+    ['q', config.hidden_size],
+    ['k', kvDim],
+    ['v', kvDim],
+  ] as const) {
+    tensors.push({
+      name: `model.layers.0.self_attn.${p}_proj.bias`,
+      dtype: 'F32',
+      shape: [rows],
+      raw: new Uint8Array(Float32Array.from({ length: rows }, (_, i) => Math.sin(i) * 0.01).buffer),
+    });
   }
   await fsp.writeFile(model, buildSafetensors(tensors));
-  await fsp.writeFile(path.join(dir, 'config.json'), JSON.stringify({ ...config, model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'], rope_theta: 1000000, rms_norm_eps: 1e-6 }));
+  await fsp.writeFile(
+    path.join(dir, 'config.json'),
+    JSON.stringify({ ...config, model_type: 'qwen2', architectures: ['Qwen2ForCausalLM'], rope_theta: 1000000, rms_norm_eps: 1e-6 }),
+  );
   await fsp.writeFile(
     path.join(dir, 'tokenizer.json'),
     JSON.stringify({
@@ -411,10 +542,25 @@ test('Qwen2 (q/k/v biases, NEOX RoPE, BPE with single digits): llama.cpp loads a
         { id: 256, content: '<|endoftext|>', special: true },
         { id: 257, content: '<|im_start|>', special: true },
       ],
-      pre_tokenizer: { type: 'Sequence', pretokenizers: [{ type: 'Split', pattern: { Regex: "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+" } }, { type: 'ByteLevel', use_regex: false }] },
+      pre_tokenizer: {
+        type: 'Sequence',
+        pretokenizers: [
+          {
+            type: 'Split',
+            pattern: {
+              Regex:
+                "(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+",
+            },
+          },
+          { type: 'ByteLevel', use_regex: false },
+        ],
+      },
     }),
   );
-  await fsp.writeFile(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ bos_token: null, eos_token: '<|endoftext|>', add_bos_token: false }));
+  await fsp.writeFile(
+    path.join(dir, 'tokenizer_config.json'),
+    JSON.stringify({ bos_token: null, eos_token: '<|endoftext|>', add_bos_token: false }),
+  );
   const out = path.join(dir, 'qwen2.gguf');
   const r = cli('quantize', model, '--format', 'gguf', '--bits', '32', '--out', out, '--quiet');
   assert.equal(r.code, 0, r.stderr);

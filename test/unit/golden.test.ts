@@ -42,7 +42,12 @@ const CASES: Record<string, string[]> = {
 /** sha256 of every file a run wrote (reports excluded: they hold timings), by relative path. */
 async function hashTree(p: string, base = p): Promise<Record<string, string>> {
   const st = await fsp.stat(p);
-  if (!st.isDirectory()) return { [path.relative(path.dirname(base), p)]: createHash('sha256').update(await fsp.readFile(p)).digest('hex') };
+  if (!st.isDirectory())
+    return {
+      [path.relative(path.dirname(base), p)]: createHash('sha256')
+        .update(await fsp.readFile(p))
+        .digest('hex'),
+    };
   const out: Record<string, string> = {};
   for (const name of (await fsp.readdir(p)).sort()) Object.assign(out, await hashTree(path.join(p, name), base));
   return out;
@@ -51,7 +56,21 @@ async function hashTree(p: string, base = p): Promise<Record<string, string>> {
 async function runCase(dir: string, args: string[], plan: string): Promise<Record<string, string>> {
   const out = path.join(dir, 'out');
   await fsp.rm(out, { recursive: true, force: true });
-  const full = ['quantize', path.join(dir, 'model/model.safetensors'), '--threads', '1', '--quiet', '--backend', 'cpu', '--out', out, '--report', path.join(dir, 'report.json'), '--force', ...args.map((a) => (a === '{plan}' ? plan : a))];
+  const full = [
+    'quantize',
+    path.join(dir, 'model/model.safetensors'),
+    '--threads',
+    '1',
+    '--quiet',
+    '--backend',
+    'cpu',
+    '--out',
+    out,
+    '--report',
+    path.join(dir, 'report.json'),
+    '--force',
+    ...args.map((a) => (a === '{plan}' ? plan : a)),
+  ];
   await run(process.execPath, [CLI, ...full]);
   const hashes = await hashTree(out);
   return Object.fromEntries(Object.entries(hashes).map(([k, v]) => [k.replace(/^out/, '.'), v]));
@@ -76,5 +95,6 @@ test('golden bytes: every method, preset and format writes the recorded bytes', 
   }
   const expected = JSON.parse(await fsp.readFile(GOLDEN, 'utf8')) as typeof actual;
   assert.deepEqual(Object.keys(actual), Object.keys(expected), 'the golden cases changed: re-record with WEIGHTLENS_UPDATE_GOLDEN=1');
-  for (const name of Object.keys(expected)) assert.deepEqual(actual[name], expected[name], `${name}: the output bytes differ from the recorded ones`);
+  for (const name of Object.keys(expected))
+    assert.deepEqual(actual[name], expected[name], `${name}: the output bytes differ from the recorded ones`);
 });

@@ -92,9 +92,18 @@ test('unknown dtype', async () => {
 });
 
 test('negative and non-integer dims', async () => {
-  assert.match(await headerError(rawSafetensors('{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', new Uint8Array(4))), /tensor "w": shape \[-1\] has a dimension that is not a non-negative integer/);
-  assert.match(await headerError(rawSafetensors('{"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}}', new Uint8Array(4))), /not a non-negative integer/);
-  assert.match(await headerError(rawSafetensors('{"w":{"dtype":"F32","shape":"2","data_offsets":[0,4]}}', new Uint8Array(4))), /shape is not an array/);
+  assert.match(
+    await headerError(rawSafetensors('{"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}}', new Uint8Array(4))),
+    /tensor "w": shape \[-1\] has a dimension that is not a non-negative integer/,
+  );
+  assert.match(
+    await headerError(rawSafetensors('{"w":{"dtype":"F32","shape":[1.5],"data_offsets":[0,4]}}', new Uint8Array(4))),
+    /not a non-negative integer/,
+  );
+  assert.match(
+    await headerError(rawSafetensors('{"w":{"dtype":"F32","shape":"2","data_offsets":[0,4]}}', new Uint8Array(4))),
+    /shape is not an array/,
+  );
 });
 
 test('data_offsets out of bounds', async () => {
@@ -124,15 +133,24 @@ test('__metadata__ must map strings to strings', async () => {
 });
 
 const shardA = buildSafetensors([{ name: 'x', dtype: 'F32', shape: [2], values: [1, 2] }]);
-const open = (files: Record<string, Uint8Array>) => async (name: string) => (files[name] ? new MemoryByteSource(name, files[name]) : undefined);
+const open = (files: Record<string, Uint8Array>) => async (name: string) =>
+  files[name] ? new MemoryByteSource(name, files[name]) : undefined;
 
 test('index: a missing shard, a missing tensor, a shard outside the folder', async () => {
   await assert.rejects(
-    loadSharded('m.index.json', JSON.stringify({ weight_map: { x: 'a.safetensors', y: 'b.safetensors' } }), open({ 'a.safetensors': shardA })),
+    loadSharded(
+      'm.index.json',
+      JSON.stringify({ weight_map: { x: 'a.safetensors', y: 'b.safetensors' } }),
+      open({ 'a.safetensors': shardA }),
+    ),
     /m\.index\.json: index names shard "b\.safetensors", which does not exist/,
   );
   await assert.rejects(
-    loadSharded('m.index.json', JSON.stringify({ weight_map: { x: 'a.safetensors', y: 'a.safetensors' } }), open({ 'a.safetensors': shardA })),
+    loadSharded(
+      'm.index.json',
+      JSON.stringify({ weight_map: { x: 'a.safetensors', y: 'a.safetensors' } }),
+      open({ 'a.safetensors': shardA }),
+    ),
     /m\.index\.json: tensor "y": index names tensor in shard "a\.safetensors", which does not hold it/,
   );
   for (const evil of ['../a.safetensors', '/etc/passwd', 'sub/../../a.safetensors', 'C:\\x.safetensors']) {
@@ -146,8 +164,18 @@ test('index: a missing shard, a missing tensor, a shard outside the folder', asy
 
 test('index: a valid sharded model lists every tensor with its file', async () => {
   const shardB = buildSafetensors([{ name: 'y', dtype: 'BF16', shape: [3], values: [1, 2, 3] }]);
-  const m = await loadSharded('m.index.json', JSON.stringify({ weight_map: { x: 'a.safetensors', y: 'b.safetensors' } }), open({ 'a.safetensors': shardA, 'b.safetensors': shardB }));
-  assert.deepEqual(m.tensors.map((t) => [t.name, t.file]), [['x', 'a.safetensors'], ['y', 'b.safetensors']]);
+  const m = await loadSharded(
+    'm.index.json',
+    JSON.stringify({ weight_map: { x: 'a.safetensors', y: 'b.safetensors' } }),
+    open({ 'a.safetensors': shardA, 'b.safetensors': shardB }),
+  );
+  assert.deepEqual(
+    m.tensors.map((t) => [t.name, t.file]),
+    [
+      ['x', 'a.safetensors'],
+      ['y', 'b.safetensors'],
+    ],
+  );
 });
 
 test('every dtype round-trips through the writer and the parser; rows are read by random access', async () => {
@@ -197,7 +225,11 @@ test('a 100 GB sharded model opens from its headers in well under a second', asy
   const weightMap: Record<string, string> = {};
   for (let s = 0; s < 20; s++) {
     const name = `model-${String(s + 1).padStart(5, '0')}-of-00020.safetensors`;
-    const tensors = Array.from({ length: 40 }, (_, i) => ({ name: `model.layers.${s * 2 + (i >> 5)}.t${i}.weight`, dtype: 'BF16' as const, shape: [8192, 7629] }));
+    const tensors = Array.from({ length: 40 }, (_, i) => ({
+      name: `model.layers.${s * 2 + (i >> 5)}.t${i}.weight`,
+      dtype: 'BF16' as const,
+      shape: [8192, 7629],
+    }));
     const layout = layoutFile(tensors, { format: 'pt' });
     const fh = await fsp.open(pathMod.join(dir, name), 'w');
     await fh.write(layout.headerBytes, 0, layout.headerBytes.length, 0);
@@ -226,9 +258,18 @@ test('names that are special in JavaScript ("__proto__", "constructor") are tens
       { name: 'constructor', dtype: 'F32', shape: [1], values: [2] },
       { name: 'toString', dtype: 'F32', shape: [1], values: [3] },
     ],
-    Object.fromEntries([['__proto__', 'p'], ['hasOwnProperty', 'h']]),
+    Object.fromEntries([
+      ['__proto__', 'p'],
+      ['hasOwnProperty', 'h'],
+    ]),
   );
   const h = await readHeader(new MemoryByteSource(F, bytes));
-  assert.deepEqual(h.tensors.map((t) => t.name), ['__proto__', 'constructor', 'toString']);
-  assert.deepEqual(Object.entries(h.metadata), [['__proto__', 'p'], ['hasOwnProperty', 'h']]);
+  assert.deepEqual(
+    h.tensors.map((t) => t.name),
+    ['__proto__', 'constructor', 'toString'],
+  );
+  assert.deepEqual(Object.entries(h.metadata), [
+    ['__proto__', 'p'],
+    ['hasOwnProperty', 'h'],
+  ]);
 });

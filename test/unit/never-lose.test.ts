@@ -51,7 +51,10 @@ async function snapshot(dir: string): Promise<Record<string, string>> {
       else if (e.isDirectory()) {
         out[rel + '/'] = 'dir';
         await walk(p);
-      } else out[rel] = createHash('sha256').update(await fsp.readFile(p)).digest('hex');
+      } else
+        out[rel] = createHash('sha256')
+          .update(await fsp.readFile(p))
+          .digest('hex');
     }
   };
   await walk(dir);
@@ -90,7 +93,8 @@ test('--force never overwrites the input through a symlink, a hard link or a rea
     ['--out the input spelled with ..', [input, '--out', path.join(dir, '..', 'models', 'in.safetensors')]],
     ['--report the input through a symlink', [input, '--report', path.join(root, 'link-to-models', 'in.safetensors')]],
   ];
-  for (const [what, args] of cases) refused(t, what, cli('quantize', ...args, '--method', 'rtn', '--force', '--quiet'), /would overwrite the input/);
+  for (const [what, args] of cases)
+    refused(t, what, cli('quantize', ...args, '--method', 'rtn', '--force', '--quiet'), /would overwrite the input/);
   assert.deepEqual(await snapshot(root), before, 'nothing changed');
 });
 
@@ -102,8 +106,18 @@ test('--force never replaces a Weightlens output folder that holds the input', a
   await fsp.symlink(prev, path.join(root, 'prev-link'));
   const before = await snapshot(prev);
   const input = path.join(prev, 'model.safetensors.index.json');
-  refused(t, 'the folder holding the input', cli('quantize', input, '--method', 'rtn', '--bits', '8', '--force', '--quiet', '--out', prev), /would replace the folder holding the input/);
-  refused(t, 'the same through a link', cli('quantize', input, '--method', 'rtn', '--bits', '8', '--force', '--quiet', '--out', path.join(root, 'prev-link')), /would replace the folder holding the input/);
+  refused(
+    t,
+    'the folder holding the input',
+    cli('quantize', input, '--method', 'rtn', '--bits', '8', '--force', '--quiet', '--out', prev),
+    /would replace the folder holding the input/,
+  );
+  refused(
+    t,
+    'the same through a link',
+    cli('quantize', input, '--method', 'rtn', '--bits', '8', '--force', '--quiet', '--out', path.join(root, 'prev-link')),
+    /would replace the folder holding the input/,
+  );
   assert.deepEqual(await snapshot(prev), before, 'nothing changed');
 });
 
@@ -153,7 +167,12 @@ test('--out / --report naming a folder of other files write inside it; --force n
   const nested = path.join(root, 'nested');
   await fsp.mkdir(path.join(nested, 'in.rtn-w4g128.safetensors'), { recursive: true });
   await fsp.writeFile(path.join(nested, 'in.rtn-w4g128.safetensors', 'keep.txt'), 'keep');
-  refused(t, 'a folder of other files at the output name', cli('quantize', input, '--method', 'rtn', '--force', '--quiet', '--out', nested), /is a folder that is not a Weightlens output; refusing to replace it/);
+  refused(
+    t,
+    'a folder of other files at the output name',
+    cli('quantize', input, '--method', 'rtn', '--force', '--quiet', '--out', nested),
+    /is a folder that is not a Weightlens output; refusing to replace it/,
+  );
   assert.equal(readFileSync(path.join(nested, 'in.rtn-w4g128.safetensors', 'keep.txt'), 'utf8'), 'keep');
 });
 
@@ -214,7 +233,12 @@ test('a FIFO as PATH, shard or --plan is refused at once, never opened', async (
     t.skip('skipped: mkfifo is not available');
     return;
   }
-  for (const cmd of [['inspect', fifo], ['quantize', fifo], ['plan', fifo]]) refused(t, `${cmd[0]} of a FIFO`, cli(...cmd), /pipe\.safetensors: is a FIFO \(named pipe\), not a regular file; refusing to read it/);
+  for (const cmd of [
+    ['inspect', fifo],
+    ['quantize', fifo],
+    ['plan', fifo],
+  ])
+    refused(t, `${cmd[0]} of a FIFO`, cli(...cmd), /pipe\.safetensors: is a FIFO \(named pipe\), not a regular file; refusing to read it/);
   const input = await smallModel(dir);
   refused(t, '--plan a FIFO', cli('quantize', input, '--plan', fifo), /pipe\.safetensors: is a FIFO/);
   await fsp.writeFile(path.join(dir, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { 'a.weight': 'pipe.safetensors' } }));
@@ -224,8 +248,16 @@ test('a FIFO as PATH, shard or --plan is refused at once, never opened', async (
   await fsp.symlink('loop-a.safetensors', path.join(dir, 'loop-b.safetensors'));
   refused(t, 'a symlink loop', cli('inspect', path.join(dir, 'loop-a.safetensors')), /loop-a\.safetensors: is a symbolic link loop/);
   await fsp.mkdir(path.join(dir, 'sub.safetensors'));
-  await fsp.writeFile(path.join(dir, 'two.safetensors.index.json'), JSON.stringify({ weight_map: { 'a.weight': 'sub.safetensors', 'b.weight': 'loop-a.safetensors' } }));
-  refused(t, 'a folder named as a shard', cli('inspect', path.join(dir, 'two.safetensors.index.json')), /sub\.safetensors: is a folder: a shard must be a \.safetensors file/);
+  await fsp.writeFile(
+    path.join(dir, 'two.safetensors.index.json'),
+    JSON.stringify({ weight_map: { 'a.weight': 'sub.safetensors', 'b.weight': 'loop-a.safetensors' } }),
+  );
+  refused(
+    t,
+    'a folder named as a shard',
+    cli('inspect', path.join(dir, 'two.safetensors.index.json')),
+    /sub\.safetensors: is a folder: a shard must be a \.safetensors file/,
+  );
 });
 
 // 6. Free space.
@@ -237,7 +269,9 @@ test('an output that cannot fit on the disk is refused before the first byte', a
   // A valid header whose one tensor is 4x the free space; the data is a sparse hole.
   const rows = 1024;
   const cols = Math.ceil((4 * free) / 2 / rows / 64) * 64;
-  const header = JSON.stringify({ 'model.layers.0.mlp.up_proj.weight': { dtype: 'BF16', shape: [rows, cols], data_offsets: [0, rows * cols * 2] } });
+  const header = JSON.stringify({
+    'model.layers.0.mlp.up_proj.weight': { dtype: 'BF16', shape: [rows, cols], data_offsets: [0, rows * cols * 2] },
+  });
   const input = path.join(dir, 'huge.safetensors');
   await fsp.writeFile(input, rawSafetensors(header));
   try {
@@ -247,7 +281,12 @@ test('an output that cannot fit on the disk is refused before the first byte', a
     return;
   }
   const r = cli('quantize', input, '--method', 'rtn', '--out', path.join(dir, 'out.safetensors'));
-  refused(t, `an output of ${((rows * cols * 2) / 1e9).toFixed(0)} GB`, r, /out\.safetensors: not enough free space: the output needs [\d.]+ [GT]B, the device has [\d.]+ [KMGT]?B free; nothing was written/);
+  refused(
+    t,
+    `an output of ${((rows * cols * 2) / 1e9).toFixed(0)} GB`,
+    r,
+    /out\.safetensors: not enough free space: the output needs [\d.]+ [GT]B, the device has [\d.]+ [KMGT]?B free; nothing was written/,
+  );
   assert.deepEqual((await fsp.readdir(dir)).sort(), ['huge.safetensors']);
 });
 
@@ -257,7 +296,8 @@ test('inspect of a valid header of a million tensors (93 MB) works', async (t) =
   const dir = await tempDir();
   const n = 1_000_000;
   const parts: string[] = [];
-  for (let i = 0; i < n; i++) parts.push(`"model.layers.${i % 64}.t${i}.weight":{"dtype":"F32","shape":[1],"data_offsets":[${i * 4},${i * 4 + 4}]}`);
+  for (let i = 0; i < n; i++)
+    parts.push(`"model.layers.${i % 64}.t${i}.weight":{"dtype":"F32","shape":[1],"data_offsets":[${i * 4},${i * 4 + 4}]}`);
   const input = path.join(dir, 'many.safetensors');
   await fsp.writeFile(input, rawSafetensors(`{${parts.join(',')}}`, new Uint8Array(n * 4)));
   const r = cli('inspect', input);
@@ -297,7 +337,12 @@ test('flags: strict numbers, negatives, repeats, flags the run would ignore, sea
   refused(t, '--lambda-entropy -0.5', q('--lambda-entropy', '-0.5'), /lambda-entropy must be a finite number >= 0 \(got -0\.5\)/);
   refused(t, '--bits twice', q('--bits', '4', '--bits', '8'), /--bits is given more than once; give it once/);
   refused(t, '--normalize and --no-normalize', q('--normalize', '--no-normalize'), /--normalize is given more than once/);
-  refused(t, 'a DARE-Q flag with rtn', q('--method', 'rtn', '--grid', '50'), /--grid applies to DARE-Q's scale search only; round-to-nearest \(--method rtn\) has none/);
+  refused(
+    t,
+    'a DARE-Q flag with rtn',
+    q('--method', 'rtn', '--grid', '50'),
+    /--grid applies to DARE-Q's scale search only; round-to-nearest \(--method rtn\) has none/,
+  );
   refused(t, '--grid 1', q('--grid', '1'), /grid 1 with the clip range tries only clip-alpha-min x the round-to-nearest scale/);
   refused(t, 'both lambdas 0', q('--lambda-weight', '0', '--lambda-entropy', '0'), /lambda-weight and lambda-entropy are both 0/);
   // With a plan, --bits is refused and the summary names the plan's bits.
@@ -311,7 +356,12 @@ test('flags: strict numbers, negatives, repeats, flags the run would ignore, sea
   const bits = [...new Set(rep.tensors.map((x: { bits: number }) => x.bits))].sort().join('/');
   assert.match(r.stdout, new RegExp(`\\(dareq ${bits || 'no'}-bit by the EWQ plan`));
   // plan --out refuses to replace a file without --force, and never the model.
-  refused(t, 'plan --out over an existing file', cli('plan', planned, '--backend', 'cpu', '--out', plan), /plan\.json: output already exists/);
+  refused(
+    t,
+    'plan --out over an existing file',
+    cli('plan', planned, '--backend', 'cpu', '--out', plan),
+    /plan\.json: output already exists/,
+  );
   assert.equal(cli('plan', planned, '--backend', 'cpu', '--out', plan, '--force').code, 0);
   refused(t, 'plan --out the model', cli('plan', input, '--backend', 'cpu', '--out', input, '--force'), /would overwrite the input/);
   refused(t, 'plan --analyze-csv the model', cli('plan', input, '--backend', 'cpu', '--analyze-csv', input), /would overwrite the input/);
@@ -323,12 +373,25 @@ test('compressed-tensors and fake-quant write errors are one formatted line, and
   // A path through a regular file cannot be created: the same formatted line for both formats.
   await fsp.writeFile(path.join(root, 'file'), 'x');
   for (const format of ['compressed-tensors', 'fake']) {
-    refused(t, `${format} under a file`, cli('quantize', input, '--method', 'rtn', '--format', format, '--out', path.join(root, 'file', 'sub', 'out')), /writing the output failed: a part of the path is not a folder \(ENOTDIR\); nothing was left behind/);
+    refused(
+      t,
+      `${format} under a file`,
+      cli('quantize', input, '--method', 'rtn', '--format', format, '--out', path.join(root, 'file', 'sub', 'out')),
+      /writing the output failed: a part of the path is not a folder \(ENOTDIR\); nothing was left behind/,
+    );
   }
   // A run that fails after creating --out's folders removes them again.
   const bad = path.join(root, 'bad.safetensors');
-  await fsp.writeFile(bad, buildSafetensors([{ name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [4, 4], values: [NaN, ...new Array(15).fill(1)] }]));
-  refused(t, 'NaN after mkdir', cli('quantize', bad, '--method', 'rtn', '--out', path.join(root, 'new', 'deeper', 'out.safetensors')), /contains NaN or Inf in row 0/);
+  await fsp.writeFile(
+    bad,
+    buildSafetensors([{ name: 'model.layers.0.mlp.up_proj.weight', dtype: 'F32', shape: [4, 4], values: [NaN, ...new Array(15).fill(1)] }]),
+  );
+  refused(
+    t,
+    'NaN after mkdir',
+    cli('quantize', bad, '--method', 'rtn', '--out', path.join(root, 'new', 'deeper', 'out.safetensors')),
+    /contains NaN or Inf in row 0/,
+  );
   assert.ok(!existsSync(path.join(root, 'new')), 'the folders created for --out are gone');
 });
 
@@ -343,7 +406,13 @@ test('every run sweeps the temporaries of dead processes in its output folder, w
   // A live process's temporary (this test's own parent) is kept.
   const live = `.busy.safetensors.weightlens-tmp-${process.pid}-abc123`;
   await fsp.writeFile(path.join(dir, live), 'in progress');
-  await quantize({ input, settings: resolveSettings({ method: 'rtn' }), format: 'fake', out: path.join(dir, 'new-name.safetensors'), version: 'test' });
+  await quantize({
+    input,
+    settings: resolveSettings({ method: 'rtn' }),
+    format: 'fake',
+    out: path.join(dir, 'new-name.safetensors'),
+    version: 'test',
+  });
   const left = await fsp.readdir(dir);
   for (const s of stale) assert.ok(!left.includes(s), `${s} swept`);
   assert.ok(left.includes(live), 'a live run keeps its temporary');
@@ -354,7 +423,13 @@ test('a previous output moved aside by a killed run is put back', async () => {
   const input = await smallModel(dir);
   const dead = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' }).stdout;
   await fsp.writeFile(path.join(dir, `.previous.safetensors.weightlens-old-${dead}-abc123`), 'the old output');
-  await quantize({ input, settings: resolveSettings({ method: 'rtn' }), format: 'fake', out: path.join(dir, 'elsewhere.safetensors'), version: 'test' });
+  await quantize({
+    input,
+    settings: resolveSettings({ method: 'rtn' }),
+    format: 'fake',
+    out: path.join(dir, 'elsewhere.safetensors'),
+    version: 'test',
+  });
   assert.equal(readFileSync(path.join(dir, 'previous.safetensors'), 'utf8'), 'the old output');
 });
 

@@ -1,7 +1,7 @@
 /** The streaming quantize run on real files: outputs, formats, sharding, layouts, safety. */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { promises as fsp } from 'node:fs';
+import { closeSync, promises as fsp, openSync, utimesSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { MemoryByteSource } from '../../src/core/bytesource';
@@ -18,7 +18,16 @@ const WORKER = path.resolve(__dirname, '../../../dist/worker.js');
 
 function llamaLike(dtype: 'F32' | 'BF16' | 'F16', hidden = 24, inter = 37): TestTensor[] {
   let seed = 1;
-  const m = (name: string, shape: number[]): TestTensor => ({ name, dtype, shape, values: normals(shape.reduce((a, b) => a * b, 1), seed++, 0.05) });
+  const m = (name: string, shape: number[]): TestTensor => ({
+    name,
+    dtype,
+    shape,
+    values: normals(
+      shape.reduce((a, b) => a * b, 1),
+      seed++,
+      0.05,
+    ),
+  });
   return [
     m('model.embed_tokens.weight', [50, hidden]),
     m('model.layers.0.input_layernorm.weight', [hidden]),
@@ -50,7 +59,10 @@ function tensorData(m: { model: Model; bytes: Uint8Array }, name: string): Uint8
   return m.bytes.subarray(t.offset, t.offset + t.byteLength);
 }
 
-const sha = async (p: string) => createHash('sha256').update(await fsp.readFile(p)).digest('hex');
+const sha = async (p: string) =>
+  createHash('sha256')
+    .update(await fsp.readFile(p))
+    .digest('hex');
 
 function req(input: string, extra: Partial<QuantizeRequest> = {}): QuantizeRequest {
   return { input, settings: resolveSettings(), format: 'fake', version: 'test', ...extra };
@@ -66,12 +78,20 @@ test('fake-quant output: same names, shapes and dtypes; linear weights quantized
   assert.equal(await sha(input), before, 'input unchanged');
   const inp = await readModel(input);
   const out = await readModel(res.outputPath);
-  assert.deepEqual(out.model.tensors.map((t) => [t.name, t.dtype, t.shape]), inp.model.tensors.map((t) => [t.name, t.dtype, t.shape]));
+  assert.deepEqual(
+    out.model.tensors.map((t) => [t.name, t.dtype, t.shape]),
+    inp.model.tensors.map((t) => [t.name, t.dtype, t.shape]),
+  );
   assert.equal(out.model.metadata.origin, 'test', 'input metadata preserved');
   assert.equal(out.model.metadata['weightlens.method'], 'dareq');
   assert.equal(out.model.metadata['weightlens.group_size'], '16');
   const quantized = res.report.tensors.map((t) => t.name).sort();
-  assert.deepEqual(quantized, ['model.layers.0.mlp.down_proj.weight', 'model.layers.0.mlp.up_proj.weight', 'model.layers.0.self_attn.q_proj.weight', 'model.layers.1.self_attn.o_proj.weight']);
+  assert.deepEqual(quantized, [
+    'model.layers.0.mlp.down_proj.weight',
+    'model.layers.0.mlp.up_proj.weight',
+    'model.layers.0.self_attn.q_proj.weight',
+    'model.layers.1.self_attn.o_proj.weight',
+  ]);
   for (const t of inp.model.tensors) {
     const same = Buffer.compare(Buffer.from(tensorData(inp, t.name)), Buffer.from(tensorData(out, t.name))) === 0;
     assert.equal(same, !quantized.includes(t.name), `${t.name} ${same ? 'unchanged' : 'changed'}`);
@@ -161,7 +181,10 @@ function bf16(x: number): number {
 test('compressed-tensors refuses bit widths it cannot store', async () => {
   const dir = await tempDir();
   const input = await writeModel(dir, llamaLike('F32'));
-  await assert.rejects(quantize(req(input, { settings: resolveSettings({ bits: 3 }), format: 'compressed-tensors' })), /4- and 8-bit integer weights only, not 3-bit; use --format fake/);
+  await assert.rejects(
+    quantize(req(input, { settings: resolveSettings({ bits: 3 }), format: 'compressed-tensors' })),
+    /4- and 8-bit integer weights only, not 3-bit; use --format fake/,
+  );
   assert.deepEqual((await fsp.readdir(dir)).sort(), ['model.safetensors']);
 });
 
@@ -170,14 +193,20 @@ test('a sharded model gives a sharded output folder with a correct index', async
   const tensors = llamaLike('F16');
   await fsp.writeFile(path.join(dir, 'model-00001-of-00002.safetensors'), buildSafetensors(tensors.slice(0, 5)));
   await fsp.writeFile(path.join(dir, 'model-00002-of-00002.safetensors'), buildSafetensors(tensors.slice(5)));
-  const weightMap = Object.fromEntries(tensors.map((t, i) => [t.name, i < 5 ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors']));
+  const weightMap = Object.fromEntries(
+    tensors.map((t, i) => [t.name, i < 5 ? 'model-00001-of-00002.safetensors' : 'model-00002-of-00002.safetensors']),
+  );
   const index = path.join(dir, 'model.safetensors.index.json');
   await fsp.writeFile(index, JSON.stringify({ metadata: { total_size: 1 }, weight_map: weightMap }));
   for (const format of ['fake', 'compressed-tensors'] as const) {
     const res = await quantize(req(index, { format }));
     assert.ok(res.outputIsFolder);
     const files = (await fsp.readdir(res.outputPath)).sort();
-    assert.ok(files.includes('model-00001-of-00002.safetensors') && files.includes('model-00002-of-00002.safetensors') && files.includes('model.safetensors.index.json'));
+    assert.ok(
+      files.includes('model-00001-of-00002.safetensors') &&
+        files.includes('model-00002-of-00002.safetensors') &&
+        files.includes('model.safetensors.index.json'),
+    );
     const idx = JSON.parse(await fsp.readFile(path.join(res.outputPath, 'model.safetensors.index.json'), 'utf8'));
     let total = 0;
     for (const shard of ['model-00001-of-00002.safetensors', 'model-00002-of-00002.safetensors']) {
@@ -210,9 +239,16 @@ test('include / exclude change the selection; an invalid pattern and an empty se
   const dir = await tempDir();
   const input = await writeModel(dir, llamaLike('F32'));
   const r1 = await quantize(req(input, { exclude: 'mlp', out: path.join(dir, 'a.safetensors') }));
-  assert.deepEqual(r1.report.tensors.map((t) => t.name).sort(), ['model.layers.0.self_attn.q_proj.weight', 'model.layers.1.self_attn.o_proj.weight']);
+  assert.deepEqual(r1.report.tensors.map((t) => t.name).sort(), [
+    'model.layers.0.self_attn.q_proj.weight',
+    'model.layers.1.self_attn.o_proj.weight',
+  ]);
   const r2 = await quantize(req(input, { include: 'embed_tokens|lm_head|q_proj\\.bias', out: path.join(dir, 'b.safetensors') }));
-  assert.deepEqual(r2.report.tensors.map((t) => t.name).sort(), ['lm_head.weight', 'model.embed_tokens.weight', 'model.layers.0.self_attn.q_proj.bias']);
+  assert.deepEqual(r2.report.tensors.map((t) => t.name).sort(), [
+    'lm_head.weight',
+    'model.embed_tokens.weight',
+    'model.layers.0.self_attn.q_proj.bias',
+  ]);
   await assert.rejects(quantize(req(input, { include: '(' })), /--include is not a valid regular expression/);
   await assert.rejects(quantize(req(input, { include: 'nothing-matches' })), /no tensor matches the selection/);
 });
@@ -256,10 +292,10 @@ test('an input changed during the run fails the run and leaves no output', async
         onProgress: () => {
           if (touched) return;
           touched = true;
-          const fd = require('node:fs').openSync(input, 'r+');
-          require('node:fs').writeSync(fd, Buffer.from([1]), 0, 1, 100);
-          require('node:fs').closeSync(fd);
-          require('node:fs').utimesSync(input, new Date(), new Date(Date.now() + 5000));
+          const fd = openSync(input, 'r+');
+          writeSync(fd, Buffer.from([1]), 0, 1, 100);
+          closeSync(fd);
+          utimesSync(input, new Date(), new Date(Date.now() + 5000));
         },
       }),
     ),
@@ -298,12 +334,20 @@ test('a search backend that fails mid-run (device lost): the rest runs on the CP
     async search(_v: Float32Array, rows: number) {
       if (++calls > 1) throw new Error('the GPU device was lost (unknown: simulated)');
       // A valid answer that leaves every group to the CPU (empty contender ranges: all K).
-      return { choices: new Int32Array(rows).fill(DECIDE_ON_CPU), contenderStart: new Int32Array(rows + 1), contenders: new Int32Array(0), undecided: rows, rescored: rows * 100 };
+      return {
+        choices: new Int32Array(rows).fill(DECIDE_ON_CPU),
+        contenderStart: new Int32Array(rows + 1),
+        contenders: new Int32Array(0),
+        undecided: rows,
+        rescored: rows * 100,
+      };
     },
     dispose() {},
   };
   const cpu = await quantize(req(input, { settings: resolveSettings({ groupSize: 0 }), out: path.join(dir, 'cpu.safetensors') }));
-  const gpu = await quantize(req(input, { settings: resolveSettings({ groupSize: 0 }), out: path.join(dir, 'gpu.safetensors'), searchBackend: flaky }));
+  const gpu = await quantize(
+    req(input, { settings: resolveSettings({ groupSize: 0 }), out: path.join(dir, 'gpu.safetensors'), searchBackend: flaky }),
+  );
   assert.equal(await sha(gpu.outputPath), await sha(cpu.outputPath));
   assert.ok(calls >= 2, 'the failing call happened');
   assert.equal(gpu.report.settings.gpuFailure, 'the GPU device was lost (unknown: simulated)');

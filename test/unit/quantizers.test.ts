@@ -64,7 +64,9 @@ function refSearch(w: number[], s: QuantSettings): { scales: number[]; losses: n
     const e = w.map((x) => x - Math.min(qmax, Math.max(qmin, refRound(x / sc, s.rounding === 'half-even'))) * sc);
     const l2 = e.reduce((a, x) => a + x * x, 0) / e.length;
     const h = refEntropy(e, s.bins, s.histogram);
-    const loss = s.normalize ? (s.lambdaWeight * l2) / msq + (s.lambdaEntropy * h) / Math.log(s.bins) : s.lambdaWeight * l2 + s.lambdaEntropy * h;
+    const loss = s.normalize
+      ? (s.lambdaWeight * l2) / msq + (s.lambdaEntropy * h) / Math.log(s.bins)
+      : s.lambdaWeight * l2 + s.lambdaEntropy * h;
     scales.push(sc);
     losses.push(loss);
     if (loss < losses[choice]) choice = k;
@@ -93,7 +95,10 @@ function checkAgainstReference(input: SettingsInput, rows: number, cols: number,
         assert.ok(k >= 0, `row ${r} group ${gi}: scale ${got} is not a candidate`);
         const a = ref.losses[k];
         const b = ref.losses[ref.choice];
-        assert.ok(Math.abs(a - b) <= 1e-12 * Math.max(Math.abs(a), Math.abs(b)), `row ${r} group ${gi}: chose ${k} (${a}) over ${ref.choice} (${b})`);
+        assert.ok(
+          Math.abs(a - b) <= 1e-12 * Math.max(Math.abs(a), Math.abs(b)),
+          `row ${r} group ${gi}: chose ${k} (${a}) over ${ref.choice} (${b})`,
+        );
         ties++;
       }
       // Codes and dequantized values follow from the chosen scale.
@@ -147,7 +152,10 @@ test("DARE-Q reference preset reproduces the authors' code: K 20, half-even, den
 
 test('presets fix their knobs; explicit values override; group size is independent', () => {
   const d = resolveSettings();
-  assert.deepEqual([d.method, d.preset, d.bits, d.groupSize, d.normalize, d.lambdaEntropy, d.bins, d.grid, d.clipAlphaMin], ['dareq', 'clip', 4, 128, true, 0.01, 256, 100, 0.5]);
+  assert.deepEqual(
+    [d.method, d.preset, d.bits, d.groupSize, d.normalize, d.lambdaEntropy, d.bins, d.grid, d.clipAlphaMin],
+    ['dareq', 'clip', 4, 128, true, 0.01, 256, 100, 0.5],
+  );
   const p = resolveSettings({ preset: 'paper', normalize: true, groupSize: 64 });
   assert.equal(p.normalize, true);
   assert.equal(p.range, 'paper');
@@ -178,7 +186,8 @@ test('NaN or Inf is refused with the tensor and the row named', () => {
   const w = new Float32Array([1, 2, 3, 4, NaN, 5]);
   assert.throws(
     () => quantizeMatrix(w, 3, 2, { settings: s, dtype: 'F32', tensor: 'layers.0.q.weight', file: 'm.safetensors', rowBase: 10 }),
-    (e: unknown) => e instanceof WeightlensError && /m\.safetensors: tensor "layers\.0\.q\.weight": contains NaN or Inf in row 12/.test(e.message),
+    (e: unknown) =>
+      e instanceof WeightlensError && /m\.safetensors: tensor "layers\.0\.q\.weight": contains NaN or Inf in row 12/.test(e.message),
   );
   assert.throws(() => quantizeMatrix(new Float32Array([1, -Infinity, 1]), 1, 3, { settings: s, dtype: 'F32', tensor: 't' }), /row 0/);
 });
@@ -267,7 +276,10 @@ test('per-channel statistics: MSE, entropy, scale ratio and clipped count per ou
   assert.equal(fin.original.absmax, Math.max(...Array.from(orig, Math.abs)));
   assert.equal(fin.dequantized.absmax, Math.max(...Array.from(w, Math.abs)));
   assert.ok(Math.abs(fin.original.rms - Math.sqrt(mean(orig.map((x) => x * x)))) < 1e-15);
-  assert.equal(stats.codeHist.reduce((a, b) => a + b), rows * cols);
+  assert.equal(
+    stats.codeHist.reduce((a, b) => a + b),
+    rows * cols,
+  );
 });
 
 test('heatmap tiles: any matrix reduced to at most 256 x 256 means, accumulated chunk by chunk', async () => {
@@ -296,7 +308,10 @@ test('heatmap tiles: any matrix reduced to at most 256 x 256 means, accumulated 
   let sum = 0;
   for (let r = 0; r < 5; r++) for (let c = 0; c < 3; c++) sum += Math.abs(w[r * cols + c] - d[r * cols + c]);
   assert.ok(Math.abs(m.absE[0] - sum / 15) < 1e-7);
-  assert.equal(whole.count.reduce((x, y) => x + y), rows * cols);
+  assert.equal(
+    whole.count.reduce((x, y) => x + y),
+    rows * cols,
+  );
 });
 
 /** absmax and mean(w^2) of a group, as the quantizer passes them to the search. */

@@ -4,7 +4,18 @@
  * histograms and the loss curve L(s) over the candidates with its L2 and entropy terms, the chosen
  * scale marked: how a user sees what lambda does.
  */
-import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip } from 'chart.js';
+import {
+  BarController,
+  BarElement,
+  CategoryScale,
+  Chart,
+  Legend,
+  LinearScale,
+  LineController,
+  LineElement,
+  PointElement,
+  Tooltip,
+} from 'chart.js';
 import type { ChannelView, DetailSide, DetailView, WebviewMessage } from '../../src/shared/protocol';
 
 /** A side's name: the compared checkpoint's, or the quantization method's. */
@@ -41,7 +52,11 @@ const charts = new Map<string, AnyChart>();
 
 const css = (name: string, fallback: string) => getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
 
-function node<K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string, string> = {}, ...children: (Node | string)[]): HTMLElementTagNameMap[K] {
+function node<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props: Record<string, string> = {},
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
   for (const [k, v] of Object.entries(props)) e.setAttribute(k, v);
   e.append(...children);
@@ -98,24 +113,54 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
   const sides = [d.main, ...(d.rtn ? [d.rtn] : [])];
   const sqnr = (s: DetailSide) => (s.sqnrDb === null ? '∞' : `${s.sqnrDb.toFixed(2)} dB`);
   const title = node('h2', {}, `${d.tensor} [${d.shape.join(' × ')}]`);
-  const summary = node('p', { class: 'muted', id: 'detail-summary' }, sides.map((s) => `${sideLabel(s)}: SQNR ${sqnr(s)}, MSE ${s.mse.toExponential(3)}`).join(' · '));
+  const summary = node(
+    'p',
+    { class: 'muted', id: 'detail-summary' },
+    sides.map((s) => `${sideLabel(s)}: SQNR ${sqnr(s)}, MSE ${s.mse.toExponential(3)}`).join(' · '),
+  );
   // Which backend ran, for the user (and the end-to-end suite): WebGPU in this panel or the CPU workers.
-  const backend = node('p', { class: 'muted', id: 'detail-backend', 'data-backend': d.backend.startsWith('WebGPU') ? 'webgpu' : 'cpu' }, `Computed on ${d.backend} in ${d.seconds.toFixed(2)} s${d.backendNote ? ` — ${d.backendNote}` : ''}`);
+  const backend = node(
+    'p',
+    { class: 'muted', id: 'detail-backend', 'data-backend': d.backend.startsWith('WebGPU') ? 'webgpu' : 'cpu' },
+    `Computed on ${d.backend} in ${d.seconds.toFixed(2)} s${d.backendNote ? ` — ${d.backendNote}` : ''}`,
+  );
   const switcher = node('div', { class: 'actions', role: 'radiogroup', 'aria-label': 'Heatmap quantity' });
   for (const m of MAPS) {
-    const b = node('button', { class: `toggle${m.id === mapKind ? ' on' : ''}`, role: 'radio', 'aria-checked': String(m.id === mapKind), 'data-map': m.id }, m.label);
+    const b = node(
+      'button',
+      { class: `toggle${m.id === mapKind ? ' on' : ''}`, role: 'radio', 'aria-checked': String(m.id === mapKind), 'data-map': m.id },
+      m.label,
+    );
     b.addEventListener('click', () => {
       mapKind = m.id;
       renderDetail(sec, post);
     });
     switcher.append(b);
   }
-  const status = node('p', { class: 'muted', id: 'heatmap-status', 'aria-live': 'polite' }, 'Hover a heatmap for the values under the cursor.');
+  const status = node(
+    'p',
+    { class: 'muted', id: 'heatmap-status', 'aria-live': 'polite' },
+    'Hover a heatmap for the values under the cursor.',
+  );
   const maps = node('div', { class: 'maps' });
   const max = Math.max(...sides.flatMap((s) => Array.from(s.tiles[mapKind])));
   for (const s of sides) {
-    const canvas = node('canvas', { class: 'heatmap', id: `heatmap-${s.method}`, role: 'img', 'aria-label': `${s.method} heatmap of mean ${mapKind}` });
-    const fig = node('figure', {}, canvas, node('figcaption', {}, `${s.label ?? (s.method === 'rtn' ? 'round-to-nearest' : 'DARE-Q')} — rows: output channels 0–${d.rows - 1} ↓, columns: inputs 0–${d.cols - 1} →`));
+    const canvas = node('canvas', {
+      class: 'heatmap',
+      id: `heatmap-${s.method}`,
+      role: 'img',
+      'aria-label': `${s.method} heatmap of mean ${mapKind}`,
+    });
+    const fig = node(
+      'figure',
+      {},
+      canvas,
+      node(
+        'figcaption',
+        {},
+        `${s.label ?? (s.method === 'rtn' ? 'round-to-nearest' : 'DARE-Q')} — rows: output channels 0–${d.rows - 1} ↓, columns: inputs 0–${d.cols - 1} →`,
+      ),
+    );
     maps.append(fig);
     drawMap(canvas, s, max, d, status);
   }
@@ -131,7 +176,14 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
   });
   const groupInput = node('input', { id: 'channel-group', type: 'number', min: '0', value: '0', 'aria-label': 'Group of the channel' });
   // The keyboard way to a channel (the chart takes clicks).
-  const channelInput = node('input', { id: 'channel-index', type: 'number', min: '0', max: String(d.rows - 1), value: '0', 'aria-label': 'Channel' });
+  const channelInput = node('input', {
+    id: 'channel-index',
+    type: 'number',
+    min: '0',
+    max: String(d.rows - 1),
+    value: '0',
+    'aria-label': 'Channel',
+  });
   const showChannel = node('button', { class: 'toggle', id: 'channel-show' }, 'Show channel');
   const requestChannel = () => {
     const row = Math.min(d.rows - 1, Math.max(0, Math.floor(Number(channelInput.value) || 0)));
@@ -141,9 +193,31 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
   channelInput.addEventListener('keydown', (e) => {
     if (e.key === 'Enter') requestChannel();
   });
-  const chCanvas = node('canvas', { id: 'channel-chart', role: 'img', 'aria-label': 'Per-channel statistics; click a channel for its detail' });
+  const chCanvas = node('canvas', {
+    id: 'channel-chart',
+    role: 'img',
+    'aria-label': 'Per-channel statistics; click a channel for its detail',
+  });
   const chBox = node('div', { class: 'chart-box' }, chCanvas);
-  sec.replaceChildren(title, summary, backend, switcher, maps, status, node('h3', {}, 'Per channel (click one)'), node('div', { class: 'actions' }, metricSelect, node('label', {}, 'channel ', channelInput), node('label', {}, 'group ', groupInput), showChannel), chBox, node('div', { id: 'channel-detail' }));
+  sec.replaceChildren(
+    title,
+    summary,
+    backend,
+    switcher,
+    maps,
+    status,
+    node('h3', {}, 'Per channel (click one)'),
+    node(
+      'div',
+      { class: 'actions' },
+      metricSelect,
+      node('label', {}, 'channel ', channelInput),
+      node('label', {}, 'group ', groupInput),
+      showChannel,
+    ),
+    chBox,
+    node('div', { id: 'channel-detail' }),
+  );
   const fg = css('--vscode-foreground', '#ccc');
   const colors = [css('--vscode-charts-blue', '#3794ff'), css('--vscode-charts-orange', '#d18616')];
   const c = chart('channels', chCanvas, {
@@ -151,14 +225,33 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
     data: {
       labels: Array.from({ length: d.rows }, (_, i) => String(i)),
       datasets: isWeightMetric(channelMetric)
-        ? [{ label: 'weights', data: Array.from(d.weights[channelMetric]), borderColor: colors[0], backgroundColor: colors[0], pointRadius: d.rows > 200 ? 0 : 2, borderWidth: 1 }]
-        : sides.map((s, i) => ({ label: sideLabel(s), data: Array.from(s.channels[channelMetric as SideMetric]), borderColor: colors[i], backgroundColor: colors[i], pointRadius: d.rows > 200 ? 0 : 2, borderWidth: 1 })),
+        ? [
+            {
+              label: 'weights',
+              data: Array.from(d.weights[channelMetric]),
+              borderColor: colors[0],
+              backgroundColor: colors[0],
+              pointRadius: d.rows > 200 ? 0 : 2,
+              borderWidth: 1,
+            },
+          ]
+        : sides.map((s, i) => ({
+            label: sideLabel(s),
+            data: Array.from(s.channels[channelMetric as SideMetric]),
+            borderColor: colors[i],
+            backgroundColor: colors[i],
+            pointRadius: d.rows > 200 ? 0 : 2,
+            borderWidth: 1,
+          })),
     },
     options: {
       animation: false,
       maintainAspectRatio: false,
       interaction: { mode: 'index', intersect: false },
-      scales: { x: { title: { display: true, text: 'output channel', color: fg }, ticks: { color: fg, maxTicksLimit: 16 } }, y: { ticks: { color: fg } } },
+      scales: {
+        x: { title: { display: true, text: 'output channel', color: fg }, ticks: { color: fg, maxTicksLimit: 16 } },
+        y: { ticks: { color: fg } },
+      },
       plugins: { legend: { labels: { color: fg } } },
       onClick: (_e, elements) => {
         const i = elements[0]?.index;
@@ -169,7 +262,8 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
   chCanvas.dataset.channels = String(c.data.labels?.length ?? 0);
   chCanvas.dataset.metric = channelMetric;
   chCanvas.dataset.series = JSON.stringify(c.data.datasets.map((x) => x.label));
-  if (isWeightMetric(channelMetric)) chCanvas.dataset.values = JSON.stringify(Array.from(d.weights[channelMetric].subarray(0, 8), (v) => Number(v.toPrecision(6))));
+  if (isWeightMetric(channelMetric))
+    chCanvas.dataset.values = JSON.stringify(Array.from(d.weights[channelMetric].subarray(0, 8), (v) => Number(v.toPrecision(6))));
 }
 
 export function renderChannel(sec: HTMLElement, ch: ChannelView): void {
@@ -184,7 +278,13 @@ export function renderChannel(sec: HTMLElement, ch: ChannelView): void {
   const rCanvas = node('canvas', { id: 'residual-hist', role: 'img', 'aria-label': 'Residual histogram at the chosen scale' });
   box.replaceChildren(
     node('h3', {}, `Channel ${ch.row}, group ${ch.group + 1} of ${ch.groups}`),
-    node('p', { class: 'muted', id: 'channel-summary' }, ch.chosen < 0 ? 'All weights are zero: scale 1, codes 0.' : `chosen scale ${chosenScale.toExponential(4)} = ${(chosenScale / ch.rtnScale).toFixed(3)} × the absmax scale (candidate ${ch.chosen + 1} of ${ch.scales.length}); λw ${ch.lambdaWeight}, λH ${ch.lambdaEntropy}${ch.normalize ? ', normalized terms' : ', raw terms'}`),
+    node(
+      'p',
+      { class: 'muted', id: 'channel-summary' },
+      ch.chosen < 0
+        ? 'All weights are zero: scale 1, codes 0.'
+        : `chosen scale ${chosenScale.toExponential(4)} = ${(chosenScale / ch.rtnScale).toFixed(3)} × the absmax scale (candidate ${ch.chosen + 1} of ${ch.scales.length}); λw ${ch.lambdaWeight}, λH ${ch.lambdaEntropy}${ch.normalize ? ', normalized terms' : ', raw terms'}`,
+    ),
     node('div', { class: 'chart-box' }, lossCanvas),
     node('div', { class: 'hists' }, node('div', { class: 'chart-box half' }, wCanvas), node('div', { class: 'chart-box half' }, rCanvas)),
   );
@@ -197,26 +297,58 @@ export function renderChannel(sec: HTMLElement, ch: ChannelView): void {
     data: {
       labels: ratio,
       datasets: [
-        { label: 'L(s)', data: ch.loss, borderColor: css('--vscode-charts-blue', '#3794ff'), pointRadius: ch.loss.map((_, i) => (i === ch.chosen ? 6 : 0)), borderWidth: 2 },
+        {
+          label: 'L(s)',
+          data: ch.loss,
+          borderColor: css('--vscode-charts-blue', '#3794ff'),
+          pointRadius: ch.loss.map((_, i) => (i === ch.chosen ? 6 : 0)),
+          borderWidth: 2,
+        },
         { label: 'L2 term', data: l2Term, borderColor: css('--vscode-charts-green', '#89d185'), pointRadius: 0, borderWidth: 1 },
-        { label: 'entropy term', data: ch.loss.map((_, i) => termH(ch, i)), borderColor: css('--vscode-charts-orange', '#d18616'), pointRadius: 0, borderWidth: 1 },
+        {
+          label: 'entropy term',
+          data: ch.loss.map((_, i) => termH(ch, i)),
+          borderColor: css('--vscode-charts-orange', '#d18616'),
+          pointRadius: 0,
+          borderWidth: 1,
+        },
       ],
     },
     options: {
       animation: false,
       maintainAspectRatio: false,
-      scales: { x: { title: { display: true, text: 'candidate scale / absmax scale (chosen: the large point)', color: fg }, ticks: { color: fg, maxTicksLimit: 12 } }, y: { ticks: { color: fg } } },
+      scales: {
+        x: {
+          title: { display: true, text: 'candidate scale / absmax scale (chosen: the large point)', color: fg },
+          ticks: { color: fg, maxTicksLimit: 12 },
+        },
+        y: { ticks: { color: fg } },
+      },
       plugins: { legend: { labels: { color: fg } } },
     },
   });
   const bars = (canvas: HTMLCanvasElement, id: string, h: ChannelView['weights'], label: string, color: string) =>
     chart(id, canvas, {
       type: 'bar',
-      data: { labels: h.counts.map((_, i) => (h.lo + ((i + 0.5) * (h.hi - h.lo)) / h.counts.length).toExponential(2)), datasets: [{ label, data: h.counts, backgroundColor: color }] },
-      options: { animation: false, maintainAspectRatio: false, scales: { x: { ticks: { color: fg, maxTicksLimit: 6 } }, y: { ticks: { color: fg } } }, plugins: { legend: { labels: { color: fg } } } },
+      data: {
+        labels: h.counts.map((_, i) => (h.lo + ((i + 0.5) * (h.hi - h.lo)) / h.counts.length).toExponential(2)),
+        datasets: [{ label, data: h.counts, backgroundColor: color }],
+      },
+      options: {
+        animation: false,
+        maintainAspectRatio: false,
+        scales: { x: { ticks: { color: fg, maxTicksLimit: 6 } }, y: { ticks: { color: fg } } },
+        plugins: { legend: { labels: { color: fg } } },
+      },
     });
   bars(wCanvas, 'whist', ch.weights, 'weights of the group', css('--vscode-charts-blue', '#3794ff'));
-  bars(rCanvas, 'rhist', ch.residual, `residual at the chosen scale (${ch.bins} bins, as DARE-Q scored it)`, css('--vscode-charts-purple', '#b180d7'));
+  bars(
+    rCanvas,
+    'rhist',
+    ch.residual,
+    `residual at the chosen scale (${ch.bins} bins, as DARE-Q scored it)`,
+    css('--vscode-charts-purple', '#b180d7'),
+  );
 }
 
 /** The entropy part of L at candidate i, as the loss weighs it. */

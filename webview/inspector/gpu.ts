@@ -4,8 +4,8 @@
  * (readRows), runs the search and the quantize kernels, and builds the detail view it then shows —
  * so a large tensor's work never blocks the extension host or this page's UI thread.
  */
-import { GPU_MAX_BINS } from '../../src/compute/backend';
 import { detailSidesOnGpu, rowBlocks, type RowBlock } from '../../src/compute/gpu-detail';
+import { openDevice } from '../../src/compute/webgpu/device';
 import { WebGpuQuantizer } from '../../src/compute/webgpu/quantize';
 import { WebGpuSearch } from '../../src/compute/webgpu/search';
 import { decodeFloats } from '../../src/core/dtypes';
@@ -14,9 +14,6 @@ import { ScalesPool } from './scales-pool';
 
 // This bundle's own URL, known only while it first runs: the scales worker sits beside it.
 const WORKER_URL = (document.currentScript as HTMLScriptElement | null)?.src.replace(/inspector\.js(\?.*)?$/, 'scales-worker.js');
-
-/** Workgroup memory the kernels need: a 4096-bin histogram and the reduction arrays. */
-const NEEDED_WORKGROUP_STORAGE = GPU_MAX_BINS * 4 + 4 * 256 * 4;
 
 export interface PanelGpu {
   device: GPUDevice;
@@ -40,24 +37,15 @@ export function panelGpu(): Promise<PanelGpu | string> {
 async function open(): Promise<PanelGpu | string> {
   const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
   if (!gpu) return 'navigator.gpu is missing (WebGPU is off in this VS Code)';
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) return 'no WebGPU adapter';
-  const l = adapter.limits;
-  if (l.maxComputeWorkgroupStorageSize < NEEDED_WORKGROUP_STORAGE) return `the adapter has ${l.maxComputeWorkgroupStorageSize} bytes of workgroup memory; the kernels need ${NEEDED_WORKGROUP_STORAGE}`;
-  const device = await adapter.requestDevice({
-    requiredLimits: {
-      maxStorageBufferBindingSize: l.maxStorageBufferBindingSize,
-      maxBufferSize: l.maxBufferSize,
-      maxComputeWorkgroupStorageSize: l.maxComputeWorkgroupStorageSize,
-    },
-  });
-  const info = adapter.info;
-  const name = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'WebGPU adapter';
+  const opened = await openDevice(gpu);
+  if (typeof opened === 'string') return opened;
+  const { device, description: name, isFallback: fallback } = opened;
   const search = new WebGpuSearch(device, name);
-  const fallback = Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter ?? (adapter as { isFallbackAdapter?: boolean }).isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe/i.test(name);
   // One worker per core but one (this page keeps one), at most 8.
   const size = Math.max(1, Math.min(8, (navigator.hardwareConcurrency || 2) - 1));
-  const pool = WORKER_URL ? await ScalesPool.start(WORKER_URL, size).catch((e: unknown) => console.warn(`weightlens: no scales workers (${String(e)})`)) : undefined;
+  const pool = WORKER_URL
+    ? await ScalesPool.start(WORKER_URL, size).catch((e: unknown) => console.warn(`weightlens: no scales workers (${String(e)})`))
+    : undefined;
   return { device, search, quantizer: new WebGpuQuantizer(device, search), adapter: name, fallback, pool: pool ?? undefined };
 }
 
@@ -76,7 +64,12 @@ export function serial<T>(work: () => Promise<T>): Promise<T> {
  * Computes a detail job on the panel's GPU. `read(start, count)` returns the stored bytes of rows
  * [start, start + count); `current()` turns false when a newer job replaces this one.
  */
-export async function computeDetailOnGpu(gpu: PanelGpu, job: GpuDetailJob, read: (start: number, count: number) => Promise<ArrayBuffer>, current: () => boolean): Promise<DetailView> {
+export async function computeDetailOnGpu(
+  gpu: PanelGpu,
+  job: GpuDetailJob,
+  read: (start: number, count: number) => Promise<ArrayBuffer>,
+  current: () => boolean,
+): Promise<DetailView> {
   const started = performance.now();
   const maxRows = Math.min(job.blockRows, gpu.quantizer.maxRows(job.cols));
   // Each block is read once, for both sides, and the next one is already being read (from the
@@ -95,7 +88,17 @@ export async function computeDetailOnGpu(gpu: PanelGpu, job: GpuDetailJob, read:
     }
   }
   const weights = { absmax: new Float32Array(job.rows), kurtosis: new Float32Array(job.rows) };
-  const [main, rtn] = await detailSidesOnGpu(gpu.quantizer, blocks(), job.rows, job.cols, job.rtn ? [job.main, job.rtn] : [job.main], job.dtype, job.grid, weights, gpu.pool?.scales);
+  const [main, rtn] = await detailSidesOnGpu(
+    gpu.quantizer,
+    blocks(),
+    job.rows,
+    job.cols,
+    job.rtn ? [job.main, job.rtn] : [job.main],
+    job.dtype,
+    job.grid,
+    weights,
+    gpu.pool?.scales,
+  );
   return {
     tensor: job.tensor,
     shape: job.shape,

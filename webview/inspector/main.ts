@@ -26,7 +26,11 @@ const vscode = acquireVsCodeApi();
 type Tensor = InspectSummary['tensors'][number];
 
 /** Builds an element: `class`, `data-*`, `aria-*`, `role`, `title` and `slot` become attributes, the rest properties. */
-function el<K extends keyof HTMLElementTagNameMap>(tag: K, props?: Record<string, unknown>, ...children: (Node | string)[]): HTMLElementTagNameMap[K];
+function el<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  props?: Record<string, unknown>,
+  ...children: (Node | string)[]
+): HTMLElementTagNameMap[K];
 function el(tag: string, props?: Record<string, unknown>, ...children: (Node | string)[]): HTMLElement;
 function el(tag: string, props: Record<string, unknown> = {}, ...children: (Node | string)[]): HTMLElement {
   const e = document.createElement(tag);
@@ -40,8 +44,8 @@ function el(tag: string, props: Record<string, unknown> = {}, ...children: (Node
 }
 
 /** Custom elements (vscode-elements) have no entry in HTMLElementTagNameMap's typing here. */
-const custom = (tag: string, props: Record<string, unknown> = {}, ...children: (Node | string)[]): HTMLElement => el(tag, props, ...children);
-
+const custom = (tag: string, props: Record<string, unknown> = {}, ...children: (Node | string)[]): HTMLElement =>
+  el(tag, props, ...children);
 
 let summary: InspectSummary | undefined;
 let file = '';
@@ -62,7 +66,11 @@ function planSection(): HTMLElement {
     el('p', { id: 'plan-summary' }, plan ? '' : 'No plan yet.'),
     el('p', { id: 'plan-stats', class: 'muted' }),
     el('p', { id: 'plan-status', class: 'muted', 'aria-live': 'polite' }, planStatus.text),
-    el('div', { class: 'chart-box' }, el('canvas', { id: 'plan-chart', role: 'img', 'aria-label': 'Block entropies coloured by planned precision' })),
+    el(
+      'div',
+      { class: 'chart-box' },
+      el('canvas', { id: 'plan-chart', role: 'img', 'aria-label': 'Block entropies coloured by planned precision' }),
+    ),
     el('div', { id: 'plan-legend', class: 'legend' }),
     el(
       'div',
@@ -110,7 +118,11 @@ function tensorTable(tensors: Tensor[]): HTMLTableElement {
       el(
         'tr',
         { 'data-tensor': t.name },
-        el('td', { class: 'name', title: `${t.name} — click for its first values` }, el('button', { class: 'peek', 'data-peek': t.name, 'aria-label': `Show the first values of ${t.name}` }, t.name)),
+        el(
+          'td',
+          { class: 'name', title: `${t.name} — click for its first values` },
+          el('button', { class: 'peek', 'data-peek': t.name, 'aria-label': `Show the first values of ${t.name}` }, t.name),
+        ),
         el('td', { class: 'dtype' }, t.dtype),
         el('td', { class: 'shape' }, `[${t.shape.join(', ')}]`),
         el('td', { class: 'num' }, formatCount(numel)),
@@ -121,14 +133,27 @@ function tensorTable(tensors: Tensor[]): HTMLTableElement {
   return el(
     'table',
     { class: 'tensors' },
-    el('thead', {}, el('tr', {}, el('th', {}, 'name'), el('th', {}, 'dtype'), el('th', {}, 'shape'), el('th', { class: 'num' }, 'params'), el('th', { class: 'num' }, 'size'))),
+    el(
+      'thead',
+      {},
+      el(
+        'tr',
+        {},
+        el('th', {}, 'name'),
+        el('th', {}, 'dtype'),
+        el('th', {}, 'shape'),
+        el('th', { class: 'num' }, 'params'),
+        el('th', { class: 'num' }, 'size'),
+      ),
+    ),
     body,
   );
 }
 
 /** Tuning controls: they write the workspace settings, which stay the source of truth. */
 function tuning(s: PanelSettings): HTMLElement {
-  const set = (key: 'quantization.bits' | 'quantization.groupSize' | 'dareq.preset' | 'dareq.lambdaEntropy', value: number | string) => vscode.postMessage({ type: 'setSetting', key, value });
+  const set = (key: 'quantization.bits' | 'quantization.groupSize' | 'dareq.preset' | 'dareq.lambdaEntropy', value: number | string) =>
+    vscode.postMessage({ type: 'setSetting', key, value });
   const select = (id: string, label: string, options: [string, string][], current: string, onChange: (v: string) => void) => {
     const sel = el('select', { id, 'aria-label': label });
     for (const [v, text] of options) {
@@ -139,8 +164,23 @@ function tuning(s: PanelSettings): HTMLElement {
     sel.addEventListener('change', () => onChange(sel.value));
     return el('label', { class: 'tune' }, `${label} `, sel);
   };
-  const lambda = el('input', { id: 'lambda-slider', type: 'range', min: '0', max: '1', step: '0.005', value: String(Math.min(1, s.lambdaEntropy)), 'aria-label': 'λH, weight of the entropy term' });
-  const lambdaNum = el('input', { id: 'lambda-number', type: 'number', min: '0', step: '0.001', value: String(s.lambdaEntropy), 'aria-label': 'λH value' });
+  const lambda = el('input', {
+    id: 'lambda-slider',
+    type: 'range',
+    min: '0',
+    max: '1',
+    step: '0.005',
+    value: String(Math.min(1, s.lambdaEntropy)),
+    'aria-label': 'λH, weight of the entropy term',
+  });
+  const lambdaNum = el('input', {
+    id: 'lambda-number',
+    type: 'number',
+    min: '0',
+    step: '0.001',
+    value: String(s.lambdaEntropy),
+    'aria-label': 'λH value',
+  });
   let timer: ReturnType<typeof setTimeout> | undefined;
   const commit = (v: number) => {
     clearTimeout(timer);
@@ -158,9 +198,37 @@ function tuning(s: PanelSettings): HTMLElement {
   return el(
     'div',
     { class: 'tuning', role: 'group', 'aria-label': 'Tune the quantization (writes the workspace settings)' },
-    select('tune-bits', 'bits', ['2', '3', '4', '5', '6', '7', '8'].map((b) => [b, b]), String(s.bits), (v) => set('quantization.bits', Number(v))),
-    select('tune-group', 'group size', [['0', 'per-channel'], ['32', '32'], ['64', '64'], ['128', '128'], ['256', '256']], String(s.groupSize), (v) => set('quantization.groupSize', Number(v))),
-    select('tune-preset', 'preset', [['clip', 'clip'], ['paper', 'paper'], ['reference', 'reference']], s.preset, (v) => set('dareq.preset', v)),
+    select(
+      'tune-bits',
+      'bits',
+      ['2', '3', '4', '5', '6', '7', '8'].map((b) => [b, b]),
+      String(s.bits),
+      (v) => set('quantization.bits', Number(v)),
+    ),
+    select(
+      'tune-group',
+      'group size',
+      [
+        ['0', 'per-channel'],
+        ['32', '32'],
+        ['64', '64'],
+        ['128', '128'],
+        ['256', '256'],
+      ],
+      String(s.groupSize),
+      (v) => set('quantization.groupSize', Number(v)),
+    ),
+    select(
+      'tune-preset',
+      'preset',
+      [
+        ['clip', 'clip'],
+        ['paper', 'paper'],
+        ['reference', 'reference'],
+      ],
+      s.preset,
+      (v) => set('dareq.preset', v),
+    ),
     el('label', { class: 'tune' }, 'λH ', lambda, lambdaNum),
   );
 }
@@ -173,7 +241,11 @@ function renderSettings(): HTMLElement {
   const method = s.method === 'rtn' ? 'round-to-nearest' : `DARE-Q, preset ${s.preset}, λH ${s.lambdaEntropy}`;
   box.append(
     el('span', { class: 'codicon codicon-settings-gear', 'aria-hidden': 'true' }),
-    el('span', { id: 'settings-summary', 'data-compute': s.compute }, `${method} · ${s.bits}-bit · ${group} · ${s.format} · compute: ${s.compute}`),
+    el(
+      'span',
+      { id: 'settings-summary', 'data-compute': s.compute },
+      `${method} · ${s.bits}-bit · ${group} · ${s.format} · compute: ${s.compute}`,
+    ),
     custom('vscode-button', { secondary: true, 'data-command': 'openSettings' }, 'Settings'),
     custom('vscode-button', { 'data-command': 'quantizeDareq' }, 'Quantize with these settings…'),
     custom('vscode-button', { secondary: true, 'data-command': 'quantizeRtn' }, 'Round-to-nearest…'),
@@ -190,7 +262,15 @@ function render(): void {
   app.replaceChildren();
   app.setAttribute('aria-busy', 'false');
   const name = file.split(/[\\/]/).pop() ?? file;
-  const dtypes = Object.entries(s.byDtype).map(([d, v]) => custom('vscode-badge', { title: `${formatCount(v.params)} params, ${formatBytes(v.bytes)}, ${v.params ? ((v.bytes * 8) / v.params).toFixed(2) : '0'} bits per weight` }, `${d} ${formatCount(v.params)}${headerOnly && v.params ? ` · ${((v.bytes * 8) / v.params).toFixed(2)} bpw` : ''}`));
+  const dtypes = Object.entries(s.byDtype).map(([d, v]) =>
+    custom(
+      'vscode-badge',
+      {
+        title: `${formatCount(v.params)} params, ${formatBytes(v.bytes)}, ${v.params ? ((v.bytes * 8) / v.params).toFixed(2) : '0'} bits per weight`,
+      },
+      `${d} ${formatCount(v.params)}${headerOnly && v.params ? ` · ${((v.bytes * 8) / v.params).toFixed(2)} bpw` : ''}`,
+    ),
+  );
   app.append(
     el(
       'header',
@@ -204,14 +284,33 @@ function render(): void {
       ),
       el('p', { id: 'perplexity', class: 'muted', 'aria-live': 'polite', hidden: !perplexityText }, perplexityText),
     ),
-    ...(headerOnly ? [el('p', { class: 'muted', id: 'header-only' }, 'Shown from the GGUF header: tensor types, shapes and bytes. Evaluate Perplexity (explorer menu) runs it in llama.cpp.')] : [renderSettings()]),
+    ...(headerOnly
+      ? [
+          el(
+            'p',
+            { class: 'muted', id: 'header-only' },
+            'Shown from the GGUF header: tensor types, shapes and bytes. Evaluate Perplexity (explorer menu) runs it in llama.cpp.',
+          ),
+        ]
+      : [renderSettings()]),
   );
   const meta = Object.entries(s.metadata);
   if (meta.length) {
     const rows = meta.map(([k, v]) => el('tr', {}, el('th', {}, k), el('td', {}, v)));
-    app.append(custom('vscode-collapsible', { heading: 'Metadata', description: `${meta.length} keys`, class: 'metadata' }, el('table', { class: 'meta' }, el('tbody', {}, ...rows))));
+    app.append(
+      custom(
+        'vscode-collapsible',
+        { heading: 'Metadata', description: `${meta.length} keys`, class: 'metadata' },
+        el('table', { class: 'meta' }, el('tbody', {}, ...rows)),
+      ),
+    );
   }
-  const search = custom('vscode-textfield', { placeholder: 'Filter tensors by name', id: 'search', value: query, 'aria-label': 'Filter tensors by name' });
+  const search = custom('vscode-textfield', {
+    placeholder: 'Filter tensors by name',
+    id: 'search',
+    value: query,
+    'aria-label': 'Filter tensors by name',
+  });
   search.addEventListener('input', () => {
     query = (search as unknown as { value: string }).value;
     vscode.setState({ query });
@@ -227,10 +326,21 @@ function render(): void {
         () => vscode.postMessage({ type: 'endCompare' }),
       ),
     );
-    app.append(el('p', { id: 'detail-status', class: 'muted', 'aria-live': 'polite' }, 'Click a cell (or focus it and press Enter) for the tensor in detail.'), detailSection());
+    app.append(
+      el(
+        'p',
+        { id: 'detail-status', class: 'muted', 'aria-live': 'polite' },
+        'Click a cell (or focus it and press Enter) for the tensor in detail.',
+      ),
+      detailSection(),
+    );
     app.append(planSection());
   }
-  app.append(el('h2', {}, 'Tensors'), el('div', { class: 'search' }, search, el('span', { id: 'match-count', 'aria-live': 'polite' })), el('div', { id: 'groups' }));
+  app.append(
+    el('h2', {}, 'Tensors'),
+    el('div', { class: 'search' }, search, el('span', { id: 'match-count', 'aria-live': 'polite' })),
+    el('div', { id: 'groups' }),
+  );
   renderGroups();
   showPlan();
   showOverview();
@@ -263,7 +373,12 @@ function renderGroups(): void {
     if (!tensors.length) continue;
     shown += tensors.length;
     const open = query.length > 0;
-    const c = custom('vscode-collapsible', { heading: g.heading, description: query ? `${tensors.length} of ${g.tensors.length} match · ${g.description}` : g.description, open, 'data-group': g.key });
+    const c = custom('vscode-collapsible', {
+      heading: g.heading,
+      description: query ? `${tensors.length} of ${g.tensors.length} match · ${g.description}` : g.description,
+      open,
+      'data-group': g.key,
+    });
     // Build the table the first time the block is opened: cheap even with thousands of tensors.
     const fill = () => {
       if (!c.querySelector('table')) c.append(tensorTable(tensors));
@@ -280,7 +395,10 @@ function renderGroups(): void {
 // ArrayBuffer (transferred, not JSON) and are decoded here with the core's dtype code.
 let nextRequest = 1;
 const pending = new Map<number, { resolve: (r: { result: unknown; bytes?: ArrayBuffer }) => void; reject: (e: Error) => void }>();
-function request(method: 'readRows', params: { tensor: string; start: number; count: number }): Promise<{ result: unknown; bytes?: ArrayBuffer }> {
+function request(
+  method: 'readRows',
+  params: { tensor: string; start: number; count: number },
+): Promise<{ result: unknown; bytes?: ArrayBuffer }> {
   const id = nextRequest++;
   return new Promise((resolve, reject) => {
     pending.set(id, { resolve, reject });
@@ -336,7 +454,16 @@ async function gpuSearch(id: number, values: ArrayBuffer, rows: number, cols: nu
     if (typeof gpu === 'string') throw new Error(gpu);
     const found = await serial(() => gpu.search.search(new Float32Array(values), rows, cols, s));
     if (!found) throw new Error('these settings do not run on WebGPU');
-    vscode.postMessage({ type: 'gpuSearchResult', id, ok: true, choices: found.choices, contenderStart: found.contenderStart, contenders: found.contenders, undecided: found.undecided, rescored: found.rescored });
+    vscode.postMessage({
+      type: 'gpuSearchResult',
+      id,
+      ok: true,
+      choices: found.choices,
+      contenderStart: found.contenderStart,
+      contenders: found.contenders,
+      undecided: found.undecided,
+      rescored: found.rescored,
+    });
   } catch (e) {
     vscode.postMessage({ type: 'gpuSearchResult', id, ok: false, error: e instanceof Error ? e.message : String(e) });
   }
@@ -358,7 +485,11 @@ async function peek(name: string, row: HTMLElement): Promise<void> {
     const { bytes } = await request('readRows', { tensor: name, start: 0, count: shown });
     if (isDecodableFloat(t.dtype as DType)) {
       const v = decodeFloats(t.dtype as DecodableFloat, new Uint8Array(bytes!));
-      text = Array.from({ length: shown }, (_, r) => Array.from(v.subarray(r * cols, r * cols + Math.min(8, cols)), (x) => x.toPrecision(4)).join('  ') + (cols > 8 ? '  …' : '')).join('\n');
+      text = Array.from(
+        { length: shown },
+        (_, r) =>
+          Array.from(v.subarray(r * cols, r * cols + Math.min(8, cols)), (x) => x.toPrecision(4)).join('  ') + (cols > 8 ? '  …' : ''),
+      ).join('\n');
     } else text = `${bytes!.byteLength} bytes of ${t.dtype} (not a float dtype)`;
   } catch (e) {
     text = (e as Error).message;
@@ -383,7 +514,13 @@ document.addEventListener('click', (e) => {
   if (peekButton) void peek(peekButton.getAttribute('data-peek')!, peekButton.closest('tr')!);
   const target = (e.target as HTMLElement).closest('[data-command]');
   const command = target?.getAttribute('data-command');
-  if (command === 'quantizeDareq' || command === 'quantizeRtn' || command === 'openSettings' || command === 'planEwq' || command === 'quantizeWithPlan') {
+  if (
+    command === 'quantizeDareq' ||
+    command === 'quantizeRtn' ||
+    command === 'openSettings' ||
+    command === 'planEwq' ||
+    command === 'quantizeWithPlan'
+  ) {
     vscode.postMessage({ type: 'command', command });
   }
 });
@@ -455,4 +592,10 @@ query = saved?.query ?? '';
 vscode.postMessage({ type: 'ready' });
 // Look for WebGPU once and tell the host, which then sends detail jobs here when the
 // weightlens.compute.backend setting allows.
-void panelGpu().then((g) => vscode.postMessage(typeof g === 'string' ? { type: 'gpu', available: false, adapter: g, fallback: false } : { type: 'gpu', available: true, adapter: g.adapter, fallback: g.fallback }));
+void panelGpu().then((g) =>
+  vscode.postMessage(
+    typeof g === 'string'
+      ? { type: 'gpu', available: false, adapter: g, fallback: false }
+      : { type: 'gpu', available: true, adapter: g.adapter, fallback: g.fallback },
+  ),
+);

@@ -5,10 +5,17 @@
  */
 import type { CellStats, OverviewLayout, WebviewMessage } from '../../src/shared/protocol';
 
-export type Metric = 'sqnrDb' | 'mse' | 'residualEntropy' | 'scaleRatio' | 'clippedFraction' | 'ewqEntropy' | 'maxAbs' | 'relative' | 'cosine';
+export type Metric =
+  'sqnrDb' | 'mse' | 'residualEntropy' | 'scaleRatio' | 'clippedFraction' | 'ewqEntropy' | 'maxAbs' | 'relative' | 'cosine';
 
 /** `view`: shown for a quantization, for a comparison with another checkpoint, or both. */
-export const METRICS: { id: Metric; label: string; higherIsBetter: boolean | null; format: (v: number) => string; view: 'quantize' | 'compare' | 'both' }[] = [
+export const METRICS: {
+  id: Metric;
+  label: string;
+  higherIsBetter: boolean | null;
+  format: (v: number) => string;
+  view: 'quantize' | 'compare' | 'both';
+}[] = [
   { id: 'sqnrDb', label: 'SQNR (dB)', higherIsBetter: true, format: (v) => v.toFixed(2), view: 'both' },
   { id: 'mse', label: 'MSE', higherIsBetter: false, format: (v) => v.toExponential(3), view: 'both' },
   { id: 'residualEntropy', label: 'Residual entropy (nats)', higherIsBetter: null, format: (v) => v.toFixed(4), view: 'quantize' },
@@ -59,18 +66,28 @@ export function renderOverview(host: HTMLElement, post: (m: WebviewMessage) => v
   const m = METRICS.find((x) => x.id === metric)!;
   const compare = state.compareWith !== undefined;
   // The heading, the metrics offered and the banner follow the view (quantization or comparison).
-  (host.querySelector('h2') as HTMLElement).textContent = compare ? `Where ${state.compareWith} differs from this model` : 'Where quantization hurts';
+  (host.querySelector('h2') as HTMLElement).textContent = compare
+    ? `Where ${state.compareWith} differs from this model`
+    : 'Where quantization hurts';
   const select = host.querySelector('#metric') as HTMLSelectElement;
   const offered = shown(compare);
   if (select.dataset.view !== String(compare)) {
     select.dataset.view = String(compare);
-    select.replaceChildren(...offered.map((x) => Object.assign(document.createElement('option'), { value: x.id, textContent: x.label, selected: x.id === metric })));
+    select.replaceChildren(
+      ...offered.map((x) =>
+        Object.assign(document.createElement('option'), { value: x.id, textContent: x.label, selected: x.id === metric }),
+      ),
+    );
   }
   const banner = host.querySelector('#compare-banner') as HTMLElement;
   banner.hidden = !compare;
-  (banner.querySelector('span') as HTMLElement).textContent = compare ? `Compared with ${state.compareWith} (B): error of B against this model (A), per tensor.` : '';
+  (banner.querySelector('span') as HTMLElement).textContent = compare
+    ? `Compared with ${state.compareWith} (B): error of B against this model (A), per tensor.`
+    : '';
   const rowOf = new Map(layout.cells.map((c) => [c.tensor, layout.rowBlocks[layout.rows.indexOf(c.row)] ?? -1]));
-  const values = [...cells.entries()].map(([t, c]) => value(c, metric, rowOf.get(t))).filter((v): v is number => v !== null && Number.isFinite(v));
+  const values = [...cells.entries()]
+    .map(([t, c]) => value(c, metric, rowOf.get(t)))
+    .filter((v): v is number => v !== null && Number.isFinite(v));
   const lo = values.length ? Math.min(...values) : 0;
   const hi = values.length ? Math.max(...values) : 1;
   host.dataset.key = state.key;
@@ -91,7 +108,8 @@ export function renderOverview(host: HTMLElement, post: (m: WebviewMessage) => v
   table.setAttribute('role', 'grid');
   const head = table.createTHead().insertRow();
   head.append(Object.assign(document.createElement('th'), { textContent: 'block' }));
-  for (const k of layout.kinds) head.append(Object.assign(document.createElement('th'), { textContent: k.replace(/^(self_attn|mlp|attn|attention)\./, ''), title: k }));
+  for (const k of layout.kinds)
+    head.append(Object.assign(document.createElement('th'), { textContent: k.replace(/^(self_attn|mlp|attn|attention)\./, ''), title: k }));
   const body = table.createTBody();
   const byPos = new Map(layout.cells.map((c) => [`${c.row}\u0000${c.kind}`, c.tensor]));
   for (const row of layout.rows) {
@@ -115,12 +133,17 @@ export function renderOverview(host: HTMLElement, post: (m: WebviewMessage) => v
       td.dataset.value = String(v);
       td.dataset.sqnr = String(c.sqnrDb);
       td.style.background = v === null ? '' : colour(v, lo, hi, m.higherIsBetter);
-      const text = `${tensor}\n${offered.map((x) => {
-        const xv = value(c, x.id, rowOf.get(tensor));
-        return `${x.label}: ${xv === null ? (x.id === 'ewqEntropy' ? 'not analysed yet' : '∞') : x.format(xv)}`;
-      }).join('\n')}`;
+      const text = `${tensor}\n${offered
+        .map((x) => {
+          const xv = value(c, x.id, rowOf.get(tensor));
+          return `${x.label}: ${xv === null ? (x.id === 'ewqEntropy' ? 'not analysed yet' : '∞') : x.format(xv)}`;
+        })
+        .join('\n')}`;
       td.title = text;
-      td.setAttribute('aria-label', `${tensor}: ${m.label} ${v === null ? (metric === 'ewqEntropy' ? 'not analysed yet' : 'infinite') : m.format(v)}`);
+      td.setAttribute(
+        'aria-label',
+        `${tensor}: ${m.label} ${v === null ? (metric === 'ewqEntropy' ? 'not analysed yet' : 'infinite') : m.format(v)}`,
+      );
       td.textContent = v === null ? (metric === 'ewqEntropy' ? '—' : '∞') : m.format(v);
     }
   }
@@ -161,7 +184,14 @@ export function overviewSection(onMetric: (m: Metric) => void, onEndCompare: () 
   select.id = 'metric';
   select.setAttribute('aria-label', 'Metric');
   select.dataset.view = String(state?.compareWith !== undefined);
-  for (const m of shown(state?.compareWith !== undefined)) select.append(Object.assign(document.createElement('option'), { value: m.id, textContent: m.label, selected: m.id === (state?.metric ?? 'sqnrDb') }));
+  for (const m of shown(state?.compareWith !== undefined))
+    select.append(
+      Object.assign(document.createElement('option'), {
+        value: m.id,
+        textContent: m.label,
+        selected: m.id === (state?.metric ?? 'sqnrDb'),
+      }),
+    );
   select.addEventListener('change', () => onMetric(select.value as Metric));
   const bar = document.createElement('div');
   bar.className = 'overview-bar';

@@ -3,7 +3,19 @@
  * and T as lines, sizes before and after; FastEWQ's header-only plan until the full analysis lands,
  * then the blocks where the two disagreed are outlined.
  */
-import { BarController, BarElement, CategoryScale, Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip, type ChartDatasetCustomTypesPerDataset } from 'chart.js';
+import {
+  BarController,
+  BarElement,
+  CategoryScale,
+  Chart,
+  Legend,
+  LinearScale,
+  LineController,
+  LineElement,
+  PointElement,
+  Tooltip,
+  type ChartDatasetCustomTypesPerDataset,
+} from 'chart.js';
 import type { PlanView } from '../../src/shared/protocol';
 
 Chart.register(BarController, BarElement, CategoryScale, LinearScale, LineController, LineElement, PointElement, Tooltip, Legend);
@@ -39,7 +51,9 @@ export function renderPlan(host: HTMLElement, plan: PlanView): void {
   const budget = plan.budget === null ? '' : plan.fits ? ` · fits the ${size(plan.budget)} budget` : ` · no plan fits ${size(plan.budget)}`;
   summary.textContent =
     `${plan.source === 'ewq' ? 'EWQ (full entropy analysis)' : 'FastEWQ (from the header alone)'} · variant ${plan.variant} · ` +
-    `${Object.entries(counts).map(([p, n]) => `${n} ${p}`).join(', ')} · ${size(plan.rawBytes)} → ${size(plan.totalBytes)} as ${plan.format}${budget}`;
+    `${Object.entries(counts)
+      .map(([p, n]) => `${n} ${p}`)
+      .join(', ')} · ${size(plan.rawBytes)} → ${size(plan.totalBytes)} as ${plan.format}${budget}`;
   const stats = host.querySelector('#plan-stats') as HTMLElement;
   stats.textContent =
     plan.mu === null
@@ -66,7 +80,15 @@ export function renderPlan(host: HTMLElement, plan: PlanView): void {
   if (full) {
     datasets.push(
       { type: 'line' as const, label: 'μ', data: plan.blocks.map(() => 0), borderColor: fg, borderWidth: 1, pointRadius: 0 },
-      { type: 'line' as const, label: 'T = μ − kσ', data: plan.blocks.map(() => plan.threshold! - plan.mu!), borderColor: fg, borderDash: [4, 4], borderWidth: 1, pointRadius: 0 },
+      {
+        type: 'line' as const,
+        label: 'T = μ − kσ',
+        data: plan.blocks.map(() => plan.threshold! - plan.mu!),
+        borderColor: fg,
+        borderDash: [4, 4],
+        borderWidth: 1,
+        pointRadius: 0,
+      },
     );
   }
   chart?.destroy();
@@ -90,7 +112,10 @@ export function renderPlan(host: HTMLElement, plan: PlanView): void {
             label: (ctx) => {
               const b = plan.blocks[ctx.dataIndex];
               if (ctx.datasetIndex > 0) return `${ctx.dataset.label}`;
-              return [`${b.precision} · ${size(b.bytes)}`, b.entropy === null ? `${b.params.toLocaleString()} params` : `H = ${b.entropy.toFixed(9)}`];
+              return [
+                `${b.precision} · ${size(b.bytes)}`,
+                b.entropy === null ? `${b.params.toLocaleString()} params` : `H = ${b.entropy.toFixed(9)}`,
+              ];
             },
           },
         },

@@ -5,20 +5,17 @@
  */
 import shaderSource from '../../../shaders/ewq_entropy.wgsl';
 import { CompensatedSum, finishEntropy, mergePass1, type MaxSumExp } from '../../core/ewq/entropy';
-import { encodeDispatch, PipelineCache } from './pipelines';
-import { BufferPool } from './pool';
+import { encodeDispatch } from './pipelines';
+import { GpuRunner } from './runner';
+import { ENTROPY_PARAMS } from './uniforms';
 
 const WG = 256;
 /** Elements per workgroup: enough work per group, few partials to merge. */
 const PER = 4096;
 
-export class WebGpuEntropy {
-  private readonly pipelines: PipelineCache<'pass1' | 'pass2'>;
-  private readonly pool: BufferPool;
-
-  constructor(private readonly device: GPUDevice) {
-    this.pool = new BufferPool(device);
-    this.pipelines = new PipelineCache(device, shaderSource, 'ewq_entropy.wgsl', { WG });
+export class WebGpuEntropy extends GpuRunner<'pass1' | 'pass2'> {
+  constructor(device: GPUDevice) {
+    super(device, shaderSource, 'ewq_entropy.wgsl', WG);
   }
 
   /** Elements per upload, within the device's binding limits. */
@@ -28,39 +25,29 @@ export class WebGpuEntropy {
   }
 
   private async run(entry: 'pass1' | 'pass2', values: Float32Array, max = 0, sumExp = 0, eps = 0): Promise<Float32Array> {
+    this.checkAlive();
     const device = this.device;
     const n = values.length;
     const groups = Math.max(1, Math.ceil(n / PER));
-    const nx = Math.min(groups, device.limits.maxComputeWorkgroupsPerDimension);
-    const params = new ArrayBuffer(32);
-    new Uint32Array(params).set([n, PER, nx, 0]);
-    new Float32Array(params).set([max, sumExp, eps, 0], 4);
-    const uniform = this.pool.acquire(32, GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST);
+    const { nx, ny } = this.workgroups(groups);
+    const pipeline = await this.pipelines.get(entry);
+    const uniform = this.uniform(ENTROPY_PARAMS, { n, per: PER, nx, max, sumExp, eps });
     const input = this.pool.acquire(n * 4, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_DST);
     const output = this.pool.acquire(groups * 8, GPUBufferUsage.STORAGE | GPUBufferUsage.COPY_SRC);
     const readback = this.pool.acquire(groups * 8, GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST);
     try {
-      device.pushErrorScope('out-of-memory');
-      device.pushErrorScope('validation');
-      device.queue.writeBuffer(uniform, 0, params);
       device.queue.writeBuffer(input, 0, values.buffer, values.byteOffset, n * 4);
-      const pipeline = await this.pipelines.get(entry);
-      const entries = [
-        { binding: 0, resource: { buffer: uniform, size: 32 } },
-        { binding: 1, resource: { buffer: input } },
-        { binding: 2, resource: { buffer: output } },
-      ];
-      const enc = encodeDispatch(device, pipeline, entries, nx, Math.ceil(groups / nx));
-      enc.copyBufferToBuffer(output, 0, readback, 0, groups * 8);
-      device.queue.submit([enc.finish()]);
-      // Both popped at once: another block's scopes must not interleave with this one's.
-      const [validation, oom] = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
-      if (validation) throw new Error(`WebGPU validation error: ${validation.message}`);
-      if (oom) throw new Error(`the GPU ran out of memory (${oom.message})`);
-      await readback.mapAsync(GPUMapMode.READ, 0, groups * 8);
-      const out = new Float32Array(readback.getMappedRange(0, groups * 8).slice(0));
-      readback.unmap();
-      return out;
+      await this.checked(() => {
+        const entries = [
+          { binding: 0, resource: { buffer: uniform, size: ENTROPY_PARAMS.byteSize } },
+          { binding: 1, resource: { buffer: input } },
+          { binding: 2, resource: { buffer: output } },
+        ];
+        const enc = encodeDispatch(device, pipeline, entries, nx, ny);
+        enc.copyBufferToBuffer(output, 0, readback, 0, groups * 8);
+        device.queue.submit([enc.finish()]);
+      });
+      return new Float32Array((await this.mapped([readback, groups * 8]))[0]);
     } finally {
       for (const b of [uniform, input, output, readback]) this.pool.release(b);
     }
@@ -72,7 +59,8 @@ export class WebGpuEntropy {
     for (let a = 0; a < values.length; a += this.maxChunk) {
       const part = values.subarray(a, Math.min(values.length, a + this.maxChunk));
       const out = await this.run('pass1', part);
-      for (let g = 0; g * PER < part.length; g++) acc = mergePass1(acc, { max: out[2 * g], sumExp: out[2 * g + 1], count: Math.min(PER, part.length - g * PER) });
+      for (let g = 0; g * PER < part.length; g++)
+        acc = mergePass1(acc, { max: out[2 * g], sumExp: out[2 * g + 1], count: Math.min(PER, part.length - g * PER) });
     }
     return acc;
   }
@@ -92,9 +80,5 @@ export class WebGpuEntropy {
   async entropy(values: Float32Array, eps: number): Promise<number> {
     const p1 = await this.pass1(values);
     return finishEntropy(p1, await this.pass2(values, p1.max, p1.sumExp, eps), eps);
-  }
-
-  dispose(): void {
-    this.pool.destroy();
   }
 }

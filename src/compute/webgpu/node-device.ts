@@ -6,6 +6,7 @@
 import { existsSync, readdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { openDevice } from './device';
 import { WebGpuSearch } from './search';
 
 /**
@@ -17,7 +18,11 @@ export function hasVulkanDriver(env: NodeJS.ProcessEnv = process.env): boolean {
   if (process.platform !== 'linux') return true;
   if (env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES || env.VK_ADD_DRIVER_FILES) return true;
   const dataDirs = (env.XDG_DATA_DIRS || '/usr/local/share:/usr/share').split(':');
-  const dirs = ['/etc/vulkan/icd.d', ...dataDirs.map((d) => path.join(d, 'vulkan', 'icd.d')), path.join(env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share'), 'vulkan', 'icd.d')];
+  const dirs = [
+    '/etc/vulkan/icd.d',
+    ...dataDirs.map((d) => path.join(d, 'vulkan', 'icd.d')),
+    path.join(env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share'), 'vulkan', 'icd.d'),
+  ];
   return dirs.some((d) => {
     try {
       return existsSync(d) && readdirSync(d).some((f) => f.endsWith('.json'));
@@ -48,19 +53,14 @@ export async function openNodeGpu(): Promise<NodeGpu | undefined> {
   }
   Object.assign(globalThis, mod.globals);
   const gpu = mod.create([]);
-  const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });
-  if (!adapter) return undefined;
-  const info = adapter.info;
-  const isFallback = Boolean((info as { isFallbackAdapter?: boolean }).isFallbackAdapter) || /swiftshader|llvmpipe|lavapipe/i.test(`${info.vendor} ${info.architecture} ${info.device} ${info.description}`);
-  const limits = adapter.limits;
-  const device = await adapter.requestDevice({
-    requiredLimits: {
-      maxStorageBufferBindingSize: limits.maxStorageBufferBindingSize,
-      maxBufferSize: limits.maxBufferSize,
-      maxComputeWorkgroupStorageSize: limits.maxComputeWorkgroupStorageSize,
-    },
-  });
-  const description = [info.vendor, info.architecture, info.device, info.description].filter(Boolean).join(' ') || 'WebGPU adapter';
+  const opened = await openDevice(gpu);
+  if (typeof opened === 'string') return undefined;
   keepAlive.add(gpu);
-  return { instance: gpu, device, search: new WebGpuSearch(device, description), isFallback, description };
+  return {
+    instance: gpu,
+    device: opened.device,
+    search: new WebGpuSearch(opened.device, opened.description),
+    isFallback: opened.isFallback,
+    description: opened.description,
+  };
 }

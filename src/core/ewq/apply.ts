@@ -16,11 +16,14 @@ export function parsePlanFile(text: string, file: string): { blocks: PlanFileBlo
     throw new WeightlensError(`plan is not valid JSON (${(e as Error).message})`, file);
   }
   const blocks = (json as { blocks?: unknown })?.blocks;
-  if (!Array.isArray(blocks)) throw new WeightlensError('plan has no "blocks" array (write one with: weightlens plan PATH --out PLAN.json)', file);
+  if (!Array.isArray(blocks))
+    throw new WeightlensError('plan has no "blocks" array (write one with: weightlens plan PATH --out PLAN.json)', file);
   const out = blocks.map((b: unknown, i) => {
     const { precision, tensors } = (b ?? {}) as { precision?: unknown; tensors?: unknown };
-    if (typeof precision !== 'string' || !(precision in PRECISION_BITS)) throw new WeightlensError(`block ${i} has an unknown precision ${JSON.stringify(precision)}`, file);
-    if (!Array.isArray(tensors) || !tensors.every((t) => typeof t === 'string')) throw new WeightlensError(`block ${i} has no list of tensor names`, file);
+    if (typeof precision !== 'string' || !(precision in PRECISION_BITS))
+      throw new WeightlensError(`block ${i} has an unknown precision ${JSON.stringify(precision)}`, file);
+    if (!Array.isArray(tensors) || !tensors.every((t) => typeof t === 'string'))
+      throw new WeightlensError(`block ${i} has no list of tensor names`, file);
     return { precision: precision as Precision, tensors: tensors as string[] };
   });
   const g = (json as { groupSize?: unknown }).groupSize;

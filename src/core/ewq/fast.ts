@@ -21,7 +21,17 @@ const TYPES = ['raw', '8-bit', '4-bit', '3-bit'] as const;
 const TYPE_OF: Record<string, Precision> = { raw: 'raw', '8-bit': 'int8', '4-bit': 'int4', '3-bit': 'int3' };
 
 export function precisionType(p: Precision): string {
-  return p === 'raw' ? 'raw' : p === 'int8' ? '8-bit' : p === 'int4' ? '4-bit' : p === 'int3' ? '3-bit' : p === 'int2' ? '2-bit' : 'ternary';
+  return p === 'raw'
+    ? 'raw'
+    : p === 'int8'
+      ? '8-bit'
+      : p === 'int4'
+        ? '4-bit'
+        : p === 'int3'
+          ? '3-bit'
+          : p === 'int2'
+            ? '2-bit'
+            : 'ternary';
 }
 
 export function csvRow(r: TrainingRow): string {
@@ -62,7 +72,14 @@ function features(r: { numBlocks: number; execIndex: number; params: number }): 
 
 export function trainForest(rows: readonly TrainingRow[], seed = 42): RandomForestClassifier {
   const classes = rows.map((r) => TYPES.indexOf(r.type as (typeof TYPES)[number]));
-  const rf = new RandomForestClassifier({ nEstimators: 50, maxFeatures: 1.0, replacement: true, seed, useSampleBagging: true, noOOB: true });
+  const rf = new RandomForestClassifier({
+    nEstimators: 50,
+    maxFeatures: 1.0,
+    replacement: true,
+    seed,
+    useSampleBagging: true,
+    noOOB: true,
+  });
   rf.train(
     rows.map((r) => features(r)),
     classes,
@@ -91,7 +108,10 @@ export function loadForest(m: FastEwqModel): RandomForestClassifier {
 }
 
 /** Predicted precision per block. */
-export function predict(rf: RandomForestClassifier, blocks: readonly { numBlocks: number; execIndex: number; params: number }[]): Precision[] {
+export function predict(
+  rf: RandomForestClassifier,
+  blocks: readonly { numBlocks: number; execIndex: number; params: number }[],
+): Precision[] {
   if (!blocks.length) return [];
   const out = rf.predict(blocks.map((b) => features(b))) as number[];
   return out.map((c) => TYPE_OF[TYPES[c] ?? 'raw']);

@@ -65,7 +65,8 @@ export interface BlockInput {
 /** Sizes of every block at every precision, computed once. */
 export function blockSizer(model: Model, targets: ReadonlyMap<string, MatrixView>, format: OutputFormat, groupSize: number) {
   const byName = new Map(model.tensors.map((t) => [t.name, t]));
-  return (tensors: readonly string[], p: Precision) => tensors.reduce((a, n) => a + tensorBytesAt(byName.get(n)!, targets.get(n), p, format, groupSize), 0);
+  return (tensors: readonly string[], p: Precision) =>
+    tensors.reduce((a, n) => a + tensorBytesAt(byName.get(n)!, targets.get(n), p, format, groupSize), 0);
 }
 
 /**
@@ -84,7 +85,7 @@ export function fitBudget(
   const total = (ps: readonly Precision[]) => otherBytes + ps.reduce((a, p, i) => a + size(i, p), 0);
   if (budget === undefined) return { precisions: [...initial], fits: true };
   const promote = (ps: Precision[]) => {
-    for (let changed = true; changed; ) {
+    for (let changed = true; changed;) {
       changed = false;
       for (const b of [...order].reverse()) {
         const at = steps.indexOf(ps[b]);

@@ -19,7 +19,8 @@ export function dequantize(type: number, bytes: Uint8Array, count: number): Floa
   const f = DEQUANT[type];
   if (!f) throw new Error(`no dequantizer for ${ggmlTypeName(type)}`);
   const b = GGML_BLOCK[type as GgmlType]!;
-  if (count % b.weights !== 0 || bytes.byteLength < (count / b.weights) * b.bytes) throw new Error(`internal: ${count} weights of ${ggmlTypeName(type)} in ${bytes.byteLength} bytes`);
+  if (count % b.weights !== 0 || bytes.byteLength < (count / b.weights) * b.bytes)
+    throw new Error(`internal: ${count} weights of ${ggmlTypeName(type)} in ${bytes.byteLength} bytes`);
   const y = new Float32Array(count);
   f(new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), bytes, y, count / b.weights);
   return y;
@@ -142,7 +143,12 @@ const DEQUANT: Record<number, Dequant> = {
       const tmp = dv.getUint32(b + 104, true);
       const k1 = 0x03030303;
       const k2 = 0x0f0f0f0f;
-      const aux = [(a0 & k2) | (((tmp >>> 0) & k1) << 4), (a1 & k2) | (((tmp >>> 2) & k1) << 4), ((a0 >>> 4) & k2) | (((tmp >>> 4) & k1) << 4), ((a1 >>> 4) & k2) | (((tmp >>> 6) & k1) << 4)];
+      const aux = [
+        (a0 & k2) | (((tmp >>> 0) & k1) << 4),
+        (a1 & k2) | (((tmp >>> 2) & k1) << 4),
+        ((a0 >>> 4) & k2) | (((tmp >>> 4) & k1) << 4),
+        ((a1 >>> 4) & k2) | (((tmp >>> 6) & k1) << 4),
+      ];
       for (let w = 0; w < 4; w++) for (let k = 0; k < 4; k++) scales[w * 4 + k] = (aux[w] >>> (8 * k)) & 0xff;
       let q = b + 32;
       const hm = b;

@@ -51,9 +51,14 @@ export interface GgufArchitecture {
 export function ggufArchitecture(config: HfConfig, model: Model, configFile: string): GgufArchitecture {
   const type = config.model_type ?? '';
   const a = ARCHITECTURES[type];
-  if (!a) throw new WeightlensError(`model_type "${type}" cannot be written as GGUF yet (supported: ${GGUF_MODEL_TYPES.join(', ')}: Llama 1/2/3, Mistral, Qwen2, SmolLM)`, configFile);
+  if (!a)
+    throw new WeightlensError(
+      `model_type "${type}" cannot be written as GGUF yet (supported: ${GGUF_MODEL_TYPES.join(', ')}: Llama 1/2/3, Mistral, Qwen2, SmolLM)`,
+      configFile,
+    );
   for (const k of ['hidden_size', 'intermediate_size', 'num_hidden_layers', 'num_attention_heads'] as const) {
-    if (!Number.isInteger(config[k]) || (config[k] as number) <= 0) throw new WeightlensError(`"${k}" is missing or not a positive integer`, configFile);
+    if (!Number.isInteger(config[k]) || (config[k] as number) <= 0)
+      throw new WeightlensError(`"${k}" is missing or not a positive integer`, configFile);
   }
   const heads = config.num_attention_heads!;
   const kv = config.num_key_value_heads ?? heads;
@@ -141,17 +146,31 @@ export function typeForBits(bits: number): GgmlType.Q4_0 | GgmlType.Q8_0 {
  * the run's type. `settingsFor` gives a tensor's quantization (undefined: keep it F16, as an EWQ
  * plan's raw blocks are).
  */
-export function planGgufTensors(model: Model, arch: GgufArchitecture, target: GgufTarget, settingsFor: (t: ModelTensor, bits: number) => QuantSettings | undefined): GgufTensorPlan[] {
+export function planGgufTensors(
+  model: Model,
+  arch: GgufArchitecture,
+  target: GgufTarget,
+  settingsFor: (t: ModelTensor, bits: number) => QuantSettings | undefined,
+): GgufTensorPlan[] {
   const out: GgufTensorPlan[] = [];
   for (const t of model.tensors) {
     const name = ggufTensorName(t.name);
     if (name === undefined) {
       if (/rotary_emb\.inv_freq$/.test(t.name)) continue;
-      throw new WeightlensError(`has no GGUF name for the ${arch.arch} architecture; GGUF output supports Llama-family checkpoints with HF tensor names`, model.path, t.name);
+      throw new WeightlensError(
+        `has no GGUF name for the ${arch.arch} architecture; GGUF output supports Llama-family checkpoints with HF tensor names`,
+        model.path,
+        t.name,
+      );
     }
     if (!isQuantizableFloat(t.dtype)) throw new WeightlensError(`dtype ${t.dtype} cannot be written to GGUF`, model.path, t.name);
     const ne = [...t.shape].reverse();
-    const permuteHeads = arch.permute && /\.attn_q\.(weight|bias)$/.test(name) ? arch.permute.q : arch.permute && /\.attn_k\.(weight|bias)$/.test(name) ? arch.permute.k : undefined;
+    const permuteHeads =
+      arch.permute && /\.attn_q\.(weight|bias)$/.test(name)
+        ? arch.permute.q
+        : arch.permute && /\.attn_k\.(weight|bias)$/.test(name)
+          ? arch.permute.k
+          : undefined;
     if (t.shape.length !== 2) {
       out.push({ info: { name, ne, type: GgmlType.F32 }, tensor: t, permuteHeads });
       continue;
@@ -165,12 +184,20 @@ export function planGgufTensors(model: Model, arch: GgufArchitecture, target: Gg
     const bits = isOutput ? 8 : target.bits;
     const settings = settingsFor(t, bits);
     if (cols % 32 !== 0) {
-      out.push({ info: { name, ne, type: GgmlType.F16 }, tensor: t, permuteHeads, note: `rows of ${cols} are not whole blocks of 32: F16, as llama.cpp's quantizer falls back` });
+      out.push({
+        info: { name, ne, type: GgmlType.F16 },
+        tensor: t,
+        permuteHeads,
+        note: `rows of ${cols} are not whole blocks of 32: F16, as llama.cpp's quantizer falls back`,
+      });
     } else if (!settings) {
       out.push({ info: { name, ne, type: GgmlType.F16 }, tensor: t, permuteHeads, note: 'kept in full precision: F16' });
     } else {
       const type = typeForBits(settings.bits);
-      const note = isOutput && target.bits !== 8 ? `${arch.tied ? 'tied embedding, used as the output' : 'output'}: 8-bit, as llama.cpp's ${target.bits === 4 ? 'Q4_0' : ''} preset keeps it (llama.cpp takes Q6_K where rows are multiples of 256; Weightlens writes Q8_0)` : undefined;
+      const note =
+        isOutput && target.bits !== 8
+          ? `${arch.tied ? 'tied embedding, used as the output' : 'output'}: 8-bit, as llama.cpp's ${target.bits === 4 ? 'Q4_0' : ''} preset keeps it (llama.cpp takes Q6_K where rows are multiples of 256; Weightlens writes Q8_0)`
+          : undefined;
       out.push({ info: { name, ne, type }, tensor: t, settings, permuteHeads, note });
     }
   }
@@ -183,7 +210,13 @@ export function fileTypeOf(target: GgufTarget): LlamaFileType {
 }
 
 /** The metadata llama.cpp needs to load the model, and what its own tools write beside it. */
-export function ggufMetadata(arch: GgufArchitecture, vocab: Vocab, name: string, fileType: LlamaFileType, extra: Record<string, string>): Map<string, GgufValue> {
+export function ggufMetadata(
+  arch: GgufArchitecture,
+  vocab: Vocab,
+  name: string,
+  fileType: LlamaFileType,
+  extra: Record<string, string>,
+): Map<string, GgufValue> {
   const c = arch.config;
   const a = arch.arch;
   const heads = c.num_attention_heads;
@@ -226,7 +259,14 @@ export function ggufMetadata(arch: GgufArchitecture, vocab: Vocab, name: string,
  * j * hd/2 + i. `inverse` goes back (interleaved to rotate-half). `rowLength` values per row (1 for
  * a bias).
  */
-export function permuteRows<T extends { length: number; subarray(a: number, b: number): T; set(src: T, at: number): void }>(src: T, make: (n: number) => T, rows: number, rowLength: number, heads: number, inverse = false): T {
+export function permuteRows<T extends { length: number; subarray(a: number, b: number): T; set(src: T, at: number): void }>(
+  src: T,
+  make: (n: number) => T,
+  rows: number,
+  rowLength: number,
+  heads: number,
+  inverse = false,
+): T {
   if (rows % (heads * 2) !== 0) throw new Error(`internal: ${rows} rows do not split into ${heads} heads of pairs`);
   const hd = rows / heads;
   const half = hd / 2;

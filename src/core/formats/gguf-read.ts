@@ -59,19 +59,32 @@ class Cursor {
   }
   async scalar(t: GgufValueType): Promise<GgufScalar> {
     switch (t) {
-      case GgufValueType.UINT8: return (await this.need(1)).getUint8(0);
-      case GgufValueType.INT8: return (await this.need(1)).getInt8(0);
-      case GgufValueType.UINT16: return (await this.need(2)).getUint16(0, true);
-      case GgufValueType.INT16: return (await this.need(2)).getInt16(0, true);
-      case GgufValueType.UINT32: return (await this.need(4)).getUint32(0, true);
-      case GgufValueType.INT32: return (await this.need(4)).getInt32(0, true);
-      case GgufValueType.FLOAT32: return (await this.need(4)).getFloat32(0, true);
-      case GgufValueType.FLOAT64: return (await this.need(8)).getFloat64(0, true);
-      case GgufValueType.BOOL: return (await this.need(1)).getUint8(0) !== 0;
-      case GgufValueType.STRING: return this.str();
-      case GgufValueType.UINT64: return (await this.need(8)).getBigUint64(0, true);
-      case GgufValueType.INT64: return (await this.need(8)).getBigInt64(0, true);
-      default: throw ggufError(this.file, `unknown metadata value type ${t} at byte ${this.at - 4}`);
+      case GgufValueType.UINT8:
+        return (await this.need(1)).getUint8(0);
+      case GgufValueType.INT8:
+        return (await this.need(1)).getInt8(0);
+      case GgufValueType.UINT16:
+        return (await this.need(2)).getUint16(0, true);
+      case GgufValueType.INT16:
+        return (await this.need(2)).getInt16(0, true);
+      case GgufValueType.UINT32:
+        return (await this.need(4)).getUint32(0, true);
+      case GgufValueType.INT32:
+        return (await this.need(4)).getInt32(0, true);
+      case GgufValueType.FLOAT32:
+        return (await this.need(4)).getFloat32(0, true);
+      case GgufValueType.FLOAT64:
+        return (await this.need(8)).getFloat64(0, true);
+      case GgufValueType.BOOL:
+        return (await this.need(1)).getUint8(0) !== 0;
+      case GgufValueType.STRING:
+        return this.str();
+      case GgufValueType.UINT64:
+        return (await this.need(8)).getBigUint64(0, true);
+      case GgufValueType.INT64:
+        return (await this.need(8)).getBigInt64(0, true);
+      default:
+        throw ggufError(this.file, `unknown metadata value type ${t} at byte ${this.at - 4}`);
     }
   }
 }
@@ -114,10 +127,12 @@ export async function readGgufHeader(src: ByteSource, file = src.name): Promise<
     const bytes = b ? Math.ceil(numel / b.weights) * b.bytes : 0;
     tensors.push({ name, ne, type, offset, bytes });
   }
-  const alignment = typeof metadata.get('general.alignment') === 'number' ? (metadata.get('general.alignment') as number) : GGUF_DEFAULT_ALIGNMENT;
+  const alignment =
+    typeof metadata.get('general.alignment') === 'number' ? (metadata.get('general.alignment') as number) : GGUF_DEFAULT_ALIGNMENT;
   const dataStart = Math.ceil(c.at / alignment) * alignment;
   for (const t of tensors) {
-    if (dataStart + t.offset + t.bytes > size) throw ggufError(file, `tensor "${t.name}" (${ggmlTypeName(t.type)}, ${t.bytes} bytes at ${t.offset}) runs past the end of the file`);
+    if (dataStart + t.offset + t.bytes > size)
+      throw ggufError(file, `tensor "${t.name}" (${ggmlTypeName(t.type)}, ${t.bytes} bytes at ${t.offset}) runs past the end of the file`);
   }
   return { file, version, metadata, tensors, dataStart, fileSize: size };
 }

@@ -130,7 +130,18 @@ export enum TokenType {
 
 export type GgufValue =
   | { type: GgufValueType.STRING; value: string }
-  | { type: GgufValueType.UINT32 | GgufValueType.INT32 | GgufValueType.FLOAT32 | GgufValueType.UINT8 | GgufValueType.INT8 | GgufValueType.UINT16 | GgufValueType.INT16 | GgufValueType.FLOAT64; value: number }
+  | {
+      type:
+        | GgufValueType.UINT32
+        | GgufValueType.INT32
+        | GgufValueType.FLOAT32
+        | GgufValueType.UINT8
+        | GgufValueType.INT8
+        | GgufValueType.UINT16
+        | GgufValueType.INT16
+        | GgufValueType.FLOAT64;
+      value: number;
+    }
   | { type: GgufValueType.UINT64 | GgufValueType.INT64; value: bigint | number }
   | { type: GgufValueType.BOOL; value: boolean }
   | { type: GgufValueType.ARRAY; itemType: GgufValueType; value: readonly (string | number | boolean | bigint)[] };
@@ -237,19 +248,32 @@ class Bytes {
 
 function writeScalar(b: Bytes, type: GgufValueType, v: string | number | boolean | bigint): void {
   switch (type) {
-    case GgufValueType.UINT8: return b.u8(Number(v));
-    case GgufValueType.INT8: return b.i8(Number(v));
-    case GgufValueType.UINT16: return b.u16(Number(v));
-    case GgufValueType.INT16: return b.i16(Number(v));
-    case GgufValueType.UINT32: return b.u32(Number(v));
-    case GgufValueType.INT32: return b.i32(Number(v));
-    case GgufValueType.FLOAT32: return b.f32(Number(v));
-    case GgufValueType.FLOAT64: return b.f64(Number(v));
-    case GgufValueType.BOOL: return b.u8(v ? 1 : 0);
-    case GgufValueType.STRING: return b.str(String(v));
-    case GgufValueType.UINT64: return b.u64(typeof v === 'bigint' ? v : Number(v));
-    case GgufValueType.INT64: return b.i64(typeof v === 'bigint' ? v : Number(v));
-    default: throw new Error(`internal: GGUF scalar of type ${type}`);
+    case GgufValueType.UINT8:
+      return b.u8(Number(v));
+    case GgufValueType.INT8:
+      return b.i8(Number(v));
+    case GgufValueType.UINT16:
+      return b.u16(Number(v));
+    case GgufValueType.INT16:
+      return b.i16(Number(v));
+    case GgufValueType.UINT32:
+      return b.u32(Number(v));
+    case GgufValueType.INT32:
+      return b.i32(Number(v));
+    case GgufValueType.FLOAT32:
+      return b.f32(Number(v));
+    case GgufValueType.FLOAT64:
+      return b.f64(Number(v));
+    case GgufValueType.BOOL:
+      return b.u8(v ? 1 : 0);
+    case GgufValueType.STRING:
+      return b.str(String(v));
+    case GgufValueType.UINT64:
+      return b.u64(typeof v === 'bigint' ? v : Number(v));
+    case GgufValueType.INT64:
+      return b.i64(typeof v === 'bigint' ? v : Number(v));
+    default:
+      throw new Error(`internal: GGUF scalar of type ${type}`);
   }
 }
 

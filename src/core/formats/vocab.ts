@@ -66,7 +66,8 @@ export function llama2cVocab(bytes: Uint8Array, vocabSize: number, file: string)
     scores.push(score);
     types.push(type);
   }
-  if (at !== bytes.byteLength) fail(`${bytes.byteLength - at} bytes are left after ${vocabSize} tokens: the model's vocab_size does not match`);
+  if (at !== bytes.byteLength)
+    fail(`${bytes.byteLength - at} bytes are left after ${vocabSize} tokens: the model's vocab_size does not match`);
   return { model: 'llama', tokens, scores, types, source: 'llama2.c tokenizer' };
 }
 
@@ -152,7 +153,11 @@ interface TokenizerJson {
   model?: { type?: string; vocab?: Record<string, number>; merges?: (string | [string, string])[] };
   added_tokens?: { id: number; content: string; special?: boolean }[];
   pre_tokenizer?: PreTokenizer | null;
-  post_processor?: { type?: string; single?: { SpecialToken?: { id?: string } }[]; processors?: { type?: string; single?: { SpecialToken?: { id?: string } }[] }[] } | null;
+  post_processor?: {
+    type?: string;
+    single?: { SpecialToken?: { id?: string } }[];
+    processors?: { type?: string; single?: { SpecialToken?: { id?: string } }[] }[];
+  } | null;
 }
 interface PreTokenizer {
   type?: string;
@@ -202,14 +207,20 @@ export function bpePreTokenizer(t: TokenizerJson): string | undefined {
  */
 export function bpeVocab(json: TokenizerJson, config: TokenizerConfig | undefined, vocabSize: number, file: string): Vocab {
   const m = json.model;
-  if (!m || m.type !== 'BPE' || !m.vocab) throw new WeightlensError(`has a ${m?.type ?? 'missing'} model; GGUF output reads BPE tokenizer.json files`, file);
+  if (!m || m.type !== 'BPE' || !m.vocab)
+    throw new WeightlensError(`has a ${m?.type ?? 'missing'} model; GGUF output reads BPE tokenizer.json files`, file);
   const pre = bpePreTokenizer(json);
-  if (!pre) throw new WeightlensError("has a pre-tokenizer Weightlens cannot name for llama.cpp yet (it knows Llama 3's, Qwen2's, SmolLM's and GPT-2's)", file);
+  if (!pre)
+    throw new WeightlensError(
+      "has a pre-tokenizer Weightlens cannot name for llama.cpp yet (it knows Llama 3's, Qwen2's, SmolLM's and GPT-2's)",
+      file,
+    );
   const tokens: string[] = Array.from({ length: vocabSize }, (_, i) => `[PAD${i}]`);
   const types: TokenType[] = new Array(vocabSize).fill(TokenType.UNUSED);
   const place = (id: number, text: string, type: TokenType) => {
     if (!Number.isInteger(id) || id < 0) throw new WeightlensError(`token ${JSON.stringify(text)} has the id ${id}`, file);
-    if (id >= vocabSize) throw new WeightlensError(`token ${JSON.stringify(text)} has the id ${id}, beyond the model's ${vocabSize} embeddings`, file);
+    if (id >= vocabSize)
+      throw new WeightlensError(`token ${JSON.stringify(text)} has the id ${id}, beyond the model's ${vocabSize} embeddings`, file);
     tokens[id] = text;
     types[id] = type;
   };
@@ -219,7 +230,9 @@ export function bpeVocab(json: TokenizerJson, config: TokenizerConfig | undefine
     place(a.id, a.content, a.special ? TokenType.CONTROL : TokenType.USER_DEFINED);
     ids.set(a.content, a.id);
   }
-  const merges = (m.merges ?? []).map((x) => (typeof x === 'string' ? x : x.map((part) => part.replace(/ /g, String.fromCharCode(0x20 + 256))).join(' ')));
+  const merges = (m.merges ?? []).map((x) =>
+    typeof x === 'string' ? x : x.map((part) => part.replace(/ /g, String.fromCharCode(0x20 + 256))).join(' '),
+  );
   const special = (t: TokenizerConfig['bos_token']) => {
     const text = typeof t === 'string' ? t : t?.content;
     return text === undefined ? undefined : ids.get(text);
@@ -228,5 +241,16 @@ export function bpeVocab(json: TokenizerJson, config: TokenizerConfig | undefine
   const template = processors.find((p) => p.type === 'TemplateProcessing');
   const leading = template?.single?.[0]?.SpecialToken?.id;
   const addBos = typeof config?.add_bos_token === 'boolean' ? config.add_bos_token : leading !== undefined;
-  return { model: 'gpt2', tokens, scores: [], types, source: `BPE tokenizer.json (pre-tokenizer ${pre})`, pre, merges, bos: special(config?.bos_token) ?? (leading !== undefined ? ids.get(leading) : undefined), eos: special(config?.eos_token), addBos };
+  return {
+    model: 'gpt2',
+    tokens,
+    scores: [],
+    types,
+    source: `BPE tokenizer.json (pre-tokenizer ${pre})`,
+    pre,
+    merges,
+    bos: special(config?.bos_token) ?? (leading !== undefined ? ids.get(leading) : undefined),
+    eos: special(config?.eos_token),
+    addBos,
+  };
 }

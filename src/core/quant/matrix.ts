@@ -6,7 +6,18 @@
  */
 import { MAX_FINITE, roundToDtype, type QuantizableFloat } from '../dtypes';
 import { nonFiniteError } from '../finite';
-import { candidateAt, candidateRange, makeScratch, residualEntropy, roundHalfEven, searchGroup, searchScale, type Floats, type SearchScratch, type SearchTrace } from './search';
+import {
+  candidateAt,
+  candidateRange,
+  makeScratch,
+  residualEntropy,
+  roundHalfEven,
+  searchGroup,
+  searchScale,
+  type Floats,
+  type SearchScratch,
+  type SearchTrace,
+} from './search';
 import { qRange, type QuantSettings } from './settings';
 import { emptyStats, rowMoments, type ChannelStats, type StatsAccumulator } from './stats';
 
@@ -82,7 +93,17 @@ export interface GroupChoices {
  * the candidate the GPU chose, or the CPU's search (over the GPU's contenders where it names them).
  * `msq` (mean w^2, float64) is computed here when the caller does not have it.
  */
-export function chooseScale(w: Floats, off: number, n: number, absmax: number, msq: number | undefined, s: QuantSettings, scratch: SearchScratch, found: GroupChoices | undefined, at: number): number {
+export function chooseScale(
+  w: Floats,
+  off: number,
+  n: number,
+  absmax: number,
+  msq: number | undefined,
+  s: QuantSettings,
+  scratch: SearchScratch,
+  found: GroupChoices | undefined,
+  at: number,
+): number {
   if (s.method === 'rtn') return absmax / qRange(s.bits, s.ternary).qmax;
   const given = found?.choices ? found.choices[at] : -1;
   if (given >= 0) {
@@ -184,7 +205,8 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
         }
         const deq = roundToDtype(dtype, q * sc);
         // storedScale keeps every product finite; a value that is not must never reach a file.
-        if (!(Math.abs(deq) <= maxFinite)) throw new Error(`internal: ${opts.tensor} row ${(opts.rowBase ?? 0) + r}: dequantized ${deq} from code ${q} and scale ${sc}`);
+        if (!(Math.abs(deq) <= maxFinite))
+          throw new Error(`internal: ${opts.tensor} row ${(opts.rowBase ?? 0) + r}: dequantized ${deq} from code ${q} and scale ${sc}`);
         const e = x - deq;
         values[off + i] = deq;
         if (codes) codes[off + i] = q;
@@ -237,5 +259,7 @@ export function traceGroup(values: Floats, off: number, n: number, settings: Qua
   if (absmax === 0) return -1;
   const exhaustive = searchScale(values, off, n, absmax, sumW2 / n, settings, makeScratch(n, settings.bins), trace).index;
   // The approximate search may choose another candidate than the curve's minimum: mark its choice.
-  return settings.search === 'exhaustive' ? exhaustive : searchGroup(values, off, n, absmax, sumW2 / n, settings, makeScratch(n, settings.bins)).index;
+  return settings.search === 'exhaustive'
+    ? exhaustive
+    : searchGroup(values, off, n, absmax, sumW2 / n, settings, makeScratch(n, settings.bins)).index;
 }

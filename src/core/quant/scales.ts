@@ -9,7 +9,15 @@ import { makeScratch, type Floats } from './search';
 import type { QuantSettings } from './settings';
 
 /** Stored (dtype-rounded) scales per group; `absmax` per group must be exact (a max is, in f32). */
-export function scalesFromChoices(values: Floats, rows: number, cols: number, s: QuantSettings, dtype: QuantizableFloat, absmax: ArrayLike<number>, found?: GroupChoices): Float64Array {
+export function scalesFromChoices(
+  values: Floats,
+  rows: number,
+  cols: number,
+  s: QuantSettings,
+  dtype: QuantizableFloat,
+  absmax: ArrayLike<number>,
+  found?: GroupChoices,
+): Float64Array {
   const gpr = groupsPerRow(cols, s.groupSize);
   const g = groupLength(s.groupSize, cols);
   const scales = new Float64Array(rows * gpr);

@@ -296,7 +296,15 @@ function coarseList(grid: number, step: number): Int32Array {
  * grid; the entropy term makes L(s) jagged, so it can miss a deeper dip further away: the loss gap
  * against the exhaustive search is measured by `npm run bench` (docs/benchmarks.md).
  */
-export function searchCoarseToFine(w: Floats, off: number, n: number, absmax: number, msq: number, s: QuantSettings, scratch: SearchScratch): SearchResult {
+export function searchCoarseToFine(
+  w: Floats,
+  off: number,
+  n: number,
+  absmax: number,
+  msq: number,
+  s: QuantSettings,
+  scratch: SearchScratch,
+): SearchResult {
   const K = s.grid;
   const step = Math.max(1, Math.round(Math.sqrt(K)));
   if (step < 3) return searchScale(w, off, n, absmax, msq, s, scratch);
@@ -315,6 +323,16 @@ export function searchCoarseToFine(w: Floats, off: number, n: number, absmax: nu
 }
 
 /** The scale DARE-Q chooses for a group under the settings' search mode. */
-export function searchGroup(w: Floats, off: number, n: number, absmax: number, msq: number, s: QuantSettings, scratch: SearchScratch): SearchResult {
-  return s.search === 'coarse-to-fine' ? searchCoarseToFine(w, off, n, absmax, msq, s, scratch) : searchScale(w, off, n, absmax, msq, s, scratch);
+export function searchGroup(
+  w: Floats,
+  off: number,
+  n: number,
+  absmax: number,
+  msq: number,
+  s: QuantSettings,
+  scratch: SearchScratch,
+): SearchResult {
+  return s.search === 'coarse-to-fine'
+    ? searchCoarseToFine(w, off, n, absmax, msq, s, scratch)
+    : searchScale(w, off, n, absmax, msq, s, scratch);
 }

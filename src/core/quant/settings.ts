@@ -107,7 +107,8 @@ export function validateSettings(s: QuantSettings): void {
   };
   if (!METHODS.includes(s.method)) bad(`method must be one of ${METHODS.join(', ')}`, s.method);
   if (!Number.isInteger(s.bits) || s.bits < 2 || s.bits > 8) bad('bits must be an integer from 2 to 8', s.bits);
-  if (!Number.isInteger(s.groupSize) || s.groupSize < 0 || s.groupSize > MAX_GROUP_SIZE) bad(`group size must be 0 (per-channel) or a positive integer up to ${MAX_GROUP_SIZE}`, s.groupSize);
+  if (!Number.isInteger(s.groupSize) || s.groupSize < 0 || s.groupSize > MAX_GROUP_SIZE)
+    bad(`group size must be 0 (per-channel) or a positive integer up to ${MAX_GROUP_SIZE}`, s.groupSize);
   if (!(Number.isFinite(s.lambdaWeight) && s.lambdaWeight >= 0)) bad('lambda-weight must be a finite number >= 0', s.lambdaWeight);
   if (!(Number.isFinite(s.lambdaEntropy) && s.lambdaEntropy >= 0)) bad('lambda-entropy must be a finite number >= 0', s.lambdaEntropy);
   if (!Number.isInteger(s.bins) || s.bins < 2 || s.bins > 65536) bad('bins must be an integer from 2 to 65536', s.bins);
@@ -120,10 +121,16 @@ export function validateSettings(s: QuantSettings): void {
   if (!['probability', 'density'].includes(s.histogram)) bad('histogram must be probability or density', s.histogram);
   // Searches that can never pick the round-to-nearest scale would silently do worse than RTN.
   if (s.method === 'dareq' && s.lambdaWeight === 0 && s.lambdaEntropy === 0) {
-    bad('lambda-weight and lambda-entropy are both 0: every candidate scale would score 0 and the search would pick the first; set one above 0', [s.lambdaWeight, s.lambdaEntropy]);
+    bad(
+      'lambda-weight and lambda-entropy are both 0: every candidate scale would score 0 and the search would pick the first; set one above 0',
+      [s.lambdaWeight, s.lambdaEntropy],
+    );
   }
   if (s.method === 'dareq' && s.range === 'clip' && s.grid === 1 && s.clipAlphaMin < 1) {
-    bad('grid 1 with the clip range tries only clip-alpha-min x the round-to-nearest scale, never that scale itself: use a grid of 2 or more', s.grid);
+    bad(
+      'grid 1 with the clip range tries only clip-alpha-min x the round-to-nearest scale, never that scale itself: use a grid of 2 or more',
+      s.grid,
+    );
   }
 }
 

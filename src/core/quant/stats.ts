@@ -126,14 +126,25 @@ export interface ChannelStats {
 }
 
 export function makeChannelStats(rows: number): ChannelStats {
-  return { mse: new Float64Array(rows), entropy: new Float64Array(rows), scaleRatio: new Float64Array(rows), clipped: new Float64Array(rows), absmax: new Float64Array(rows), kurtosis: new Float64Array(rows) };
+  return {
+    mse: new Float64Array(rows),
+    entropy: new Float64Array(rows),
+    scaleRatio: new Float64Array(rows),
+    clipped: new Float64Array(rows),
+    absmax: new Float64Array(rows),
+    kurtosis: new Float64Array(rows),
+  };
 }
 
 /**
  * absmax, mean, variance and kurtosis (m4 / m2^2, 3 for a Gaussian; 0 for a constant row) of
  * values[off .. off+n), in two passes so the central moments do not cancel.
  */
-export function rowMoments(values: ArrayLike<number>, off: number, n: number): { absmax: number; mean: number; variance: number; kurtosis: number } {
+export function rowMoments(
+  values: ArrayLike<number>,
+  off: number,
+  n: number,
+): { absmax: number; mean: number; variance: number; kurtosis: number } {
   let sum = 0;
   let absmax = 0;
   for (let i = 0; i < n; i++) {

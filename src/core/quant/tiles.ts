@@ -30,7 +30,15 @@ export function emptyTiles(g: TileGrid): TileSums {
 }
 
 /** Adds rows [rowBase, rowBase + rows) of original and dequantized values to the sums. */
-export function addTiles(t: TileSums, g: TileGrid, original: ArrayLike<number>, dequant: ArrayLike<number>, rows: number, cols: number, rowBase: number): void {
+export function addTiles(
+  t: TileSums,
+  g: TileGrid,
+  original: ArrayLike<number>,
+  dequant: ArrayLike<number>,
+  rows: number,
+  cols: number,
+  rowBase: number,
+): void {
   for (let r = 0; r < rows; r++) {
     const tr = Math.floor((rowBase + r) / g.rowStep) * g.cols;
     for (let c = 0; c < cols; c++) {

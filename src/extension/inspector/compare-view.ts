@@ -25,36 +25,32 @@ export function comparisonOverview(model: Model, c: Comparison): { layout: Overv
   const targets = new Map([...compared.values()].map((t) => [t.name, { rows: t.shape[0], cols: t.shape[1], transposed: false }]));
   const layout = overviewLayout(model, targets);
   const cells: Record<string, CellStats> = {};
-  for (const t of compared.values()) cells[t.name] = { mse: t.mse, sqnrDb: t.sqnrDb, maxAbs: t.maxAbs, relative: t.relative, cosine: t.cosine };
+  for (const t of compared.values())
+    cells[t.name] = { mse: t.mse, sqnrDb: t.sqnrDb, maxAbs: t.maxAbs, relative: t.relative, cosine: t.cosine };
   return { layout, cells };
 }
 
 /** A tensor's detail for a comparison: heatmaps of |A|, |A - B|, (A - B)^2 and the error per channel. */
 export async function comparisonDetail(modelPath: string, pc: PanelComparison, tensor: string, signal: AbortSignal): Promise<DetailView> {
   const started = performance.now();
-  let grid: ReturnType<typeof tileGrid> | undefined;
-  let tiles: ReturnType<typeof emptyTiles> | undefined;
-  let mse = new Float32Array(0);
-  let absmax = new Float32Array(0);
-  let kurtosis = new Float32Array(0);
-  let e2 = 0;
-  let a2 = 0;
   const t = pc.comparison.tensors.find((x) => x.name === tensor);
   if (!t) throw new Error(`${tensor} is not one of the compared tensors`);
   const [rows, cols] = t.shape;
-  grid = tileGrid(rows, cols);
-  tiles = emptyTiles(grid);
-  mse = new Float32Array(rows);
-  absmax = new Float32Array(rows);
-  kurtosis = new Float32Array(rows);
+  const grid = tileGrid(rows, cols);
+  const tiles = emptyTiles(grid);
+  const mse = new Float32Array(rows);
+  const absmax = new Float32Array(rows);
+  const kurtosis = new Float32Array(rows);
+  let e2 = 0;
+  let a2 = 0;
   await forEachRowPair(
     modelPath,
     pc.other,
     tensor,
     (a, b, r0, n, c) => {
-      const part = emptyTiles(grid!);
-      addTiles(part, grid!, a, b, n, c, r0);
-      mergeTiles(tiles!, part);
+      const part = emptyTiles(grid);
+      addTiles(part, grid, a, b, n, c, r0);
+      mergeTiles(tiles, part);
       for (let r = 0; r < n; r++) {
         let rowE2 = 0;
         for (let i = r * c; i < (r + 1) * c; i++) {
@@ -78,7 +74,14 @@ export async function comparisonDetail(modelPath: string, pc: PanelComparison, t
     rows,
     cols,
     grid: { rows: grid.rows, cols: grid.cols, rowStep: grid.rowStep, colStep: grid.colStep },
-    main: { method: 'compare', label: pc.name, tiles: tileMeans(tiles), channels: { mse, entropy: zeros, scaleRatio: zeros, clipped: zeros }, sqnrDb: e2 === 0 ? null : 10 * Math.log10(a2 / e2), mse: e2 / (rows * cols) },
+    main: {
+      method: 'compare',
+      label: pc.name,
+      tiles: tileMeans(tiles),
+      channels: { mse, entropy: zeros, scaleRatio: zeros, clipped: zeros },
+      sqnrDb: e2 === 0 ? null : 10 * Math.log10(a2 / e2),
+      mse: e2 / (rows * cols),
+    },
     weights: { absmax, kurtosis },
     backend: 'CPU (extension host)',
     seconds: (performance.now() - started) / 1000,
@@ -90,7 +93,10 @@ export async function comparisonDetail(modelPath: string, pc: PanelComparison, t
  * scale, zero point and shape shown as one `<m>.weight` of type "int4 g128" (bytes of all parts),
  * and the totals by type recomputed. Other checkpoints are returned as they are.
  */
-export function presentQuantized(summary: InspectSummary, packed: ReadonlyMap<string, { rows: number; cols: number; type: string; bytes: number }>): InspectSummary {
+export function presentQuantized(
+  summary: InspectSummary,
+  packed: ReadonlyMap<string, { rows: number; cols: number; type: string; bytes: number }>,
+): InspectSummary {
   if (packed.size === 0) return summary;
   const partOf = (name: string) => {
     const m = /^(.*)\.weight_(packed|scale|zero_point|shape)$/.exec(name);
@@ -105,10 +111,11 @@ export function presentQuantized(summary: InspectSummary, packed: ReadonlyMap<st
       tensors.push({ name: p.module, dtype: q.type, shape: [q.rows, q.cols], bytes: q.bytes, file: t.file });
     }
   }
-  const rename = (names: string[]) => names.flatMap((n) => {
-    const p = partOf(n);
-    return !p ? [n] : p.main ? [p.module] : [];
-  });
+  const rename = (names: string[]) =>
+    names.flatMap((n) => {
+      const p = partOf(n);
+      return !p ? [n] : p.main ? [p.module] : [];
+    });
   const byDtype: InspectSummary['byDtype'] = {};
   for (const t of tensors) {
     const d = (byDtype[t.dtype] ??= { params: 0, bytes: 0 });

@@ -18,7 +18,15 @@ import type { JobPool } from '../../node/pool';
 import { streamTensor } from '../../node/stream-tensor';
 import type { ChannelView, DetailSide, DetailView } from '../../shared/protocol';
 
-async function side(opened: OpenModel, pool: JobPool, t: ModelTensor, view: MatrixView, settings: QuantSettings, signal: AbortSignal, weights?: DetailView['weights']): Promise<DetailSide> {
+async function side(
+  opened: OpenModel,
+  pool: JobPool,
+  t: ModelTensor,
+  view: MatrixView,
+  settings: QuantSettings,
+  signal: AbortSignal,
+  weights?: DetailView['weights'],
+): Promise<DetailSide> {
   const grid = tileGrid(view.rows, view.cols);
   const tiles = emptyTiles(grid);
   const stats = emptyStats(settings.bits);
@@ -40,16 +48,44 @@ async function side(opened: OpenModel, pool: JobPool, t: ModelTensor, view: Matr
     row += ch.mse.length;
   });
   const f = finishStats(stats);
-  return { method: settings.method, tiles: tileMeans(tiles), channels: { mse, entropy, scaleRatio, clipped }, sqnrDb: f.sqnrDb, mse: f.mse };
+  return {
+    method: settings.method,
+    tiles: tileMeans(tiles),
+    channels: { mse, entropy, scaleRatio, clipped },
+    sqnrDb: f.sqnrDb,
+    mse: f.mse,
+  };
 }
 
-export async function computeDetail(opened: OpenModel, pool: JobPool, t: ModelTensor, view: MatrixView, settings: QuantSettings, signal: AbortSignal, backend: string): Promise<DetailView> {
+export async function computeDetail(
+  opened: OpenModel,
+  pool: JobPool,
+  t: ModelTensor,
+  view: MatrixView,
+  settings: QuantSettings,
+  signal: AbortSignal,
+  backend: string,
+): Promise<DetailView> {
   const started = performance.now();
   const grid = tileGrid(view.rows, view.cols);
   const weights = { absmax: new Float32Array(view.rows), kurtosis: new Float32Array(view.rows) };
   const main = await side(opened, pool, t, view, settings, signal, weights);
-  const rtn = settings.method === 'rtn' ? undefined : await side(opened, pool, t, view, resolveSettings({ method: 'rtn', bits: settings.bits, groupSize: settings.groupSize }), signal);
-  return { tensor: t.name, shape: [...t.shape], rows: view.rows, cols: view.cols, grid: { rows: grid.rows, cols: grid.cols, rowStep: grid.rowStep, colStep: grid.colStep }, main, rtn, weights, backend, seconds: (performance.now() - started) / 1000 };
+  const rtn =
+    settings.method === 'rtn'
+      ? undefined
+      : await side(opened, pool, t, view, resolveSettings({ method: 'rtn', bits: settings.bits, groupSize: settings.groupSize }), signal);
+  return {
+    tensor: t.name,
+    shape: [...t.shape],
+    rows: view.rows,
+    cols: view.cols,
+    grid: { rows: grid.rows, cols: grid.cols, rowStep: grid.rowStep, colStep: grid.colStep },
+    main,
+    rtn,
+    weights,
+    backend,
+    seconds: (performance.now() - started) / 1000,
+  };
 }
 
 function histogram(values: ArrayLike<number>, bins: number): { lo: number; hi: number; counts: number[] } {
@@ -69,7 +105,14 @@ function histogram(values: ArrayLike<number>, bins: number): { lo: number; hi: n
 }
 
 /** One channel (and one group of it): its weights, the residual histogram at the chosen scale, and L(s). */
-export async function computeChannel(opened: OpenModel, t: ModelTensor, view: MatrixView, settings: QuantSettings, row: number, group: number): Promise<ChannelView> {
+export async function computeChannel(
+  opened: OpenModel,
+  t: ModelTensor,
+  view: MatrixView,
+  settings: QuantSettings,
+  row: number,
+  group: number,
+): Promise<ChannelView> {
   if (!isQuantizableFloat(t.dtype)) throw new Error(`cannot quantize dtype ${t.dtype}`);
   const src = opened.source(t.file);
   let values: Float32Array | Float64Array;

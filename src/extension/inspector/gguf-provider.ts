@@ -45,7 +45,8 @@ export class GgufInspectorProvider implements vscode.CustomReadonlyEditorProvide
 
   /** Shows a line (a perplexity) in the open panels of these files. */
   showPerplexity(models: readonly vscode.Uri[], text: string): void {
-    for (const m of models) for (const p of this.panels.get(m.toString()) ?? []) void p.webview.postMessage({ type: 'perplexity', text } satisfies HostMessage);
+    for (const m of models)
+      for (const p of this.panels.get(m.toString()) ?? []) void p.webview.postMessage({ type: 'perplexity', text } satisfies HostMessage);
   }
 
   async resolveCustomEditor(doc: GgufDocument, panel: vscode.WebviewPanel): Promise<void> {
@@ -63,13 +64,25 @@ export class GgufInspectorProvider implements vscode.CustomReadonlyEditorProvide
     });
     const key = doc.uri.toString();
     this.panels.set(key, [...(this.panels.get(key) ?? []), panel]);
-    panel.onDidDispose(() => this.panels.set(key, (this.panels.get(key) ?? []).filter((p) => p !== panel)));
+    panel.onDidDispose(() =>
+      this.panels.set(
+        key,
+        (this.panels.get(key) ?? []).filter((p) => p !== panel),
+      ),
+    );
     const post = (m: HostMessage) => webview.postMessage(m);
     webview.onDidReceiveMessage(async (raw: unknown) => {
       const msg = parseWebviewMessage(raw);
       if (!msg) return;
-      if (msg.type === 'ready') await post({ type: 'init', file: doc.uri.fsPath, summary: doc.summary, settings: this.settings(), headerOnly: true });
-      else if (msg.type === 'request') await post({ type: 'response', id: msg.id, ok: false, error: 'GGUF tensors are shown from the header; their values are not decoded here' });
+      if (msg.type === 'ready')
+        await post({ type: 'init', file: doc.uri.fsPath, summary: doc.summary, settings: this.settings(), headerOnly: true });
+      else if (msg.type === 'request')
+        await post({
+          type: 'response',
+          id: msg.id,
+          ok: false,
+          error: 'GGUF tensors are shown from the header; their values are not decoded here',
+        });
     });
   }
 }

@@ -89,9 +89,17 @@ export class OverviewComputer {
         const name = this.queue.shift()!;
         const t = this.opened.model.tensors.find((x) => x.name === name)!;
         const acc = emptyStats(settings.bits);
-        await streamTensor(this.opened, pool, t, this.targets.get(name)!, settings, { output: 'fake', signal }, (r) => mergeStats(acc, r.stats));
+        await streamTensor(this.opened, pool, t, this.targets.get(name)!, settings, { output: 'fake', signal }, (r) =>
+          mergeStats(acc, r.stats),
+        );
         const f = finishStats(acc);
-        const cell: CellStats = { mse: f.mse, sqnrDb: f.sqnrDb, residualEntropy: f.residualEntropy, scaleRatio: f.scaleRatio.mean, clippedFraction: f.clippedFraction };
+        const cell: CellStats = {
+          mse: f.mse,
+          sqnrDb: f.sqnrDb,
+          residualEntropy: f.residualEntropy,
+          scaleRatio: f.scaleRatio.mean,
+          clippedFraction: f.clippedFraction,
+        };
         cells.set(name, cell);
         if (!signal.aborted) this.post({ type: 'cell', key, tensor: name, stats: cell });
       }

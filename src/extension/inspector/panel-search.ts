@@ -16,7 +16,10 @@ let nextId = 1;
 
 export class PanelSearchBackend implements ScaleSearchBackend {
   readonly name = 'webgpu' as const;
-  private readonly pending = new Map<number, { resolve: (c: SearchChoices) => void; reject: (e: Error) => void; groups: number; grid: number }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (c: SearchChoices) => void; reject: (e: Error) => void; groups: number; grid: number }
+  >();
 
   constructor(
     private readonly post: (m: HostMessage) => Thenable<boolean>,
@@ -28,7 +31,9 @@ export class PanelSearchBackend implements ScaleSearchBackend {
     const id = nextId++;
     const groups = rows * groupsPerRow(cols, settings.groupSize);
     try {
-      const answer = new Promise<SearchChoices>((resolve, reject) => this.pending.set(id, { resolve, reject, groups, grid: settings.grid }));
+      const answer = new Promise<SearchChoices>((resolve, reject) =>
+        this.pending.set(id, { resolve, reject, groups, grid: settings.grid }),
+      );
       const copy = values.slice().buffer as ArrayBuffer;
       if (!(await this.post({ type: 'gpuSearch', id, rows, cols, settings, values: copy }))) throw new Error('the inspector panel is gone');
       return await answer;

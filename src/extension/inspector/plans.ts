@@ -12,14 +12,24 @@ import type { HostMessage, PlanView } from '../../shared/protocol';
 import type { EwqConfig, RunConfig } from '../config';
 
 export function planView(plan: Plan, fast?: Plan): PlanView {
-  const disagreements = fast && plan.source === 'ewq' ? plan.blocks.filter((b, i) => (fast.blocks[i]?.precision === 'raw') !== (b.precision === 'raw')).map((b) => b.index) : [];
+  const disagreements =
+    fast && plan.source === 'ewq'
+      ? plan.blocks.filter((b, i) => (fast.blocks[i]?.precision === 'raw') !== (b.precision === 'raw')).map((b) => b.index)
+      : [];
   return {
     source: plan.source,
     variant: plan.variant,
     mu: plan.mu,
     sigma: plan.sigma,
     threshold: plan.threshold,
-    blocks: plan.blocks.map((b) => ({ index: b.index, execIndex: b.execIndex, params: b.params, entropy: b.entropy, precision: b.precision, bytes: b.bytes })),
+    blocks: plan.blocks.map((b) => ({
+      index: b.index,
+      execIndex: b.execIndex,
+      params: b.params,
+      entropy: b.entropy,
+      precision: b.precision,
+      bytes: b.bytes,
+    })),
     rawBytes: plan.rawBytes,
     totalBytes: plan.totalBytes,
     fits: plan.fits,
@@ -47,7 +57,14 @@ export class DocumentPlans {
 
   private options(ewq: EwqConfig, run: RunConfig, budget: number | undefined): PlanOptions {
     // Sizes are those of compressed-tensors, the format that saves memory (fake-quant saves none).
-    return { variant: ewq.variant, thresholdFactor: ewq.thresholdFactor, entropyEpsilon: ewq.entropyEpsilon, format: 'compressed-tensors', groupSize: run.settings.groupSize, budget };
+    return {
+      variant: ewq.variant,
+      thresholdFactor: ewq.thresholdFactor,
+      entropyEpsilon: ewq.entropyEpsilon,
+      format: 'compressed-tensors',
+      groupSize: run.settings.groupSize,
+      budget,
+    };
   }
 
   async refresh(ewq: EwqConfig, run: RunConfig): Promise<void> {
@@ -59,11 +76,22 @@ export class DocumentPlans {
     }
     const bytes = this.opened.model.tensors.reduce((a, t) => a + t.byteLength, 0);
     if (ewq.autoAnalyzeMaxGB > 0 && bytes <= ewq.autoAnalyzeMaxGB * 1e9) void this.analyze(ewq, run, budget).catch(() => undefined);
-    else this.post({ type: 'planStatus', text: 'FastEWQ plan (from the header). Run "Plan Mixed Precision (EWQ)…" for the full entropy analysis.', running: false });
+    else
+      this.post({
+        type: 'planStatus',
+        text: 'FastEWQ plan (from the header). Run "Plan Mixed Precision (EWQ)…" for the full entropy analysis.',
+        running: false,
+      });
   }
 
   /** The full analysis; a newer request cancels an older one. */
-  async analyze(ewq: EwqConfig, run: RunConfig, budget: number | undefined, onProgress?: (f: number) => void, signal?: AbortSignal): Promise<Plan | undefined> {
+  async analyze(
+    ewq: EwqConfig,
+    run: RunConfig,
+    budget: number | undefined,
+    onProgress?: (f: number) => void,
+    signal?: AbortSignal,
+  ): Promise<Plan | undefined> {
     this.running?.abort();
     const ctl = new AbortController();
     this.running = ctl;
@@ -88,7 +116,12 @@ export class DocumentPlans {
       return plan;
     } catch (e) {
       const cancelled = e instanceof CancelledError;
-      if (this.running === ctl) this.post({ type: 'planStatus', text: cancelled ? 'EWQ analysis cancelled.' : `EWQ analysis failed: ${oneLine(e)}`, running: false });
+      if (this.running === ctl)
+        this.post({
+          type: 'planStatus',
+          text: cancelled ? 'EWQ analysis cancelled.' : `EWQ analysis failed: ${oneLine(e)}`,
+          running: false,
+        });
       if (cancelled) return undefined;
       throw e;
     } finally {

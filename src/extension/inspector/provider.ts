@@ -10,7 +10,14 @@ import { inspectModel } from '../../core/inspect';
 import { readRows } from '../../core/model';
 import { openModel, type OpenModel } from '../../node/open-model';
 import type { FastEwqModel } from '../../core/ewq/fast';
-import { MAX_READ_BYTES, parseWebviewMessage, type GpuDetailJob, type HostMessage, type PanelSettings, type WebviewRequest } from '../../shared/protocol';
+import {
+  MAX_READ_BYTES,
+  parseWebviewMessage,
+  type GpuDetailJob,
+  type HostMessage,
+  type PanelSettings,
+  type WebviewRequest,
+} from '../../shared/protocol';
 import { SETTING_SPECS, type ComputeBackend, type EwqConfig, type RunConfig } from '../config';
 import { resolveSettings } from '../../core/quant/settings';
 import { tileGrid } from '../../core/quant/tiles';
@@ -113,13 +120,20 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
     } else entry.panel.reveal();
     entry.compare = { other, name: path.basename(other), comparison };
     const { layout, cells } = comparisonOverview(entry.doc.opened.model, comparison);
-    await entry.panel.webview.postMessage({ type: 'overview', key: `compare:${other}`, layout, cells, compareWith: path.basename(other) } satisfies HostMessage);
+    await entry.panel.webview.postMessage({
+      type: 'overview',
+      key: `compare:${other}`,
+      layout,
+      cells,
+      compareWith: path.basename(other),
+    } satisfies HostMessage);
   }
 
   /** Shows a perplexity result in the open inspectors of these models. */
   showPerplexity(models: readonly vscode.Uri[], text: string): void {
     const wanted = new Set(models.map((u) => u.toString()));
-    for (const e of this.panels) if (wanted.has(e.doc.uri.toString())) void e.panel.webview.postMessage({ type: 'perplexity', text } satisfies HostMessage);
+    for (const e of this.panels)
+      if (wanted.has(e.doc.uri.toString())) void e.panel.webview.postMessage({ type: 'perplexity', text } satisfies HostMessage);
   }
 
   /** The model of the inspector the user looked at last (for palette commands). */
@@ -223,7 +237,13 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
           await post({ type: 'detailStatus', text: `weightlens.${msg.key} must be ${spec?.expect ?? 'valid'}` });
           return;
         }
-        await vscode.workspace.getConfiguration('weightlens').update(msg.key, msg.value, vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global);
+        await vscode.workspace
+          .getConfiguration('weightlens')
+          .update(
+            msg.key,
+            msg.value,
+            vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global,
+          );
       } else if (msg.type === 'detail' || msg.type === 'channel') {
         await this.detail(doc, entry, msg, post);
       } else if (msg.type === 'command') {
@@ -249,7 +269,7 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
   ): Promise<void> {
     if (entry.compare) {
       if (msg.type === 'channel') {
-        await post({ type: 'detailStatus', text: 'The loss curve is a quantization\'s: go back to the quantization view for it.' });
+        await post({ type: 'detailStatus', text: "The loss curve is a quantization's: go back to the quantization view for it." });
         return;
       }
       entry.detailRun?.abort();
@@ -299,7 +319,10 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
           // the near-tie groups' contenders scored in float64) stays short, so the panel never freezes.
           blockRows: Math.max(1, Math.floor(Math.min(MAX_READ_BYTES, 4 << 20) / rowBytes)),
           main: run.settings,
-          rtn: run.settings.method === 'rtn' ? undefined : resolveSettings({ method: 'rtn', bits: run.settings.bits, groupSize: run.settings.groupSize }),
+          rtn:
+            run.settings.method === 'rtn'
+              ? undefined
+              : resolveSettings({ method: 'rtn', bits: run.settings.bits, groupSize: run.settings.groupSize }),
         };
         await post({ type: 'detailStatus', text: `Computing the detail of ${t.name} on WebGPU (${gpu.adapter})…` });
         await post({ type: 'detailGpu', job });
@@ -308,15 +331,28 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
       let why: string | undefined;
       if (gpuFailed) why = gpuFailed;
       else if (backend === 'webgpu' && !gpu?.available) why = `no WebGPU adapter in this panel${gpu ? ` (${gpu.adapter})` : ' yet'}`;
-      else if (backend === 'webgpu' && !gpuFits) why = `WebGPU does not run a ${t.dtype}${view.transposed ? ' transposed' : ''} tensor here`;
-      else if (backend === 'auto' && gpu?.available && gpu.fallback) why = `the panel's adapter (${gpu.adapter}) is a software one, slower than the CPU; set weightlens.compute.backend to webgpu to use it anyway`;
+      else if (backend === 'webgpu' && !gpuFits)
+        why = `WebGPU does not run a ${t.dtype}${view.transposed ? ' transposed' : ''} tensor here`;
+      else if (backend === 'auto' && gpu?.available && gpu.fallback)
+        why = `the panel's adapter (${gpu.adapter}) is a software one, slower than the CPU; set weightlens.compute.backend to webgpu to use it anyway`;
       const ctl = new AbortController();
       entry.detailRun = ctl;
       const threads = Math.max(1, os.availableParallelism() - 1);
       await post({ type: 'detailStatus', text: `Computing the detail of ${t.name} on the CPU…` });
       const pool = new JobPool(threads, vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'worker.js').fsPath);
       try {
-        const detail = { ...(await computeDetail(doc.opened, pool, t, view, run.settings, ctl.signal, `CPU (${threads} worker thread${threads > 1 ? 's' : ''})`)), backendNote: why };
+        const detail = {
+          ...(await computeDetail(
+            doc.opened,
+            pool,
+            t,
+            view,
+            run.settings,
+            ctl.signal,
+            `CPU (${threads} worker thread${threads > 1 ? 's' : ''})`,
+          )),
+          backendNote: why,
+        };
         if (!ctl.signal.aborted) await post({ type: 'detail', detail });
       } finally {
         await pool.close();
@@ -334,11 +370,17 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
   gpuSearch(model: vscode.Uri, backend: ComputeBackend): { search?: PanelSearchBackend; release: () => void; why: string } {
     const none = (why: string) => ({ release: () => {}, why });
     if (backend === 'cpu') return none('weightlens.compute.backend is cpu');
-    const entries = [...this.panels].sort((a, b) => Number(b.doc.uri.toString() === model.toString()) - Number(a.doc.uri.toString() === model.toString()));
+    const entries = [...this.panels].sort(
+      (a, b) => Number(b.doc.uri.toString() === model.toString()) - Number(a.doc.uri.toString() === model.toString()),
+    );
     const withGpu = entries.filter((e) => e.gpu?.available);
-    if (!withGpu.length) return none(entries.length ? 'no WebGPU adapter in the open inspector panel' : 'no inspector panel is open to lend its GPU');
+    if (!withGpu.length)
+      return none(entries.length ? 'no WebGPU adapter in the open inspector panel' : 'no inspector panel is open to lend its GPU');
     const usable = withGpu.find((e) => backend === 'webgpu' || !e.gpu!.fallback);
-    if (!usable) return none(`the panel's adapter (${withGpu[0].gpu!.adapter}) is a software one, slower than the CPU; set weightlens.compute.backend to webgpu to use it anyway`);
+    if (!usable)
+      return none(
+        `the panel's adapter (${withGpu[0].gpu!.adapter}) is a software one, slower than the CPU; set weightlens.compute.backend to webgpu to use it anyway`,
+      );
     const post = (m: HostMessage) => usable.panel.webview.postMessage(m);
     const search = new PanelSearchBackend(post, `${usable.gpu!.adapter} (the inspector panel's WebGPU)`);
     usable.searches.add(search);
@@ -375,9 +417,13 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
       if (!t) throw new Error(`no tensor named ${JSON.stringify(req.params.tensor)}`);
       const rows = t.shape.length === 0 ? 1 : t.shape[0];
       const rowBytes = rows === 0 ? 0 : t.byteLength / rows;
-      if (req.params.count * rowBytes > MAX_READ_BYTES) throw new Error(`request of ${req.params.count} rows is over the ${MAX_READ_BYTES >> 20} MB limit of one read`);
+      if (req.params.count * rowBytes > MAX_READ_BYTES)
+        throw new Error(`request of ${req.params.count} rows is over the ${MAX_READ_BYTES >> 20} MB limit of one read`);
       const bytes = await readRows(doc.opened.source(t.file), t, req.params.start, req.params.count);
-      const buffer = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength ? (bytes.buffer as ArrayBuffer) : (bytes.slice().buffer as ArrayBuffer);
+      const buffer =
+        bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+          ? (bytes.buffer as ArrayBuffer)
+          : (bytes.slice().buffer as ArrayBuffer);
       await post({ type: 'response', id: req.id, ok: true, result: { dtype: t.dtype, shape: t.shape }, bytes: buffer });
     } catch (e) {
       await post({ type: 'response', id: req.id, ok: false, error: oneLine(e) });
