@@ -252,9 +252,7 @@ async function main(): Promise<void> {
       settings: s,
       dtype: 'F32',
       tensor: 'w',
-      choices: found.choices,
-      contenderStart: found.contenderStart,
-      contenders: found.contenders,
+      found,
     });
     const cpuSec = (performance.now() - t1) / 1000;
     const groups = found.choices.length;

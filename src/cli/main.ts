@@ -21,6 +21,7 @@ import {
   type SettingsInput,
 } from '../core/quant/settings';
 import { removeLiveTempsSync } from '../node/atomic-output';
+import { runTag } from '../node/output-paths';
 import { gpuForBackend } from './backend';
 import { gpuSearches } from '../compute/backend';
 import { openModel } from '../node/open-model';
@@ -251,11 +252,7 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
     searchBackend,
     plan: v.plan ? path.resolve(v.plan) : undefined,
     ggufFloat,
-    tag: ggufFloat
-      ? ggufFloat.toLowerCase()
-      : v.plan
-        ? `${settings.method}-ewq${settings.groupSize > 0 ? `-g${settings.groupSize}` : ''}`
-        : undefined,
+    tag: runTag(settings, { plan: v.plan !== undefined, ggufFloat }),
     version: VERSION,
   });
   progress.done();

@@ -4,6 +4,7 @@
  * cannot separate the winner from the others, the few candidates that can still win, which the CPU
  * scores in float64. So the result is always the CPU's, and the CPU does a small share of the work.
  */
+import type { GroupChoices } from '../core/quant/matrix';
 import type { QuantSettings } from '../core/quant/settings';
 
 /** The kernels' workgroup histogram holds this many bins (shaders/*.wgsl: MAX_BINS). */
@@ -27,15 +28,8 @@ export function gpuSearches(s: QuantSettings): boolean {
 export const ZERO_GROUP = -1;
 export const DECIDE_ON_CPU = -2;
 
-export interface SearchChoices {
-  /** Per group: the candidate the GPU proved best, ZERO_GROUP, or DECIDE_ON_CPU. */
-  readonly choices: Int32Array;
-  /**
-   * For a DECIDE_ON_CPU group g, contenders[contenderStart[g] .. contenderStart[g + 1]) are the
-   * candidates (ascending) that can still win; an empty range means all K of them.
-   */
-  readonly contenderStart: Int32Array;
-  readonly contenders: Int32Array;
+/** The WebGPU search's answer: its choices (ZERO_GROUP, DECIDE_ON_CPU or a candidate per group), and counts. */
+export interface SearchChoices extends GroupChoices {
   /** Groups left to the CPU, and the candidates it must score for them (of groups * K in all). */
   readonly undecided: number;
   readonly rescored: number;

@@ -7,6 +7,7 @@
 import type { QuantizableFloat } from '../core/dtypes';
 import { groupLength, groupsPerRow } from '../core/quant/matrix';
 import { qRange, type QuantSettings } from '../core/quant/settings';
+import { addGroupErrors, emptyRowErrors, writeRowErrors } from '../core/quant/stats';
 import { tileMeans, type TileGrid } from '../core/quant/tiles';
 import type { DetailSide } from '../shared/protocol';
 import type { BlockResult, ScalesFromChoices, WebGpuQuantizer } from './webgpu/quantize';
@@ -60,30 +61,16 @@ class SideSums {
       sums.count[i] += r.tiles![4 * i + 3];
     }
     for (let row = 0; row < b.rows; row++) {
-      let e2 = 0;
-      let h = 0;
-      let ratio = 0;
-      let ratioGroups = 0;
-      let clipped = 0;
+      const errors = emptyRowErrors();
       for (let gi = 0; gi < gpr; gi++) {
         const at = row * gpr + gi;
-        const n = Math.min(g, cols - gi * g);
         this.sumW2 += r.sumW2[at];
-        e2 += r.sumE2[at];
-        clipped += r.clipped[at];
         // An all-zero group has no error and no ratio (as on the CPU).
-        if (r.absmax[at] > 0) {
-          h += r.entropy[at] * n;
-          ratio += r.scales[at] / (r.absmax[at] / qmax);
-          ratioGroups++;
-        }
+        const nonzero = r.absmax[at] > 0 ? { entropy: r.entropy[at], ratio: r.scales[at] / (r.absmax[at] / qmax) } : undefined;
+        addGroupErrors(errors, Math.min(g, cols - gi * g), r.sumE2[at], r.clipped[at], nonzero);
       }
-      this.sumE2 += e2;
-      const at = b.rowBase + row;
-      channels.mse[at] = e2 / cols;
-      channels.entropy[at] = h / cols;
-      channels.scaleRatio[at] = ratioGroups ? ratio / ratioGroups : 1;
-      channels.clipped[at] = clipped;
+      this.sumE2 += errors.e2;
+      writeRowErrors(errors, cols, channels, b.rowBase + row);
     }
   }
 

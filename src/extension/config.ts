@@ -6,10 +6,15 @@
 import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
 import {
   DEFAULTS,
+  inRange,
+  KNOB_RANGES,
   METHODS,
   PRESET_NAMES,
   SEARCH_MODES,
+  rangeWords,
   resolveSettings,
+  type Knob,
+  type KnobRange,
   type QuantSettings,
   type SettingsInput,
 } from '../core/quant/settings';
@@ -31,13 +36,17 @@ interface Spec {
   field: keyof SettingsInput | 'format' | 'include' | 'exclude';
   check: (v: unknown) => boolean;
   expect: string;
+  /** Numeric settings: the engine's range (package.json's minimum/maximum must match it). */
+  range?: KnobRange;
 }
 
-const int = (lo: number, hi: number) => (v: unknown) => typeof v === 'number' && Number.isInteger(v) && v >= lo && v <= hi;
-const num =
-  (lo: number, hi: number, openLo = false) =>
-  (v: unknown) =>
-    typeof v === 'number' && Number.isFinite(v) && (openLo ? v > lo : v >= lo) && v <= hi;
+/** A numeric setting: its range is the engine's (KNOB_RANGES), so the two can never disagree. */
+const knob = (k: Knob, field: keyof SettingsInput, key: string): Spec => {
+  const r: KnobRange = KNOB_RANGES[k];
+  return { key, field, check: (v) => inRange(r, v), expect: rangeWords(r), range: r };
+};
+/** A number in [lo, hi] (the EWQ settings, which have no engine knob). */
+const num = (lo: number, hi: number) => (v: unknown) => inRange({ min: lo, max: hi }, v);
 const oneOf = (xs: readonly string[]) => (v: unknown) => typeof v === 'string' && xs.includes(v);
 const regex = (v: unknown) => {
   if (typeof v !== 'string') return false;
@@ -51,17 +60,17 @@ const regex = (v: unknown) => {
 
 export const SETTING_SPECS: readonly Spec[] = [
   { key: 'quantization.method', field: 'method', check: oneOf(METHODS), expect: `one of ${METHODS.join(', ')}` },
-  { key: 'quantization.bits', field: 'bits', check: int(2, 8), expect: 'an integer from 2 to 8' },
-  { key: 'quantization.groupSize', field: 'groupSize', check: int(0, 1 << 30), expect: 'an integer >= 0 (0 = per-channel)' },
+  knob('bits', 'bits', 'quantization.bits'),
+  knob('groupSize', 'groupSize', 'quantization.groupSize'),
   { key: 'quantization.outputFormat', field: 'format', check: oneOf(OUTPUT_FORMATS), expect: `one of ${OUTPUT_FORMATS.join(', ')}` },
   { key: 'quantization.include', field: 'include', check: regex, expect: 'a valid regular expression' },
   { key: 'quantization.exclude', field: 'exclude', check: regex, expect: 'a valid regular expression' },
   { key: 'dareq.preset', field: 'preset', check: oneOf(PRESET_NAMES), expect: `one of ${PRESET_NAMES.join(', ')}` },
-  { key: 'dareq.lambdaWeight', field: 'lambdaWeight', check: num(0, 1e9), expect: 'a number >= 0' },
-  { key: 'dareq.lambdaEntropy', field: 'lambdaEntropy', check: num(0, 1e9), expect: 'a number >= 0' },
-  { key: 'dareq.histogramBins', field: 'bins', check: int(2, 65536), expect: 'an integer from 2 to 65536' },
-  { key: 'dareq.gridSize', field: 'grid', check: int(1, 10000), expect: 'an integer from 1 to 10000' },
-  { key: 'dareq.clipAlphaMin', field: 'clipAlphaMin', check: num(0, 1, true), expect: 'a number in (0, 1]' },
+  knob('lambdaWeight', 'lambdaWeight', 'dareq.lambdaWeight'),
+  knob('lambdaEntropy', 'lambdaEntropy', 'dareq.lambdaEntropy'),
+  knob('bins', 'bins', 'dareq.histogramBins'),
+  knob('grid', 'grid', 'dareq.gridSize'),
+  knob('clipAlphaMin', 'clipAlphaMin', 'dareq.clipAlphaMin'),
   { key: 'dareq.search', field: 'search', check: oneOf(SEARCH_MODES), expect: `one of ${SEARCH_MODES.join(', ')}` },
   { key: 'dareq.normalize', field: 'normalize', check: (v) => typeof v === 'boolean', expect: 'true or false' },
 ];

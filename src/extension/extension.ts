@@ -12,6 +12,7 @@ import { compareCommand } from './compare-command';
 import { GGUF_VIEW_TYPE, GgufInspectorProvider } from './inspector/gguf-provider';
 import { evalCommand, type EvalOptions } from './eval-command';
 import { INSPECTOR_INDEX_VIEW_TYPE, INSPECTOR_VIEW_TYPE, InspectorProvider } from './inspector/provider';
+import { sharedJobPool } from './jobs';
 import { log, logLine } from './log';
 import { configReader, isRunOptions, quantizeCommand, resolveModel, type QuantizeDeps } from './quantize-command';
 import { STATS_SCHEME, StatsDocumentProvider } from './stats-provider';
@@ -27,13 +28,17 @@ export function activate(context: vscode.ExtensionContext): void {
   } catch (e) {
     logLine(`FastEWQ classifier not loaded: ${oneLine(e)}`);
   }
-  const inspector = new InspectorProvider(context, {
-    panel: () => panelSettings(readRunConfig(configReader), readComputeBackend(configReader)),
-    run: () => readRunConfig(configReader),
-    ewq: () => readEwqConfig(configReader),
-    fastModel: () => fastModel,
-    backend: () => readComputeBackend(configReader),
-  });
+  const inspector = new InspectorProvider(
+    context,
+    {
+      panel: () => panelSettings(readRunConfig(configReader), readComputeBackend(configReader)),
+      run: () => readRunConfig(configReader),
+      ewq: () => readEwqConfig(configReader),
+      fastModel: () => fastModel,
+      backend: () => readComputeBackend(configReader),
+    },
+    () => sharedJobPool(context),
+  );
   const ggufInspector = new GgufInspectorProvider(context, () =>
     panelSettings(readRunConfig(configReader), readComputeBackend(configReader)),
   );

@@ -5,7 +5,6 @@
  * when the user says so.
  */
 import { promises as fsp } from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
 import * as vscode from 'vscode';
 import type { ScaleSearchBackend } from '../compute/backend';
@@ -14,9 +13,10 @@ import { isIndexPath } from '../core/model';
 import { settingsFromPlan } from '../core/ewq/apply';
 import type { Plan } from '../core/ewq/plan';
 import type { Method } from '../core/quant/settings';
-import { defaultOutputPath } from '../node/output-paths';
+import { defaultOutputPath, runTag } from '../node/output-paths';
 import { quantize, type QuantizeResult } from '../node/quantize';
 import { describeSettings, readRunConfig, type ConfigReader } from './config';
+import { sharedJobPool } from './jobs';
 import { logLine, showError } from './log';
 import { quantizeChoices } from './quick-pick';
 import { renderStatsDocuments } from './stats-document';
@@ -36,7 +36,7 @@ export interface QuantizeDeps {
   stats: StatsDocumentProvider;
   activeInspector: () => vscode.Uri | undefined;
   /** An open panel's GPU for DARE-Q's scale search, or why not (see InspectorProvider.gpuSearch). */
-  gpuSearch: (model: vscode.Uri) => { search?: ScaleSearchBackend; release: () => void; why: string };
+  gpuSearch: (model: vscode.Uri) => { search?: ScaleSearchBackend; why: string };
   version: string;
 }
 
@@ -129,7 +129,7 @@ export async function quantizeCommand(
   const run = readRunConfig(configReader, { method, ...choice.overrides, ...(format === 'gguf' ? { groupSize: 32 } : {}) });
   const plan = options?.plan;
   const settingsFor = plan ? settingsFromPlan(plan.blocks, run.settings) : undefined;
-  const tag = plan ? `${method}-ewq${run.settings.groupSize > 0 ? `-g${run.settings.groupSize}` : ''}` : undefined;
+  const tag = runTag(run.settings, { plan: plan !== undefined });
   const outPath = defaultOutputPath(input, run.settings, format, isIndexPath(input), tag);
   let force = options?.force ?? false;
   if (!options && (await exists(outPath))) {
@@ -154,7 +154,7 @@ export async function quantizeCommand(
       : run.settings.search !== 'exhaustive'
         ? 'the coarse-to-fine search runs on the CPU'
         : undefined;
-  const gpu = noSearch ? { release: () => {}, why: noSearch } : deps.gpuSearch(uri);
+  const gpu: { search?: ScaleSearchBackend; why: string } = noSearch ? { why: noSearch } : deps.gpuSearch(uri);
   const where = gpu.search ? `WebGPU search on ${gpu.search.description} + CPU worker threads` : 'CPU, worker threads';
   logLine(`quantize: ${gpu.search ? where : `on the CPU (${gpu.why})`}`);
   try {
@@ -178,8 +178,7 @@ export async function quantizeCommand(
           force,
           settingsFor,
           tag,
-          threads: Math.max(1, os.availableParallelism()),
-          workerScript: vscode.Uri.joinPath(deps.context.extensionUri, 'dist', 'worker.js').fsPath,
+          pool: sharedJobPool(deps.context),
           signal: abort.signal,
           searchBackend: gpu.search,
           version: deps.version,
@@ -210,8 +209,6 @@ export async function quantizeCommand(
     }
     await showError(oneLine(e));
     return undefined;
-  } finally {
-    gpu.release();
   }
 }
 

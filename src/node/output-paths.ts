@@ -20,6 +20,17 @@ export function outputIsFolder(format: OutputFormat, sharded: boolean): boolean 
   return format === 'compressed-tensors' || (sharded && format !== 'gguf');
 }
 
+/**
+ * The output-name tag of a run, for the CLI and the extension alike: a plain float GGUF is named
+ * by its type, an EWQ plan's output by the method and "ewq" (its bits vary by block), anything else
+ * by its settings (settingsTag).
+ */
+export function runTag(settings: QuantSettings, o: { plan?: boolean; ggufFloat?: 'F32' | 'F16' } = {}): string {
+  if (o.ggufFloat) return o.ggufFloat.toLowerCase();
+  if (o.plan) return `${settings.method}-ewq${settings.groupSize > 0 ? `-g${settings.groupSize}` : ''}`;
+  return settingsTag(settings);
+}
+
 export function defaultOutputPath(
   inputPath: string,
   settings: QuantSettings,

@@ -20,7 +20,7 @@ import { formatBytes } from '../shared/format';
 import { inputIdentities, isWeightlensOutputFolder, resolveTarget } from './output-target';
 import { defaultOutputPath, defaultReportPath, outputIsFolder, SIDECAR_RE } from './output-paths';
 import { openModel, type OpenModel } from './open-model';
-import { JobPool } from './pool';
+import { JobPool, PRIORITY, type JobRunner } from './pool';
 import { CHUNK_WEIGHTS, streamTensor, type GpuCounts } from './stream-tensor';
 import { convertedTensor, planGgufRun, type GgufRunPlan } from './gguf-output';
 import { GgmlType, packQ4_0, packQ8_0 } from '../core/formats/gguf';
@@ -50,6 +50,8 @@ export interface QuantizeRequest {
   threads?: number;
   /** The worker-thread script (dist/worker.js); without it jobs run in-process. */
   workerScript?: string;
+  /** A pool shared with other work (the extension host's); `threads` and `workerScript` are then unused. */
+  pool?: JobPool;
   signal?: AbortSignal;
   onProgress?: (p: QuantizeProgress) => void;
   /** Per-tensor settings (mixed precision); undefined keeps a tensor raw. Defaults to `settings` for all. */
@@ -100,7 +102,9 @@ export interface QuantizeResult {
 export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
   const t0 = performance.now();
   const opened = await openModel(req.input);
-  const pool = new JobPool(req.threads ?? 1, req.workerScript);
+  // A shared pool (the extension host's) is borrowed through a lane; otherwise the run owns one.
+  const owned = req.pool ? undefined : new JobPool(req.threads ?? 1, req.workerScript);
+  const pool: JobRunner = req.pool ? req.pool.lane(PRIORITY.quantize, req.signal) : owned!;
   const outputs: AtomicOutput[] = [];
   let outPath = '';
   try {
@@ -202,7 +206,7 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
     for (const o of outputs) await o.abort().catch(() => undefined);
     throw e;
   } finally {
-    await pool.close();
+    await owned?.close();
     await opened.close();
   }
 }
@@ -466,7 +470,7 @@ class RunWriter {
 
   constructor(
     private readonly opened: OpenModel,
-    private readonly pool: JobPool,
+    private readonly pool: JobRunner,
     private readonly req: QuantizeRequest,
     private readonly totalBytes: number,
   ) {}

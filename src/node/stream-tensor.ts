@@ -12,7 +12,7 @@ import type { QuantSettings } from '../core/quant/settings';
 import type { TileGrid } from '../core/quant/tiles';
 import type { MatrixView } from '../core/select';
 import type { OpenModel } from './open-model';
-import type { JobPool } from './pool';
+import type { JobRunner } from './pool';
 
 /** Rows per job are chosen so one job holds about this many weights (bounded memory per job). */
 export const CHUNK_WEIGHTS = 1 << 22;
@@ -40,7 +40,7 @@ export interface GpuCounts {
 
 export async function streamTensor(
   opened: OpenModel,
-  pool: JobPool,
+  pool: JobRunner,
   t: ModelTensor,
   view: MatrixView,
   settings: QuantSettings,
@@ -100,7 +100,7 @@ export async function streamTensor(
           o.gpuCounts.candidates += found.choices.length * settings.grid;
           o.gpuCounts.rescored += found.rescored;
         }
-        job = { ...job, choices: found.choices, contenderStart: found.contenderStart, contenders: found.contenders };
+        job = { ...job, found };
       }
     }
     inflight.push(pool.run(job).then((r) => ({ r, bytes })));

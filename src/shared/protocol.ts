@@ -1,11 +1,14 @@
 /**
- * The typed message protocol between the extension host and the inspector webview (the pattern of
- * microsoft/vscode-hexeditor): requests carry an id and get exactly one response with that id;
- * binary payloads travel as ArrayBuffers, never through JSON. Everything arriving from the webview
- * is untrusted and goes through `parseWebviewMessage` before the host acts on it.
+ * What the extension host and the inspector webview say to each other, over one Channel
+ * (src/shared/channel.ts; the pattern of microsoft/vscode-hexeditor). Events are one way;
+ * requests return a promise that the other side's reply settles. Binary payloads travel as
+ * transferred ArrayBuffers, never through JSON. Everything arriving from the webview is untrusted:
+ * `validateFromWebview` checks each body before the host's handlers see it.
  */
 import type { InspectSummary } from '../core/inspect';
+import type { SearchChoices } from '../compute/backend';
 import type { QuantSettings } from '../core/quant/settings';
+import type { Validate } from './channel';
 
 /** The quantization settings as the panel shows them (resolved from `weightlens.*`). */
 export interface PanelSettings {
@@ -124,67 +127,106 @@ export interface ChannelView {
   bins: number;
 }
 
-// ---- host -> webview ----------------------------------------------------------------------------
-export type HostMessage =
-  /** `compareWith`: the grid shows a comparison with that checkpoint (Compare Weights), not a quantization. */
-  | { type: 'overview'; key: string; layout: OverviewLayout; cells: Record<string, CellStats>; compareWith?: string }
-  | { type: 'cell'; key: string; tensor: string; stats: CellStats }
-  | { type: 'detail'; detail: DetailView }
-  | { type: 'channel'; channel: ChannelView }
-  | { type: 'detailStatus'; text: string }
-  | { type: 'detailGpu'; job: GpuDetailJob }
-  /** The quantize command borrows the panel's GPU for DARE-Q's scale search of one block of rows. */
-  | { type: 'gpuSearch'; id: number; rows: number; cols: number; settings: QuantSettings; values: ArrayBuffer }
-  /** `headerOnly`: a file shown from its header alone (GGUF): no statistics, plans or tuning. */
-  | { type: 'init'; file: string; summary: InspectSummary; settings: PanelSettings; headerOnly?: boolean }
-  | { type: 'plan'; plan: PlanView }
-  | { type: 'planStatus'; text: string; running: boolean }
-  /** A perplexity measured in llama.cpp for this model (Evaluate Perplexity). */
-  | { type: 'perplexity'; text: string }
-  | { type: 'settings'; settings: PanelSettings }
-  | { type: 'response'; id: number; ok: true; result: unknown; bytes?: ArrayBuffer }
-  | { type: 'response'; id: number; ok: false; error: string };
+/** The init event: everything the panel shows from the header. */
+export interface InitBody {
+  file: string;
+  summary: InspectSummary;
+  settings: PanelSettings;
+  /** A file shown from its header alone (GGUF): no statistics, plans or tuning. */
+  headerOnly?: boolean;
+}
 
-// ---- webview -> host ----------------------------------------------------------------------------
-export type WebviewRequest =
-  | { type: 'request'; id: number; method: 'readRows'; params: { tensor: string; start: number; count: number } }
-  | { type: 'request'; id: number; method: 'summary'; params: Record<string, never> };
+/** The overview event: the grid's layout and the cells known so far for these settings. */
+export interface OverviewBody {
+  /** Which settings (or comparison) the cells belong to; cells of another key are dropped. */
+  key: string;
+  layout: OverviewLayout;
+  cells: Record<string, CellStats>;
+  /** The grid shows a comparison with that checkpoint (Compare Weights), not a quantization. */
+  compareWith?: string;
+}
 
-export type WebviewMessage =
-  | { type: 'ready' }
-  /** What the webview found: a WebGPU adapter (described) or why there is none. */
-  | { type: 'gpu'; available: boolean; adapter: string; fallback: boolean }
-  /** The answer to a gpuSearch: the SearchChoices arrays (checked again against the request by the host). */
-  | {
-      type: 'gpuSearchResult';
-      id: number;
-      ok: true;
-      choices: Int32Array;
-      contenderStart: Int32Array;
-      contenders: Int32Array;
-      undecided: number;
-      rescored: number;
-    }
-  | { type: 'gpuSearchResult'; id: number; ok: false; error: string }
-  /** A detailGpu job ended: done (its backend shown to the user) or failed (the host computes it on the CPU). */
-  | { type: 'detailGpuDone'; tensor: string; ok: boolean; error: string; seconds: number }
-  | { type: 'prioritize'; row: string }
-  /** Leave the comparison view for the quantization view. */
-  | { type: 'endCompare' }
-  | { type: 'detail'; tensor: string }
-  | { type: 'setSetting'; key: TunableSetting; value: number | string }
-  | { type: 'channel'; tensor: string; row: number; group: number }
-  | { type: 'command'; command: (typeof PANEL_COMMANDS)[number] }
-  | WebviewRequest;
+/** A block of rows whose DARE-Q scale search a quantize run asks the panel's GPU for. */
+export interface GpuSearchBody {
+  rows: number;
+  cols: number;
+  settings: QuantSettings;
+  values: ArrayBuffer;
+}
+
+/** The search's answer, checked again by the host (checkChoices) before use. */
+export type GpuSearchReply = SearchChoices;
+
+/** What the host sends to the webview. */
+export interface HostToWebview {
+  events: {
+    /** The file's header summary and the settings: the first message after `ready`. */
+    init: InitBody;
+    /** The grid for the current settings (or a comparison), with the cells already known. */
+    overview: OverviewBody;
+    /** One more cell of the grid `key`. */
+    cell: { key: string; tensor: string; stats: CellStats };
+    /** The overview could not be computed (one line). */
+    overviewStatus: { text: string };
+    /** A tensor's detail, computed on the host. */
+    detail: { detail: DetailView };
+    /** One channel's histograms and loss curve. */
+    channel: { channel: ChannelView };
+    /** Progress or a problem of the detail, shown above it. */
+    detailStatus: { text: string };
+    /** An EWQ / FastEWQ plan to draw. */
+    plan: { plan: PlanView };
+    /** Progress of the EWQ analysis. */
+    planStatus: { text: string; running: boolean };
+    /** A perplexity measured in llama.cpp for this model (Evaluate Perplexity). */
+    perplexity: { text: string };
+    /** The settings changed. */
+    settings: { settings: PanelSettings };
+  };
+  requests: {
+    /** Compute a tensor's detail on the panel's GPU (pulling rows with readRows) and show it; a rejection sends the host to the CPU. */
+    detailGpu: { body: GpuDetailJob; reply: { seconds: number; superseded: boolean } };
+    /** DARE-Q's scale search of one block of rows, for a quantize run borrowing the panel's GPU. */
+    gpuSearch: { body: GpuSearchBody; reply: GpuSearchReply };
+  };
+}
+
+/** What the webview sends to the host. */
+export interface WebviewToHost {
+  events: {
+    /** The page is listening: send init. */
+    ready: Record<string, never>;
+    /** What the webview found: a WebGPU adapter (described) or why there is none. */
+    gpu: { available: boolean; adapter: string; fallback: boolean };
+    /** This row of the grid is on screen: compute its cells first. */
+    prioritize: { row: string };
+    /** Leave the comparison view for the quantization view. */
+    endCompare: Record<string, never>;
+    /** Show this tensor in detail (answered with detail, detailStatus or a detailGpu request). */
+    detail: { tensor: string };
+    /** Show one channel (row) and group of a tensor (answered with channel or detailStatus). */
+    channel: { tensor: string; row: number; group: number };
+    /** Run one of the extension's commands on this model. */
+    command: { command: PanelCommand };
+  };
+  requests: {
+    /** Stored bytes of rows [start, start + count) of a tensor. */
+    readRows: { body: { tensor: string; start: number; count: number }; reply: { dtype: string; shape: number[]; bytes: ArrayBuffer } };
+    /** Write one tuning control's value to the workspace settings; rejected when out of range. */
+    setSetting: { body: { key: TunableSetting; value: number | string }; reply: void };
+  };
+}
 
 /** Settings the panel's tuning controls may write (to the workspace settings). */
 export const TUNABLE_SETTINGS = ['quantization.bits', 'quantization.groupSize', 'dareq.preset', 'dareq.lambdaEntropy'] as const;
 export type TunableSetting = (typeof TUNABLE_SETTINGS)[number];
 
 export const PANEL_COMMANDS = ['quantizeDareq', 'quantizeRtn', 'openSettings', 'planEwq', 'quantizeWithPlan'] as const;
+export type PanelCommand = (typeof PANEL_COMMANDS)[number];
 
 const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v);
 const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+const isName = (v: unknown, max = 4096): v is string => typeof v === 'string' && v.length <= max;
 
 /** An Int32Array from what the webview sent (an ArrayBuffer or a typed array), or undefined. */
 function int32s(v: unknown): Int32Array | undefined {
@@ -193,82 +235,59 @@ function int32s(v: unknown): Int32Array | undefined {
   return undefined;
 }
 
-/** Validates a message from the webview; returns undefined (and the caller ignores it) when invalid. */
-export function parseWebviewMessage(raw: unknown): WebviewMessage | undefined {
-  if (!isObj(raw) || typeof raw.type !== 'string') return undefined;
-  switch (raw.type) {
-    case 'ready':
-      return { type: 'ready' };
-    case 'endCompare':
-      return { type: 'endCompare' };
-    case 'gpu':
-      return typeof raw.available === 'boolean' &&
-        typeof raw.adapter === 'string' &&
-        raw.adapter.length <= 512 &&
-        typeof raw.fallback === 'boolean'
-        ? { type: 'gpu', available: raw.available, adapter: raw.adapter, fallback: raw.fallback }
-        : undefined;
-    case 'gpuSearchResult': {
-      if (!isCount(raw.id)) return undefined;
-      if (raw.ok === false)
-        return typeof raw.error === 'string'
-          ? { type: 'gpuSearchResult', id: raw.id, ok: false, error: raw.error.slice(0, 1000) }
-          : undefined;
-      const choices = int32s(raw.choices);
-      const contenderStart = int32s(raw.contenderStart);
-      const contenders = int32s(raw.contenders);
-      if (raw.ok !== true || !choices || !contenderStart || !contenders || !isCount(raw.undecided) || !isCount(raw.rescored))
-        return undefined;
-      return {
-        type: 'gpuSearchResult',
-        id: raw.id,
-        ok: true,
-        choices,
-        contenderStart,
-        contenders,
-        undecided: raw.undecided,
-        rescored: raw.rescored,
-      };
-    }
-    case 'detailGpuDone':
-      return typeof raw.tensor === 'string' &&
-        raw.tensor.length <= 4096 &&
-        typeof raw.ok === 'boolean' &&
-        typeof raw.error === 'string' &&
-        typeof raw.seconds === 'number' &&
-        Number.isFinite(raw.seconds)
-        ? { type: 'detailGpuDone', tensor: raw.tensor, ok: raw.ok, error: raw.error.slice(0, 1000), seconds: raw.seconds }
-        : undefined;
-    case 'detail':
-      return typeof raw.tensor === 'string' && raw.tensor.length <= 4096 ? { type: 'detail', tensor: raw.tensor } : undefined;
-    case 'setSetting':
-      return (TUNABLE_SETTINGS as readonly unknown[]).includes(raw.key) && (typeof raw.value === 'number' || typeof raw.value === 'string')
-        ? { type: 'setSetting', key: raw.key as TunableSetting, value: raw.value }
-        : undefined;
-    case 'channel':
-      return typeof raw.tensor === 'string' && raw.tensor.length <= 4096 && isCount(raw.row) && isCount(raw.group)
-        ? { type: 'channel', tensor: raw.tensor, row: raw.row, group: raw.group }
-        : undefined;
-    case 'prioritize':
-      return typeof raw.row === 'string' && raw.row.length <= 256 ? { type: 'prioritize', row: raw.row } : undefined;
-    case 'command':
-      return (PANEL_COMMANDS as readonly unknown[]).includes(raw.command)
-        ? { type: 'command', command: raw.command as (typeof PANEL_COMMANDS)[number] }
-        : undefined;
-    case 'request': {
-      if (!isCount(raw.id) || !isObj(raw.params)) return undefined;
-      const p = raw.params;
-      if (raw.method === 'summary') return { type: 'request', id: raw.id, method: 'summary', params: {} };
-      if (raw.method === 'readRows') {
-        if (typeof p.tensor !== 'string' || p.tensor.length > 4096 || !isCount(p.start) || !isCount(p.count)) return undefined;
-        return { type: 'request', id: raw.id, method: 'readRows', params: { tensor: p.tensor, start: p.start, count: p.count } };
-      }
-      return undefined;
-    }
-    default:
-      return undefined;
-  }
+/** Checks each body the webview sends against its type (the channel drops what fails). */
+const FROM_WEBVIEW: Record<string, (b: Record<string, unknown>) => unknown> = {
+  ready: () => ({}),
+  endCompare: () => ({}),
+  gpu: (b) =>
+    typeof b.available === 'boolean' && isName(b.adapter, 512) && typeof b.fallback === 'boolean'
+      ? { available: b.available, adapter: b.adapter, fallback: b.fallback }
+      : undefined,
+  prioritize: (b) => (isName(b.row, 256) ? { row: b.row } : undefined),
+  detail: (b) => (isName(b.tensor) ? { tensor: b.tensor } : undefined),
+  channel: (b) => (isName(b.tensor) && isCount(b.row) && isCount(b.group) ? { tensor: b.tensor, row: b.row, group: b.group } : undefined),
+  command: (b) => ((PANEL_COMMANDS as readonly unknown[]).includes(b.command) ? { command: b.command } : undefined),
+  readRows: (b) =>
+    isName(b.tensor) && isCount(b.start) && isCount(b.count) ? { tensor: b.tensor, start: b.start, count: b.count } : undefined,
+  setSetting: (b) =>
+    (TUNABLE_SETTINGS as readonly unknown[]).includes(b.key) && (typeof b.value === 'number' || typeof b.value === 'string')
+      ? { key: b.key, value: b.value }
+      : undefined,
+};
+
+/** The replies the webview sends to the host's requests, checked the same way. */
+const REPLIES_FROM_WEBVIEW = {
+  detailGpu: (b: Record<string, unknown>) =>
+    typeof b.seconds === 'number' && Number.isFinite(b.seconds) && typeof b.superseded === 'boolean'
+      ? { seconds: b.seconds, superseded: b.superseded }
+      : undefined,
+  gpuSearch: (b: Record<string, unknown>): GpuSearchReply | undefined => {
+    const choices = int32s(b.choices);
+    const contenderStart = int32s(b.contenderStart);
+    const contenders = int32s(b.contenders);
+    if (!choices || !contenderStart || !contenders || !isCount(b.undecided) || !isCount(b.rescored)) return undefined;
+    return { choices, contenderStart, contenders, undecided: b.undecided, rescored: b.rescored };
+  },
+};
+
+/** The webview's events and requests, validated before dispatch (untrusted input). */
+export const validateFromWebview: Validate = (_kind, type, body) => {
+  const check = Object.hasOwn(FROM_WEBVIEW, type) ? FROM_WEBVIEW[type] : undefined;
+  if (!check) return { ok: false, why: 'unknown type' };
+  const clean = isObj(body) ? check(body) : undefined;
+  return clean === undefined ? { ok: false, why: 'malformed body' } : { ok: true, body: clean };
+};
+
+/** A reply of the webview to one of the host's requests, cleaned, or undefined when malformed. */
+export function replyFromWebview<K extends keyof typeof REPLIES_FROM_WEBVIEW>(
+  type: K,
+  body: unknown,
+): ReturnType<(typeof REPLIES_FROM_WEBVIEW)[K]> | undefined {
+  return isObj(body) ? (REPLIES_FROM_WEBVIEW[type](body) as ReturnType<(typeof REPLIES_FROM_WEBVIEW)[K]>) : undefined;
 }
 
 /** The most rows one readRows request may ask for, in bytes: larger reads are split by the webview. */
 export const MAX_READ_BYTES = 64 << 20;
+
+/** Sends one host event to a webview (the channel's notify, as the host's helpers take it). */
+export type NotifyWebview = <K extends keyof HostToWebview['events'] & string>(type: K, body: HostToWebview['events'][K]) => void;

@@ -85,7 +85,7 @@ for (const [name, input, dtype] of CASES) {
     const a = Float32Array.from(values);
     const b = Float32Array.from(values);
     const ra = quantizeMatrix(a, ROWS, COLS, { settings: s, dtype, tensor: 't' });
-    const rb = quantizeMatrix(b, ROWS, COLS, { settings: s, dtype, tensor: 't', choices, contenderStart, contenders });
+    const rb = quantizeMatrix(b, ROWS, COLS, { settings: s, dtype, tensor: 't', found });
     assert.deepEqual(Array.from(rb.scales), Array.from(ra.scales));
     assert.deepEqual(Array.from(b), Array.from(a));
     t.diagnostic(

@@ -24,7 +24,13 @@ import { inspectorHtml } from '../../src/extension/inspector/html';
 import { quantizeChoices } from '../../src/extension/quick-pick';
 import { renderStatsDocuments } from '../../src/extension/stats-document';
 import { resolveSettings } from '../../src/core/quant/settings';
-import { parseWebviewMessage } from '../../src/shared/protocol';
+import { replyFromWebview, validateFromWebview } from '../../src/shared/protocol';
+
+/** The cleaned body, or undefined when the channel would drop it. */
+const accepted = (type: string, body: unknown) => {
+  const v = validateFromWebview('event', type, body);
+  return v.ok ? v.body : undefined;
+};
 import { quantize } from '../../src/node/quantize';
 import { buildSafetensors, normals, tempDir } from '../helpers/safetensors';
 
@@ -85,6 +91,14 @@ test('settings: every setting the code reads is contributed with a description a
       assert.equal(p.default, (defaults.settings as unknown as Record<string, unknown>)[field], `${key} default`);
     if (p.default !== undefined && p.default !== null && p.default !== '')
       assert.ok(spec.check(p.default), `${key}: the schema's default passes the code's check`);
+    // A numeric setting's schema range is the engine's own (KNOB_RANGES): VS Code's settings
+    // editor then refuses exactly what the engine would.
+    if (spec.range) {
+      assert.equal(p.type, spec.range.integer ? 'integer' : 'number', `${key} type`);
+      assert.equal(spec.range.openMin ? p.exclusiveMinimum : p.minimum, spec.range.min, `${key} minimum`);
+      if (spec.range.max < Number.MAX_VALUE) assert.equal(p.maximum, spec.range.max, `${key} maximum`);
+      else assert.equal(p.maximum, undefined, `${key} has no maximum`);
+    }
   }
   // And nothing is contributed that no code reads.
   const read = new Set([...SETTING_SPECS.map((s) => s.key), ...EXTRA_SETTINGS]);
@@ -165,26 +179,22 @@ test('diff view documents: one aligned line per tensor on both sides, header lin
 });
 
 test('webview messages are validated: anything malformed is dropped', () => {
-  assert.deepEqual(parseWebviewMessage({ type: 'ready' }), { type: 'ready' });
-  assert.deepEqual(parseWebviewMessage({ type: 'command', command: 'quantizeRtn' }), { type: 'command', command: 'quantizeRtn' });
-  assert.equal(parseWebviewMessage({ type: 'command', command: 'workbench.action.terminal.new' }), undefined);
-  assert.deepEqual(parseWebviewMessage({ type: 'request', id: 3, method: 'readRows', params: { tensor: 'w', start: 0, count: 2 } }), {
-    type: 'request',
-    id: 3,
-    method: 'readRows',
-    params: { tensor: 'w', start: 0, count: 2 },
-  });
-  for (const bad of [
-    null,
-    'ready',
-    [],
-    { type: 'request', id: -1, method: 'summary', params: {} },
-    { type: 'request', id: 1, method: 'readRows', params: { tensor: 'w', start: -2, count: 1 } },
-    { type: 'request', id: 1, method: 'readRows', params: { tensor: 'w', start: 0, count: 1.5 } },
-    { type: 'request', id: 1, method: 'eval', params: {} },
-    { type: 'other' },
-  ]) {
-    assert.equal(parseWebviewMessage(bad), undefined, JSON.stringify(bad));
+  assert.deepEqual(accepted('ready', {}), {});
+  assert.deepEqual(accepted('command', { command: 'quantizeRtn' }), { command: 'quantizeRtn' });
+  assert.equal(accepted('command', { command: 'workbench.action.terminal.new' }), undefined);
+  assert.deepEqual(accepted('readRows', { tensor: 'w', start: 0, count: 2, extra: 'dropped' }), { tensor: 'w', start: 0, count: 2 });
+  for (const [type, bad] of [
+    ['readRows', null],
+    ['readRows', 'w'],
+    ['readRows', []],
+    ['readRows', { tensor: 'w', start: -2, count: 1 }],
+    ['readRows', { tensor: 'w', start: 0, count: 1.5 }],
+    ['readRows', { tensor: 'w'.repeat(5000), start: 0, count: 1 }],
+    ['eval', {}],
+    ['toString', {}],
+    ['__proto__', {}],
+  ] as [string, unknown][]) {
+    assert.equal(accepted(type, bad), undefined, `${type} ${JSON.stringify(bad)}`);
   }
 });
 
@@ -234,15 +244,11 @@ test('overview layout: a row per block, a column per kind of weight, in order of
 });
 
 test('tuning messages from the webview: only the tunable settings, only numbers or strings', () => {
-  assert.deepEqual(parseWebviewMessage({ type: 'setSetting', key: 'dareq.lambdaEntropy', value: 0.05 }), {
-    type: 'setSetting',
-    key: 'dareq.lambdaEntropy',
-    value: 0.05,
-  });
-  assert.equal(parseWebviewMessage({ type: 'setSetting', key: 'workbench.colorTheme', value: 'x' }), undefined);
-  assert.equal(parseWebviewMessage({ type: 'setSetting', key: 'quantization.bits', value: { evil: true } }), undefined);
-  assert.equal(parseWebviewMessage({ type: 'channel', tensor: 't', row: -1, group: 0 }), undefined);
-  assert.deepEqual(parseWebviewMessage({ type: 'detail', tensor: 'w' }), { type: 'detail', tensor: 'w' });
+  assert.deepEqual(accepted('setSetting', { key: 'dareq.lambdaEntropy', value: 0.05 }), { key: 'dareq.lambdaEntropy', value: 0.05 });
+  assert.equal(accepted('setSetting', { key: 'workbench.colorTheme', value: 'x' }), undefined);
+  assert.equal(accepted('setSetting', { key: 'quantization.bits', value: { evil: true } }), undefined);
+  assert.equal(accepted('channel', { tensor: 't', row: -1, group: 0 }), undefined);
+  assert.deepEqual(accepted('detail', { tensor: 'w' }), { tensor: 'w' });
 });
 
 test('compute backend setting: auto, webgpu or cpu; anything else is reported and auto is used', () => {
@@ -263,24 +269,14 @@ test('compute backend setting: auto, webgpu or cpu; anything else is reported an
 });
 
 test('GPU messages from the webview are validated like the rest', () => {
-  assert.deepEqual(parseWebviewMessage({ type: 'gpu', available: true, adapter: 'x', fallback: true }), {
-    type: 'gpu',
-    available: true,
-    adapter: 'x',
-    fallback: true,
-  });
-  assert.equal(parseWebviewMessage({ type: 'gpu', available: true, adapter: 'x' }), undefined);
-  assert.equal(parseWebviewMessage({ type: 'gpu', available: 'yes', adapter: 'x', fallback: false }), undefined);
-  assert.equal(parseWebviewMessage({ type: 'gpu', available: true, adapter: 'x'.repeat(600), fallback: false }), undefined);
-  assert.deepEqual(parseWebviewMessage({ type: 'detailGpuDone', tensor: 't', ok: false, error: 'lost', seconds: 1.5 }), {
-    type: 'detailGpuDone',
-    tensor: 't',
-    ok: false,
-    error: 'lost',
-    seconds: 1.5,
-  });
-  assert.equal(parseWebviewMessage({ type: 'detailGpuDone', tensor: 't', ok: true, error: '', seconds: Infinity }), undefined);
-  assert.equal(parseWebviewMessage({ type: 'detailGpuDone', tensor: 5, ok: true, error: '', seconds: 1 }), undefined);
+  assert.deepEqual(accepted('gpu', { available: true, adapter: 'x', fallback: true }), { available: true, adapter: 'x', fallback: true });
+  assert.equal(accepted('gpu', { available: true, adapter: 'x' }), undefined);
+  assert.equal(accepted('gpu', { available: 'yes', adapter: 'x', fallback: false }), undefined);
+  assert.equal(accepted('gpu', { available: true, adapter: 'x'.repeat(600), fallback: false }), undefined);
+  assert.deepEqual(replyFromWebview('detailGpu', { seconds: 1.5, superseded: false }), { seconds: 1.5, superseded: false });
+  assert.equal(replyFromWebview('detailGpu', { seconds: Infinity, superseded: false }), undefined);
+  assert.equal(replyFromWebview('detailGpu', { seconds: 1, superseded: 'no' }), undefined);
+  assert.equal(replyFromWebview('detailGpu', null), undefined);
 });
 
 test("the panel's search answers are checked against the request before use", async () => {
@@ -298,44 +294,19 @@ test("the panel's search answers are checked against the request before use", as
   assert.match(checkChoices({ ...ok, contenders: Int32Array.from([4, 1]) }, 3, 5)!, /not ascending/);
   assert.match(checkChoices({ ...ok, contenderStart: Int32Array.from([0, 2, 2, 2]) }, 3, 5)!, /contenders for a decided group/);
   assert.match(checkChoices({ ...ok, contenderStart: Int32Array.from([0, 0, 2, 3]) }, 3, 5)!, /malformed/);
-  const parsed = parseWebviewMessage({
-    type: 'gpuSearchResult',
-    id: 4,
-    ok: true,
+  const parsed = replyFromWebview('gpuSearch', {
     choices: ok.choices.buffer,
     contenderStart: ok.contenderStart,
     contenders: ok.contenders,
     undecided: 1,
     rescored: 2,
   });
-  assert.ok(parsed && parsed.type === 'gpuSearchResult' && parsed.ok);
-  assert.deepEqual(Array.from((parsed as { choices: Int32Array }).choices), [3, -2, -1]);
-  assert.equal(
-    parseWebviewMessage({
-      type: 'gpuSearchResult',
-      id: 4,
-      ok: true,
-      choices: [1, 2],
-      contenderStart: ok.contenderStart,
-      contenders: ok.contenders,
-      undecided: 1,
-      rescored: 2,
-    }),
-    undefined,
-  );
-  assert.equal(
-    parseWebviewMessage({
-      type: 'gpuSearchResult',
-      id: 4,
-      ok: true,
-      choices: new Uint8Array(3),
-      contenderStart: ok.contenderStart,
-      contenders: ok.contenders,
-      undecided: 1,
-      rescored: 2,
-    }),
-    undefined,
-  );
+  assert.ok(parsed);
+  assert.deepEqual(Array.from(parsed.choices), [3, -2, -1]);
+  const base = { contenderStart: ok.contenderStart, contenders: ok.contenders, undecided: 1, rescored: 2 };
+  assert.equal(replyFromWebview('gpuSearch', { ...base, choices: [1, 2] }), undefined);
+  assert.equal(replyFromWebview('gpuSearch', { ...base, choices: new Uint8Array(3) }), undefined);
+  assert.equal(replyFromWebview('gpuSearch', { ...base, choices: ok.choices, undecided: -1 }), undefined);
 });
 
 test("the panel's scales workers: row slices of the choices give the whole block's scales", async () => {

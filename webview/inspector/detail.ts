@@ -16,7 +16,11 @@ import {
   PointElement,
   Tooltip,
 } from 'chart.js';
-import type { ChannelView, DetailSide, DetailView, WebviewMessage } from '../../src/shared/protocol';
+import type { ChannelView, DetailSide, DetailView } from '../../src/shared/protocol';
+import { el } from './dom';
+
+/** Asks the host for one channel (and group) of a tensor. */
+export type AskChannel = (tensor: string, row: number, group: number) => void;
 
 /** A side's name: the compared checkpoint's, or the quantization method's. */
 const sideLabel = (s: DetailSide) => s.label ?? (s.method === 'rtn' ? 'RTN' : 'DARE-Q');
@@ -51,17 +55,6 @@ type AnyChart = Chart<any, any, any>;
 const charts = new Map<string, AnyChart>();
 
 const css = (name: string, fallback: string) => getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
-
-function node<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  props: Record<string, string> = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(props)) e.setAttribute(k, v);
-  e.append(...children);
-  return e;
-}
 
 /** A sequential colour ramp (dark violet to light yellow), readable on light and dark themes. */
 function ramp(t: number): [number, number, number] {
@@ -105,57 +98,57 @@ function drawMap(canvas: HTMLCanvasElement, side: DetailSide, max: number, d: De
   };
 }
 
-export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void): void {
+export function renderDetail(sec: HTMLElement, askChannel: AskChannel): void {
   const d = detail;
   if (!d) return;
   sec.hidden = false;
   sec.dataset.tensor = d.tensor;
   const sides = [d.main, ...(d.rtn ? [d.rtn] : [])];
   const sqnr = (s: DetailSide) => (s.sqnrDb === null ? '∞' : `${s.sqnrDb.toFixed(2)} dB`);
-  const title = node('h2', {}, `${d.tensor} [${d.shape.join(' × ')}]`);
-  const summary = node(
+  const title = el('h2', {}, `${d.tensor} [${d.shape.join(' × ')}]`);
+  const summary = el(
     'p',
     { class: 'muted', id: 'detail-summary' },
     sides.map((s) => `${sideLabel(s)}: SQNR ${sqnr(s)}, MSE ${s.mse.toExponential(3)}`).join(' · '),
   );
   // Which backend ran, for the user (and the end-to-end suite): WebGPU in this panel or the CPU workers.
-  const backend = node(
+  const backend = el(
     'p',
     { class: 'muted', id: 'detail-backend', 'data-backend': d.backend.startsWith('WebGPU') ? 'webgpu' : 'cpu' },
     `Computed on ${d.backend} in ${d.seconds.toFixed(2)} s${d.backendNote ? ` — ${d.backendNote}` : ''}`,
   );
-  const switcher = node('div', { class: 'actions', role: 'radiogroup', 'aria-label': 'Heatmap quantity' });
+  const switcher = el('div', { class: 'actions', role: 'radiogroup', 'aria-label': 'Heatmap quantity' });
   for (const m of MAPS) {
-    const b = node(
+    const b = el(
       'button',
       { class: `toggle${m.id === mapKind ? ' on' : ''}`, role: 'radio', 'aria-checked': String(m.id === mapKind), 'data-map': m.id },
       m.label,
     );
     b.addEventListener('click', () => {
       mapKind = m.id;
-      renderDetail(sec, post);
+      renderDetail(sec, askChannel);
     });
     switcher.append(b);
   }
-  const status = node(
+  const status = el(
     'p',
     { class: 'muted', id: 'heatmap-status', 'aria-live': 'polite' },
     'Hover a heatmap for the values under the cursor.',
   );
-  const maps = node('div', { class: 'maps' });
+  const maps = el('div', { class: 'maps' });
   const max = Math.max(...sides.flatMap((s) => Array.from(s.tiles[mapKind])));
   for (const s of sides) {
-    const canvas = node('canvas', {
+    const canvas = el('canvas', {
       class: 'heatmap',
       id: `heatmap-${s.method}`,
       role: 'img',
       'aria-label': `${s.method} heatmap of mean ${mapKind}`,
     });
-    const fig = node(
+    const fig = el(
       'figure',
       {},
       canvas,
-      node(
+      el(
         'figcaption',
         {},
         `${s.label ?? (s.method === 'rtn' ? 'round-to-nearest' : 'DARE-Q')} — rows: output channels 0–${d.rows - 1} ↓, columns: inputs 0–${d.cols - 1} →`,
@@ -164,19 +157,19 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
     maps.append(fig);
     drawMap(canvas, s, max, d, status);
   }
-  const metricSelect = node('select', { id: 'channel-metric', 'aria-label': 'Per-channel metric' });
+  const metricSelect = el('select', { id: 'channel-metric', 'aria-label': 'Per-channel metric' });
   for (const m of CHANNEL_METRICS) {
-    const o = node('option', { value: m.id }, m.label);
+    const o = el('option', { value: m.id }, m.label);
     if (m.id === channelMetric) o.setAttribute('selected', '');
     metricSelect.append(o);
   }
   metricSelect.addEventListener('change', () => {
     channelMetric = metricSelect.value as ChannelMetric;
-    renderDetail(sec, post);
+    renderDetail(sec, askChannel);
   });
-  const groupInput = node('input', { id: 'channel-group', type: 'number', min: '0', value: '0', 'aria-label': 'Group of the channel' });
+  const groupInput = el('input', { id: 'channel-group', type: 'number', min: '0', value: '0', 'aria-label': 'Group of the channel' });
   // The keyboard way to a channel (the chart takes clicks).
-  const channelInput = node('input', {
+  const channelInput = el('input', {
     id: 'channel-index',
     type: 'number',
     min: '0',
@@ -184,21 +177,21 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
     value: '0',
     'aria-label': 'Channel',
   });
-  const showChannel = node('button', { class: 'toggle', id: 'channel-show' }, 'Show channel');
+  const showChannel = el('button', { class: 'toggle', id: 'channel-show' }, 'Show channel');
   const requestChannel = () => {
     const row = Math.min(d.rows - 1, Math.max(0, Math.floor(Number(channelInput.value) || 0)));
-    post({ type: 'channel', tensor: d.tensor, row, group: Math.max(0, Number(groupInput.value) || 0) });
+    askChannel(d.tensor, row, Math.max(0, Number(groupInput.value) || 0));
   };
   showChannel.addEventListener('click', requestChannel);
   channelInput.addEventListener('keydown', (e) => {
     if (e.key === 'Enter') requestChannel();
   });
-  const chCanvas = node('canvas', {
+  const chCanvas = el('canvas', {
     id: 'channel-chart',
     role: 'img',
     'aria-label': 'Per-channel statistics; click a channel for its detail',
   });
-  const chBox = node('div', { class: 'chart-box' }, chCanvas);
+  const chBox = el('div', { class: 'chart-box' }, chCanvas);
   sec.replaceChildren(
     title,
     summary,
@@ -206,17 +199,17 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
     switcher,
     maps,
     status,
-    node('h3', {}, 'Per channel (click one)'),
-    node(
+    el('h3', {}, 'Per channel (click one)'),
+    el(
       'div',
       { class: 'actions' },
       metricSelect,
-      node('label', {}, 'channel ', channelInput),
-      node('label', {}, 'group ', groupInput),
+      el('label', {}, 'channel ', channelInput),
+      el('label', {}, 'group ', groupInput),
       showChannel,
     ),
     chBox,
-    node('div', { id: 'channel-detail' }),
+    el('div', { id: 'channel-detail' }),
   );
   const fg = css('--vscode-foreground', '#ccc');
   const colors = [css('--vscode-charts-blue', '#3794ff'), css('--vscode-charts-orange', '#d18616')];
@@ -255,7 +248,7 @@ export function renderDetail(sec: HTMLElement, post: (m: WebviewMessage) => void
       plugins: { legend: { labels: { color: fg } } },
       onClick: (_e, elements) => {
         const i = elements[0]?.index;
-        if (i !== undefined) post({ type: 'channel', tensor: d.tensor, row: i, group: Math.max(0, Number(groupInput.value) || 0) });
+        if (i !== undefined) askChannel(d.tensor, i, Math.max(0, Number(groupInput.value) || 0));
       },
     },
   });
@@ -273,20 +266,20 @@ export function renderChannel(sec: HTMLElement, ch: ChannelView): void {
   box.dataset.chosen = String(ch.chosen);
   const fg = css('--vscode-foreground', '#ccc');
   const chosenScale = ch.chosen >= 0 ? ch.scales[ch.chosen] : NaN;
-  const lossCanvas = node('canvas', { id: 'loss-curve', role: 'img', 'aria-label': 'Loss over the candidate scales' });
-  const wCanvas = node('canvas', { id: 'weight-hist', role: 'img', 'aria-label': 'Weight histogram' });
-  const rCanvas = node('canvas', { id: 'residual-hist', role: 'img', 'aria-label': 'Residual histogram at the chosen scale' });
+  const lossCanvas = el('canvas', { id: 'loss-curve', role: 'img', 'aria-label': 'Loss over the candidate scales' });
+  const wCanvas = el('canvas', { id: 'weight-hist', role: 'img', 'aria-label': 'Weight histogram' });
+  const rCanvas = el('canvas', { id: 'residual-hist', role: 'img', 'aria-label': 'Residual histogram at the chosen scale' });
   box.replaceChildren(
-    node('h3', {}, `Channel ${ch.row}, group ${ch.group + 1} of ${ch.groups}`),
-    node(
+    el('h3', {}, `Channel ${ch.row}, group ${ch.group + 1} of ${ch.groups}`),
+    el(
       'p',
       { class: 'muted', id: 'channel-summary' },
       ch.chosen < 0
         ? 'All weights are zero: scale 1, codes 0.'
         : `chosen scale ${chosenScale.toExponential(4)} = ${(chosenScale / ch.rtnScale).toFixed(3)} × the absmax scale (candidate ${ch.chosen + 1} of ${ch.scales.length}); λw ${ch.lambdaWeight}, λH ${ch.lambdaEntropy}${ch.normalize ? ', normalized terms' : ', raw terms'}`,
     ),
-    node('div', { class: 'chart-box' }, lossCanvas),
-    node('div', { class: 'hists' }, node('div', { class: 'chart-box half' }, wCanvas), node('div', { class: 'chart-box half' }, rCanvas)),
+    el('div', { class: 'chart-box' }, lossCanvas),
+    el('div', { class: 'hists' }, el('div', { class: 'chart-box half' }, wCanvas), el('div', { class: 'chart-box half' }, rCanvas)),
   );
   if (ch.chosen < 0) return;
   const ratio = ch.scales.map((s) => (s / ch.rtnScale).toFixed(3));
@@ -362,7 +355,7 @@ export function setDetail(d: DetailView): void {
 }
 
 export function detailSection(): HTMLElement {
-  const sec = node('section', { id: 'detail', 'aria-label': 'Tensor detail' });
+  const sec = el('section', { id: 'detail', 'aria-label': 'Tensor detail' });
   sec.hidden = !detail;
   return sec;
 }

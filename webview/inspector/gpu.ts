@@ -9,7 +9,9 @@ import { openDevice } from '../../src/compute/webgpu/device';
 import { WebGpuQuantizer } from '../../src/compute/webgpu/quantize';
 import { WebGpuSearch } from '../../src/compute/webgpu/search';
 import { decodeFloats } from '../../src/core/dtypes';
-import type { DetailView, GpuDetailJob } from '../../src/shared/protocol';
+import type { DetailView, GpuDetailJob, GpuSearchBody, GpuSearchReply } from '../../src/shared/protocol';
+import { byId } from './dom';
+import { host } from './host';
 import { ScalesPool } from './scales-pool';
 
 // This bundle's own URL, known only while it first runs: the scales worker sits beside it.
@@ -111,4 +113,43 @@ export async function computeDetailOnGpu(
     backend: `WebGPU (${gpu.adapter})${gpu.pool ? ` and ${gpu.pool.size} web worker${gpu.pool.size > 1 ? 's' : ''}` : ''}`,
     seconds: (performance.now() - started) / 1000,
   };
+}
+
+/**
+ * The host's detailGpu request: computes the detail on this panel's GPU and shows it with `show`.
+ * `generations` counts the panel's detail requests: a newer one supersedes this job (the reply
+ * says so). A rejection sends the host to the CPU.
+ */
+export async function answerDetailGpu(
+  job: GpuDetailJob,
+  generations: { begin: () => number; current: () => number },
+  show: (d: DetailView) => void,
+): Promise<{ seconds: number; superseded: boolean }> {
+  const mine = generations.begin();
+  const generation = generations.current;
+  const started = performance.now();
+  const superseded = () => ({ seconds: (performance.now() - started) / 1000, superseded: true });
+  try {
+    const gpu = await panelGpu();
+    if (typeof gpu === 'string') throw new Error(gpu);
+    const read = async (start: number, count: number) => (await host().request('readRows', { tensor: job.tensor, start, count })).bytes;
+    const d = await serial(() => computeDetailOnGpu(gpu, job, read, () => mine === generation()));
+    if (mine !== generation()) return superseded();
+    show(d);
+    return { seconds: d.seconds, superseded: false };
+  } catch (e) {
+    if (e instanceof Superseded || mine !== generation()) return superseded();
+    const status = byId('detail-status');
+    if (status) status.textContent = `WebGPU failed (${e instanceof Error ? e.message : String(e)}); computing on the CPU…`;
+    throw e;
+  }
+}
+
+/** The host's gpuSearch request (a quantize run borrowing this panel's GPU): one block's choices. */
+export async function answerGpuSearch(body: GpuSearchBody): Promise<GpuSearchReply> {
+  const gpu = await panelGpu();
+  if (typeof gpu === 'string') throw new Error(gpu);
+  const found = await serial(() => gpu.search.search(new Float32Array(body.values), body.rows, body.cols, body.settings));
+  if (!found) throw new Error('these settings do not run on WebGPU');
+  return found;
 }

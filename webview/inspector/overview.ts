@@ -3,7 +3,8 @@
  * current settings, filling in as the host computes cells (the rows on screen first). Cells are
  * focusable, with the values in their label and tooltip; a legend shows the colour scale.
  */
-import type { CellStats, OverviewLayout, WebviewMessage } from '../../src/shared/protocol';
+import type { CellStats, OverviewLayout } from '../../src/shared/protocol';
+import { el } from './dom';
 
 export type Metric =
   'sqnrDb' | 'mse' | 'residualEntropy' | 'scaleRatio' | 'clippedFraction' | 'ewqEntropy' | 'maxAbs' | 'relative' | 'cosine';
@@ -60,7 +61,7 @@ function colour(v: number, lo: number, hi: number, higherIsBetter: boolean | nul
   return `hsl(${Math.round(120 * good)}, 55%, 42%)`;
 }
 
-export function renderOverview(host: HTMLElement, post: (m: WebviewMessage) => void): void {
+export function renderOverview(host: HTMLElement, prioritize: (row: string) => void): void {
   if (!state) return;
   const { layout, cells, metric } = state;
   const m = METRICS.find((x) => x.id === metric)!;
@@ -73,11 +74,7 @@ export function renderOverview(host: HTMLElement, post: (m: WebviewMessage) => v
   const offered = shown(compare);
   if (select.dataset.view !== String(compare)) {
     select.dataset.view = String(compare);
-    select.replaceChildren(
-      ...offered.map((x) =>
-        Object.assign(document.createElement('option'), { value: x.id, textContent: x.label, selected: x.id === metric }),
-      ),
-    );
+    select.replaceChildren(...offered.map((x) => el('option', { value: x.id, textContent: x.label, selected: x.id === metric })));
   }
   const banner = host.querySelector('#compare-banner') as HTMLElement;
   banner.hidden = !compare;
@@ -98,24 +95,20 @@ export function renderOverview(host: HTMLElement, post: (m: WebviewMessage) => v
   const legend = host.querySelector('#overview-legend') as HTMLElement;
   legend.replaceChildren();
   if (values.length) {
-    const bar = document.createElement('span');
-    bar.className = 'ramp';
+    const bar = el('span', { class: 'ramp' });
     bar.style.background = `linear-gradient(to right, ${colour(lo, lo, hi, m.higherIsBetter)}, ${colour((lo + hi) / 2, lo, hi, m.higherIsBetter)}, ${colour(hi, lo, hi, m.higherIsBetter)})`;
     legend.append(document.createTextNode(m.format(lo)), bar, document.createTextNode(m.format(hi)));
   }
-  const table = document.createElement('table');
-  table.className = 'grid';
-  table.setAttribute('role', 'grid');
+  const table = el('table', { class: 'grid', role: 'grid' });
   const head = table.createTHead().insertRow();
-  head.append(Object.assign(document.createElement('th'), { textContent: 'block' }));
-  for (const k of layout.kinds)
-    head.append(Object.assign(document.createElement('th'), { textContent: k.replace(/^(self_attn|mlp|attn|attention)\./, ''), title: k }));
+  head.append(el('th', {}, 'block'));
+  for (const k of layout.kinds) head.append(el('th', { title: k }, k.replace(/^(self_attn|mlp|attn|attention)\./, '')));
   const body = table.createTBody();
   const byPos = new Map(layout.cells.map((c) => [`${c.row}\u0000${c.kind}`, c.tensor]));
   for (const row of layout.rows) {
     const tr = body.insertRow();
     tr.dataset.row = row;
-    tr.append(Object.assign(document.createElement('th'), { textContent: row, scope: 'row' }));
+    tr.append(el('th', { scope: 'row' }, row));
     for (const kind of layout.kinds) {
       const td = tr.insertCell();
       const tensor = byPos.get(`${row}\u0000${kind}`);
@@ -153,7 +146,7 @@ export function renderOverview(host: HTMLElement, post: (m: WebviewMessage) => v
   // Rows on screen are computed first.
   observer?.disconnect();
   observer = new IntersectionObserver((entries) => {
-    for (const e of entries) if (e.isIntersecting) post({ type: 'prioritize', row: (e.target as HTMLElement).dataset.row! });
+    for (const e of entries) if (e.isIntersecting) prioritize((e.target as HTMLElement).dataset.row!);
   });
   for (const tr of body.rows) if ([...tr.cells].some((td) => td.className === 'pending')) observer.observe(tr);
 }
@@ -175,34 +168,27 @@ export function setMetric(m: Metric): void {
 }
 
 export function overviewSection(onMetric: (m: Metric) => void, onEndCompare: () => void): HTMLElement {
-  const sec = document.createElement('section');
-  sec.id = 'overview';
-  sec.setAttribute('aria-label', 'Where quantization hurts: error per block and kind of weight');
-  const h = document.createElement('h2');
-  h.textContent = 'Where quantization hurts';
-  const select = document.createElement('select');
-  select.id = 'metric';
-  select.setAttribute('aria-label', 'Metric');
-  select.dataset.view = String(state?.compareWith !== undefined);
-  for (const m of shown(state?.compareWith !== undefined))
-    select.append(
-      Object.assign(document.createElement('option'), {
-        value: m.id,
-        textContent: m.label,
-        selected: m.id === (state?.metric ?? 'sqnrDb'),
-      }),
-    );
+  const compare = state?.compareWith !== undefined;
+  const select = el('select', { id: 'metric', 'aria-label': 'Metric', 'data-view': String(compare) });
+  for (const m of shown(compare))
+    select.append(el('option', { value: m.id, textContent: m.label, selected: m.id === (state?.metric ?? 'sqnrDb') }));
   select.addEventListener('change', () => onMetric(select.value as Metric));
-  const bar = document.createElement('div');
-  bar.className = 'overview-bar';
-  const progress = Object.assign(document.createElement('span'), { id: 'overview-progress', className: 'muted' });
-  progress.setAttribute('aria-live', 'polite');
-  bar.append(select, Object.assign(document.createElement('span'), { id: 'overview-legend', className: 'legend' }), progress);
-  const banner = Object.assign(document.createElement('p'), { id: 'compare-banner', className: 'compare-banner', hidden: true });
-  const back = Object.assign(document.createElement('vscode-button'), { id: 'end-compare', textContent: 'Back to the quantization view' });
+  const back = el('vscode-button', { id: 'end-compare', textContent: 'Back to the quantization view' });
   back.setAttribute('secondary', '');
   back.addEventListener('click', () => onEndCompare());
-  banner.append(document.createElement('span'), ' ', back);
-  sec.append(h, banner, bar);
-  return sec;
+  return el(
+    'section',
+    { id: 'overview', 'aria-label': 'Where quantization hurts: error per block and kind of weight' },
+    el('h2', {}, 'Where quantization hurts'),
+    el('p', { id: 'compare-banner', class: 'compare-banner', hidden: true }, el('span'), ' ', back),
+    el(
+      'div',
+      { class: 'overview-bar' },
+      select,
+      el('span', { id: 'overview-legend', class: 'legend' }),
+      el('span', { id: 'overview-progress', class: 'muted', 'aria-live': 'polite' }),
+    ),
+    // Why the grid stopped filling (the host's overviewStatus), when it did.
+    el('p', { id: 'overview-status', class: 'problem', role: 'alert' }),
+  );
 }

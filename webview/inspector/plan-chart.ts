@@ -3,6 +3,7 @@
  * and T as lines, sizes before and after; FastEWQ's header-only plan until the full analysis lands,
  * then the blocks where the two disagreed are outlined.
  */
+import { el } from './dom';
 import {
   BarController,
   BarElement,
@@ -127,13 +128,9 @@ export function renderPlan(host: HTMLElement, plan: PlanView): void {
     ...['raw', 'int8', 'int4', 'int3', 'int2', 'ternary']
       .filter((p) => counts[p])
       .map((p) => {
-        const item = document.createElement('span');
-        item.className = 'legend-item';
-        const sw = document.createElement('span');
-        sw.className = 'swatch';
-        sw.style.background = precisionColor(p);
-        item.append(sw, document.createTextNode(p));
-        return item;
+        const swatch = el('span', { class: 'swatch' });
+        swatch.style.background = precisionColor(p);
+        return el('span', { class: 'legend-item' }, swatch, p);
       }),
   );
 }

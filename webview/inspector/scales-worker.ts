@@ -3,14 +3,20 @@
  * block's rows — the float64 scoring of the near-tie groups' contenders the WebGPU search left.
  */
 import { scalesFromChoices } from '../../src/core/quant/scales';
-import type { ScalesRequest } from './scales-pool';
+import { Channel, Transfer } from '../../src/shared/channel';
+import type { NoMessages, ScalesWorkerProtocol } from './scales-pool';
 
-self.onmessage = (e: MessageEvent<ScalesRequest>) => {
-  const r = e.data;
-  try {
-    const scales = scalesFromChoices(r.values, r.rows, r.cols, r.settings, r.dtype, r.absmax, r.found);
-    (self as unknown as Worker).postMessage({ id: r.id, scales }, [scales.buffer]);
-  } catch (err) {
-    (self as unknown as Worker).postMessage({ id: r.id, error: err instanceof Error ? err.message : String(err) });
-  }
-};
+const scope = self as unknown as Worker;
+const channel = new Channel<NoMessages, ScalesWorkerProtocol>(
+  { post: (m, transfer) => scope.postMessage(m, transfer) },
+  {
+    events: {},
+    requests: {
+      scales: (r) => {
+        const scales = scalesFromChoices(r.values, r.rows, r.cols, r.settings, r.dtype, r.absmax, r.found);
+        return new Transfer(scales, [scales.buffer]);
+      },
+    },
+  },
+);
+scope.onmessage = (e: MessageEvent) => channel.receive(e.data);

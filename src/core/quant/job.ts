@@ -4,7 +4,7 @@
  * hands it the candidates it chose (`choices`).
  */
 import { decodeFloats, encodeFloats, int32Bytes, type QuantizableFloat } from '../dtypes';
-import { quantizeMatrix } from './matrix';
+import { quantizeMatrix, type GroupChoices } from './matrix';
 import { packRows } from './pack';
 import type { QuantSettings } from './settings';
 import { makeChannelStats, type ChannelStats, type StatsAccumulator } from './stats';
@@ -30,10 +30,8 @@ export interface QuantJob {
   /** The dtype scales are stored in, when not the weights' (GGUF: F16 whatever the weights). */
   readonly scaleDtype?: QuantizableFloat;
   readonly channelStats?: boolean;
-  /** Candidate choices per group from the WebGPU search (see QuantizeMatrixOptions.choices). */
-  readonly choices?: Int32Array;
-  readonly contenderStart?: Int32Array;
-  readonly contenders?: Int32Array;
+  /** The WebGPU search's verdict per group (see QuantizeMatrixOptions.found). */
+  readonly found?: GroupChoices;
   /** Heatmap tiles of the whole matrix to accumulate this chunk into (the panel's detail view). */
   readonly tiles?: TileGrid;
 }
@@ -71,9 +69,7 @@ export function runQuantJob(job: QuantJob): QuantJobResult {
     file: job.file,
     tensor: job.tensor,
     rowBase: job.rowBase,
-    choices: job.choices,
-    contenderStart: job.contenderStart,
-    contenders: job.contenders,
+    found: job.found,
   });
   let tiles: TileSums | undefined;
   if (job.tiles && original) {

@@ -19,7 +19,7 @@ import {
   type SearchTrace,
 } from './search';
 import { qRange, type QuantSettings } from './settings';
-import { emptyStats, rowMoments, type ChannelStats, type StatsAccumulator } from './stats';
+import { addGroupErrors, emptyRowErrors, emptyStats, rowMoments, writeRowErrors, type ChannelStats, type StatsAccumulator } from './stats';
 
 export interface QuantizeMatrixOptions {
   readonly settings: QuantSettings;
@@ -36,13 +36,10 @@ export interface QuantizeMatrixOptions {
   readonly tensor: string;
   readonly rowBase?: number;
   /**
-   * Per group, a candidate index chosen elsewhere (the WebGPU search), or a negative number to
-   * search on the CPU. The scale is computed from the index exactly as the CPU search would.
+   * The search's verdict per group from elsewhere (the WebGPU search): a candidate index (the
+   * scale is computed from it exactly as the CPU search would), or a group left to the CPU.
    */
-  readonly choices?: Int32Array;
-  /** For a group the GPU left undecided: the candidates that can still win (see SearchChoices). */
-  readonly contenderStart?: Int32Array;
-  readonly contenders?: Int32Array;
+  readonly found?: GroupChoices;
 }
 
 export interface MatrixResult {
@@ -81,11 +78,19 @@ export function codeMagnitude(s: QuantSettings): number {
   return Math.max(-qmin, qmax);
 }
 
-/** The search's verdict per group (see SearchChoices in src/compute/backend.ts). */
+/**
+ * The search's verdict per group, made elsewhere (the WebGPU search) and carried as one value
+ * through jobs, messages and the quantizer.
+ */
 export interface GroupChoices {
-  readonly choices?: Int32Array;
-  readonly contenderStart?: Int32Array;
-  readonly contenders?: Int32Array;
+  /** Per group: the candidate proved best (>= 0), or a negative number: decide on the CPU. */
+  readonly choices: Int32Array;
+  /**
+   * For a group left to the CPU, contenders[contenderStart[g] .. contenderStart[g + 1]) are the
+   * candidates (ascending) that can still win; an empty range means all K of them.
+   */
+  readonly contenderStart: Int32Array;
+  readonly contenders: Int32Array;
 }
 
 /**
@@ -105,7 +110,7 @@ export function chooseScale(
   at: number,
 ): number {
   if (s.method === 'rtn') return absmax / qRange(s.bits, s.ternary).qmax;
-  const given = found?.choices ? found.choices[at] : -1;
+  const given = found ? found.choices[at] : -1;
   if (given >= 0) {
     const [lo, hi] = candidateRange(absmax, s);
     return candidateAt(given, s.grid, lo, hi);
@@ -115,9 +120,9 @@ export function chooseScale(
     for (let i = 0; i < n; i++) sq += w[off + i] * w[off + i];
     msq = sq / n;
   }
-  const start = found?.contenderStart ? found.contenderStart[at] : 0;
-  const end = found?.contenderStart ? found.contenderStart[at + 1] : 0;
-  if (end > start) return searchScale(w, off, n, absmax, msq, s, scratch, undefined, { list: found!.contenders!, start, end }).scale;
+  const start = found ? found.contenderStart[at] : 0;
+  const end = found ? found.contenderStart[at + 1] : 0;
+  if (end > start) return searchScale(w, off, n, absmax, msq, s, scratch, undefined, { list: found!.contenders, start, end }).scale;
   return searchGroup(w, off, n, absmax, msq, s, scratch).scale;
 }
 
@@ -145,11 +150,7 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
       ch.absmax[r] = m.absmax;
       ch.kurtosis[r] = m.kurtosis;
     }
-    let rowE2 = 0;
-    let rowEntropy = 0;
-    let rowRatio = 0;
-    let rowRatioGroups = 0;
-    let rowClipped = 0;
+    const row = emptyRowErrors();
     for (let gi = 0; gi < groups; gi++) {
       const c0 = gi * g;
       const n = Math.min(g, cols - c0);
@@ -181,7 +182,7 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
         continue;
       }
       const rtnScale = absmax / qmax;
-      const sc = storedScale(scaleDtype, chooseScale(values, off, n, absmax, sumW2 / n, s, scratch, opts, r * groups + gi), qAbs);
+      const sc = storedScale(scaleDtype, chooseScale(values, off, n, absmax, sumW2 / n, s, scratch, opts.found, r * groups + gi), qAbs);
       scales[r * groups + gi] = sc;
 
       let e2 = 0;
@@ -231,18 +232,9 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
       stats.ratioSum += ratio;
       if (ratio < stats.ratioMin) stats.ratioMin = ratio;
       if (ratio > stats.ratioMax) stats.ratioMax = ratio;
-      rowE2 += e2;
-      rowEntropy += h * n;
-      rowRatio += ratio;
-      rowRatioGroups++;
-      rowClipped += clipped;
+      addGroupErrors(row, n, e2, clipped, { entropy: h, ratio });
     }
-    if (ch) {
-      ch.mse[r] = rowE2 / cols;
-      ch.entropy[r] = rowEntropy / cols;
-      ch.scaleRatio[r] = rowRatioGroups ? rowRatio / rowRatioGroups : 1;
-      ch.clipped[r] = rowClipped;
-    }
+    if (ch) writeRowErrors(row, cols, ch, r);
   }
   return { scales, stats };
 }

@@ -101,19 +101,63 @@ export function resolveSettings(input: SettingsInput = {}): QuantSettings {
   return s;
 }
 
+/** A numeric knob's valid values. */
+export interface KnobRange {
+  min: number;
+  max: number;
+  integer?: boolean;
+  /** min itself is not allowed. */
+  openMin?: boolean;
+  /** How a user reads the range, when the generated words would not do. */
+  words?: string;
+}
+
+/**
+ * The one place each numeric knob's range is written: validateSettings (CLI and engine), the
+ * extension's settings checks and the panel's setSetting use it, and a test holds package.json's
+ * minimum / maximum to it.
+ */
+export const KNOB_RANGES = {
+  bits: { min: 2, max: 8, integer: true },
+  groupSize: { min: 0, max: MAX_GROUP_SIZE, integer: true, words: `0 (per-channel) or a positive integer up to ${MAX_GROUP_SIZE}` },
+  lambdaWeight: { min: 0, max: Number.MAX_VALUE, words: 'a finite number >= 0' },
+  lambdaEntropy: { min: 0, max: Number.MAX_VALUE, words: 'a finite number >= 0' },
+  bins: { min: 2, max: 65536, integer: true },
+  grid: { min: 1, max: 10000, integer: true },
+  clipAlphaMin: { min: 0, max: 1, openMin: true, words: 'in (0, 1]' },
+} as const satisfies Record<string, KnobRange>;
+
+export type Knob = keyof typeof KNOB_RANGES;
+
+export function inRange(r: KnobRange, v: unknown): v is number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || (r.integer && !Number.isInteger(v))) return false;
+  return (r.openMin ? v > r.min : v >= r.min) && v <= r.max;
+}
+
+/** "an integer from 2 to 8", or the range's own words. */
+export function rangeWords(r: KnobRange): string {
+  return r.words ?? (r.integer ? `an integer from ${r.min} to ${r.max}` : `a number from ${r.min} to ${r.max}`);
+}
+
 export function validateSettings(s: QuantSettings): void {
   const bad = (what: string, v: unknown): never => {
     throw new WeightlensError(`${what} (got ${JSON.stringify(v)})`);
   };
   if (!METHODS.includes(s.method)) bad(`method must be one of ${METHODS.join(', ')}`, s.method);
-  if (!Number.isInteger(s.bits) || s.bits < 2 || s.bits > 8) bad('bits must be an integer from 2 to 8', s.bits);
-  if (!Number.isInteger(s.groupSize) || s.groupSize < 0 || s.groupSize > MAX_GROUP_SIZE)
-    bad(`group size must be 0 (per-channel) or a positive integer up to ${MAX_GROUP_SIZE}`, s.groupSize);
-  if (!(Number.isFinite(s.lambdaWeight) && s.lambdaWeight >= 0)) bad('lambda-weight must be a finite number >= 0', s.lambdaWeight);
-  if (!(Number.isFinite(s.lambdaEntropy) && s.lambdaEntropy >= 0)) bad('lambda-entropy must be a finite number >= 0', s.lambdaEntropy);
-  if (!Number.isInteger(s.bins) || s.bins < 2 || s.bins > 65536) bad('bins must be an integer from 2 to 65536', s.bins);
-  if (!Number.isInteger(s.grid) || s.grid < 1 || s.grid > 10000) bad('grid must be an integer from 1 to 10000', s.grid);
-  if (!(s.clipAlphaMin > 0 && s.clipAlphaMin <= 1)) bad('clip-alpha-min must be in (0, 1]', s.clipAlphaMin);
+  // The names users know them by (the CLI's flags).
+  const names: Record<Knob, string> = {
+    bits: 'bits',
+    groupSize: 'group size',
+    lambdaWeight: 'lambda-weight',
+    lambdaEntropy: 'lambda-entropy',
+    bins: 'bins',
+    grid: 'grid',
+    clipAlphaMin: 'clip-alpha-min',
+  };
+  for (const k of Object.keys(KNOB_RANGES) as Knob[]) {
+    const r: KnobRange = KNOB_RANGES[k];
+    if (!inRange(r, s[k])) bad(`${names[k]} must be ${rangeWords(r)}`, s[k]);
+  }
   if (s.ternary && s.bits !== 2) bad('ternary codes are stored in 2 bits: bits must be 2', s.bits);
   if (!['paper', 'clip'].includes(s.range)) bad('range must be paper or clip', s.range);
   if (!SEARCH_MODES.includes(s.search)) bad(`search must be one of ${SEARCH_MODES.join(', ')}`, s.search);

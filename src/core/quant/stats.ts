@@ -125,6 +125,52 @@ export interface ChannelStats {
   kurtosis: Float64Array;
 }
 
+/**
+ * One output channel's error terms, summed group by group: the one definition of the panel's
+ * per-channel charts, for the CPU's quantizeMatrix and the GPU's detail alike.
+ */
+export interface RowErrors {
+  e2: number;
+  entropyWeighted: number;
+  ratioSum: number;
+  ratioGroups: number;
+  clipped: number;
+}
+
+export const emptyRowErrors = (): RowErrors => ({ e2: 0, entropyWeighted: 0, ratioSum: 0, ratioGroups: 0, clipped: 0 });
+
+/**
+ * Adds one group of n weights: its squared error, clipped count and, unless the group is all zero
+ * (no error, no scale to compare), its residual entropy and chosen scale / absmax scale.
+ */
+export function addGroupErrors(r: RowErrors, n: number, e2: number, clipped: number, nonzero?: { entropy: number; ratio: number }): void {
+  r.e2 += e2;
+  r.clipped += clipped;
+  if (nonzero) {
+    r.entropyWeighted += nonzero.entropy * n;
+    r.ratioSum += nonzero.ratio;
+    r.ratioGroups++;
+  }
+}
+
+/** The channel's chart values, written at row `at`. */
+export function writeRowErrors(
+  r: RowErrors,
+  cols: number,
+  into: {
+    mse: Float32Array | Float64Array;
+    entropy: Float32Array | Float64Array;
+    scaleRatio: Float32Array | Float64Array;
+    clipped: Float32Array | Float64Array;
+  },
+  at: number,
+): void {
+  into.mse[at] = r.e2 / cols;
+  into.entropy[at] = r.entropyWeighted / cols;
+  into.scaleRatio[at] = r.ratioGroups ? r.ratioSum / r.ratioGroups : 1;
+  into.clipped[at] = r.clipped;
+}
+
 export function makeChannelStats(rows: number): ChannelStats {
   return {
     mse: new Float64Array(rows),

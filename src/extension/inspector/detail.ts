@@ -6,21 +6,21 @@
  */
 import { decodeFloats, isQuantizableFloat } from '../../core/dtypes';
 import { readRows, readTensor, type ModelTensor } from '../../core/model';
-import { groupLength, traceGroup } from '../../core/quant/matrix';
-import { candidateAt, candidateRange, makeTrace } from '../../core/quant/search';
-import { resolveSettings, type QuantSettings } from '../../core/quant/settings';
+import { groupLength, groupsPerRow, quantizeMatrix, traceGroup } from '../../core/quant/matrix';
+import { makeTrace } from '../../core/quant/search';
+import { qRange, resolveSettings, type QuantSettings } from '../../core/quant/settings';
 import { emptyStats, finishStats, mergeStats } from '../../core/quant/stats';
 import { emptyTiles, mergeTiles, tileGrid, tileMeans } from '../../core/quant/tiles';
 import { transpose } from '../../core/quant/job';
 import type { MatrixView } from '../../core/select';
 import type { OpenModel } from '../../node/open-model';
-import type { JobPool } from '../../node/pool';
+import type { JobRunner } from '../../node/pool';
 import { streamTensor } from '../../node/stream-tensor';
-import type { ChannelView, DetailSide, DetailView } from '../../shared/protocol';
+import { MAX_READ_BYTES, type ChannelView, type DetailSide, type DetailView, type GpuDetailJob } from '../../shared/protocol';
 
 async function side(
   opened: OpenModel,
-  pool: JobPool,
+  pool: JobRunner,
   t: ModelTensor,
   view: MatrixView,
   settings: QuantSettings,
@@ -57,9 +57,33 @@ async function side(
   };
 }
 
+/** The detail as a job for the panel's GPU: the webview pulls the tensor's rows block by block. */
+export function gpuDetailJob(t: ModelTensor, view: MatrixView, settings: QuantSettings): GpuDetailJob {
+  const grid = tileGrid(view.rows, view.cols);
+  const rowBytes = t.byteLength / view.rows;
+  return {
+    tensor: t.name,
+    shape: [...t.shape],
+    dtype: t.dtype as GpuDetailJob['dtype'],
+    rows: view.rows,
+    cols: view.cols,
+    grid: { rows: grid.rows, cols: grid.cols, rowStep: grid.rowStep, colStep: grid.colStep },
+    // 4 MB blocks: the webview's share of the work between two GPU round trips (decoding, the
+    // near-tie groups' contenders scored in float64) stays short, so the panel never freezes.
+    blockRows: Math.max(1, Math.floor(Math.min(MAX_READ_BYTES, 4 << 20) / rowBytes)),
+    main: settings,
+    rtn: rtnBeside(settings),
+  };
+}
+
+/** Round-to-nearest at the same bits and group size: the detail's comparison side (none for RTN itself). */
+function rtnBeside(settings: QuantSettings): QuantSettings | undefined {
+  return settings.method === 'rtn' ? undefined : resolveSettings({ method: 'rtn', bits: settings.bits, groupSize: settings.groupSize });
+}
+
 export async function computeDetail(
   opened: OpenModel,
-  pool: JobPool,
+  pool: JobRunner,
   t: ModelTensor,
   view: MatrixView,
   settings: QuantSettings,
@@ -70,10 +94,8 @@ export async function computeDetail(
   const grid = tileGrid(view.rows, view.cols);
   const weights = { absmax: new Float32Array(view.rows), kurtosis: new Float32Array(view.rows) };
   const main = await side(opened, pool, t, view, settings, signal, weights);
-  const rtn =
-    settings.method === 'rtn'
-      ? undefined
-      : await side(opened, pool, t, view, resolveSettings({ method: 'rtn', bits: settings.bits, groupSize: settings.groupSize }), signal);
+  const rtnSettings = rtnBeside(settings);
+  const rtn = rtnSettings && (await side(opened, pool, t, view, rtnSettings, signal));
   return {
     tensor: t.name,
     shape: [...t.shape],
@@ -122,21 +144,23 @@ export async function computeChannel(
     values = all.subarray(row * view.cols, (row + 1) * view.cols);
   } else values = decodeFloats(t.dtype, await readRows(src, t, row, 1));
   const g = groupLength(settings.groupSize, view.cols);
-  const groups = Math.max(1, Math.ceil(view.cols / g));
+  const groups = groupsPerRow(view.cols, settings.groupSize);
   const gi = Math.min(Math.max(0, group), groups - 1);
   const off = gi * g;
   const n = Math.min(g, view.cols - off);
-  const part = values.subarray(off, off + n);
+  const part = Float64Array.from(values.subarray(off, off + n));
+  // The loss curve of DARE-Q's search over this group (for RTN: of DARE-Q at the same bits).
   const trace = makeTrace(settings.grid);
-  const dareq = settings.method === 'dareq' ? { ...settings } : resolveSettings({ bits: settings.bits, groupSize: settings.groupSize });
+  const dareq = settings.method === 'dareq' ? settings : resolveSettings({ bits: settings.bits, groupSize: settings.groupSize });
   const chosen = traceGroup(part, 0, n, dareq, trace);
+  // The residual of what a quantize run writes for this group: the engine's own quantization
+  // (its rounding, the scale rounded to the dtype), on the group alone.
+  const written = Float64Array.from(part);
+  quantizeMatrix(written, 1, n, { settings: { ...settings, groupSize: 0 }, dtype: t.dtype, tensor: t.name });
+  const resid = Array.from(part, (x, i) => x - written[i]);
   let absmax = 0;
   for (let i = 0; i < n; i++) absmax = Math.max(absmax, Math.abs(part[i]));
-  const [lo, hi] = candidateRange(absmax, dareq);
-  const scale = chosen >= 0 ? candidateAt(chosen, dareq.grid, lo, hi) : 1;
-  const qmax = dareq.ternary ? 1 : 2 ** (dareq.bits - 1) - 1;
-  const qmin = dareq.ternary ? -1 : -(2 ** (dareq.bits - 1));
-  const resid = Array.from(part, (x) => x - Math.min(qmax, Math.max(qmin, Math.floor(x / scale + 0.5))) * scale);
+  const { qmax } = qRange(dareq.bits, dareq.ternary);
   return {
     tensor: t.name,
     row,

@@ -3,14 +3,14 @@
  * shape and bytes, totals by type, transformer blocks. The same webview as for safetensors, told
  * `headerOnly`: nothing is dequantized or computed, so no overview, detail, plan or tuning.
  */
-import * as path from 'node:path';
 import * as vscode from 'vscode';
 import { oneLine } from '../../core/errors';
 import type { InspectSummary } from '../../core/inspect';
 import { inspectGgufFile } from '../../node/checkpoint';
-import { parseWebviewMessage, type HostMessage, type PanelSettings } from '../../shared/protocol';
+import type { PanelSettings } from '../../shared/protocol';
+import { DisposableStore } from '../disposables';
 import { logLine, showError } from '../log';
-import { inspectorHtml, makeNonce } from './html';
+import { openInspectorWebview, type WebviewChannel } from './webview-panel';
 
 export const GGUF_VIEW_TYPE = 'weightlens.ggufInspector';
 
@@ -23,7 +23,7 @@ class GgufDocument implements vscode.CustomDocument {
 }
 
 export class GgufInspectorProvider implements vscode.CustomReadonlyEditorProvider<GgufDocument> {
-  private readonly panels = new Map<string, vscode.WebviewPanel[]>();
+  private readonly panels = new Map<string, Set<WebviewChannel>>();
 
   constructor(
     private readonly context: vscode.ExtensionContext,
@@ -45,44 +45,30 @@ export class GgufInspectorProvider implements vscode.CustomReadonlyEditorProvide
 
   /** Shows a line (a perplexity) in the open panels of these files. */
   showPerplexity(models: readonly vscode.Uri[], text: string): void {
-    for (const m of models)
-      for (const p of this.panels.get(m.toString()) ?? []) void p.webview.postMessage({ type: 'perplexity', text } satisfies HostMessage);
+    for (const m of models) for (const channel of this.panels.get(m.toString()) ?? []) channel.notify('perplexity', { text });
   }
 
   async resolveCustomEditor(doc: GgufDocument, panel: vscode.WebviewPanel): Promise<void> {
-    const media = vscode.Uri.joinPath(this.context.extensionUri, 'media');
-    const dist = vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'webview');
-    const webview = panel.webview;
-    webview.options = { enableScripts: true, localResourceRoots: [media, dist] };
-    webview.html = inspectorHtml({
-      cspSource: webview.cspSource,
-      nonce: makeNonce(),
-      script: webview.asWebviewUri(vscode.Uri.joinPath(dist, 'inspector.js')).toString(),
-      css: webview.asWebviewUri(vscode.Uri.joinPath(media, 'inspector.css')).toString(),
-      codicons: webview.asWebviewUri(vscode.Uri.joinPath(dist, 'codicon.css')).toString(),
-      title: path.basename(doc.uri.fsPath),
-    });
+    const store = new DisposableStore();
     const key = doc.uri.toString();
-    this.panels.set(key, [...(this.panels.get(key) ?? []), panel]);
-    panel.onDidDispose(() =>
-      this.panels.set(
-        key,
-        (this.panels.get(key) ?? []).filter((p) => p !== panel),
-      ),
+    const channel = openInspectorWebview(
+      this.context,
+      panel,
+      doc.uri,
+      {
+        events: {
+          ready: () => channel.notify('init', { file: doc.uri.fsPath, summary: doc.summary, settings: this.settings(), headerOnly: true }),
+        },
+        requests: {
+          readRows: () => Promise.reject(new Error('GGUF tensors are shown from the header; their values are not decoded here')),
+          setSetting: () => Promise.reject(new Error('a GGUF file is shown from its header: nothing to tune')),
+        },
+      },
+      store,
     );
-    const post = (m: HostMessage) => webview.postMessage(m);
-    webview.onDidReceiveMessage(async (raw: unknown) => {
-      const msg = parseWebviewMessage(raw);
-      if (!msg) return;
-      if (msg.type === 'ready')
-        await post({ type: 'init', file: doc.uri.fsPath, summary: doc.summary, settings: this.settings(), headerOnly: true });
-      else if (msg.type === 'request')
-        await post({
-          type: 'response',
-          id: msg.id,
-          ok: false,
-          error: 'GGUF tensors are shown from the header; their values are not decoded here',
-        });
-    });
+    const open = this.panels.get(key) ?? new Set();
+    this.panels.set(key, open.add(channel));
+    store.onDispose(() => open.delete(channel));
+    panel.onDidDispose(() => store.dispose());
   }
 }

@@ -12,9 +12,9 @@ import type { QuantSettings } from '../../core/quant/settings';
 import { emptyStats, finishStats, mergeStats } from '../../core/quant/stats';
 import type { MatrixView } from '../../core/select';
 import type { OpenModel } from '../../node/open-model';
-import { JobPool } from '../../node/pool';
+import { PRIORITY, type JobPool } from '../../node/pool';
 import { streamTensor } from '../../node/stream-tensor';
-import type { CellStats, HostMessage, OverviewLayout } from '../../shared/protocol';
+import type { CellStats, NotifyWebview, OverviewLayout } from '../../shared/protocol';
 
 /** Rows (blocks, then "other"), columns (kinds in order of first appearance) and the target cells. */
 export function overviewLayout(model: Model, targets: ReadonlyMap<string, MatrixView>): OverviewLayout {
@@ -52,9 +52,10 @@ export class OverviewComputer {
   constructor(
     private readonly opened: OpenModel,
     private readonly targets: ReadonlyMap<string, MatrixView>,
-    private readonly workerScript: string,
-    private readonly threads: number,
-    private readonly post: (m: HostMessage) => void,
+    /** The host's shared pool: cells run at the visible panel's priority, or in the background. */
+    private readonly pool: JobPool,
+    private readonly visible: () => boolean,
+    private readonly notify: NotifyWebview,
   ) {
     this.layout = overviewLayout(opened.model, targets);
   }
@@ -68,7 +69,7 @@ export class OverviewComputer {
       if (this.cache.size > 8) this.cache.delete(this.cache.keys().next().value!);
       this.cache.set(key, (cells = new Map()));
     }
-    this.post({ type: 'overview', key, layout: this.layout, cells: Object.fromEntries(cells) });
+    this.notify('overview', { key, layout: this.layout, cells: Object.fromEntries(cells) });
     this.queue = this.layout.cells.map((c) => c.tensor).filter((t) => !cells!.has(t));
     if (!this.queue.length) return;
     const ctl = new AbortController();
@@ -83,9 +84,10 @@ export class OverviewComputer {
   }
 
   private async run(settings: QuantSettings, key: string, cells: Map<string, CellStats>, signal: AbortSignal): Promise<void> {
-    const pool = new JobPool(this.threads, this.workerScript);
     try {
       while (this.queue.length && !signal.aborted) {
+        // Looked up per cell: a panel brought to the front gets the threads from the next cell on.
+        const pool = this.pool.lane(this.visible() ? PRIORITY.visible : PRIORITY.background, signal);
         const name = this.queue.shift()!;
         const t = this.opened.model.tensors.find((x) => x.name === name)!;
         const acc = emptyStats(settings.bits);
@@ -101,12 +103,10 @@ export class OverviewComputer {
           clippedFraction: f.clippedFraction,
         };
         cells.set(name, cell);
-        if (!signal.aborted) this.post({ type: 'cell', key, tensor: name, stats: cell });
+        if (!signal.aborted) this.notify('cell', { key, tensor: name, stats: cell });
       }
     } catch (e) {
-      if (!(e instanceof CancelledError)) this.post({ type: 'planStatus', text: `Overview: ${oneLine(e)}`, running: false });
-    } finally {
-      await pool.close();
+      if (!(e instanceof CancelledError)) this.notify('overviewStatus', { text: `Overview: ${oneLine(e)}` });
     }
   }
 

@@ -8,7 +8,7 @@ import type { FastEwqModel } from '../../core/ewq/fast';
 import type { Plan } from '../../core/ewq/plan';
 import { planModel, type PlanOptions } from '../../node/ewq';
 import type { OpenModel } from '../../node/open-model';
-import type { HostMessage, PlanView } from '../../shared/protocol';
+import type { NotifyWebview, PlanView } from '../../shared/protocol';
 import type { EwqConfig, RunConfig } from '../config';
 
 export function planView(plan: Plan, fast?: Plan): PlanView {
@@ -47,7 +47,7 @@ export class DocumentPlans {
   constructor(
     private readonly opened: OpenModel,
     private readonly fastModel: FastEwqModel | undefined,
-    private readonly post: (m: HostMessage) => void,
+    private readonly notify: NotifyWebview,
   ) {}
 
   /** The plan to quantize with: the full analysis when there is one. */
@@ -72,13 +72,12 @@ export class DocumentPlans {
     const budget = ewq.budgetGB === undefined ? undefined : ewq.budgetGB * 1e9;
     if (this.fastModel) {
       this.fast = await planModel(this.opened, { ...this.options(ewq, run, budget), fast: this.fastModel });
-      this.post({ type: 'plan', plan: planView(this.fast) });
+      this.notify('plan', { plan: planView(this.fast) });
     }
     const bytes = this.opened.model.tensors.reduce((a, t) => a + t.byteLength, 0);
     if (ewq.autoAnalyzeMaxGB > 0 && bytes <= ewq.autoAnalyzeMaxGB * 1e9) void this.analyze(ewq, run, budget).catch(() => undefined);
     else
-      this.post({
-        type: 'planStatus',
+      this.notify('planStatus', {
         text: 'FastEWQ plan (from the header). Run "Plan Mixed Precision (EWQ)…" for the full entropy analysis.',
         running: false,
       });
@@ -97,7 +96,7 @@ export class DocumentPlans {
     this.running = ctl;
     signal?.addEventListener('abort', () => ctl.abort());
     let last = 0;
-    this.post({ type: 'planStatus', text: 'EWQ: analysing block entropies…', running: true });
+    this.notify('planStatus', { text: 'EWQ: analysing block entropies…', running: true });
     try {
       const plan = await planModel(this.opened, {
         ...this.options(ewq, run, budget),
@@ -106,22 +105,18 @@ export class DocumentPlans {
           onProgress?.(f);
           if (Date.now() - last > 200) {
             last = Date.now();
-            this.post({ type: 'planStatus', text: `EWQ: analysing block entropies… ${Math.floor(f * 100)}%`, running: true });
+            this.notify('planStatus', { text: `EWQ: analysing block entropies… ${Math.floor(f * 100)}%`, running: true });
           }
         },
       });
       this.full = plan;
-      this.post({ type: 'plan', plan: planView(plan, this.fast) });
-      this.post({ type: 'planStatus', text: '', running: false });
+      this.notify('plan', { plan: planView(plan, this.fast) });
+      this.notify('planStatus', { text: '', running: false });
       return plan;
     } catch (e) {
       const cancelled = e instanceof CancelledError;
       if (this.running === ctl)
-        this.post({
-          type: 'planStatus',
-          text: cancelled ? 'EWQ analysis cancelled.' : `EWQ analysis failed: ${oneLine(e)}`,
-          running: false,
-        });
+        this.notify('planStatus', { text: cancelled ? 'EWQ analysis cancelled.' : `EWQ analysis failed: ${oneLine(e)}`, running: false });
       if (cancelled) return undefined;
       throw e;
     } finally {

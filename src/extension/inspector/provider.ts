@@ -1,42 +1,43 @@
 /**
  * The inspector: a read-only custom editor for `*.safetensors` (and, on request, sharded models'
  * `*.safetensors.index.json`). It opens from the header alone — instant even for a 100 GB sharded
- * model — and answers the webview's typed requests (tensor rows as transferred ArrayBuffers).
+ * model — and answers its webview over one typed channel (src/shared/protocol.ts): every event and
+ * request of the panel is handled in `handlers`, and everything a panel owns ends with its store.
  */
 import * as path from 'node:path';
 import * as vscode from 'vscode';
-import { oneLine } from '../../core/errors';
-import { inspectModel } from '../../core/inspect';
-import { readRows } from '../../core/model';
-import { openModel, type OpenModel } from '../../node/open-model';
+import { gpuRuns } from '../../compute/backend';
+import { isQuantizableFloat } from '../../core/dtypes';
+import { CancelledError, oneLine } from '../../core/errors';
 import type { FastEwqModel } from '../../core/ewq/fast';
+import { inspectModel, type InspectSummary } from '../../core/inspect';
+import { readRows, type ModelTensor } from '../../core/model';
+import type { QuantSettings } from '../../core/quant/settings';
+import { matrixView, selectTargets, type MatrixView } from '../../core/select';
+import { openCheckpoint } from '../../node/checkpoint';
+import type { Comparison } from '../../node/compare';
+import { openModel, type OpenModel } from '../../node/open-model';
+import { PRIORITY, type JobPool } from '../../node/pool';
+import type { Handlers } from '../../shared/channel';
 import {
   MAX_READ_BYTES,
-  parseWebviewMessage,
-  type GpuDetailJob,
-  type HostMessage,
+  replyFromWebview,
+  type PanelCommand,
   type PanelSettings,
-  type WebviewRequest,
+  type TunableSetting,
+  type WebviewToHost,
 } from '../../shared/protocol';
 import { SETTING_SPECS, type ComputeBackend, type EwqConfig, type RunConfig } from '../config';
-import { resolveSettings } from '../../core/quant/settings';
-import { tileGrid } from '../../core/quant/tiles';
+import { DisposableStore } from '../disposables';
+import { describePool } from '../jobs';
 import { logLine, showError } from '../log';
-import { inspectorHtml, makeNonce } from './html';
-import { DocumentPlans } from './plans';
 import { comparisonDetail, comparisonOverview, presentQuantized, type PanelComparison } from './compare-view';
-import { openCheckpoint } from '../../node/checkpoint';
-import type { InspectSummary } from '../../core/inspect';
-import type { Comparison } from '../../node/compare';
+import { computeChannel, computeDetail, gpuDetailJob } from './detail';
+import { gpuRoute, type PanelGpuInfo } from './gpu-route';
 import { OverviewComputer } from './overview';
-import { computeChannel, computeDetail } from './detail';
 import { PanelSearchBackend } from './panel-search';
-import { gpuRuns } from '../../compute/backend';
-import { JobPool } from '../../node/pool';
-import { CancelledError } from '../../core/errors';
-import { matrixView, selectTargets } from '../../core/select';
-import { isQuantizableFloat } from '../../core/dtypes';
-import * as os from 'node:os';
+import { DocumentPlans } from './plans';
+import { openInspectorWebview, type WebviewChannel } from './webview-panel';
 
 export const INSPECTOR_VIEW_TYPE = 'weightlens.inspector';
 /**
@@ -76,18 +77,23 @@ export interface InspectorConfig {
 interface PanelEntry {
   panel: vscode.WebviewPanel;
   doc: InspectorDocument;
+  channel: WebviewChannel;
+  /** Everything the panel owns (channel, plans, overview, runs): disposed with the panel. */
+  store: DisposableStore;
   plans: DocumentPlans;
   overview: OverviewComputer;
+  /** The detail being computed; a newer one aborts it. */
   detailRun?: AbortController;
   /** The webview's WebGPU adapter, once it has looked (undefined: not reported yet). */
-  gpu?: { available: boolean; adapter: string; fallback: boolean };
-  /** Quantize runs borrowing this panel's GPU. */
-  searches: Set<PanelSearchBackend>;
+  gpu?: PanelGpuInfo;
   /** A comparison shown instead of the quantization (Compare Weights → Show in the inspector). */
   compare?: PanelComparison;
   /** The webview said it is ready (its init was sent). */
   ready?: boolean;
 }
+
+/** A tensor the detail can show: a float matrix, with how its rows are read. */
+type DetailTarget = { t: ModelTensor; view: MatrixView };
 
 export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<InspectorDocument> {
   private readonly panels = new Set<PanelEntry>();
@@ -96,12 +102,17 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
   constructor(
     private readonly context: vscode.ExtensionContext,
     private readonly config: InspectorConfig,
+    /** The extension host's shared worker pool (src/extension/jobs.ts). */
+    private readonly pool: () => JobPool,
   ) {}
 
   /** The EWQ plans of an open inspector of `uri`, if one is open. */
   plansFor(uri: vscode.Uri): DocumentPlans | undefined {
-    for (const e of this.panels) if (e.doc.uri.toString() === uri.toString()) return e.plans;
-    return undefined;
+    return this.entryFor(uri)?.plans;
+  }
+
+  private entryFor(uri: vscode.Uri, ready = false): PanelEntry | undefined {
+    return [...this.panels].find((e) => e.doc.uri.toString() === uri.toString() && (!ready || e.ready));
   }
 
   /**
@@ -109,31 +120,24 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
    * the grid coloured by the comparison's statistics, the detail of a tensor as |A - B|.
    */
   async showComparison(uri: vscode.Uri, other: string, comparison: Comparison): Promise<void> {
-    let entry = [...this.panels].find((e) => e.doc.uri.toString() === uri.toString());
+    let entry = this.entryFor(uri);
     if (!entry) {
       await vscode.commands.executeCommand('vscode.openWith', uri, INSPECTOR_VIEW_TYPE);
       for (let i = 0; !entry && i < 100; i++) {
         await new Promise((r) => setTimeout(r, 100));
-        entry = [...this.panels].find((e) => e.doc.uri.toString() === uri.toString() && e.ready);
+        entry = this.entryFor(uri, true);
       }
       if (!entry) throw new Error(`the inspector of ${path.basename(uri.fsPath)} did not open`);
     } else entry.panel.reveal();
     entry.compare = { other, name: path.basename(other), comparison };
     const { layout, cells } = comparisonOverview(entry.doc.opened.model, comparison);
-    await entry.panel.webview.postMessage({
-      type: 'overview',
-      key: `compare:${other}`,
-      layout,
-      cells,
-      compareWith: path.basename(other),
-    } satisfies HostMessage);
+    entry.channel.notify('overview', { key: `compare:${other}`, layout, cells, compareWith: path.basename(other) });
   }
 
   /** Shows a perplexity result in the open inspectors of these models. */
   showPerplexity(models: readonly vscode.Uri[], text: string): void {
     const wanted = new Set(models.map((u) => u.toString()));
-    for (const e of this.panels)
-      if (wanted.has(e.doc.uri.toString())) void e.panel.webview.postMessage({ type: 'perplexity', text } satisfies HostMessage);
+    for (const e of this.panels) if (wanted.has(e.doc.uri.toString())) e.channel.notify('perplexity', { text });
   }
 
   /** The model of the inspector the user looked at last (for palette commands). */
@@ -166,267 +170,225 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
   }
 
   async resolveCustomEditor(doc: InspectorDocument, panel: vscode.WebviewPanel): Promise<void> {
-    const media = vscode.Uri.joinPath(this.context.extensionUri, 'media');
-    const dist = vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'webview');
-    const webview = panel.webview;
-    webview.options = { enableScripts: true, localResourceRoots: [media, dist] };
-    const nonce = makeNonce();
-    webview.html = inspectorHtml({
-      cspSource: webview.cspSource,
-      nonce,
-      script: webview.asWebviewUri(vscode.Uri.joinPath(dist, 'inspector.js')).toString(),
-      css: webview.asWebviewUri(vscode.Uri.joinPath(media, 'inspector.css')).toString(),
-      codicons: webview.asWebviewUri(vscode.Uri.joinPath(dist, 'codicon.css')).toString(),
-      title: path.basename(doc.uri.fsPath),
-    });
-    const post = (m: HostMessage) => webview.postMessage(m);
-    const plans = new DocumentPlans(doc.opened, this.config.fastModel(), (m) => void post(m));
+    const store = new DisposableStore();
+    const entry = { panel, doc, store } as PanelEntry;
+    entry.channel = openInspectorWebview(this.context, panel, doc.uri, this.handlers(entry), store);
+    const notify = entry.channel.notify.bind(entry.channel);
+    entry.plans = store.add(new DocumentPlans(doc.opened, this.config.fastModel(), notify));
     const run = this.config.run();
-    const overview = new OverviewComputer(
-      doc.opened,
-      selectTargets(doc.opened.model.tensors, { include: run.include, exclude: run.exclude }),
-      vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'worker.js').fsPath,
-      Math.max(1, os.availableParallelism() - 1),
-      (m) => void post(m),
-    );
-    const entry: PanelEntry = { panel, doc, plans, overview, searches: new Set() };
+    const targets = selectTargets(doc.opened.model.tensors, { include: run.include, exclude: run.exclude });
+    entry.overview = store.add(new OverviewComputer(doc.opened, targets, this.pool(), () => panel.visible, notify));
+    store.onDispose(() => entry.detailRun?.abort());
     this.panels.add(entry);
+    store.onDispose(() => this.panels.delete(entry));
     this.active = doc;
-    panel.onDidChangeViewState(() => {
-      if (panel.active) this.active = doc;
-    });
-    panel.onDidDispose(() => {
-      plans.dispose();
-      overview.dispose();
-      entry.detailRun?.abort();
-      for (const b of entry.searches) b.dispose();
-      this.panels.delete(entry);
+    store.onDispose(() => {
       if (this.active === doc) this.active = undefined;
     });
-    webview.onDidReceiveMessage(async (raw: unknown) => {
-      const msg = parseWebviewMessage(raw);
-      if (!msg) {
-        logLine('inspector: ignored an invalid message from the webview');
-        return;
-      }
-      if (msg.type === 'endCompare') {
-        entry.compare = undefined;
-        overview.start(this.config.run().settings);
-      } else if (msg.type === 'ready') {
-        entry.ready = true;
-        await post({ type: 'init', file: doc.uri.fsPath, summary: doc.summary, settings: this.config.panel() });
-        overview.start(this.config.run().settings);
-        await plans.refresh(this.config.ewq(), this.config.run()).catch((e) => logLine(`FastEWQ: ${oneLine(e)}`));
-      } else if (msg.type === 'gpu') {
-        entry.gpu = { available: msg.available, adapter: msg.adapter, fallback: msg.fallback };
-        logLine(`inspector: ${msg.available ? `WebGPU in the panel: ${msg.adapter}` : `no WebGPU in the panel (${msg.adapter})`}`);
-      } else if (msg.type === 'gpuSearchResult') {
-        for (const b of entry.searches) if (b.owns(msg.id)) b.receive(msg);
-      } else if (msg.type === 'detailGpuDone') {
-        if (msg.ok) logLine(`inspector: ${msg.tensor} computed on WebGPU in ${msg.seconds.toFixed(2)} s`);
-        else {
-          logLine(`inspector: WebGPU failed on ${msg.tensor} (${msg.error}); computing it on the CPU`);
-          await this.detail(doc, entry, { type: 'detail', tensor: msg.tensor }, post, `WebGPU failed: ${msg.error}`);
-        }
-      } else if (msg.type === 'prioritize') {
-        overview.prioritize(msg.row);
-      } else if (msg.type === 'setSetting') {
-        // Untrusted: validated against the same rules as settings.json before anything is written.
-        const spec = SETTING_SPECS.find((x) => x.key === msg.key);
-        if (!spec || !spec.check(msg.value)) {
-          await post({ type: 'detailStatus', text: `weightlens.${msg.key} must be ${spec?.expect ?? 'valid'}` });
-          return;
-        }
-        await vscode.workspace
-          .getConfiguration('weightlens')
-          .update(
-            msg.key,
-            msg.value,
-            vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global,
-          );
-      } else if (msg.type === 'detail' || msg.type === 'channel') {
-        await this.detail(doc, entry, msg, post);
-      } else if (msg.type === 'command') {
-        const id = msg.command === 'openSettings' ? 'workbench.action.openSettings' : `weightlens.${msg.command}`;
-        await vscode.commands.executeCommand(id, msg.command === 'openSettings' ? '@ext:weightlens.weightlens' : doc.uri);
-      } else {
-        await this.answer(doc, msg, post);
-      }
-    });
+    store.add(
+      panel.onDidChangeViewState(() => {
+        if (panel.active) this.active = doc;
+      }),
+    );
+    panel.onDidDispose(() => store.dispose());
+  }
+
+  /** Every message a panel's webview sends, in one place: its events, and its requests' replies. */
+  private handlers(entry: PanelEntry): Handlers<WebviewToHost> {
+    return {
+      events: {
+        ready: () => void this.onReady(entry),
+        gpu: (gpu) => {
+          entry.gpu = gpu;
+          logLine(`inspector: ${gpu.available ? `WebGPU in the panel: ${gpu.adapter}` : `no WebGPU in the panel (${gpu.adapter})`}`);
+        },
+        prioritize: ({ row }) => entry.overview.prioritize(row),
+        endCompare: () => {
+          entry.compare = undefined;
+          entry.overview.start(this.config.run().settings);
+        },
+        detail: ({ tensor }) => void this.showDetail(entry, tensor),
+        channel: (c) => void this.showChannel(entry, c.tensor, c.row, c.group),
+        command: ({ command }) => void this.runCommand(entry, command),
+      },
+      requests: {
+        readRows: (p) => this.readRows(entry.doc, p.tensor, p.start, p.count),
+        setSetting: ({ key, value }) => this.setSetting(key, value),
+      },
+    };
+  }
+
+  private async onReady(entry: PanelEntry): Promise<void> {
+    entry.ready = true;
+    entry.channel.notify('init', { file: entry.doc.uri.fsPath, summary: entry.doc.summary, settings: this.config.panel() });
+    entry.overview.start(this.config.run().settings);
+    await entry.plans.refresh(this.config.ewq(), this.config.run()).catch((e) => logLine(`FastEWQ: ${oneLine(e)}`));
+  }
+
+  private async runCommand(entry: PanelEntry, command: PanelCommand): Promise<void> {
+    if (command === 'openSettings') await vscode.commands.executeCommand('workbench.action.openSettings', '@ext:weightlens.weightlens');
+    else await vscode.commands.executeCommand(`weightlens.${command}`, entry.doc.uri);
+  }
+
+  /** A tuning control's value, checked against the same rules as settings.json before it is written. */
+  private async setSetting(key: TunableSetting, value: number | string): Promise<void> {
+    const spec = SETTING_SPECS.find((x) => x.key === key);
+    if (!spec || !spec.check(value)) throw new Error(`weightlens.${key} must be ${spec?.expect ?? 'valid'}`);
+    const target = vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
+    await vscode.workspace.getConfiguration('weightlens').update(key, value, target);
+  }
+
+  /** Starts a detail run, cancelling the one before it. */
+  private newDetailRun(entry: PanelEntry): AbortController {
+    entry.detailRun?.abort();
+    entry.detailRun = new AbortController();
+    return entry.detailRun;
+  }
+
+  /** The tensor as a float matrix the detail can show, or why not (told to the panel). */
+  private detailTarget(entry: PanelEntry, tensor: string): DetailTarget | undefined {
+    const t = entry.doc.opened.model.tensors.find((x) => x.name === tensor);
+    const view = t && isQuantizableFloat(t.dtype) && t.numel > 0 ? matrixView(t) : undefined;
+    if (t && view) return { t, view };
+    entry.channel.notify('detailStatus', { text: `${tensor}: not a float tensor that can be quantized` });
+    return undefined;
   }
 
   /**
-   * A tensor's detail, or one channel of it; a newer request cancels the older one. The detail runs
-   * in the webview on WebGPU when the backend setting and the webview's adapter allow it (the
-   * webview pulls the rows it needs), else on the CPU workers here; `gpuFailed` forces the CPU.
+   * A tensor's detail: of the comparison when one is shown; else on the panel's WebGPU when the
+   * backend setting and the adapter allow it (the webview pulls the rows it needs), else — or when
+   * the GPU fails — on the shared CPU workers here.
    */
-  private async detail(
-    doc: InspectorDocument,
-    entry: PanelEntry,
-    msg: { type: 'detail'; tensor: string } | { type: 'channel'; tensor: string; row: number; group: number },
-    post: (m: HostMessage) => Thenable<boolean>,
-    gpuFailed?: string,
-  ): Promise<void> {
-    if (entry.compare) {
-      if (msg.type === 'channel') {
-        await post({ type: 'detailStatus', text: "The loss curve is a quantization's: go back to the quantization view for it." });
-        return;
-      }
-      entry.detailRun?.abort();
-      const ctl = new AbortController();
-      entry.detailRun = ctl;
+  private async showDetail(entry: PanelEntry, tensor: string): Promise<void> {
+    if (entry.compare) return this.comparisonDetail(entry, entry.compare, tensor);
+    const target = this.detailTarget(entry, tensor);
+    if (!target) return;
+    const settings = this.config.run().settings;
+    const ctl = this.newDetailRun(entry);
+    const { backend, problem } = this.config.backend();
+    if (problem) logLine(problem);
+    const route = gpuRoute(backend, entry.gpu);
+    const fits = gpuRuns(settings, target.t.dtype) && !target.view.transposed && target.t.shape.length >= 2;
+    if (route.use && fits) {
+      entry.channel.notify('detailStatus', { text: `Computing the detail of ${tensor} on WebGPU (${entry.gpu!.adapter})…` });
       try {
-        await post({ type: 'detailStatus', text: `Comparing ${msg.tensor} with ${entry.compare.name}…` });
-        const detail = await comparisonDetail(doc.uri.fsPath, entry.compare, msg.tensor, ctl.signal);
-        if (!ctl.signal.aborted) await post({ type: 'detail', detail });
+        const raw = await entry.channel.request('detailGpu', gpuDetailJob(target.t, target.view, settings));
+        const done = replyFromWebview('detailGpu', raw);
+        if (done && !done.superseded) logLine(`inspector: ${tensor} computed on WebGPU in ${done.seconds.toFixed(2)} s`);
+        return;
       } catch (e) {
-        if (!(e instanceof CancelledError)) await post({ type: 'detailStatus', text: `${msg.tensor}: ${oneLine(e)}` });
+        if (ctl.signal.aborted) return;
+        logLine(`inspector: WebGPU failed on ${tensor} (${oneLine(e)}); computing it on the CPU`);
+        return this.cpuDetail(entry, target, settings, ctl, `WebGPU failed: ${oneLine(e)}`);
       }
-      return;
     }
-    const run = this.config.run();
-    const t = doc.opened.model.tensors.find((x) => x.name === msg.tensor);
-    const view = t && isQuantizableFloat(t.dtype) && t.numel > 0 ? matrixView(t) : undefined;
-    if (!t || !view) {
-      await post({ type: 'detailStatus', text: `${msg.tensor}: not a float tensor that can be quantized` });
-      return;
-    }
+    // Why it runs on the CPU, said only where the setting asked for the GPU or a GPU was passed over.
+    let why: string | undefined;
+    if (backend === 'webgpu' && !route.use) why = route.why;
+    else if (backend === 'webgpu')
+      why = `WebGPU does not run a ${target.t.dtype}${target.view.transposed ? ' transposed' : ''} tensor here`;
+    else if (backend === 'auto' && !route.use && entry.gpu?.available) why = route.why;
+    return this.cpuDetail(entry, target, settings, ctl, why);
+  }
+
+  private async cpuDetail(
+    entry: PanelEntry,
+    target: DetailTarget,
+    settings: QuantSettings,
+    ctl: AbortController,
+    why?: string,
+  ): Promise<void> {
+    const { t, view } = target;
     try {
-      if (msg.type === 'channel') {
-        if (msg.row >= view.rows) throw new Error(`channel ${msg.row} is outside ${view.rows} channels`);
-        await post({ type: 'channel', channel: await computeChannel(doc.opened, t, view, run.settings, msg.row, msg.group) });
-        return;
-      }
-      entry.detailRun?.abort();
-      const { backend, problem } = this.config.backend();
-      if (problem) logLine(problem);
-      const gpu = entry.gpu;
-      const gpuFits = gpuRuns(run.settings, t.dtype) && !view.transposed && t.shape.length >= 2;
-      // `auto` takes a real GPU only: on a software adapter (SwiftShader) a large tensor would take
-      // far longer than on the CPU workers. `webgpu` takes any adapter.
-      const gpuAllowed = backend === 'webgpu' || (backend === 'auto' && !gpu?.fallback);
-      if (!gpuFailed && gpuAllowed && gpu?.available && gpuFits) {
-        const grid = tileGrid(view.rows, view.cols);
-        const rowBytes = t.byteLength / view.rows;
-        const job: GpuDetailJob = {
-          tensor: t.name,
-          shape: [...t.shape],
-          dtype: t.dtype as GpuDetailJob['dtype'],
-          rows: view.rows,
-          cols: view.cols,
-          grid: { rows: grid.rows, cols: grid.cols, rowStep: grid.rowStep, colStep: grid.colStep },
-          // 4 MB blocks: the webview's share of the work between two GPU round trips (decoding,
-          // the near-tie groups' contenders scored in float64) stays short, so the panel never freezes.
-          blockRows: Math.max(1, Math.floor(Math.min(MAX_READ_BYTES, 4 << 20) / rowBytes)),
-          main: run.settings,
-          rtn:
-            run.settings.method === 'rtn'
-              ? undefined
-              : resolveSettings({ method: 'rtn', bits: run.settings.bits, groupSize: run.settings.groupSize }),
-        };
-        await post({ type: 'detailStatus', text: `Computing the detail of ${t.name} on WebGPU (${gpu.adapter})…` });
-        await post({ type: 'detailGpu', job });
-        return;
-      }
-      let why: string | undefined;
-      if (gpuFailed) why = gpuFailed;
-      else if (backend === 'webgpu' && !gpu?.available) why = `no WebGPU adapter in this panel${gpu ? ` (${gpu.adapter})` : ' yet'}`;
-      else if (backend === 'webgpu' && !gpuFits)
-        why = `WebGPU does not run a ${t.dtype}${view.transposed ? ' transposed' : ''} tensor here`;
-      else if (backend === 'auto' && gpu?.available && gpu.fallback)
-        why = `the panel's adapter (${gpu.adapter}) is a software one, slower than the CPU; set weightlens.compute.backend to webgpu to use it anyway`;
-      const ctl = new AbortController();
-      entry.detailRun = ctl;
-      const threads = Math.max(1, os.availableParallelism() - 1);
-      await post({ type: 'detailStatus', text: `Computing the detail of ${t.name} on the CPU…` });
-      const pool = new JobPool(threads, vscode.Uri.joinPath(this.context.extensionUri, 'dist', 'worker.js').fsPath);
-      try {
-        const detail = {
-          ...(await computeDetail(
-            doc.opened,
-            pool,
-            t,
-            view,
-            run.settings,
-            ctl.signal,
-            `CPU (${threads} worker thread${threads > 1 ? 's' : ''})`,
-          )),
-          backendNote: why,
-        };
-        if (!ctl.signal.aborted) await post({ type: 'detail', detail });
-      } finally {
-        await pool.close();
-      }
+      entry.channel.notify('detailStatus', { text: `Computing the detail of ${t.name} on the CPU…` });
+      const pool = this.pool();
+      const lane = pool.lane(entry.panel.visible ? PRIORITY.visible : PRIORITY.background, ctl.signal);
+      const detail = await computeDetail(entry.doc.opened, lane, t, view, settings, ctl.signal, describePool(pool));
+      if (!ctl.signal.aborted) entry.channel.notify('detail', { detail: { ...detail, backendNote: why } });
     } catch (e) {
-      if (!(e instanceof CancelledError)) await post({ type: 'detailStatus', text: `${msg.tensor}: ${oneLine(e)}` });
+      if (!(e instanceof CancelledError)) entry.channel.notify('detailStatus', { text: `${t.name}: ${oneLine(e)}` });
+    }
+  }
+
+  private async comparisonDetail(entry: PanelEntry, compare: PanelComparison, tensor: string): Promise<void> {
+    const ctl = this.newDetailRun(entry);
+    try {
+      entry.channel.notify('detailStatus', { text: `Comparing ${tensor} with ${compare.name}…` });
+      const detail = await comparisonDetail(entry.doc.uri.fsPath, compare, tensor, ctl.signal);
+      if (!ctl.signal.aborted) entry.channel.notify('detail', { detail });
+    } catch (e) {
+      if (!(e instanceof CancelledError)) entry.channel.notify('detailStatus', { text: `${tensor}: ${oneLine(e)}` });
+    }
+  }
+
+  /** One channel's histograms and loss curve (a quantization's: not in the comparison view). */
+  private async showChannel(entry: PanelEntry, tensor: string, row: number, group: number): Promise<void> {
+    if (entry.compare) {
+      entry.channel.notify('detailStatus', { text: "The loss curve is a quantization's: go back to the quantization view for it." });
+      return;
+    }
+    const target = this.detailTarget(entry, tensor);
+    if (!target) return;
+    try {
+      if (row >= target.view.rows) throw new Error(`channel ${row} is outside ${target.view.rows} channels`);
+      const settings = this.config.run().settings;
+      entry.channel.notify('channel', { channel: await computeChannel(entry.doc.opened, target.t, target.view, settings, row, group) });
+    } catch (e) {
+      entry.channel.notify('detailStatus', { text: `${tensor}: ${oneLine(e)}` });
     }
   }
 
   /**
    * A WebGPU scale search on an open panel's GPU for a quantize run (the panel of that model first),
-   * or why there is none. `auto` skips software adapters (SwiftShader is slower than the CPU
-   * workers); `webgpu` takes any. Release the backend with `release` when the run ends.
+   * or why there is none (gpuRoute's rule). The run ends with the panel: closing it rejects the
+   * search's requests, and the run goes on on the CPU.
    */
-  gpuSearch(model: vscode.Uri, backend: ComputeBackend): { search?: PanelSearchBackend; release: () => void; why: string } {
-    const none = (why: string) => ({ release: () => {}, why });
+  gpuSearch(model: vscode.Uri, backend: ComputeBackend): { search?: PanelSearchBackend; why: string } {
+    const none = (why: string) => ({ why });
     if (backend === 'cpu') return none('weightlens.compute.backend is cpu');
     const entries = [...this.panels].sort(
       (a, b) => Number(b.doc.uri.toString() === model.toString()) - Number(a.doc.uri.toString() === model.toString()),
     );
-    const withGpu = entries.filter((e) => e.gpu?.available);
-    if (!withGpu.length)
-      return none(entries.length ? 'no WebGPU adapter in the open inspector panel' : 'no inspector panel is open to lend its GPU');
-    const usable = withGpu.find((e) => backend === 'webgpu' || !e.gpu!.fallback);
-    if (!usable)
-      return none(
-        `the panel's adapter (${withGpu[0].gpu!.adapter}) is a software one, slower than the CPU; set weightlens.compute.backend to webgpu to use it anyway`,
-      );
-    const post = (m: HostMessage) => usable.panel.webview.postMessage(m);
-    const search = new PanelSearchBackend(post, `${usable.gpu!.adapter} (the inspector panel's WebGPU)`);
-    usable.searches.add(search);
-    return {
-      search,
-      release: () => {
-        search.dispose();
-        usable.searches.delete(search);
-      },
-      why: '',
-    };
+    if (!entries.length) return none('no inspector panel is open to lend its GPU');
+    const routes = entries.map((e) => ({ e, route: gpuRoute(backend, e.gpu) }));
+    const usable = routes.find((r) => r.route.use)?.e;
+    if (!usable) {
+      const first = routes.find((r) => r.e.gpu?.available) ?? routes[0];
+      return none(first.e.gpu?.available ? (first.route as { why: string }).why : 'no WebGPU adapter in the open inspector panel');
+    }
+    return { search: new PanelSearchBackend(usable.channel, `${usable.gpu!.adapter} (the inspector panel's WebGPU)`), why: '' };
   }
 
   /** Pushes changed settings to every open inspector at once. */
   settingsChanged(): void {
     const settings = this.config.panel();
     for (const entry of this.panels) {
-      const { panel, plans, overview } = entry;
       // New settings bring the quantization view back.
       entry.compare = undefined;
-      void panel.webview.postMessage({ type: 'settings', settings } satisfies HostMessage);
-      overview.start(this.config.run().settings);
-      void plans.refresh(this.config.ewq(), this.config.run()).catch((e) => logLine(`EWQ: ${oneLine(e)}`));
+      entry.channel.notify('settings', { settings });
+      entry.overview.start(this.config.run().settings);
+      void entry.plans.refresh(this.config.ewq(), this.config.run()).catch((e) => logLine(`EWQ: ${oneLine(e)}`));
     }
   }
 
-  private async answer(doc: InspectorDocument, req: WebviewRequest, post: (m: HostMessage) => Thenable<boolean>): Promise<void> {
-    try {
-      if (req.method === 'summary') {
-        await post({ type: 'response', id: req.id, ok: true, result: doc.summary });
-        return;
-      }
-      const t = doc.opened.model.tensors.find((x) => x.name === req.params.tensor);
-      if (!t) throw new Error(`no tensor named ${JSON.stringify(req.params.tensor)}`);
-      const rows = t.shape.length === 0 ? 1 : t.shape[0];
-      const rowBytes = rows === 0 ? 0 : t.byteLength / rows;
-      if (req.params.count * rowBytes > MAX_READ_BYTES)
-        throw new Error(`request of ${req.params.count} rows is over the ${MAX_READ_BYTES >> 20} MB limit of one read`);
-      const bytes = await readRows(doc.opened.source(t.file), t, req.params.start, req.params.count);
-      const buffer =
-        bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
-          ? (bytes.buffer as ArrayBuffer)
-          : (bytes.slice().buffer as ArrayBuffer);
-      await post({ type: 'response', id: req.id, ok: true, result: { dtype: t.dtype, shape: t.shape }, bytes: buffer });
-    } catch (e) {
-      await post({ type: 'response', id: req.id, ok: false, error: oneLine(e) });
-    }
+  /** Stored bytes of rows [start, start + count) of a tensor, within one read's limit. */
+  private async readRows(
+    doc: InspectorDocument,
+    tensor: string,
+    start: number,
+    count: number,
+  ): Promise<{ dtype: string; shape: number[]; bytes: ArrayBuffer }> {
+    const t = doc.opened.model.tensors.find((x) => x.name === tensor);
+    if (!t) throw new Error(`no tensor named ${JSON.stringify(tensor)}`);
+    const rows = t.shape.length === 0 ? 1 : t.shape[0];
+    const rowBytes = rows === 0 ? 0 : t.byteLength / rows;
+    if (count * rowBytes > MAX_READ_BYTES)
+      throw new Error(`request of ${count} rows is over the ${MAX_READ_BYTES >> 20} MB limit of one read`);
+    const bytes = await readRows(doc.opened.source(t.file), t, start, count);
+    const buffer =
+      bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength
+        ? (bytes.buffer as ArrayBuffer)
+        : (bytes.slice().buffer as ArrayBuffer);
+    return { dtype: t.dtype, shape: [...t.shape], bytes: buffer };
   }
 }
