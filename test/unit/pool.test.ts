@@ -1,0 +1,82 @@
+/** The shared worker pool: results equal in-process ones, the visible panel's work first, cancelled work leaves the queue. */
+import assert from 'node:assert/strict';
+import * as path from 'node:path';
+import { test } from 'node:test';
+import { encodeFloats } from '../../src/core/dtypes';
+import { CancelledError } from '../../src/core/errors';
+import { runQuantJob, type QuantJob } from '../../src/core/quant/job';
+import { resolveSettings } from '../../src/core/quant/settings';
+import { JobPool, PRIORITY } from '../../src/node/pool';
+import { normals } from '../helpers/safetensors';
+
+const WORKER = path.resolve(__dirname, '../../../dist/worker.js');
+
+function job(tensor: string, rows = 64, cols = 256): QuantJob {
+  return {
+    file: 'm.safetensors',
+    tensor,
+    dtype: 'F32',
+    raw: encodeFloats('F32', normals(rows * cols, tensor.length, 0.02)),
+    rows,
+    cols,
+    transposed: false,
+    rowBase: 0,
+    settings: resolveSettings({ groupSize: 64 }),
+    output: 'fake',
+  };
+}
+
+test('a job on a worker thread returns what it returns in-process, byte for byte', async () => {
+  const pool = new JobPool(1, WORKER);
+  try {
+    const j = job('w');
+    const expected = runQuantJob(job('w'));
+    const got = await pool.run(j);
+    assert.deepEqual(Buffer.from(got.data), Buffer.from(expected.data));
+    assert.deepEqual(Array.from(got.scales), Array.from(expected.scales));
+  } finally {
+    await pool.close();
+  }
+});
+
+test('queued jobs run by priority (the visible panel first), FIFO within one', async () => {
+  const pool = new JobPool(1, WORKER);
+  try {
+    const order: string[] = [];
+    const run = (name: string, priority: number) => pool.run(job(name), priority).then(() => void order.push(name));
+    // The first takes the only thread; the rest queue and run by priority.
+    const all = [
+      run('busy', PRIORITY.background),
+      run('bg1', PRIORITY.background),
+      run('quantize', PRIORITY.quantize),
+      run('bg2', PRIORITY.background),
+      run('visible', PRIORITY.visible),
+    ];
+    assert.equal(pool.queued, 4);
+    await Promise.all(all);
+    assert.deepEqual(order, ['busy', 'visible', 'quantize', 'bg1', 'bg2']);
+  } finally {
+    await pool.close();
+  }
+});
+
+test("a cancelled lane's queued jobs leave the queue at once; other lanes go on", async () => {
+  const pool = new JobPool(1, WORKER);
+  try {
+    const ctl = new AbortController();
+    const overview = pool.lane(PRIORITY.background, ctl.signal);
+    const detail = pool.lane(PRIORITY.visible);
+    const running = overview.run(job('first'));
+    const queued = [overview.run(job('a')), overview.run(job('b'))];
+    const kept = detail.run(job('detail'));
+    assert.equal(pool.queued, 3);
+    ctl.abort();
+    assert.equal(pool.queued, 1);
+    for (const q of queued) await assert.rejects(q, (e) => e instanceof CancelledError);
+    await running; // a job already on a thread finishes
+    assert.ok((await kept).scales.length > 0);
+    await assert.rejects(overview.run(job('late')), (e) => e instanceof CancelledError);
+  } finally {
+    await pool.close();
+  }
+});
