@@ -111,8 +111,9 @@ function coarseGap(w: Float32Array, rows: number, cols: number): Record<string, 
       sq += w[off + i] * w[off + i];
     }
     if (absmax === 0) continue;
-    const a = searchScale(w, off, g, absmax, sq / g, exact, se);
-    const b = searchCoarseToFine(w, off, g, absmax, sq / g, coarse, sc);
+    const group = { w, off, n: g, absmax, msq: sq / g };
+    const a = searchScale(group, exact, se);
+    const b = searchCoarseToFine(group, coarse, sc);
     const gap = (b.loss - a.loss) / a.loss;
     groups++;
     if (a.index !== b.index) differ++;

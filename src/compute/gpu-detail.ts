@@ -91,18 +91,25 @@ class SideSums {
  * once and quantized with each side's settings — reading the tensor is what a large detail waits
  * on, so it must not be read once per side.
  */
+export interface DetailSidesJob {
+  rows: number;
+  cols: number;
+  dtype: QuantizableFloat;
+  /** One side per settings (DARE-Q, and RTN beside it). */
+  sides: readonly QuantSettings[];
+  grid: TileGrid;
+  /** Filled per row with the weights' absmax and kurtosis when given. */
+  weights?: { absmax: Float32Array; kurtosis: Float32Array };
+  /** The CPU's share of the scales (default: on this thread). */
+  scales?: ScalesFromChoices;
+}
+
 export async function detailSidesOnGpu(
   q: WebGpuQuantizer,
   blocks: AsyncIterable<RowBlock> | Iterable<RowBlock>,
-  rows: number,
-  cols: number,
-  sides: readonly QuantSettings[],
-  dtype: QuantizableFloat,
-  grid: TileGrid,
-  /** Filled per row with the weights' absmax and kurtosis when given. */
-  weights?: { absmax: Float32Array; kurtosis: Float32Array },
-  scales?: ScalesFromChoices,
+  job: DetailSidesJob,
 ): Promise<DetailSide[]> {
+  const { rows, cols, sides, dtype, grid, weights, scales } = job;
   const sums = sides.map((s) => new SideSums(s, rows, cols, grid));
   for await (const b of blocks) {
     for (const [i, side] of sums.entries()) {

@@ -184,16 +184,13 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
     await opened.checkUnchanged();
     const seconds = (performance.now() - t0) / 1000;
     const outputBytes = await sizeOf(output.tempPath);
-    const result = buildReport(
-      req,
-      opened,
+    const result = buildReport(req, opened, writer, {
       outPath,
-      writer,
-      plan?.quantized.size ?? gguf!.tensors.filter((t) => t.settings).length,
+      tensorsQuantized: plan?.quantized.size ?? gguf!.tensors.filter((t) => t.settings).length,
       seconds,
       outputBytes,
       gguf,
-    );
+    });
     // Output and report are committed together: never one without the other.
     try {
       await fsp.writeFile(reportOut.tempPath, JSON.stringify(result, null, 2) + '\n');
@@ -364,16 +361,17 @@ async function sizeOf(p: string): Promise<number> {
   return total;
 }
 
-function buildReport(
-  req: QuantizeRequest,
-  opened: OpenModel,
-  outPath: string,
-  writer: RunWriter,
-  tensorsQuantized: number,
-  seconds: number,
-  outputBytes: number,
-  gguf?: GgufRunPlan,
-): QuantizeReport {
+/** What a finished run adds to its request for the report. */
+interface RunOutcome {
+  outPath: string;
+  tensorsQuantized: number;
+  seconds: number;
+  outputBytes: number;
+  gguf?: GgufRunPlan;
+}
+
+function buildReport(req: QuantizeRequest, opened: OpenModel, writer: RunWriter, outcome: RunOutcome): QuantizeReport {
+  const { outPath, tensorsQuantized, seconds, outputBytes, gguf } = outcome;
   const s = req.settings;
   // The GPU ranks only the exhaustive search's candidates (gpuSearches; an EWQ plan's tensors share
   // the run's search mode, whatever its method).

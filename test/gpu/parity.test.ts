@@ -41,7 +41,7 @@ function cpuChoices(values: Float32Array, rows: number, cols: number, input: Set
         absmax = Math.max(absmax, Math.abs(values[off + i]));
         sq += values[off + i] ** 2;
       }
-      out[r * gpr + gi] = absmax === 0 ? ZERO_GROUP : searchScale(values, off, n, absmax, sq / n, s, scratch).index;
+      out[r * gpr + gi] = absmax === 0 ? ZERO_GROUP : searchScale({ w: values, off, n, absmax, msq: sq / n }, s, scratch).index;
     }
   }
   return out;

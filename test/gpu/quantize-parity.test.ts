@@ -146,7 +146,7 @@ test('the panel detail on WebGPU, in row blocks, matches the CPU detail', async 
   const values = asStored('BF16', normals(rows * cols, 5, 0.02));
   const grid = tileGrid(rows, cols, 64);
   // Blocks of 70 rows: tiles of 5 rows straddle block boundaries.
-  const [side] = await detailSidesOnGpu(quantizer, rowBlocks(values, rows, cols, 70), rows, cols, [s], 'BF16', grid);
+  const [side] = await detailSidesOnGpu(quantizer, rowBlocks(values, rows, cols, 70), { rows, cols, sides: [s], dtype: 'BF16', grid });
   const cpuValues = Float32Array.from(values);
   const channels = makeChannelStats(rows);
   quantizeMatrix(cpuValues, rows, cols, { settings: s, dtype: 'BF16', channels, tensor: 't' });
@@ -167,11 +167,17 @@ test('the panel detail on WebGPU, in row blocks, matches the CPU detail', async 
       yield b;
     }
   }
-  const [both, rtn] = await detailSidesOnGpu(quantizer, counted(), rows, cols, [s, rtnSettings], 'BF16', grid);
+  const [both, rtn] = await detailSidesOnGpu(quantizer, counted(), { rows, cols, sides: [s, rtnSettings], dtype: 'BF16', grid });
   assert.equal(reads, 5);
   assert.deepEqual(both.channels.scaleRatio, side.channels.scaleRatio);
   assert.equal(both.sqnrDb, side.sqnrDb);
-  const [rtnAlone] = await detailSidesOnGpu(quantizer, rowBlocks(values, rows, cols, 70), rows, cols, [rtnSettings], 'BF16', grid);
+  const [rtnAlone] = await detailSidesOnGpu(quantizer, rowBlocks(values, rows, cols, 70), {
+    rows,
+    cols,
+    sides: [rtnSettings],
+    dtype: 'BF16',
+    grid,
+  });
   assert.deepEqual(rtn.channels.mse, rtnAlone.channels.mse);
   assert.equal(rtn.method, 'rtn');
 });

@@ -341,10 +341,10 @@ test('coarse-to-fine: the best of every 10th candidate, then the best within 9 o
     const window: number[] = [];
     for (let k = Math.max(0, coarse - 9); k <= Math.min(99, coarse + 9); k++) window.push(k);
     const want = argmin(window);
-    const got = searchCoarseToFine(w, 0, n, absmax, msq, s, makeScratch(n, s.bins));
+    const got = searchCoarseToFine({ w, off: 0, n, absmax, msq }, s, makeScratch(n, s.bins));
     assert.equal(got.index, want, `seed ${seed}`);
     assert.equal(got.loss, trace.loss[want]);
-    assert.equal(searchGroup(w, 0, n, absmax, msq, s, makeScratch(n, s.bins)).index, want);
+    assert.equal(searchGroup({ w, off: 0, n, absmax, msq }, s, makeScratch(n, s.bins)).index, want);
     // The panel's L(s) curve marks the candidate the file will use.
     assert.equal(traceGroup(w, 0, n, s, makeTrace(s.grid)), want);
     if (want !== argmin([...Array(100).keys()])) differs++;
@@ -377,7 +377,7 @@ test('the pruned, reordered search picks exactly what the exhaustive search pick
       if (seed % 4 === 3) w.fill(0.003);
       const { absmax, msq } = groupMoments(w);
       const trace = makeTrace(s.grid);
-      searchScale(w, 0, n, absmax, msq, s, makeScratch(n, s.bins), trace);
+      searchScale({ w, off: 0, n, absmax, msq }, s, makeScratch(n, s.bins), { trace });
       // The exhaustive answer: the first index of the least loss over all K candidates.
       let want = 0;
       for (let k = 1; k < s.grid; k++) if (trace.loss[k] < trace.loss[want]) want = k;
@@ -385,7 +385,7 @@ test('the pruned, reordered search picks exactly what the exhaustive search pick
       for (const hint of [-1, 0, want, s.grid >> 1, s.grid - 1]) {
         const scratch = makeScratch(n, s.bins);
         scratch.hint = hint;
-        const got = searchScale(w, 0, n, absmax, msq, s, scratch);
+        const got = searchScale({ w, off: 0, n, absmax, msq }, s, scratch);
         assert.equal(got.index, want, `${JSON.stringify(input)} seed ${seed} hint ${hint}: index`);
         assert.equal(got.loss, trace.loss[want]);
         assert.equal(scratch.hint, want, 'the next group starts at this choice');

@@ -90,17 +90,15 @@ export async function computeDetailOnGpu(
     }
   }
   const weights = { absmax: new Float32Array(job.rows), kurtosis: new Float32Array(job.rows) };
-  const [main, rtn] = await detailSidesOnGpu(
-    gpu.quantizer,
-    blocks(),
-    job.rows,
-    job.cols,
-    job.rtn ? [job.main, job.rtn] : [job.main],
-    job.dtype,
-    job.grid,
+  const [main, rtn] = await detailSidesOnGpu(gpu.quantizer, blocks(), {
+    rows: job.rows,
+    cols: job.cols,
+    dtype: job.dtype,
+    sides: job.rtn ? [job.main, job.rtn] : [job.main],
+    grid: job.grid,
     weights,
-    gpu.pool?.scales,
-  );
+    scales: gpu.pool?.scales,
+  });
   return {
     tensor: job.tensor,
     shape: job.shape,

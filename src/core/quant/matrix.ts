@@ -15,6 +15,7 @@ import {
   searchGroup,
   searchScale,
   type Floats,
+  type Group,
   type SearchScratch,
   type SearchTrace,
 } from './search';
@@ -94,39 +95,36 @@ export interface GroupChoices {
 }
 
 /**
- * The scale chosen for group `at` = w[off .. off+n) with absmax > 0, before dtype rounding: RTN's,
- * the candidate the GPU chose, or the CPU's search (over the GPU's contenders where it names them).
- * `msq` (mean w^2, float64) is computed here when the caller does not have it.
+ * The scale chosen for a group with absmax > 0, before dtype rounding: RTN's, the candidate the GPU
+ * chose (`verdict`: the search's choices and this group's index in them), or the CPU's search (over
+ * the GPU's contenders where it names them). `msq` (mean w^2, float64) is computed here when the
+ * caller does not have it.
  */
 export function chooseScale(
-  w: Floats,
-  off: number,
-  n: number,
-  absmax: number,
-  msq: number | undefined,
+  g: Omit<Group, 'msq'> & { msq?: number },
   s: QuantSettings,
   scratch: SearchScratch,
-  found: GroupChoices | undefined,
-  at: number,
+  verdict?: { found: GroupChoices; at: number },
 ): number {
-  if (s.method === 'rtn') return absmax / qRange(s.bits, s.ternary).qmax;
-  const given = found ? found.choices[at] : -1;
+  if (s.method === 'rtn') return g.absmax / qRange(s.bits, s.ternary).qmax;
+  const given = verdict ? verdict.found.choices[verdict.at] : -1;
   if (given >= 0) {
-    const [lo, hi] = candidateRange(absmax, s);
+    const [lo, hi] = candidateRange(g.absmax, s);
     return candidateAt(given, s.grid, lo, hi);
   }
+  let msq = g.msq;
   if (msq === undefined) {
     let sq = 0;
-    for (let i = 0; i < n; i++) sq += w[off + i] * w[off + i];
-    msq = sq / n;
+    for (let i = 0; i < g.n; i++) sq += g.w[g.off + i] * g.w[g.off + i];
+    msq = sq / g.n;
   }
-  const start = found ? found.contenderStart[at] : 0;
-  const end = found ? found.contenderStart[at + 1] : 0;
-  if (end > start) return searchScale(w, off, n, absmax, msq, s, scratch, undefined, { list: found!.contenders, start, end }).scale;
-  return searchGroup(w, off, n, absmax, msq, s, scratch).scale;
+  const group: Group = { w: g.w, off: g.off, n: g.n, absmax: g.absmax, msq };
+  const start = verdict ? verdict.found.contenderStart[verdict.at] : 0;
+  const end = verdict ? verdict.found.contenderStart[verdict.at + 1] : 0;
+  if (end > start) return searchScale(group, s, scratch, { subset: { list: verdict!.found.contenders, start, end } }).scale;
+  return searchGroup(group, s, scratch).scale;
 }
 
-/** Quantizes `values` (rows * cols, row-major) and overwrites them with the dequantized values. */
 export function quantizeMatrix(values: Floats, rows: number, cols: number, opts: QuantizeMatrixOptions): MatrixResult {
   const s = opts.settings;
   const { qmin, qmax } = qRange(s.bits, s.ternary);
@@ -182,7 +180,11 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
         continue;
       }
       const rtnScale = absmax / qmax;
-      const sc = storedScale(scaleDtype, chooseScale(values, off, n, absmax, sumW2 / n, s, scratch, opts.found, r * groups + gi), qAbs);
+      const sc = storedScale(
+        scaleDtype,
+        chooseScale({ w: values, off, n, absmax, msq: sumW2 / n }, s, scratch, opts.found && { found: opts.found, at: r * groups + gi }),
+        qAbs,
+      );
       scales[r * groups + gi] = sc;
 
       let e2 = 0;
@@ -249,9 +251,8 @@ export function traceGroup(values: Floats, off: number, n: number, settings: Qua
     sumW2 += x * x;
   }
   if (absmax === 0) return -1;
-  const exhaustive = searchScale(values, off, n, absmax, sumW2 / n, settings, makeScratch(n, settings.bins), trace).index;
+  const group: Group = { w: values, off, n, absmax, msq: sumW2 / n };
+  const exhaustive = searchScale(group, settings, makeScratch(n, settings.bins), { trace }).index;
   // The approximate search may choose another candidate than the curve's minimum: mark its choice.
-  return settings.search === 'exhaustive'
-    ? exhaustive
-    : searchGroup(values, off, n, absmax, sumW2 / n, settings, makeScratch(n, settings.bins)).index;
+  return settings.search === 'exhaustive' ? exhaustive : searchGroup(group, settings, makeScratch(n, settings.bins)).index;
 }

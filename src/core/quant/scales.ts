@@ -28,7 +28,10 @@ export function scalesFromChoices(
       const at = r * gpr + gi;
       const a = absmax[at];
       const n = Math.min(g, cols - gi * g);
-      scales[at] = a === 0 ? 1 : storedScale(dtype, chooseScale(values, r * cols + gi * g, n, a, undefined, s, scratch, found, at), qAbs);
+      scales[at] =
+        a === 0
+          ? 1
+          : storedScale(dtype, chooseScale({ w: values, off: r * cols + gi * g, n, absmax: a }, s, scratch, found && { found, at }), qAbs);
     }
   }
   return scales;

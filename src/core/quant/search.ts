@@ -160,6 +160,25 @@ export interface SearchResult {
   loss: number;
 }
 
+/** One group of weights to search: w[off .. off+n), its absmax (> 0, finite) and mean(w^2). */
+export interface Group {
+  readonly w: Floats;
+  readonly off: number;
+  readonly n: number;
+  readonly absmax: number;
+  readonly msq: number;
+}
+
+/** What a search may be told besides the group and the settings. */
+export interface SearchOptions {
+  /** Filled with every candidate's terms. */
+  trace?: SearchTrace;
+  /** Score only these candidates: the full search's result when the others provably lose. */
+  subset?: CandidateSubset;
+  /** A candidate scored already (outside `subset`): the search starts from its loss. */
+  seed?: SearchResult;
+}
+
 /** Candidates subset[start .. end), ascending: the only ones that can win (from the WebGPU bounds). */
 export interface CandidateSubset {
   readonly list: Int32Array;
@@ -168,9 +187,9 @@ export interface CandidateSubset {
 }
 
 /**
- * Search the scale of w[off .. off+n) (absmax > 0, finite). `msq` is mean(w^2) of the group (used
- * when normalize is on). Writes every candidate's terms to `trace` when given. With `subset`, only
- * those candidates are scored: the result is the full search's when the others provably lose.
+ * Search the scale of a group (`msq` is used when normalize is on). Writes every candidate's terms
+ * to `o.trace` when given. With `o.subset`, only those candidates are scored: the result is the
+ * full search's when the others provably lose.
  *
  * The result is the exhaustive search's — the first strict minimum in grid order — whatever order
  * the candidates are visited in: the search starts at scratch.hint (the previous search's choice)
@@ -178,19 +197,9 @@ export interface CandidateSubset {
  * alone already loses skips its histogram (the entropy term is >= -1e-10, see below). It leaves its
  * choice in scratch.hint for the next group.
  */
-export function searchScale(
-  w: Floats,
-  off: number,
-  n: number,
-  absmax: number,
-  msq: number,
-  s: QuantSettings,
-  scratch: SearchScratch,
-  trace?: SearchTrace,
-  subset?: CandidateSubset,
-  /** A candidate scored already (outside `subset`): the search starts from its loss. */
-  seed?: SearchResult,
-): SearchResult {
+export function searchScale(g: Group, s: QuantSettings, scratch: SearchScratch, o: SearchOptions = {}): SearchResult {
+  const { w, off, n, absmax, msq } = g;
+  const { trace, subset, seed } = o;
   const { qmin, qmax } = qRange(s.bits, s.ternary);
   const [lo, hi] = candidateRange(absmax, s);
   const K = s.grid;
@@ -296,20 +305,12 @@ function coarseList(grid: number, step: number): Int32Array {
  * grid; the entropy term makes L(s) jagged, so it can miss a deeper dip further away: the loss gap
  * against the exhaustive search is measured by `npm run bench` (docs/benchmarks.md).
  */
-export function searchCoarseToFine(
-  w: Floats,
-  off: number,
-  n: number,
-  absmax: number,
-  msq: number,
-  s: QuantSettings,
-  scratch: SearchScratch,
-): SearchResult {
+export function searchCoarseToFine(g: Group, s: QuantSettings, scratch: SearchScratch): SearchResult {
   const K = s.grid;
   const step = Math.max(1, Math.round(Math.sqrt(K)));
-  if (step < 3) return searchScale(w, off, n, absmax, msq, s, scratch);
+  if (step < 3) return searchScale(g, s, scratch);
   const coarse = coarseList(K, step);
-  const c = searchScale(w, off, n, absmax, msq, s, scratch, undefined, { list: coarse, start: 0, end: coarse.length });
+  const c = searchScale(g, s, scratch, { subset: { list: coarse, start: 0, end: coarse.length } });
   const from = Math.max(0, c.index - step + 1);
   const to = Math.min(K - 1, c.index + step - 1);
   if (scratch.window.length < to - from) scratch.window = new Int32Array(2 * step);
@@ -319,20 +320,10 @@ export function searchCoarseToFine(
   let m = 0;
   for (let k = from; k <= to; k++) if (k !== c.index) fine[m++] = k;
   if (m === 0) return c;
-  return searchScale(w, off, n, absmax, msq, s, scratch, undefined, { list: fine, start: 0, end: m }, c);
+  return searchScale(g, s, scratch, { subset: { list: fine, start: 0, end: m }, seed: c });
 }
 
 /** The scale DARE-Q chooses for a group under the settings' search mode. */
-export function searchGroup(
-  w: Floats,
-  off: number,
-  n: number,
-  absmax: number,
-  msq: number,
-  s: QuantSettings,
-  scratch: SearchScratch,
-): SearchResult {
-  return s.search === 'coarse-to-fine'
-    ? searchCoarseToFine(w, off, n, absmax, msq, s, scratch)
-    : searchScale(w, off, n, absmax, msq, s, scratch);
+export function searchGroup(g: Group, s: QuantSettings, scratch: SearchScratch): SearchResult {
+  return s.search === 'coarse-to-fine' ? searchCoarseToFine(g, s, scratch) : searchScale(g, s, scratch);
 }
