@@ -3,7 +3,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { VARIANTS, type Variant } from '../core/ewq/decide';
 import { buildModelFile, csvRow, CSV_HEADER, evaluate, loadForest, parseCsv, precisionType, type FastEwqModel } from '../core/ewq/fast';
-import type { Plan } from '../core/ewq/plan';
+import { blockSummary, type Plan } from '../core/ewq/plan';
 import { WeightlensError } from '../core/errors';
 import { PLAN_FORMATS, type OutputFormat } from '../core/plan';
 import { writeFileAtomic } from '../node/atomic-output';
@@ -88,15 +88,7 @@ export function planJson(p: Plan): Record<string, unknown> {
     mu: p.mu,
     sigma: p.sigma,
     threshold: p.threshold,
-    blocks: p.blocks.map((b) => ({
-      index: b.index,
-      execIndex: b.execIndex,
-      params: b.params,
-      entropy: b.entropy,
-      precision: b.precision,
-      bytes: b.bytes,
-      tensors: b.tensors,
-    })),
+    blocks: p.blocks.map((b) => ({ ...blockSummary(b), tensors: b.tensors })),
     totalBytes: p.totalBytes,
     fits: p.fits,
     source: p.source,

@@ -46,12 +46,12 @@ async function pickOther(a: vscode.Uri): Promise<vscode.Uri | undefined> {
   const pick = await vscode.window.showQuickPick(
     all.map((u) => ({
       label: path.basename(u.fsPath),
-      description: u.fsPath.endsWith('.gguf') ? 'GGUF' : isWeights(u.fsPath) ? 'safetensors' : 'folder',
+      description: u.fsPath.endsWith('.gguf') ? 'GGUF' : isWeights(u.fsPath) ? 'safetensors' : vscode.l10n.t('folder'),
       uri: u,
     })),
     {
-      title: `Weightlens: compare ${path.basename(a.fsPath)} (A, the reference) with…`,
-      placeHolder: 'B: a quantized copy, another checkpoint…',
+      title: vscode.l10n.t('Weightlens: compare {0} (A, the reference) with…', path.basename(a.fsPath)),
+      placeHolder: vscode.l10n.t('B: a quantized copy, another checkpoint…'),
     },
   );
   return pick?.uri;
@@ -66,7 +66,7 @@ export async function compareCommand(deps: CompareDeps, arg?: unknown, selected?
     const rank = (u: vscode.Uri) => (u.fsPath.endsWith('.gguf') ? 1 : isWeights(u.fsPath) ? 0 : 1);
     [a, b] = [...multi].sort((x, y) => rank(x) - rank(y));
   } else {
-    a = await resolveModel(arg, deps.activeInspector(), 'Compare Weights', EVAL_GLOB);
+    a = await resolveModel(arg, deps.activeInspector(), vscode.l10n.t('Compare Weights'), EVAL_GLOB);
     if (!a) return undefined;
     b = await pickOther(a);
     if (!b) return undefined;
@@ -75,7 +75,11 @@ export async function compareCommand(deps: CompareDeps, arg?: unknown, selected?
   logLine(`compare: A ${a.fsPath}, B ${b.fsPath}`);
   try {
     const c = await vscode.window.withProgress(
-      { location: vscode.ProgressLocation.Notification, title: `Weightlens: comparing ${nameA} with ${nameB}`, cancellable: true },
+      {
+        location: vscode.ProgressLocation.Notification,
+        title: vscode.l10n.t('Weightlens: comparing {0} with {1}', nameA, nameB),
+        cancellable: true,
+      },
       async (progress, token) => {
         const abort = new AbortController();
         token.onCancellationRequested(() => abort.abort());
@@ -93,9 +97,15 @@ export async function compareCommand(deps: CompareDeps, arg?: unknown, selected?
     );
     const docs = renderCompareDocuments(c);
     const { left, right } = deps.stats.add(docs.original, docs.quantized, nameA, nameB);
-    await vscode.commands.executeCommand('vscode.diff', left, right, `Weightlens: ${nameA} ↔ ${nameB} (weights compared)`, {
-      preview: false,
-    });
+    await vscode.commands.executeCommand(
+      'vscode.diff',
+      left,
+      right,
+      vscode.l10n.t('Weightlens: {0} ↔ {1} (weights compared)', nameA, nameB),
+      {
+        preview: false,
+      },
+    );
     const s = c.summary;
     logLine(
       `compare: ${s.tensors} tensors, SQNR ${s.sqnrDb}, MSE ${s.mse}; only in A ${c.onlyInA.length}, only in B ${c.onlyInB.length}, other shapes ${c.shapeMismatch.length}`,
@@ -104,13 +114,22 @@ export async function compareCommand(deps: CompareDeps, arg?: unknown, selected?
     const aUri = a;
     void vscode.window
       .showInformationMessage(
-        `Weightlens: ${nameB} against ${nameA}: SQNR ${s.sqnrDb === null ? 'inf' : `${s.sqnrDb.toFixed(2)} dB`} over ${s.tensors} tensors, ${s.bitsB.toFixed(2)} bits/weight.`,
-        ...(inspectable ? ['Show in the inspector'] : []),
+        vscode.l10n.t(
+          'Weightlens: {0} against {1}: SQNR {2} over {3} tensors, {4} bits/weight.',
+          nameB,
+          nameA,
+          s.sqnrDb === null ? 'inf' : `${s.sqnrDb.toFixed(2)} dB`,
+          s.tensors,
+          s.bitsB.toFixed(2),
+        ),
+        ...(inspectable ? [vscode.l10n.t('Show in the inspector')] : []),
       )
-      .then((pick) => (pick ? deps.showInInspector(aUri, b!.fsPath, c).catch((e) => reportFailure(e, 'cancelled')) : undefined));
+      .then((pick) =>
+        pick ? deps.showInInspector(aUri, b!.fsPath, c).catch((e) => reportFailure(e, vscode.l10n.t('cancelled'))) : undefined,
+      );
     return c;
   } catch (e) {
-    await reportFailure(e, 'comparison cancelled.');
+    await reportFailure(e, vscode.l10n.t('comparison cancelled.'));
     return undefined;
   }
 }

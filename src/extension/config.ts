@@ -3,6 +3,7 @@
  * in), so it is unit-tested. A value a user typed into settings.json that is out of range or of the
  * wrong type becomes a one-line problem naming the setting; it never throws.
  */
+import * as l10n from '@vscode/l10n';
 import { OUTPUT_FORMATS, type OutputFormat } from '../core/plan';
 import {
   DEFAULTS,
@@ -121,10 +122,12 @@ export function panelSettings(c: RunConfig, compute: { backend: string; problem?
   };
 }
 
+const FORMAT_NAMES: Record<OutputFormat, string> = { fake: 'fake-quant', 'compressed-tensors': 'compressed-tensors', gguf: 'GGUF' };
+
 export function describeSettings(s: QuantSettings, format: OutputFormat): string {
-  const method = s.method === 'rtn' ? 'round-to-nearest' : `DARE-Q (${s.preset})`;
-  const group = s.groupSize > 0 ? `groups of ${s.groupSize}` : 'per-channel';
-  return `${method}, ${s.bits}-bit, ${group}, ${format === 'fake' ? 'fake-quant' : 'compressed-tensors'}`;
+  const method = s.method === 'rtn' ? l10n.t('round-to-nearest') : `DARE-Q (${s.preset})`;
+  const group = s.groupSize > 0 ? l10n.t('groups of {0}', s.groupSize) : l10n.t('per-channel');
+  return l10n.t('{0}, {1}-bit, {2}, {3}', method, s.bits, group, FORMAT_NAMES[format]);
 }
 
 export { DEFAULTS };

@@ -32,17 +32,21 @@ async function pickComparison(model: vscode.Uri): Promise<vscode.Uri | null | un
   const found = await vscode.workspace.findFiles(new vscode.RelativePattern(dir, EVAL_GLOB.replace('**/', '')), undefined, 200);
   const others = found.filter((u) => u.fsPath !== model.fsPath).sort((a, b) => a.fsPath.localeCompare(b.fsPath));
   const none = {
-    label: '$(circle-slash) No comparison',
-    description: `only ${path.basename(model.fsPath)}`,
+    label: `$(circle-slash) ${vscode.l10n.t('No comparison')}`,
+    description: vscode.l10n.t('only {0}', path.basename(model.fsPath)),
     uri: null as vscode.Uri | null,
   };
   const items = [
-    ...others.map((u) => ({ label: path.basename(u.fsPath), description: 'compare on the same tokens', uri: u as vscode.Uri | null })),
+    ...others.map((u) => ({
+      label: path.basename(u.fsPath),
+      description: vscode.l10n.t('compare on the same tokens'),
+      uri: u as vscode.Uri | null,
+    })),
     none,
   ];
   const pick = await vscode.window.showQuickPick(items, {
-    title: `Weightlens: perplexity of ${path.basename(model.fsPath)}`,
-    placeHolder: 'Compare with (a quantized copy, say)…',
+    title: vscode.l10n.t('Weightlens: perplexity of {0}', path.basename(model.fsPath)),
+    placeHolder: vscode.l10n.t('Compare with (a quantized copy, say)…'),
   });
   return pick === undefined ? undefined : pick.uri;
 }
@@ -65,7 +69,7 @@ export async function evalCommand(
   let other: vscode.Uri | null | undefined;
   if (multi.length === 2) [model, other] = multi;
   else {
-    model = await resolveModel(arg, deps.activeInspector(), 'Evaluate Perplexity', EVAL_GLOB);
+    model = await resolveModel(arg, deps.activeInspector(), vscode.l10n.t('Evaluate Perplexity'), EVAL_GLOB);
     if (!model) return undefined;
     other = options && 'compare' in options ? options.compare : await pickComparison(model);
     if (other === undefined) return undefined;
@@ -81,7 +85,7 @@ export async function evalCommand(
     const result = await vscode.window.withProgress(
       {
         location: vscode.ProgressLocation.Notification,
-        title: `Weightlens: perplexity in llama.cpp — ${models.map((m) => path.basename(m.fsPath)).join(' vs ')}`,
+        title: vscode.l10n.t('Weightlens: perplexity in llama.cpp — {0}', models.map((m) => path.basename(m.fsPath)).join(' vs ')),
         cancellable: true,
       },
       async (progress, token) => {
@@ -110,16 +114,16 @@ export async function evalCommand(
       logLine(
         `eval: ${r.model}: perplexity ${r.perplexity} (nll ${r.nll}), ${r.tokens} tokens in ${r.windows} window(s) of ${r.ctx}, ${r.seconds.toFixed(1)} s`,
       );
-    deps.showInPanels(models, `Perplexity in llama.cpp: ${text}`);
+    deps.showInPanels(models, vscode.l10n.t('Perplexity in llama.cpp: {0}', text));
     if (other)
       deps.annotateRun(
         other.fsPath,
         `# perplexity in llama.cpp (${result.results[0].tokens} tokens of ${path.basename(result.text)}): ${path.basename(model.fsPath)} ${result.results[0].perplexity.toFixed(4)} -> ${path.basename(other.fsPath)} ${result.results[1].perplexity.toFixed(4)} (${result.ratio! >= 1 ? '+' : ''}${((result.ratio! - 1) * 100).toFixed(2)}%)`,
       );
-    void vscode.window.showInformationMessage(`Weightlens: ${text}.`);
+    void vscode.window.showInformationMessage(vscode.l10n.t('Weightlens: {0}.', text));
     return result;
   } catch (e) {
-    await reportFailure(e, 'evaluation cancelled.');
+    await reportFailure(e, vscode.l10n.t('evaluation cancelled.'));
     return undefined;
   }
 }

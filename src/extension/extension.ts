@@ -2,6 +2,7 @@
  * Activation: commands, the inspector custom editor, the statistics documents of the diff view, and
  * the settings listener. The engine is the CLI's (src/core, src/node): shared, not forked.
  */
+import * as l10n from '@vscode/l10n';
 import * as vscode from 'vscode';
 import { readFileSync } from 'node:fs';
 import { oneLine } from '../core/errors';
@@ -18,6 +19,9 @@ import { configReader, isRunOptions, quantizeCommand, resolveModel, type Quantiz
 import { STATS_SCHEME, StatsDocumentProvider } from './stats-provider';
 
 export function activate(context: vscode.ExtensionContext): void {
+  // The modules that do not import vscode (quick pick, settings, panel texts) translate through
+  // @vscode/l10n: give it the bundle VS Code loaded for the display language.
+  if (vscode.l10n.bundle) l10n.config({ contents: vscode.l10n.bundle });
   const version = String(context.extension.packageJSON.version ?? '0.0.0');
   const stats = new StatsDocumentProvider();
   let fastModel: FastEwqModel | undefined;
@@ -69,7 +73,7 @@ export function activate(context: vscode.ExtensionContext): void {
       quantizeCommand(deps, 'rtn', uri, isRunOptions(opts) ? opts : undefined),
     ),
     vscode.commands.registerCommand('weightlens.openInspector', async (arg?: unknown) => {
-      const uri = await resolveModel(arg, undefined, 'Open Inspector');
+      const uri = await resolveModel(arg, undefined, vscode.l10n.t('Open Inspector'));
       if (uri) await vscode.commands.executeCommand('vscode.openWith', uri, INSPECTOR_VIEW_TYPE);
     }),
     // The explorer passes (uri, selectedUris); scripts may pass (uri, undefined, { compare }).
@@ -98,11 +102,11 @@ export function activate(context: vscode.ExtensionContext): void {
     ),
     vscode.commands.registerCommand('weightlens.planEwq', (arg?: unknown) => planCommand(inspector, arg)),
     vscode.commands.registerCommand('weightlens.quantizeWithPlan', async (arg?: unknown) => {
-      const uri = await resolveModel(arg, inspector.activeUri, 'Quantize with the EWQ plan');
+      const uri = await resolveModel(arg, inspector.activeUri, vscode.l10n.t('Quantize with the EWQ plan'));
       const plan = uri && inspector.plansFor(uri)?.current;
       if (!uri || !plan) {
         void vscode.window.showInformationMessage(
-          'Weightlens: open the model in the inspector and make a plan first ("Plan Mixed Precision (EWQ)…").',
+          vscode.l10n.t('Weightlens: open the model in the inspector and make a plan first ("Plan Mixed Precision (EWQ)…").'),
         );
         return undefined;
       }
@@ -112,7 +116,7 @@ export function activate(context: vscode.ExtensionContext): void {
       if (!e.affectsConfiguration('weightlens')) return;
       const problems = [...readRunConfig(configReader).problems, ...readEwqConfig(configReader).problems];
       for (const p of problems) logLine(`settings: ${p}`);
-      if (problems.length) void vscode.window.showWarningMessage(`Weightlens: ${problems[0]}`);
+      if (problems.length) void vscode.window.showWarningMessage(vscode.l10n.t('Weightlens: {0}', problems[0]));
       inspector.settingsChanged();
     }),
   );

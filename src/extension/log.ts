@@ -15,8 +15,9 @@ export function logLine(text: string): void {
 /** One-line error notification with a "Show log" button. */
 export async function showError(message: string): Promise<void> {
   logLine(`error: ${message}`);
-  const pick = await vscode.window.showErrorMessage(`Weightlens: ${message}`, 'Show log');
-  if (pick === 'Show log') log().show(true);
+  const showLog = vscode.l10n.t('Show log');
+  const pick = await vscode.window.showErrorMessage(vscode.l10n.t('Weightlens: {0}', message), showLog);
+  if (pick === showLog) log().show(true);
 }
 
 /** A command's failure: a cancel is an information message, anything else a one-line error. */
@@ -24,7 +25,7 @@ export async function reportFailure(e: unknown, cancelled: string): Promise<void
   const { CancelledError, oneLine } = await import('../core/errors');
   if (e instanceof CancelledError) {
     logLine(cancelled);
-    void vscode.window.showInformationMessage(`Weightlens: ${cancelled}`);
+    void vscode.window.showInformationMessage(vscode.l10n.t('Weightlens: {0}', cancelled));
     return;
   }
   await showError(oneLine(e));

@@ -20,14 +20,15 @@ export function parseBudgetGB(text: string): number | undefined | 'invalid' {
 }
 
 export async function planCommand(inspector: InspectorProvider, arg?: unknown): Promise<unknown> {
-  const uri = await resolveModel(arg, inspector.activeUri, 'Plan Mixed Precision (EWQ)');
+  const uri = await resolveModel(arg, inspector.activeUri, vscode.l10n.t('Plan Mixed Precision (EWQ)'));
   if (!uri) return undefined;
   const ewq = readEwqConfig(configReader);
   const answer = await vscode.window.showInputBox({
-    title: `Weightlens: EWQ plan for ${path.basename(uri.fsPath)}`,
-    prompt: 'Memory budget in GB (10^9 bytes); leave empty for no budget',
+    title: vscode.l10n.t('Weightlens: EWQ plan for {0}', path.basename(uri.fsPath)),
+    prompt: vscode.l10n.t('Memory budget in GB (10^9 bytes); leave empty for no budget'),
     value: ewq.budgetGB === undefined ? '' : String(ewq.budgetGB),
-    validateInput: (t) => (parseBudgetGB(t) === 'invalid' ? 'A positive number of GB, e.g. 3.5, or empty for no budget' : undefined),
+    validateInput: (t) =>
+      parseBudgetGB(t) === 'invalid' ? vscode.l10n.t('A positive number of GB, e.g. 3.5, or empty for no budget') : undefined,
   });
   if (answer === undefined) return undefined;
   const budgetGB = parseBudgetGB(answer) as number | undefined;
@@ -38,7 +39,7 @@ export async function planCommand(inspector: InspectorProvider, arg?: unknown): 
     plans = inspector.plansFor(uri);
   }
   if (!plans) {
-    await showError(`${uri.fsPath}: the inspector did not open`);
+    await showError(vscode.l10n.t('{0}: the inspector did not open', uri.fsPath));
     return undefined;
   }
   const docPlans = plans;
@@ -46,7 +47,7 @@ export async function planCommand(inspector: InspectorProvider, arg?: unknown): 
     const plan = await vscode.window.withProgress(
       {
         location: vscode.ProgressLocation.Notification,
-        title: `Weightlens: EWQ analysis of ${path.basename(uri.fsPath)}`,
+        title: vscode.l10n.t('Weightlens: EWQ analysis of {0}', path.basename(uri.fsPath)),
         cancellable: true,
       },
       async (progress, token) => {
@@ -67,7 +68,7 @@ export async function planCommand(inspector: InspectorProvider, arg?: unknown): 
       },
     );
     if (!plan) {
-      void vscode.window.showInformationMessage('Weightlens: EWQ analysis cancelled.');
+      void vscode.window.showInformationMessage(vscode.l10n.t('Weightlens: EWQ analysis cancelled.'));
       return undefined;
     }
     const counts = plan.blocks.reduce<Record<string, number>>((a, b) => ((a[b.precision] = (a[b.precision] ?? 0) + 1), a), {});
@@ -79,12 +80,16 @@ export async function planCommand(inspector: InspectorProvider, arg?: unknown): 
     logLine(`EWQ plan for ${uri.fsPath}: ${summary}`);
     if (!plan.fits) {
       void vscode.window.showWarningMessage(
-        `Weightlens: no plan fits the budget: even with every block ternary the model needs ${formatBytes(plan.totalBytes)}.`,
+        vscode.l10n.t(
+          'Weightlens: no plan fits the budget: even with every block ternary the model needs {0}.',
+          formatBytes(plan.totalBytes),
+        ),
       );
       return plan;
     }
-    void vscode.window.showInformationMessage(`Weightlens: EWQ plan — ${summary}.`, 'Quantize with this plan').then((b) => {
-      if (b) void vscode.commands.executeCommand('weightlens.quantizeWithPlan', uri);
+    const quantizeWithPlan = vscode.l10n.t('Quantize with this plan');
+    void vscode.window.showInformationMessage(vscode.l10n.t('Weightlens: EWQ plan — {0}.', summary), quantizeWithPlan).then((b) => {
+      if (b === quantizeWithPlan) void vscode.commands.executeCommand('weightlens.quantizeWithPlan', uri);
     });
     return plan;
   } catch (e) {

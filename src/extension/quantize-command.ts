@@ -56,14 +56,14 @@ export async function resolveModel(
       .map((uri) => ({ label: path.basename(uri.fsPath), description: vscode.workspace.asRelativePath(uri), uri }))
       .sort((a, b) => a.description.localeCompare(b.description));
     const pick = await vscode.window.showQuickPick(items, {
-      title: `Weightlens: ${purpose}`,
-      placeHolder: 'Which weights file?',
+      title: vscode.l10n.t('Weightlens: {0}', purpose),
+      placeHolder: vscode.l10n.t('Which weights file?'),
       matchOnDescription: true,
     });
     return pick?.uri;
   }
   const chosen = await vscode.window.showOpenDialog({
-    title: `Weightlens: ${purpose}`,
+    title: vscode.l10n.t('Weightlens: {0}', purpose),
     canSelectMany: false,
     filters: { Weights: glob === MODEL_GLOB ? ['safetensors', 'json'] : ['safetensors', 'json', 'gguf'] },
   });
@@ -98,11 +98,11 @@ export async function quantizeCommand(
   arg?: unknown,
   options?: QuantizeRunOptions,
 ): Promise<QuantizeResult | undefined> {
-  const title = method === 'rtn' ? 'Quantize with round-to-nearest' : 'Quantize (DARE-Q)';
+  const title = method === 'rtn' ? vscode.l10n.t('Quantize with round-to-nearest') : vscode.l10n.t('Quantize (DARE-Q)');
   const uri = await resolveModel(arg, deps.activeInspector(), title);
   if (!uri) return undefined;
   if (uri.scheme !== 'file') {
-    await showError(`${uri.toString()}: Weightlens quantizes local files only`);
+    await showError(vscode.l10n.t('{0}: Weightlens quantizes local files only', uri.toString()));
     return undefined;
   }
   const input = uri.fsPath;
@@ -110,14 +110,14 @@ export async function quantizeCommand(
   if (base.problems.length) {
     for (const p of base.problems) logLine(`settings: ${p}`);
     void vscode.window
-      .showWarningMessage(`Weightlens: ${base.problems[0]}`, 'Open Settings')
+      .showWarningMessage(vscode.l10n.t('Weightlens: {0}', base.problems[0]), vscode.l10n.t('Open Settings'))
       .then((b) => b && vscode.commands.executeCommand('workbench.action.openSettings', 'weightlens'));
   }
   const choice = options
     ? quantizeChoices(base)[0]
     : await vscode.window.showQuickPick(quantizeChoices(base), {
-        title: `Weightlens: ${title} — ${path.basename(input)}`,
-        placeHolder: 'Enter quantizes with your settings',
+        title: vscode.l10n.t('Weightlens: {0} — {1}', title, path.basename(input)),
+        placeHolder: vscode.l10n.t('Enter quantizes with your settings'),
       });
   if (!choice) return undefined;
   if (choice.openSettings) {
@@ -134,11 +134,11 @@ export async function quantizeCommand(
   let force = options?.force ?? false;
   if (!options && (await exists(outPath))) {
     const answer = await vscode.window.showWarningMessage(
-      `${path.basename(outPath)} already exists. Replace it?`,
+      vscode.l10n.t('{0} already exists. Replace it?', path.basename(outPath)),
       { modal: true },
-      'Replace',
+      vscode.l10n.t('Replace'),
     );
-    if (answer !== 'Replace') return undefined;
+    if (answer !== vscode.l10n.t('Replace')) return undefined;
     force = true;
   }
   const what = plan ? `EWQ plan (${plan.blocks.map((b) => b.precision).join(' ')}), ${format}` : describeSettings(run.settings, format);
@@ -155,13 +155,15 @@ export async function quantizeCommand(
         ? 'the coarse-to-fine search runs on the CPU'
         : undefined;
   const gpu: { search?: ScaleSearchBackend; why: string } = noSearch ? { why: noSearch } : deps.gpuSearch(uri);
-  const where = gpu.search ? `WebGPU search on ${gpu.search.description} + CPU worker threads` : 'CPU, worker threads';
+  const where = gpu.search
+    ? vscode.l10n.t('WebGPU search on {0} + CPU worker threads', gpu.search.description)
+    : vscode.l10n.t('CPU, worker threads');
   logLine(`quantize: ${gpu.search ? where : `on the CPU (${gpu.why})`}`);
   try {
     const result = await vscode.window.withProgress(
       {
         location: vscode.ProgressLocation.Notification,
-        title: `Weightlens: ${path.basename(input)} — ${what} (${where})`,
+        title: vscode.l10n.t('Weightlens: {0} — {1} ({2})', path.basename(input), what, where),
         cancellable: true,
       },
       async (progress, token) => {
@@ -204,7 +206,7 @@ export async function quantizeCommand(
   } catch (e) {
     if (e instanceof CancelledError) {
       logLine(`cancelled after ${((Date.now() - started) / 1000).toFixed(1)} s; no output was written`);
-      void vscode.window.showInformationMessage('Weightlens: quantization cancelled; no output was written.');
+      void vscode.window.showInformationMessage(vscode.l10n.t('Weightlens: quantization cancelled; no output was written.'));
       return undefined;
     }
     await showError(oneLine(e));
@@ -217,15 +219,23 @@ async function showResult(deps: QuantizeDeps, result: QuantizeResult, input: str
   const outputName = path.basename(result.outputPath);
   const docs = renderStatsDocuments(result.report, inputName, outputName);
   const { left, right } = deps.stats.add(docs.original, docs.quantized, inputName, outputName, result.outputPath);
-  await vscode.commands.executeCommand('vscode.diff', left, right, `Weightlens: ${inputName} ↔ ${outputName} (statistics)`, {
-    preview: false,
-  });
+  await vscode.commands.executeCommand(
+    'vscode.diff',
+    left,
+    right,
+    vscode.l10n.t('Weightlens: {0} ↔ {1} (statistics)', inputName, outputName),
+    {
+      preview: false,
+    },
+  );
   const sq = result.report.tensors.map((t) => t.sqnrDb).filter((x): x is number => x !== null);
   const mean = sq.length ? `${(sq.reduce((a, b) => a + b, 0) / sq.length).toFixed(2)} dB` : 'n/a';
+  const openReport = vscode.l10n.t('Open report');
+  const reveal = vscode.l10n.t('Reveal in Explorer');
   void vscode.window
-    .showInformationMessage(`Weightlens: wrote ${outputName} (mean SQNR ${mean}).`, 'Open report', 'Reveal in Explorer')
+    .showInformationMessage(vscode.l10n.t('Weightlens: wrote {0} (mean SQNR {1}).', outputName, mean), openReport, reveal)
     .then(async (b) => {
-      if (b === 'Open report') await vscode.window.showTextDocument(vscode.Uri.file(result.reportPath));
-      if (b === 'Reveal in Explorer') await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(result.outputPath));
+      if (b === openReport) await vscode.window.showTextDocument(vscode.Uri.file(result.reportPath));
+      if (b === reveal) await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(result.outputPath));
     });
 }

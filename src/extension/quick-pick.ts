@@ -5,6 +5,7 @@
 import type { OutputFormat } from '../core/plan';
 import { CT_BITS } from '../core/formats/compressed-tensors';
 import type { SettingsInput } from '../core/quant/settings';
+import * as l10n from '@vscode/l10n';
 import { describeSettings, type RunConfig } from './config';
 
 export interface QuantizeChoice {
@@ -22,7 +23,7 @@ export function quantizeChoices(c: RunConfig): QuantizeChoice[] {
   const choices: QuantizeChoice[] = [
     {
       label: `$(play) ${describeSettings(s, c.format)}`,
-      description: 'your settings',
+      description: l10n.t('your settings'),
       detail: detailOf(c),
       overrides: {},
       format: c.format,
@@ -36,19 +37,19 @@ export function quantizeChoices(c: RunConfig): QuantizeChoice[] {
     if (format === 'gguf') overrides = { ...overrides, groupSize: 32 };
     choices.push({ label, description: describeSettings({ ...s, ...overrides }, format), overrides, format });
   };
-  if (s.bits !== 8) add('$(arrow-up) 8-bit instead', { bits: 8 });
-  if (s.bits !== 4) add('$(arrow-down) 4-bit instead', { bits: 4 });
-  if (c.format !== 'gguf' && s.groupSize !== 0) add('$(symbol-array) One scale per output channel', { groupSize: 0 });
-  if (c.format !== 'gguf' && s.groupSize !== 128) add('$(symbol-array) Groups of 128', { groupSize: 128 });
-  if (c.format === 'fake') add('$(package) As compressed-tensors (vLLM / transformers)', {}, 'compressed-tensors');
-  else add('$(file-binary) As fake-quant (same dtype, drop-in)', {}, 'fake');
-  if (c.format !== 'gguf') add('$(server-process) As GGUF for llama.cpp (Q4_0 / Q8_0)', {}, 'gguf');
-  choices.push({ label: '$(settings-gear) Change the defaults in Settings…', openSettings: true });
+  if (s.bits !== 8) add(`$(arrow-up) ${l10n.t('8-bit instead')}`, { bits: 8 });
+  if (s.bits !== 4) add(`$(arrow-down) ${l10n.t('4-bit instead')}`, { bits: 4 });
+  if (c.format !== 'gguf' && s.groupSize !== 0) add(`$(symbol-array) ${l10n.t('One scale per output channel')}`, { groupSize: 0 });
+  if (c.format !== 'gguf' && s.groupSize !== 128) add(`$(symbol-array) ${l10n.t('Groups of 128')}`, { groupSize: 128 });
+  if (c.format === 'fake') add(`$(package) ${l10n.t('As compressed-tensors (vLLM / transformers)')}`, {}, 'compressed-tensors');
+  else add(`$(file-binary) ${l10n.t('As fake-quant (same dtype, drop-in)')}`, {}, 'fake');
+  if (c.format !== 'gguf') add(`$(server-process) ${l10n.t('As GGUF for llama.cpp (Q4_0 / Q8_0)')}`, {}, 'gguf');
+  choices.push({ label: `$(settings-gear) ${l10n.t('Change the defaults in Settings…')}`, openSettings: true });
   return choices;
 }
 
 function detailOf(c: RunConfig): string {
   const s = c.settings;
-  if (s.method === 'rtn') return 'absmax scale per group, round to nearest';
+  if (s.method === 'rtn') return l10n.t('absmax scale per group, round to nearest');
   return `λw ${s.lambdaWeight}, λH ${s.lambdaEntropy}, normalize ${s.normalize ? 'on' : 'off'}, B ${s.bins}, K ${s.grid}${s.range === 'clip' ? `, α ${s.clipAlphaMin}` : ''}${s.search === 'exhaustive' ? '' : `, ${s.search} search`}`;
 }

@@ -34,7 +34,11 @@ const accepted = (type: string, body: unknown) => {
 import { quantize } from '../../src/node/quantize';
 import { buildSafetensors, normals, tempDir } from '../helpers/safetensors';
 
-const PKG = JSON.parse(readFileSync(path.resolve(__dirname, '../../../package.json'), 'utf8'));
+/** package.json as VS Code reads it: each "%key%" replaced from package.nls.json (English). */
+const NLS = JSON.parse(readFileSync(path.resolve(__dirname, '../../../package.nls.json'), 'utf8')) as Record<string, string>;
+const PKG = JSON.parse(readFileSync(path.resolve(__dirname, '../../../package.json'), 'utf8'), (_k, v) =>
+  typeof v === 'string' && /^%[\w.-]+%$/.test(v) ? NLS[v.slice(1, -1)] : v,
+);
 
 test('settings: unset values come from the preset and the defaults, set ones override', () => {
   const none = readRunConfig(() => undefined);

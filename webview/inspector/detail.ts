@@ -4,6 +4,7 @@
  * histograms and the loss curve L(s) over the candidates with its L2 and entropy terms, the chosen
  * scale marked: how a user sees what lambda does.
  */
+import * as l10n from '@vscode/l10n';
 import {
   BarController,
   BarElement,
@@ -35,16 +36,16 @@ type ChannelMetric = SideMetric | WeightMetric;
 const isWeightMetric = (m: ChannelMetric): m is WeightMetric => m === 'absmax' || m === 'kurtosis';
 const MAPS: { id: MapKind; label: string }[] = [
   { id: 'absW', label: '|W|' },
-  { id: 'absE', label: '|residual|' },
-  { id: 'sqE', label: 'squared error' },
+  { id: 'absE', label: `|${l10n.t('residual')}|` },
+  { id: 'sqE', label: l10n.t('squared error') },
 ];
 const CHANNEL_METRICS: { id: ChannelMetric; label: string }[] = [
   { id: 'mse', label: 'MSE' },
-  { id: 'entropy', label: 'residual entropy' },
-  { id: 'scaleRatio', label: 'chosen scale / absmax scale' },
-  { id: 'clipped', label: 'clipped weights' },
-  { id: 'absmax', label: 'weights: absmax' },
-  { id: 'kurtosis', label: 'weights: kurtosis (outliers; 3 = Gaussian)' },
+  { id: 'entropy', label: l10n.t('residual entropy') },
+  { id: 'scaleRatio', label: l10n.t('chosen scale / absmax scale') },
+  { id: 'clipped', label: l10n.t('clipped weights') },
+  { id: 'absmax', label: l10n.t('weights: absmax') },
+  { id: 'kurtosis', label: l10n.t('weights: kurtosis (outliers; 3 = Gaussian)') },
 ];
 
 let detail: DetailView | undefined;
@@ -115,9 +116,9 @@ export function renderDetail(sec: HTMLElement, askChannel: AskChannel): void {
   const backend = el(
     'p',
     { class: 'muted', id: 'detail-backend', 'data-backend': d.backend.startsWith('WebGPU') ? 'webgpu' : 'cpu' },
-    `Computed on ${d.backend} in ${d.seconds.toFixed(2)} s${d.backendNote ? ` — ${d.backendNote}` : ''}`,
+    l10n.t('Computed on {0} in {1} s', d.backend, d.seconds.toFixed(2)) + (d.backendNote ? ` — ${d.backendNote}` : ''),
   );
-  const switcher = el('div', { class: 'actions', role: 'radiogroup', 'aria-label': 'Heatmap quantity' });
+  const switcher = el('div', { class: 'actions', role: 'radiogroup', 'aria-label': l10n.t('Heatmap quantity') });
   for (const m of MAPS) {
     const b = el(
       'button',
@@ -133,7 +134,7 @@ export function renderDetail(sec: HTMLElement, askChannel: AskChannel): void {
   const status = el(
     'p',
     { class: 'muted', id: 'heatmap-status', 'aria-live': 'polite' },
-    'Hover a heatmap for the values under the cursor.',
+    l10n.t('Hover a heatmap for the values under the cursor.'),
   );
   const maps = el('div', { class: 'maps' });
   const max = Math.max(...sides.flatMap((s) => Array.from(s.tiles[mapKind])));
@@ -142,7 +143,7 @@ export function renderDetail(sec: HTMLElement, askChannel: AskChannel): void {
       class: 'heatmap',
       id: `heatmap-${s.method}`,
       role: 'img',
-      'aria-label': `${s.method} heatmap of mean ${mapKind}`,
+      'aria-label': l10n.t('{0} heatmap of mean {1}', sideLabel(s), MAPS.find((m) => m.id === mapKind)!.label),
     });
     const fig = el(
       'figure',
@@ -151,13 +152,18 @@ export function renderDetail(sec: HTMLElement, askChannel: AskChannel): void {
       el(
         'figcaption',
         {},
-        `${s.label ?? (s.method === 'rtn' ? 'round-to-nearest' : 'DARE-Q')} — rows: output channels 0–${d.rows - 1} ↓, columns: inputs 0–${d.cols - 1} →`,
+        l10n.t(
+          '{0} — rows: output channels 0–{1} ↓, columns: inputs 0–{2} →',
+          s.label ?? (s.method === 'rtn' ? l10n.t('round-to-nearest') : 'DARE-Q'),
+          d.rows - 1,
+          d.cols - 1,
+        ),
       ),
     );
     maps.append(fig);
     drawMap(canvas, s, max, d, status);
   }
-  const metricSelect = el('select', { id: 'channel-metric', 'aria-label': 'Per-channel metric' });
+  const metricSelect = el('select', { id: 'channel-metric', 'aria-label': l10n.t('Per-channel metric') });
   for (const m of CHANNEL_METRICS) {
     const o = el('option', { value: m.id }, m.label);
     if (m.id === channelMetric) o.setAttribute('selected', '');
@@ -167,7 +173,13 @@ export function renderDetail(sec: HTMLElement, askChannel: AskChannel): void {
     channelMetric = metricSelect.value as ChannelMetric;
     renderDetail(sec, askChannel);
   });
-  const groupInput = el('input', { id: 'channel-group', type: 'number', min: '0', value: '0', 'aria-label': 'Group of the channel' });
+  const groupInput = el('input', {
+    id: 'channel-group',
+    type: 'number',
+    min: '0',
+    value: '0',
+    'aria-label': l10n.t('Group of the channel'),
+  });
   // The keyboard way to a channel (the chart takes clicks).
   const channelInput = el('input', {
     id: 'channel-index',
@@ -175,9 +187,9 @@ export function renderDetail(sec: HTMLElement, askChannel: AskChannel): void {
     min: '0',
     max: String(d.rows - 1),
     value: '0',
-    'aria-label': 'Channel',
+    'aria-label': l10n.t('Channel'),
   });
-  const showChannel = el('button', { class: 'toggle', id: 'channel-show' }, 'Show channel');
+  const showChannel = el('button', { class: 'toggle', id: 'channel-show' }, l10n.t('Show channel'));
   const requestChannel = () => {
     const row = Math.min(d.rows - 1, Math.max(0, Math.floor(Number(channelInput.value) || 0)));
     askChannel(d.tensor, row, Math.max(0, Number(groupInput.value) || 0));
@@ -189,7 +201,7 @@ export function renderDetail(sec: HTMLElement, askChannel: AskChannel): void {
   const chCanvas = el('canvas', {
     id: 'channel-chart',
     role: 'img',
-    'aria-label': 'Per-channel statistics; click a channel for its detail',
+    'aria-label': l10n.t('Per-channel statistics; click a channel for its detail'),
   });
   const chBox = el('div', { class: 'chart-box' }, chCanvas);
   sec.replaceChildren(
@@ -199,13 +211,13 @@ export function renderDetail(sec: HTMLElement, askChannel: AskChannel): void {
     switcher,
     maps,
     status,
-    el('h3', {}, 'Per channel (click one)'),
+    el('h3', {}, l10n.t('Per channel (click one)')),
     el(
       'div',
       { class: 'actions' },
       metricSelect,
-      el('label', {}, 'channel ', channelInput),
-      el('label', {}, 'group ', groupInput),
+      el('label', {}, `${l10n.t('channel')} `, channelInput),
+      el('label', {}, `${l10n.t('group')} `, groupInput),
       showChannel,
     ),
     chBox,
@@ -242,7 +254,7 @@ export function renderDetail(sec: HTMLElement, askChannel: AskChannel): void {
       maintainAspectRatio: false,
       interaction: { mode: 'index', intersect: false },
       scales: {
-        x: { title: { display: true, text: 'output channel', color: fg }, ticks: { color: fg, maxTicksLimit: 16 } },
+        x: { title: { display: true, text: l10n.t('output channel'), color: fg }, ticks: { color: fg, maxTicksLimit: 16 } },
         y: { ticks: { color: fg } },
       },
       plugins: { legend: { labels: { color: fg } } },
@@ -266,17 +278,26 @@ export function renderChannel(sec: HTMLElement, ch: ChannelView): void {
   box.dataset.chosen = String(ch.chosen);
   const fg = css('--vscode-foreground', '#ccc');
   const chosenScale = ch.chosen >= 0 ? ch.scales[ch.chosen] : NaN;
-  const lossCanvas = el('canvas', { id: 'loss-curve', role: 'img', 'aria-label': 'Loss over the candidate scales' });
-  const wCanvas = el('canvas', { id: 'weight-hist', role: 'img', 'aria-label': 'Weight histogram' });
-  const rCanvas = el('canvas', { id: 'residual-hist', role: 'img', 'aria-label': 'Residual histogram at the chosen scale' });
+  const lossCanvas = el('canvas', { id: 'loss-curve', role: 'img', 'aria-label': l10n.t('Loss over the candidate scales') });
+  const wCanvas = el('canvas', { id: 'weight-hist', role: 'img', 'aria-label': l10n.t('Weight histogram') });
+  const rCanvas = el('canvas', { id: 'residual-hist', role: 'img', 'aria-label': l10n.t('Residual histogram at the chosen scale') });
   box.replaceChildren(
-    el('h3', {}, `Channel ${ch.row}, group ${ch.group + 1} of ${ch.groups}`),
+    el('h3', {}, l10n.t('Channel {0}, group {1} of {2}', ch.row, ch.group + 1, ch.groups)),
     el(
       'p',
       { class: 'muted', id: 'channel-summary' },
       ch.chosen < 0
-        ? 'All weights are zero: scale 1, codes 0.'
-        : `chosen scale ${chosenScale.toExponential(4)} = ${(chosenScale / ch.rtnScale).toFixed(3)} × the absmax scale (candidate ${ch.chosen + 1} of ${ch.scales.length}); λw ${ch.lambdaWeight}, λH ${ch.lambdaEntropy}${ch.normalize ? ', normalized terms' : ', raw terms'}`,
+        ? l10n.t('All weights are zero: scale 1, codes 0.')
+        : l10n.t(
+            'chosen scale {0} = {1} × the absmax scale (candidate {2} of {3}); λw {4}, λH {5}, {6}',
+            chosenScale.toExponential(4),
+            (chosenScale / ch.rtnScale).toFixed(3),
+            ch.chosen + 1,
+            ch.scales.length,
+            ch.lambdaWeight,
+            ch.lambdaEntropy,
+            ch.normalize ? l10n.t('normalized terms') : l10n.t('raw terms'),
+          ),
     ),
     el('div', { class: 'chart-box' }, lossCanvas),
     el('div', { class: 'hists' }, el('div', { class: 'chart-box half' }, wCanvas), el('div', { class: 'chart-box half' }, rCanvas)),
@@ -297,9 +318,9 @@ export function renderChannel(sec: HTMLElement, ch: ChannelView): void {
           pointRadius: ch.loss.map((_, i) => (i === ch.chosen ? 6 : 0)),
           borderWidth: 2,
         },
-        { label: 'L2 term', data: l2Term, borderColor: css('--vscode-charts-green', '#89d185'), pointRadius: 0, borderWidth: 1 },
+        { label: l10n.t('L2 term'), data: l2Term, borderColor: css('--vscode-charts-green', '#89d185'), pointRadius: 0, borderWidth: 1 },
         {
-          label: 'entropy term',
+          label: l10n.t('entropy term'),
           data: ch.loss.map((_, i) => termH(ch, i)),
           borderColor: css('--vscode-charts-orange', '#d18616'),
           pointRadius: 0,
@@ -312,7 +333,7 @@ export function renderChannel(sec: HTMLElement, ch: ChannelView): void {
       maintainAspectRatio: false,
       scales: {
         x: {
-          title: { display: true, text: 'candidate scale / absmax scale (chosen: the large point)', color: fg },
+          title: { display: true, text: l10n.t('candidate scale / absmax scale (chosen: the large point)'), color: fg },
           ticks: { color: fg, maxTicksLimit: 12 },
         },
         y: { ticks: { color: fg } },
@@ -334,12 +355,12 @@ export function renderChannel(sec: HTMLElement, ch: ChannelView): void {
         plugins: { legend: { labels: { color: fg } } },
       },
     });
-  bars(wCanvas, 'whist', ch.weights, 'weights of the group', css('--vscode-charts-blue', '#3794ff'));
+  bars(wCanvas, 'whist', ch.weights, l10n.t('weights of the group'), css('--vscode-charts-blue', '#3794ff'));
   bars(
     rCanvas,
     'rhist',
     ch.residual,
-    `residual at the chosen scale (${ch.bins} bins, as DARE-Q scored it)`,
+    l10n.t('residual at the chosen scale ({0} bins, as DARE-Q scored it)', ch.bins),
     css('--vscode-charts-purple', '#b180d7'),
   );
 }
@@ -355,7 +376,7 @@ export function setDetail(d: DetailView): void {
 }
 
 export function detailSection(): HTMLElement {
-  const sec = el('section', { id: 'detail', 'aria-label': 'Tensor detail' });
+  const sec = el('section', { id: 'detail', 'aria-label': l10n.t('Tensor detail') });
   sec.hidden = !detail;
   return sec;
 }

@@ -4,6 +4,7 @@
  * (readRows), runs the search and the quantize kernels, and builds the detail view it then shows —
  * so a large tensor's work never blocks the extension host or this page's UI thread.
  */
+import * as l10n from '@vscode/l10n';
 import { detailSidesOnGpu, rowBlocks, type RowBlock } from '../../src/compute/gpu-detail';
 import { openDevice } from '../../src/compute/webgpu/device';
 import { WebGpuQuantizer } from '../../src/compute/webgpu/quantize';
@@ -32,13 +33,13 @@ let opening: Promise<PanelGpu | string> | undefined;
 
 /** The panel's GPU, or why there is none (a one-line reason). Opened once. */
 export function panelGpu(): Promise<PanelGpu | string> {
-  opening ??= open().catch((e: unknown) => `WebGPU failed to start: ${e instanceof Error ? e.message : String(e)}`);
+  opening ??= open().catch((e: unknown) => l10n.t('WebGPU failed to start: {0}', e instanceof Error ? e.message : String(e)));
   return opening;
 }
 
 async function open(): Promise<PanelGpu | string> {
   const gpu = (navigator as Navigator & { gpu?: GPU }).gpu;
-  if (!gpu) return 'navigator.gpu is missing (WebGPU is off in this VS Code)';
+  if (!gpu) return l10n.t('navigator.gpu is missing (WebGPU is off in this VS Code)');
   const opened = await openDevice(gpu);
   if (typeof opened === 'string') return opened;
   const { device, description: name, isFallback: fallback } = opened;
@@ -108,7 +109,7 @@ export async function computeDetailOnGpu(
     main,
     rtn,
     weights,
-    backend: `WebGPU (${gpu.adapter})${gpu.pool ? ` and ${gpu.pool.size} web worker${gpu.pool.size > 1 ? 's' : ''}` : ''}`,
+    backend: gpu.pool ? l10n.t('WebGPU ({0}) and {1} web workers', gpu.adapter, gpu.pool.size) : l10n.t('WebGPU ({0})', gpu.adapter),
     seconds: (performance.now() - started) / 1000,
   };
 }
@@ -138,7 +139,7 @@ export async function answerDetailGpu(
   } catch (e) {
     if (e instanceof Superseded || mine !== generation()) return superseded();
     const status = byId('detail-status');
-    if (status) status.textContent = `WebGPU failed (${e instanceof Error ? e.message : String(e)}); computing on the CPU…`;
+    if (status) status.textContent = l10n.t('WebGPU failed ({0}); computing on the CPU…', e instanceof Error ? e.message : String(e));
     throw e;
   }
 }
@@ -148,6 +149,6 @@ export async function answerGpuSearch(body: GpuSearchBody): Promise<GpuSearchRep
   const gpu = await panelGpu();
   if (typeof gpu === 'string') throw new Error(gpu);
   const found = await serial(() => gpu.search.search(new Float32Array(body.values), body.rows, body.cols, body.settings));
-  if (!found) throw new Error('these settings do not run on WebGPU');
+  if (!found) throw new Error(l10n.t('these settings do not run on WebGPU'));
   return found;
 }

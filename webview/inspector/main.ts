@@ -4,6 +4,9 @@
  * The sections live in their own modules: tensors.ts, settings-view.ts, overview.ts, detail.ts,
  * plan-view.ts; gpu.ts runs the host's GPU requests.
  */
+import * as l10n from '@vscode/l10n';
+// First: the translations are configured before any module builds a label.
+import './l10n-setup';
 import '@vscode-elements/elements/dist/vscode-badge/index.js';
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-collapsible/index.js';
@@ -41,11 +44,10 @@ function header(s: InspectSummary): HTMLElement {
   const dtypes = Object.entries(s.byDtype).map(([d, v]) =>
     custom(
       'vscode-badge',
-      { title: `${formatCount(v.params)} params, ${formatBytes(v.bytes)}, ${bpw(v)} bits per weight` },
+      { title: l10n.t('{0} params, {1}, {2} bits per weight', formatCount(v.params), formatBytes(v.bytes), bpw(v)) },
       `${d} ${formatCount(v.params)}${page.headerOnly && v.params ? ` · ${bpw(v)} bpw` : ''}`,
     ),
   );
-  const files = `${s.files.length} file${s.files.length === 1 ? '' : 's'}`;
   return el(
     'header',
     {},
@@ -53,7 +55,14 @@ function header(s: InspectSummary): HTMLElement {
     el(
       'p',
       { class: 'totals', id: 'totals' },
-      `${formatCount(s.totalParams)} parameters · ${formatBytes(s.totalBytes)} · ${s.tensors.length} tensors · ${files} · ${s.blocks.length} blocks `,
+      l10n.t(
+        '{0} parameters · {1} · {2} tensors · {3} · {4} blocks',
+        formatCount(s.totalParams),
+        formatBytes(s.totalBytes),
+        s.tensors.length,
+        s.files.length === 1 ? l10n.t('1 file') : l10n.t('{0} files', s.files.length),
+        s.blocks.length,
+      ) + ' ',
       ...dtypes,
     ),
     el('p', { id: 'perplexity', class: 'muted', 'aria-live': 'polite', hidden: !page.perplexity }, page.perplexity),
@@ -72,7 +81,7 @@ function render(): void {
       el(
         'p',
         { class: 'muted', id: 'header-only' },
-        'Shown from the GGUF header: tensor types, shapes and bytes. Evaluate Perplexity (explorer menu) runs it in llama.cpp.',
+        l10n.t('Shown from the GGUF header: tensor types, shapes and bytes. Evaluate Perplexity (explorer menu) runs it in llama.cpp.'),
       ),
     );
   else app.append(renderSettings(page.settings));
@@ -82,7 +91,7 @@ function render(): void {
     app.append(
       custom(
         'vscode-collapsible',
-        { heading: 'Metadata', description: `${meta.length} keys`, class: 'metadata' },
+        { heading: l10n.t('Metadata'), description: l10n.t('{0} keys', meta.length), class: 'metadata' },
         el('table', { class: 'meta' }, el('tbody', {}, ...rows)),
       ),
     );
@@ -97,17 +106,17 @@ function render(): void {
       el(
         'p',
         { id: 'detail-status', class: 'muted', 'aria-live': 'polite' },
-        'Click a cell (or focus it and press Enter) for the tensor in detail.',
+        l10n.t('Click a cell (or focus it and press Enter) for the tensor in detail.'),
       ),
       detailSection(),
       planSection(page.plan, page.planStatus),
     );
   }
   const search = custom('vscode-textfield', {
-    placeholder: 'Filter tensors by name',
+    placeholder: l10n.t('Filter tensors by name'),
     id: 'search',
     value: page.query,
-    'aria-label': 'Filter tensors by name',
+    'aria-label': l10n.t('Filter tensors by name'),
   });
   search.addEventListener('input', () => {
     page.query = (search as unknown as { value: string }).value;
@@ -115,7 +124,7 @@ function render(): void {
     renderGroups(s, page.query);
   });
   app.append(
-    el('h2', {}, 'Tensors'),
+    el('h2', {}, l10n.t('Tensors')),
     el('div', { class: 'search' }, search, el('span', { id: 'match-count', 'aria-live': 'polite' })),
     el('div', { id: 'groups' }),
   );

@@ -3,6 +3,7 @@
  * current settings, filling in as the host computes cells (the rows on screen first). Cells are
  * focusable, with the values in their label and tooltip; a legend shows the colour scale.
  */
+import * as l10n from '@vscode/l10n';
 import type { CellStats, OverviewLayout } from '../../src/shared/protocol';
 import { el } from './dom';
 
@@ -17,15 +18,33 @@ export const METRICS: {
   format: (v: number) => string;
   view: 'quantize' | 'compare' | 'both';
 }[] = [
-  { id: 'sqnrDb', label: 'SQNR (dB)', higherIsBetter: true, format: (v) => v.toFixed(2), view: 'both' },
+  { id: 'sqnrDb', label: l10n.t('SQNR (dB)'), higherIsBetter: true, format: (v) => v.toFixed(2), view: 'both' },
   { id: 'mse', label: 'MSE', higherIsBetter: false, format: (v) => v.toExponential(3), view: 'both' },
-  { id: 'residualEntropy', label: 'Residual entropy (nats)', higherIsBetter: null, format: (v) => v.toFixed(4), view: 'quantize' },
-  { id: 'scaleRatio', label: 'Mean chosen scale / absmax scale', higherIsBetter: null, format: (v) => v.toFixed(3), view: 'quantize' },
-  { id: 'clippedFraction', label: 'Clipped fraction', higherIsBetter: false, format: (v) => `${(v * 100).toFixed(3)}%`, view: 'quantize' },
-  { id: 'maxAbs', label: 'Largest |A − B|', higherIsBetter: false, format: (v) => v.toExponential(3), view: 'compare' },
-  { id: 'relative', label: 'Relative error ‖A − B‖ / ‖A‖', higherIsBetter: false, format: (v) => v.toExponential(3), view: 'compare' },
-  { id: 'cosine', label: 'Cosine similarity', higherIsBetter: true, format: (v) => v.toFixed(6), view: 'compare' },
-  { id: 'ewqEntropy', label: 'EWQ block entropy (per row)', higherIsBetter: null, format: (v) => v.toFixed(7), view: 'both' },
+  { id: 'residualEntropy', label: l10n.t('Residual entropy (nats)'), higherIsBetter: null, format: (v) => v.toFixed(4), view: 'quantize' },
+  {
+    id: 'scaleRatio',
+    label: l10n.t('Mean chosen scale / absmax scale'),
+    higherIsBetter: null,
+    format: (v) => v.toFixed(3),
+    view: 'quantize',
+  },
+  {
+    id: 'clippedFraction',
+    label: l10n.t('Clipped fraction'),
+    higherIsBetter: false,
+    format: (v) => `${(v * 100).toFixed(3)}%`,
+    view: 'quantize',
+  },
+  { id: 'maxAbs', label: l10n.t('Largest |A − B|'), higherIsBetter: false, format: (v) => v.toExponential(3), view: 'compare' },
+  {
+    id: 'relative',
+    label: l10n.t('Relative error ‖A − B‖ / ‖A‖'),
+    higherIsBetter: false,
+    format: (v) => v.toExponential(3),
+    view: 'compare',
+  },
+  { id: 'cosine', label: l10n.t('Cosine similarity'), higherIsBetter: true, format: (v) => v.toFixed(6), view: 'compare' },
+  { id: 'ewqEntropy', label: l10n.t('EWQ block entropy (per row)'), higherIsBetter: null, format: (v) => v.toFixed(7), view: 'both' },
 ];
 
 const shown = (compare: boolean) => METRICS.filter((m) => m.view === 'both' || m.view === (compare ? 'compare' : 'quantize'));
@@ -68,8 +87,8 @@ export function renderOverview(host: HTMLElement, prioritize: (row: string) => v
   const compare = state.compareWith !== undefined;
   // The heading, the metrics offered and the banner follow the view (quantization or comparison).
   (host.querySelector('h2') as HTMLElement).textContent = compare
-    ? `Where ${state.compareWith} differs from this model`
-    : 'Where quantization hurts';
+    ? l10n.t('Where {0} differs from this model', state.compareWith!)
+    : l10n.t('Where quantization hurts');
   const select = host.querySelector('#metric') as HTMLSelectElement;
   const offered = shown(compare);
   if (select.dataset.view !== String(compare)) {
@@ -79,7 +98,7 @@ export function renderOverview(host: HTMLElement, prioritize: (row: string) => v
   const banner = host.querySelector('#compare-banner') as HTMLElement;
   banner.hidden = !compare;
   (banner.querySelector('span') as HTMLElement).textContent = compare
-    ? `Compared with ${state.compareWith} (B): error of B against this model (A), per tensor.`
+    ? l10n.t('Compared with {0} (B): error of B against this model (A), per tensor.', state.compareWith!)
     : '';
   const rowOf = new Map(layout.cells.map((c) => [c.tensor, layout.rowBlocks[layout.rows.indexOf(c.row)] ?? -1]));
   const values = [...cells.entries()]
@@ -91,7 +110,9 @@ export function renderOverview(host: HTMLElement, prioritize: (row: string) => v
   host.dataset.filled = String(cells.size);
   host.dataset.total = String(layout.cells.length);
   (host.querySelector('#overview-progress') as HTMLElement).textContent =
-    cells.size < layout.cells.length ? `computing… ${cells.size} of ${layout.cells.length} tensors` : `${layout.cells.length} tensors`;
+    cells.size < layout.cells.length
+      ? l10n.t('computing… {0} of {1} tensors', cells.size, layout.cells.length)
+      : l10n.t('{0} tensors', layout.cells.length);
   const legend = host.querySelector('#overview-legend') as HTMLElement;
   legend.replaceChildren();
   if (values.length) {
@@ -118,7 +139,7 @@ export function renderOverview(host: HTMLElement, prioritize: (row: string) => v
       const c = cells.get(tensor);
       if (!c) {
         td.className = 'pending';
-        td.setAttribute('aria-label', `${tensor}: computing`);
+        td.setAttribute('aria-label', l10n.t('{0}: computing', tensor));
         continue;
       }
       const v = value(c, metric, rowOf.get(tensor));
@@ -129,13 +150,13 @@ export function renderOverview(host: HTMLElement, prioritize: (row: string) => v
       const text = `${tensor}\n${offered
         .map((x) => {
           const xv = value(c, x.id, rowOf.get(tensor));
-          return `${x.label}: ${xv === null ? (x.id === 'ewqEntropy' ? 'not analysed yet' : '∞') : x.format(xv)}`;
+          return `${x.label}: ${xv === null ? (x.id === 'ewqEntropy' ? l10n.t('not analysed yet') : '∞') : x.format(xv)}`;
         })
         .join('\n')}`;
       td.title = text;
       td.setAttribute(
         'aria-label',
-        `${tensor}: ${m.label} ${v === null ? (metric === 'ewqEntropy' ? 'not analysed yet' : 'infinite') : m.format(v)}`,
+        `${tensor}: ${m.label} ${v === null ? (metric === 'ewqEntropy' ? l10n.t('not analysed yet') : l10n.t('infinite')) : m.format(v)}`,
       );
       td.textContent = v === null ? (metric === 'ewqEntropy' ? '—' : '∞') : m.format(v);
     }
@@ -169,17 +190,17 @@ export function setMetric(m: Metric): void {
 
 export function overviewSection(onMetric: (m: Metric) => void, onEndCompare: () => void): HTMLElement {
   const compare = state?.compareWith !== undefined;
-  const select = el('select', { id: 'metric', 'aria-label': 'Metric', 'data-view': String(compare) });
+  const select = el('select', { id: 'metric', 'aria-label': l10n.t('Metric'), 'data-view': String(compare) });
   for (const m of shown(compare))
     select.append(el('option', { value: m.id, textContent: m.label, selected: m.id === (state?.metric ?? 'sqnrDb') }));
   select.addEventListener('change', () => onMetric(select.value as Metric));
-  const back = el('vscode-button', { id: 'end-compare', textContent: 'Back to the quantization view' });
+  const back = el('vscode-button', { id: 'end-compare', textContent: l10n.t('Back to the quantization view') });
   back.setAttribute('secondary', '');
   back.addEventListener('click', () => onEndCompare());
   return el(
     'section',
-    { id: 'overview', 'aria-label': 'Where quantization hurts: error per block and kind of weight' },
-    el('h2', {}, 'Where quantization hurts'),
+    { id: 'overview', 'aria-label': l10n.t('Where quantization hurts: error per block and kind of weight') },
+    el('h2', {}, l10n.t('Where quantization hurts')),
     el('p', { id: 'compare-banner', class: 'compare-banner', hidden: true }, el('span'), ' ', back),
     el(
       'div',

@@ -3,6 +3,7 @@
  * and T as lines, sizes before and after; FastEWQ's header-only plan until the full analysis lands,
  * then the blocks where the two disagreed are outlined.
  */
+import * as l10n from '@vscode/l10n';
 import { el } from './dom';
 import {
   BarController,
@@ -49,17 +50,32 @@ export function renderPlan(host: HTMLElement, plan: PlanView): void {
   host.dataset.planSource = plan.source;
   const summary = host.querySelector('#plan-summary') as HTMLElement;
   const counts = plan.blocks.reduce<Record<string, number>>((a, b) => ((a[b.precision] = (a[b.precision] ?? 0) + 1), a), {});
-  const budget = plan.budget === null ? '' : plan.fits ? ` · fits the ${size(plan.budget)} budget` : ` · no plan fits ${size(plan.budget)}`;
+  const budget =
+    plan.budget === null
+      ? ''
+      : ' · ' + (plan.fits ? l10n.t('fits the {0} budget', size(plan.budget)) : l10n.t('no plan fits {0}', size(plan.budget)));
   summary.textContent =
-    `${plan.source === 'ewq' ? 'EWQ (full entropy analysis)' : 'FastEWQ (from the header alone)'} · variant ${plan.variant} · ` +
-    `${Object.entries(counts)
-      .map(([p, n]) => `${n} ${p}`)
-      .join(', ')} · ${size(plan.rawBytes)} → ${size(plan.totalBytes)} as ${plan.format}${budget}`;
+    l10n.t(
+      '{0} · variant {1} · {2} · {3} → {4} as {5}',
+      plan.source === 'ewq' ? l10n.t('EWQ (full entropy analysis)') : l10n.t('FastEWQ (from the header alone)'),
+      plan.variant,
+      Object.entries(counts)
+        .map(([p, n]) => `${n} ${p}`)
+        .join(', '),
+      size(plan.rawBytes),
+      size(plan.totalBytes),
+      plan.format,
+    ) + budget;
   const stats = host.querySelector('#plan-stats') as HTMLElement;
   stats.textContent =
     plan.mu === null
       ? ''
-      : `μ = ${plan.mu.toFixed(9)} · σ = ${plan.sigma!.toExponential(3)} · T = ${plan.threshold!.toFixed(9)}${plan.disagreements.length ? ` · FastEWQ disagreed on block${plan.disagreements.length > 1 ? 's' : ''} ${plan.disagreements.join(', ')} (outlined)` : plan.source === 'ewq' ? ' · FastEWQ agreed on every block' : ''}`;
+      : `μ = ${plan.mu.toFixed(9)} · σ = ${plan.sigma!.toExponential(3)} · T = ${plan.threshold!.toFixed(9)}` +
+        (plan.disagreements.length
+          ? ' · ' + l10n.t('FastEWQ disagreed on blocks {0} (outlined)', plan.disagreements.join(', '))
+          : plan.source === 'ewq'
+            ? ' · ' + l10n.t('FastEWQ agreed on every block')
+            : '');
   const canvas = host.querySelector('#plan-chart') as HTMLCanvasElement;
   canvas.dataset.blocks = JSON.stringify(plan.blocks.map((b) => ({ index: b.index, precision: b.precision, entropy: b.entropy })));
   const labels = plan.blocks.map((b) => `${b.index}`);
@@ -71,7 +87,7 @@ export function renderPlan(host: HTMLElement, plan: PlanView): void {
   const datasets: ChartDatasetCustomTypesPerDataset<'bar' | 'line', number[]>[] = [
     {
       type: 'bar' as const,
-      label: full ? 'block entropy − μ' : 'parameters',
+      label: full ? l10n.t('block entropy − μ') : l10n.t('parameters'),
       data: values,
       backgroundColor: plan.blocks.map((b) => precisionColor(b.precision)),
       borderColor: plan.blocks.map((b) => (plan.disagreements.includes(b.index) ? focus : 'transparent')),
@@ -99,9 +115,9 @@ export function renderPlan(host: HTMLElement, plan: PlanView): void {
       animation: false,
       maintainAspectRatio: false,
       scales: {
-        x: { title: { display: true, text: 'block', color: fg }, ticks: { color: fg }, grid: { color: grid } },
+        x: { title: { display: true, text: l10n.t('block'), color: fg }, ticks: { color: fg }, grid: { color: grid } },
         y: {
-          title: { display: true, text: full ? 'entropy − μ (nats)' : 'parameters', color: fg },
+          title: { display: true, text: full ? l10n.t('entropy − μ (nats)') : l10n.t('parameters'), color: fg },
           ticks: { color: fg, callback: (v) => (full ? Number(v).toExponential(1) : Number(v).toLocaleString()) },
           grid: { color: grid },
         },

@@ -1,4 +1,5 @@
 /** The mixed-precision (EWQ) section: the plan's chart and numbers, the analysis's progress, its actions. */
+import * as l10n from '@vscode/l10n';
 import type { PlanView } from '../../src/shared/protocol';
 import { byId, custom, el } from './dom';
 import { renderPlan } from './plan-chart';
@@ -6,22 +7,22 @@ import { renderPlan } from './plan-chart';
 export function planSection(plan: PlanView | undefined, status: string): HTMLElement {
   return el(
     'section',
-    { class: 'plan', id: 'plan', 'aria-label': 'Mixed precision plan (EWQ)' },
-    el('h2', {}, 'Mixed precision (EWQ)'),
-    el('p', { id: 'plan-summary' }, plan ? '' : 'No plan yet.'),
+    { class: 'plan', id: 'plan', 'aria-label': l10n.t('Mixed precision plan (EWQ)') },
+    el('h2', {}, l10n.t('Mixed precision (EWQ)')),
+    el('p', { id: 'plan-summary' }, plan ? '' : l10n.t('No plan yet.')),
     el('p', { id: 'plan-stats', class: 'muted' }),
     el('p', { id: 'plan-status', class: 'muted', 'aria-live': 'polite' }, status),
     el(
       'div',
       { class: 'chart-box' },
-      el('canvas', { id: 'plan-chart', role: 'img', 'aria-label': 'Block entropies coloured by planned precision' }),
+      el('canvas', { id: 'plan-chart', role: 'img', 'aria-label': l10n.t('Block entropies coloured by planned precision') }),
     ),
     el('div', { id: 'plan-legend', class: 'legend' }),
     el(
       'div',
       { class: 'actions' },
-      custom('vscode-button', { secondary: true, 'data-command': 'planEwq' }, 'Plan with a budget…'),
-      custom('vscode-button', { 'data-command': 'quantizeWithPlan', id: 'quantize-plan' }, 'Quantize with this plan'),
+      custom('vscode-button', { secondary: true, 'data-command': 'planEwq' }, l10n.t('Plan with a budget…')),
+      custom('vscode-button', { 'data-command': 'quantizeWithPlan', id: 'quantize-plan' }, l10n.t('Quantize with this plan')),
     ),
   );
 }

@@ -3,6 +3,7 @@
  * workspace settings (a setSetting request the host checks against the settings' own ranges),
  * which stay the source of truth: the host answers a change by recomputing the panel.
  */
+import * as l10n from '@vscode/l10n';
 import type { PanelSettings, TunableSetting } from '../../src/shared/protocol';
 import { byId, custom, el } from './dom';
 import { host } from './host';
@@ -34,7 +35,7 @@ function tuning(s: PanelSettings): HTMLElement {
     max: '1',
     step: '0.005',
     value: String(Math.min(1, s.lambdaEntropy)),
-    'aria-label': 'λH, weight of the entropy term',
+    'aria-label': l10n.t('λH, weight of the entropy term'),
   });
   const lambdaNum = el('input', {
     id: 'lambda-number',
@@ -42,7 +43,7 @@ function tuning(s: PanelSettings): HTMLElement {
     min: '0',
     step: '0.001',
     value: String(s.lambdaEntropy),
-    'aria-label': 'λH value',
+    'aria-label': l10n.t('λH value'),
   });
   let timer: ReturnType<typeof setTimeout> | undefined;
   const commit = (v: number) => {
@@ -60,7 +61,7 @@ function tuning(s: PanelSettings): HTMLElement {
   });
   const bits = ['2', '3', '4', '5', '6', '7', '8'].map((b): [string, string] => [b, b]);
   const groupSizes: [string, string][] = [
-    ['0', 'per-channel'],
+    ['0', l10n.t('per-channel')],
     ['32', '32'],
     ['64', '64'],
     ['128', '128'],
@@ -69,30 +70,30 @@ function tuning(s: PanelSettings): HTMLElement {
   const presets: [string, string][] = ['clip', 'paper', 'reference'].map((p) => [p, p]);
   return el(
     'div',
-    { class: 'tuning', role: 'group', 'aria-label': 'Tune the quantization (writes the workspace settings)' },
-    select('tune-bits', 'bits', bits, String(s.bits), (v) => set('quantization.bits', Number(v))),
-    select('tune-group', 'group size', groupSizes, String(s.groupSize), (v) => set('quantization.groupSize', Number(v))),
-    select('tune-preset', 'preset', presets, s.preset, (v) => set('dareq.preset', v)),
+    { class: 'tuning', role: 'group', 'aria-label': l10n.t('Tune the quantization (writes the workspace settings)') },
+    select('tune-bits', l10n.t('bits'), bits, String(s.bits), (v) => set('quantization.bits', Number(v))),
+    select('tune-group', l10n.t('group size'), groupSizes, String(s.groupSize), (v) => set('quantization.groupSize', Number(v))),
+    select('tune-preset', l10n.t('preset'), presets, s.preset, (v) => set('dareq.preset', v)),
     el('label', { class: 'tune' }, 'λH ', lambda, lambdaNum),
     el('span', { id: 'tune-problem', class: 'problem', role: 'alert' }),
   );
 }
 
 export function renderSettings(s: PanelSettings | undefined): HTMLElement {
-  const box = el('section', { class: 'settings', 'aria-label': 'Quantization settings' });
+  const box = el('section', { class: 'settings', 'aria-label': l10n.t('Quantization settings') });
   if (!s) return box;
-  const group = s.groupSize > 0 ? `groups of ${s.groupSize}` : 'per-channel';
-  const method = s.method === 'rtn' ? 'round-to-nearest' : `DARE-Q, preset ${s.preset}, λH ${s.lambdaEntropy}`;
+  const group = s.groupSize > 0 ? l10n.t('groups of {0}', s.groupSize) : l10n.t('per-channel');
+  const method = s.method === 'rtn' ? l10n.t('round-to-nearest') : l10n.t('DARE-Q, preset {0}, λH {1}', s.preset, s.lambdaEntropy);
   box.append(
     el('span', { class: 'codicon codicon-settings-gear', 'aria-hidden': 'true' }),
     el(
       'span',
       { id: 'settings-summary', 'data-compute': s.compute },
-      `${method} · ${s.bits}-bit · ${group} · ${s.format} · compute: ${s.compute}`,
+      l10n.t('{0} · {1}-bit · {2} · {3} · compute: {4}', method, s.bits, group, s.format, s.compute),
     ),
-    custom('vscode-button', { secondary: true, 'data-command': 'openSettings' }, 'Settings'),
-    custom('vscode-button', { 'data-command': 'quantizeDareq' }, 'Quantize with these settings…'),
-    custom('vscode-button', { secondary: true, 'data-command': 'quantizeRtn' }, 'Round-to-nearest…'),
+    custom('vscode-button', { secondary: true, 'data-command': 'openSettings' }, l10n.t('Settings')),
+    custom('vscode-button', { 'data-command': 'quantizeDareq' }, l10n.t('Quantize with these settings…')),
+    custom('vscode-button', { secondary: true, 'data-command': 'quantizeRtn' }, l10n.t('Round-to-nearest…')),
   );
   box.append(tuning(s));
   for (const p of s.problems) box.append(el('p', { class: 'problem', role: 'alert' }, p));

@@ -3,6 +3,7 @@
  * built only when it is opened (a model with thousands of tensors renders at once), and a peek at
  * a tensor's first values (rows read from the host on demand).
  */
+import * as l10n from '@vscode/l10n';
 import { decodeFloats, isDecodableFloat, type DType, type DecodableFloat } from '../../src/core/dtypes';
 import type { InspectSummary } from '../../src/core/inspect';
 import { formatBytes, formatCount } from '../../src/shared/format';
@@ -15,13 +16,18 @@ function groups(s: InspectSummary): { heading: string; description: string; tens
   const byName = new Map(s.tensors.map((t) => [t.name, t]));
   const out = s.blocks.map((b) => ({
     key: `block-${b.index}`,
-    heading: `Block ${b.index}`,
-    description: `exec ${b.execIndex} · ${b.tensors.length} tensors · ${formatCount(b.params)} params`,
+    heading: l10n.t('Block {0}', b.index),
+    description: l10n.t('exec {0} · {1} tensors · {2} params', b.execIndex, b.tensors.length, formatCount(b.params)),
     tensors: b.tensors.map((n) => byName.get(n)!),
   }));
   if (s.other.length) {
     const tensors = s.other.map((n) => byName.get(n)!);
-    out.push({ key: 'other', heading: 'Outside blocks', description: `${tensors.length} tensors (embeddings, norms, head)`, tensors });
+    out.push({
+      key: 'other',
+      heading: l10n.t('Outside blocks'),
+      description: l10n.t('{0} tensors (embeddings, norms, head)', tensors.length),
+      tensors,
+    });
   }
   return out;
 }
@@ -42,8 +48,8 @@ function tensorTable(tensors: Tensor[]): HTMLTableElement {
         { 'data-tensor': t.name },
         el(
           'td',
-          { class: 'name', title: `${t.name} — click for its first values` },
-          el('button', { class: 'peek', 'data-peek': t.name, 'aria-label': `Show the first values of ${t.name}` }, t.name),
+          { class: 'name', title: l10n.t('{0} — click for its first values', t.name) },
+          el('button', { class: 'peek', 'data-peek': t.name, 'aria-label': l10n.t('Show the first values of {0}', t.name) }, t.name),
         ),
         el('td', { class: 'dtype' }, t.dtype),
         el('td', { class: 'shape' }, `[${t.shape.join(', ')}]`),
@@ -52,7 +58,9 @@ function tensorTable(tensors: Tensor[]): HTMLTableElement {
       ),
     );
   }
-  const head = ['name', 'dtype', 'shape', 'params', 'size'].map((h, i) => el('th', i >= 3 ? { class: 'num' } : {}, h));
+  const head = [l10n.t('name'), 'dtype', l10n.t('shape'), l10n.t('params'), l10n.t('size')].map((h, i) =>
+    el('th', i >= 3 ? { class: 'num' } : {}, h),
+  );
   return el('table', { class: 'tensors' }, el('thead', {}, el('tr', {}, ...head)), body);
 }
 
@@ -70,7 +78,7 @@ export function renderGroups(summary: InspectSummary, query: string): void {
     const open = query.length > 0;
     const c = custom('vscode-collapsible', {
       heading: g.heading,
-      description: query ? `${tensors.length} of ${g.tensors.length} match · ${g.description}` : g.description,
+      description: query ? l10n.t('{0} of {1} match · {2}', tensors.length, g.tensors.length, g.description) : g.description,
       open,
       'data-group': g.key,
     });
@@ -83,7 +91,7 @@ export function renderGroups(summary: InspectSummary, query: string): void {
     nodes.push(c);
   }
   box.replaceChildren(...nodes);
-  byId('match-count')!.textContent = query ? `${shown} of ${summary.tensors.length} tensors match` : '';
+  byId('match-count')!.textContent = query ? l10n.t('{0} of {1} tensors match', shown, summary.tensors.length) : '';
 }
 
 /** Shows (or hides again) the first values of a tensor under its row. */
@@ -106,7 +114,7 @@ export async function peek(summary: InspectSummary, name: string, row: HTMLEleme
       const line = (r: number) =>
         Array.from(v.subarray(r * cols, r * cols + Math.min(8, cols)), (x) => x.toPrecision(4)).join('  ') + (cols > 8 ? '  …' : '');
       text = Array.from({ length: shown }, (_, r) => line(r)).join('\n');
-    } else text = `${bytes.byteLength} bytes of ${t.dtype} (not a float dtype)`;
+    } else text = l10n.t('{0} bytes of {1} (not a float dtype)', bytes.byteLength, t.dtype);
   } catch (e) {
     text = (e as Error).message;
   }

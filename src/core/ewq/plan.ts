@@ -33,6 +33,11 @@ export interface PlanBlock {
   tensors: string[];
 }
 
+/** A block as plans are shown and saved (the CLI's JSON adds its tensors; the panel does without). */
+export function blockSummary(b: PlanBlock): Omit<PlanBlock, 'tensors'> {
+  return { index: b.index, execIndex: b.execIndex, params: b.params, entropy: b.entropy, precision: b.precision, bytes: b.bytes };
+}
+
 export interface Plan {
   source: 'ewq' | 'fastewq';
   model: string;

@@ -18,15 +18,17 @@ import type { JobRunner } from '../../node/pool';
 import { streamTensor } from '../../node/stream-tensor';
 import { MAX_READ_BYTES, type ChannelView, type DetailSide, type DetailView, type GpuDetailJob } from '../../shared/protocol';
 
-async function side(
-  opened: OpenModel,
-  pool: JobRunner,
-  t: ModelTensor,
-  view: MatrixView,
-  settings: QuantSettings,
-  signal: AbortSignal,
-  weights?: DetailView['weights'],
-): Promise<DetailSide> {
+/** The tensor a CPU detail reads, and the workers and signal it runs with. */
+export interface DetailSource {
+  opened: OpenModel;
+  pool: JobRunner;
+  t: ModelTensor;
+  view: MatrixView;
+  signal: AbortSignal;
+}
+
+async function side(src: DetailSource, settings: QuantSettings, weights?: DetailView['weights']): Promise<DetailSide> {
+  const { opened, pool, t, view, signal } = src;
   const grid = tileGrid(view.rows, view.cols);
   const tiles = emptyTiles(grid);
   const stats = emptyStats(settings.bits);
@@ -81,21 +83,14 @@ function rtnBeside(settings: QuantSettings): QuantSettings | undefined {
   return settings.method === 'rtn' ? undefined : resolveSettings({ method: 'rtn', bits: settings.bits, groupSize: settings.groupSize });
 }
 
-export async function computeDetail(
-  opened: OpenModel,
-  pool: JobRunner,
-  t: ModelTensor,
-  view: MatrixView,
-  settings: QuantSettings,
-  signal: AbortSignal,
-  backend: string,
-): Promise<DetailView> {
+export async function computeDetail(src: DetailSource, settings: QuantSettings, backend: string): Promise<DetailView> {
+  const { t, view } = src;
   const started = performance.now();
   const grid = tileGrid(view.rows, view.cols);
   const weights = { absmax: new Float32Array(view.rows), kurtosis: new Float32Array(view.rows) };
-  const main = await side(opened, pool, t, view, settings, signal, weights);
+  const main = await side(src, settings, weights);
   const rtnSettings = rtnBeside(settings);
-  const rtn = rtnSettings && (await side(opened, pool, t, view, rtnSettings, signal));
+  const rtn = rtnSettings && (await side(src, rtnSettings));
   return {
     tensor: t.name,
     shape: [...t.shape],

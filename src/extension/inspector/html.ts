@@ -11,6 +11,12 @@ export interface WebviewResources {
   css: string;
   codicons: string;
   title: string;
+  /** The extension's translations for the display language (vscode.l10n.bundle); none for English. */
+  l10n?: Record<string, string>;
+  /** The page's language (vscode.env.language). */
+  lang?: string;
+  /** "Reading the header…", translated. */
+  loading?: string;
 }
 
 const escape = (s: string) => s.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -28,7 +34,7 @@ export function inspectorHtml(r: WebviewResources): string {
     'worker-src blob:',
   ].join('; ');
   return `<!DOCTYPE html>
-<html lang="en">
+<html lang="${escape(r.lang ?? 'en')}">
 <head>
 <meta charset="utf-8">
 <meta http-equiv="Content-Security-Policy" content="${csp}">
@@ -38,10 +44,19 @@ export function inspectorHtml(r: WebviewResources): string {
 <title>${escape(r.title)}</title>
 </head>
 <body>
-<main id="app" aria-busy="true"><p class="loading">Reading the header…</p></main>
+<main id="app" aria-busy="true"><p class="loading">${escape(r.loading ?? 'Reading the header…')}</p></main>
+<script type="application/json" id="weightlens-l10n" nonce="${r.nonce}">${l10nJson(r.l10n)}</script>
 <script nonce="${r.nonce}" src="${escape(r.script)}"></script>
 </body>
 </html>`;
+}
+
+/**
+ * The translations as a JSON data block the webview reads before it renders (a data block is not
+ * executed: the CSP's script-src does not apply). `<` is escaped so no string can close the tag.
+ */
+function l10nJson(bundle: Record<string, string> | undefined): string {
+  return JSON.stringify(bundle ?? {}).replace(/</g, '\\u003c');
 }
 
 export function makeNonce(): string {

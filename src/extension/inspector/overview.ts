@@ -5,6 +5,7 @@
  * first, results cached per settings, and work that is no longer wanted (settings changed, panel
  * closed) is cancelled.
  */
+import * as l10n from '@vscode/l10n';
 import { blockOf, groupBlocks } from '../../core/blocks';
 import { CancelledError, oneLine } from '../../core/errors';
 import type { Model } from '../../core/model';
@@ -106,7 +107,7 @@ export class OverviewComputer {
         if (!signal.aborted) this.notify('cell', { key, tensor: name, stats: cell });
       }
     } catch (e) {
-      if (!(e instanceof CancelledError)) this.notify('overviewStatus', { text: `Overview: ${oneLine(e)}` });
+      if (!(e instanceof CancelledError)) this.notify('overviewStatus', { text: l10n.t('Overview: {0}', oneLine(e)) });
     }
   }
 

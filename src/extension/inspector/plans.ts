@@ -3,9 +3,10 @@
  * background for models up to weightlens.ewq.autoAnalyzeMaxGB, or when asked), which replaces it
  * with the blocks where the two disagree marked. Plans are recomputed when the settings change.
  */
+import * as l10n from '@vscode/l10n';
 import { CancelledError, oneLine } from '../../core/errors';
 import type { FastEwqModel } from '../../core/ewq/fast';
-import type { Plan } from '../../core/ewq/plan';
+import { blockSummary, type Plan } from '../../core/ewq/plan';
 import { planModel, type PlanOptions } from '../../node/ewq';
 import type { OpenModel } from '../../node/open-model';
 import type { NotifyWebview, PlanView } from '../../shared/protocol';
@@ -22,14 +23,7 @@ export function planView(plan: Plan, fast?: Plan): PlanView {
     mu: plan.mu,
     sigma: plan.sigma,
     threshold: plan.threshold,
-    blocks: plan.blocks.map((b) => ({
-      index: b.index,
-      execIndex: b.execIndex,
-      params: b.params,
-      entropy: b.entropy,
-      precision: b.precision,
-      bytes: b.bytes,
-    })),
+    blocks: plan.blocks.map(blockSummary),
     rawBytes: plan.rawBytes,
     totalBytes: plan.totalBytes,
     fits: plan.fits,
@@ -78,7 +72,7 @@ export class DocumentPlans {
     if (ewq.autoAnalyzeMaxGB > 0 && bytes <= ewq.autoAnalyzeMaxGB * 1e9) void this.analyze(ewq, run, budget).catch(() => undefined);
     else
       this.notify('planStatus', {
-        text: 'FastEWQ plan (from the header). Run "Plan Mixed Precision (EWQ)…" for the full entropy analysis.',
+        text: l10n.t('FastEWQ plan (from the header). Run "Plan Mixed Precision (EWQ)…" for the full entropy analysis.'),
         running: false,
       });
   }
@@ -96,7 +90,7 @@ export class DocumentPlans {
     this.running = ctl;
     signal?.addEventListener('abort', () => ctl.abort());
     let last = 0;
-    this.notify('planStatus', { text: 'EWQ: analysing block entropies…', running: true });
+    this.notify('planStatus', { text: l10n.t('EWQ: analysing block entropies…'), running: true });
     try {
       const plan = await planModel(this.opened, {
         ...this.options(ewq, run, budget),
@@ -105,7 +99,7 @@ export class DocumentPlans {
           onProgress?.(f);
           if (Date.now() - last > 200) {
             last = Date.now();
-            this.notify('planStatus', { text: `EWQ: analysing block entropies… ${Math.floor(f * 100)}%`, running: true });
+            this.notify('planStatus', { text: l10n.t('EWQ: analysing block entropies… {0}%', Math.floor(f * 100)), running: true });
           }
         },
       });
@@ -116,7 +110,10 @@ export class DocumentPlans {
     } catch (e) {
       const cancelled = e instanceof CancelledError;
       if (this.running === ctl)
-        this.notify('planStatus', { text: cancelled ? 'EWQ analysis cancelled.' : `EWQ analysis failed: ${oneLine(e)}`, running: false });
+        this.notify('planStatus', {
+          text: cancelled ? l10n.t('EWQ analysis cancelled.') : l10n.t('EWQ analysis failed: {0}', oneLine(e)),
+          running: false,
+        });
       if (cancelled) return undefined;
       throw e;
     } finally {

@@ -233,7 +233,7 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
   /** A tuning control's value, checked against the same rules as settings.json before it is written. */
   private async setSetting(key: TunableSetting, value: number | string): Promise<void> {
     const spec = SETTING_SPECS.find((x) => x.key === key);
-    if (!spec || !spec.check(value)) throw new Error(`weightlens.${key} must be ${spec?.expect ?? 'valid'}`);
+    if (!spec || !spec.check(value)) throw new Error(vscode.l10n.t('weightlens.{0} must be {1}', key, spec?.expect ?? 'valid'));
     const target = vscode.workspace.workspaceFolders ? vscode.ConfigurationTarget.Workspace : vscode.ConfigurationTarget.Global;
     await vscode.workspace.getConfiguration('weightlens').update(key, value, target);
   }
@@ -250,7 +250,7 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
     const t = entry.doc.opened.model.tensors.find((x) => x.name === tensor);
     const view = t && isQuantizableFloat(t.dtype) && t.numel > 0 ? matrixView(t) : undefined;
     if (t && view) return { t, view };
-    entry.channel.notify('detailStatus', { text: `${tensor}: not a float tensor that can be quantized` });
+    entry.channel.notify('detailStatus', { text: vscode.l10n.t('{0}: not a float tensor that can be quantized', tensor) });
     return undefined;
   }
 
@@ -270,7 +270,9 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
     const route = gpuRoute(backend, entry.gpu);
     const fits = gpuRuns(settings, target.t.dtype) && !target.view.transposed && target.t.shape.length >= 2;
     if (route.use && fits) {
-      entry.channel.notify('detailStatus', { text: `Computing the detail of ${tensor} on WebGPU (${entry.gpu!.adapter})…` });
+      entry.channel.notify('detailStatus', {
+        text: vscode.l10n.t('Computing the detail of {0} on WebGPU ({1})…', tensor, entry.gpu!.adapter),
+      });
       try {
         const raw = await entry.channel.request('detailGpu', gpuDetailJob(target.t, target.view, settings));
         const done = replyFromWebview('detailGpu', raw);
@@ -286,7 +288,9 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
     let why: string | undefined;
     if (backend === 'webgpu' && !route.use) why = route.why;
     else if (backend === 'webgpu')
-      why = `WebGPU does not run a ${target.t.dtype}${target.view.transposed ? ' transposed' : ''} tensor here`;
+      why = target.view.transposed
+        ? vscode.l10n.t('WebGPU does not run a transposed {0} tensor here', target.t.dtype)
+        : vscode.l10n.t('WebGPU does not run a {0} tensor here', target.t.dtype);
     else if (backend === 'auto' && !route.use && entry.gpu?.available) why = route.why;
     return this.cpuDetail(entry, target, settings, ctl, why);
   }
@@ -300,10 +304,10 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
   ): Promise<void> {
     const { t, view } = target;
     try {
-      entry.channel.notify('detailStatus', { text: `Computing the detail of ${t.name} on the CPU…` });
+      entry.channel.notify('detailStatus', { text: vscode.l10n.t('Computing the detail of {0} on the CPU…', t.name) });
       const pool = this.pool();
       const lane = pool.lane(entry.panel.visible ? PRIORITY.visible : PRIORITY.background, ctl.signal);
-      const detail = await computeDetail(entry.doc.opened, lane, t, view, settings, ctl.signal, describePool(pool));
+      const detail = await computeDetail({ opened: entry.doc.opened, pool: lane, t, view, signal: ctl.signal }, settings, describePool(pool));
       if (!ctl.signal.aborted) entry.channel.notify('detail', { detail: { ...detail, backendNote: why } });
     } catch (e) {
       if (!(e instanceof CancelledError)) entry.channel.notify('detailStatus', { text: `${t.name}: ${oneLine(e)}` });
@@ -313,7 +317,7 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
   private async comparisonDetail(entry: PanelEntry, compare: PanelComparison, tensor: string): Promise<void> {
     const ctl = this.newDetailRun(entry);
     try {
-      entry.channel.notify('detailStatus', { text: `Comparing ${tensor} with ${compare.name}…` });
+      entry.channel.notify('detailStatus', { text: vscode.l10n.t('Comparing {0} with {1}…', tensor, compare.name) });
       const detail = await comparisonDetail(entry.doc.uri.fsPath, compare, tensor, ctl.signal);
       if (!ctl.signal.aborted) entry.channel.notify('detail', { detail });
     } catch (e) {
@@ -324,13 +328,15 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
   /** One channel's histograms and loss curve (a quantization's: not in the comparison view). */
   private async showChannel(entry: PanelEntry, tensor: string, row: number, group: number): Promise<void> {
     if (entry.compare) {
-      entry.channel.notify('detailStatus', { text: "The loss curve is a quantization's: go back to the quantization view for it." });
+      entry.channel.notify('detailStatus', {
+        text: vscode.l10n.t("The loss curve is a quantization's: go back to the quantization view for it."),
+      });
       return;
     }
     const target = this.detailTarget(entry, tensor);
     if (!target) return;
     try {
-      if (row >= target.view.rows) throw new Error(`channel ${row} is outside ${target.view.rows} channels`);
+      if (row >= target.view.rows) throw new Error(vscode.l10n.t('channel {0} is outside {1} channels', row, target.view.rows));
       const settings = this.config.run().settings;
       entry.channel.notify('channel', { channel: await computeChannel(entry.doc.opened, target.t, target.view, settings, row, group) });
     } catch (e) {
@@ -349,14 +355,19 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
     const entries = [...this.panels].sort(
       (a, b) => Number(b.doc.uri.toString() === model.toString()) - Number(a.doc.uri.toString() === model.toString()),
     );
-    if (!entries.length) return none('no inspector panel is open to lend its GPU');
+    if (!entries.length) return none(vscode.l10n.t('no inspector panel is open to lend its GPU'));
     const routes = entries.map((e) => ({ e, route: gpuRoute(backend, e.gpu) }));
     const usable = routes.find((r) => r.route.use)?.e;
     if (!usable) {
       const first = routes.find((r) => r.e.gpu?.available) ?? routes[0];
-      return none(first.e.gpu?.available ? (first.route as { why: string }).why : 'no WebGPU adapter in the open inspector panel');
+      return none(
+        first.e.gpu?.available ? (first.route as { why: string }).why : vscode.l10n.t('no WebGPU adapter in the open inspector panel'),
+      );
     }
-    return { search: new PanelSearchBackend(usable.channel, `${usable.gpu!.adapter} (the inspector panel's WebGPU)`), why: '' };
+    return {
+      search: new PanelSearchBackend(usable.channel, vscode.l10n.t("{0} (the inspector panel's WebGPU)", usable.gpu!.adapter)),
+      why: '',
+    };
   }
 
   /** Pushes changed settings to every open inspector at once. */

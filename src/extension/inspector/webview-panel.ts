@@ -39,6 +39,9 @@ export function openInspectorWebview(
     css: webview.asWebviewUri(vscode.Uri.joinPath(media, 'inspector.css')).toString(),
     codicons: webview.asWebviewUri(vscode.Uri.joinPath(dist, 'codicon.css')).toString(),
     title: path.basename(file.fsPath),
+    l10n: vscode.l10n.bundle,
+    lang: vscode.env.language,
+    loading: vscode.l10n.t('Reading the header…'),
   });
   return channel;
 }
