@@ -95,16 +95,10 @@ export async function compareCommand(deps: CompareDeps, arg?: unknown, selected?
         });
       },
     );
-    const docs = renderCompareDocuments(c);
-    const { left, right } = deps.stats.add(docs.original, docs.quantized, nameA, nameB);
-    await vscode.commands.executeCommand(
-      'vscode.diff',
-      left,
-      right,
+    await deps.stats.showDiff(
+      renderCompareDocuments(c),
+      { left: nameA, right: nameB },
       vscode.l10n.t('Weightlens: {0} ↔ {1} (weights compared)', nameA, nameB),
-      {
-        preview: false,
-      },
     );
     const s = c.summary;
     logLine(

@@ -217,16 +217,11 @@ export async function quantizeCommand(
 async function showResult(deps: QuantizeDeps, result: QuantizeResult, input: string): Promise<void> {
   const inputName = path.basename(input);
   const outputName = path.basename(result.outputPath);
-  const docs = renderStatsDocuments(result.report, inputName, outputName);
-  const { left, right } = deps.stats.add(docs.original, docs.quantized, inputName, outputName, result.outputPath);
-  await vscode.commands.executeCommand(
-    'vscode.diff',
-    left,
-    right,
+  await deps.stats.showDiff(
+    renderStatsDocuments(result.report, inputName, outputName),
+    { left: inputName, right: outputName },
     vscode.l10n.t('Weightlens: {0} ↔ {1} (statistics)', inputName, outputName),
-    {
-      preview: false,
-    },
+    result.outputPath,
   );
   const sq = result.report.tensors.map((t) => t.sqnrDb).filter((x): x is number => x !== null);
   const mean = sq.length ? `${(sq.reduce((a, b) => a + b, 0) / sq.length).toFixed(2)} dB` : 'n/a';

@@ -28,6 +28,17 @@ export class StatsDocumentProvider implements vscode.TextDocumentContentProvider
     return { left, right };
   }
 
+  /** Stores both sides (as `add`) and opens them side by side in a diff editor titled `title`. */
+  async showDiff(
+    docs: { original: string; quantized: string },
+    names: { left: string; right: string },
+    title: string,
+    outputPath?: string,
+  ): Promise<void> {
+    const { left, right } = this.add(docs.original, docs.quantized, names.left, names.right, outputPath);
+    await vscode.commands.executeCommand('vscode.diff', left, right, title, { preview: false });
+  }
+
   /** Puts `line` under the header of both sides of every run that wrote `outputPath`. */
   annotate(outputPath: string, line: string): void {
     for (const uri of this.byOutput.get(outputPath) ?? []) {

@@ -5,18 +5,7 @@
  * scale marked: how a user sees what lambda does.
  */
 import * as l10n from '@vscode/l10n';
-import {
-  BarController,
-  BarElement,
-  CategoryScale,
-  Chart,
-  Legend,
-  LinearScale,
-  LineController,
-  LineElement,
-  PointElement,
-  Tooltip,
-} from 'chart.js';
+import { Chart, css } from './charts';
 import type { ChannelView, DetailSide, DetailView } from '../../src/shared/protocol';
 import { el } from './dom';
 
@@ -25,8 +14,6 @@ export type AskChannel = (tensor: string, row: number, group: number) => void;
 
 /** A side's name: the compared checkpoint's, or the quantization method's. */
 const sideLabel = (s: DetailSide) => s.label ?? (s.method === 'rtn' ? 'RTN' : 'DARE-Q');
-
-Chart.register(BarController, BarElement, CategoryScale, LinearScale, LineController, LineElement, PointElement, Tooltip, Legend);
 
 type MapKind = 'absW' | 'absE' | 'sqE';
 type SideMetric = 'mse' | 'entropy' | 'scaleRatio' | 'clipped';
@@ -54,8 +41,6 @@ let channelMetric: ChannelMetric = 'mse';
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type AnyChart = Chart<any, any, any>;
 const charts = new Map<string, AnyChart>();
-
-const css = (name: string, fallback: string) => getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
 
 /** A sequential colour ramp (dark violet to light yellow), readable on light and dark themes. */
 function ramp(t: number): [number, number, number] {

@@ -5,24 +5,8 @@
  */
 import * as l10n from '@vscode/l10n';
 import { el } from './dom';
-import {
-  BarController,
-  BarElement,
-  CategoryScale,
-  Chart,
-  Legend,
-  LinearScale,
-  LineController,
-  LineElement,
-  PointElement,
-  Tooltip,
-  type ChartDatasetCustomTypesPerDataset,
-} from 'chart.js';
+import { Chart, css, type ChartDatasetCustomTypesPerDataset } from './charts';
 import type { PlanView } from '../../src/shared/protocol';
-
-Chart.register(BarController, BarElement, CategoryScale, LinearScale, LineController, LineElement, PointElement, Tooltip, Legend);
-
-const css = (name: string, fallback: string) => getComputedStyle(document.body).getPropertyValue(name).trim() || fallback;
 
 export function precisionColor(p: string): string {
   const map: Record<string, [string, string]> = {

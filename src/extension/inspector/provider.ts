@@ -307,7 +307,11 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
       entry.channel.notify('detailStatus', { text: vscode.l10n.t('Computing the detail of {0} on the CPU…', t.name) });
       const pool = this.pool();
       const lane = pool.lane(entry.panel.visible ? PRIORITY.visible : PRIORITY.background, ctl.signal);
-      const detail = await computeDetail({ opened: entry.doc.opened, pool: lane, t, view, signal: ctl.signal }, settings, describePool(pool));
+      const detail = await computeDetail(
+        { opened: entry.doc.opened, pool: lane, t, view, signal: ctl.signal },
+        settings,
+        describePool(pool),
+      );
       if (!ctl.signal.aborted) entry.channel.notify('detail', { detail: { ...detail, backendNote: why } });
     } catch (e) {
       if (!(e instanceof CancelledError)) entry.channel.notify('detailStatus', { text: `${t.name}: ${oneLine(e)}` });
