@@ -5,6 +5,11 @@
 // Invocations per workgroup; the runners set it (the `WG` of each runner) and size nothing else.
 override WG: u32 = 64u;
 
+// The residual histogram of one group (the search and the apply kernels), at most MAX_BINS bins
+// (GPU_MAX_BINS in src/compute/backend.ts; settings with more bins run on the CPU).
+const MAX_BINS: u32 = 4096u;
+var<workgroup> hist: array<atomic<u32>, MAX_BINS>;
+
 // One reduction's per-invocation partials, sized from WG, and its result.
 var<workgroup> partials: array<vec4f, WG>;
 var<workgroup> reduced: vec4f;

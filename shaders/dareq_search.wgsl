@@ -28,8 +28,6 @@ struct SearchParams {
   totalGroups: u32,
 }
 
-const MAX_BINS: u32 = 4096u;
-
 @group(0) @binding(0) var<uniform> P: SearchParams;
 @group(0) @binding(1) var<storage, read> W: array<f32>;
 // Per group: [best index (or -1 for an all-zero group), the winner's loss upper bound, the lowest
@@ -40,8 +38,6 @@ const MAX_BINS: u32 = 4096u;
 // Per undecided group, ceil(K / 32) words: bit k set when candidate k's lower bound is below the
 // winner's upper bound — the only candidates that can still win, which the host scores in float64.
 @group(0) @binding(4) var<storage, read_write> MASK: array<u32>;
-
-var<workgroup> hist: array<atomic<u32>, MAX_BINS>;
 
 fn quantized(x: f32, sc: f32) -> f32 {
   let y = x / sc;

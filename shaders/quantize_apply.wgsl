@@ -37,8 +37,6 @@ struct ApplyParams {
   bits: u32,
 }
 
-const MAX_BINS: u32 = 4096u;
-
 @group(0) @binding(0) var<uniform> P: ApplyParams;
 @group(0) @binding(1) var<storage, read> W: array<f32>;
 // group_stats: [absmax, sum w^2] per group. apply: the scales in, one per group (index 2 * g).
@@ -53,7 +51,6 @@ const MAX_BINS: u32 = 4096u;
 // moments: per row or group [absmax, mean, variance, kurtosis (m4 / m2^2; 0 when constant)].
 @group(0) @binding(8) var<storage, read_write> M: array<vec4<f32>>;
 
-var<workgroup> hist: array<atomic<u32>, MAX_BINS>;
 
 // Sign of 2x - (2q + 1) * s, exactly: s = hi + lo with 12 significant bits each, so both products
 // with m = 2q + 1 (|m| < 2^9) are exact; 2x - m * hi is exact near the boundary (Sterbenz), and far

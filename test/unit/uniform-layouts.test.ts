@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { GPU_MAX_BINS } from '../../src/compute/backend';
 import { UNIFORM_LAYOUTS, UniformLayout } from '../../src/compute/webgpu/uniforms';
 
 const SHADERS = path.resolve(__dirname, '../../../shaders');
@@ -32,12 +33,14 @@ for (const [file, layout] of Object.entries(UNIFORM_LAYOUTS)) {
 
 test('every kernel uses the shared preamble instead of its own copies', () => {
   const preamble = readFileSync(path.join(SHADERS, 'common.wgsl'), 'utf8');
-  const shared = [...preamble.matchAll(/^(?:fn|override|var<workgroup>)\s+(\w+)/gm)].map((m) => m[1]);
+  const shared = [...preamble.matchAll(/^(?:fn|override|const|var<workgroup>)\s+(\w+)/gm)].map((m) => m[1]);
   assert.ok(shared.includes('workgroupReduce') && shared.includes('WG'), shared.join(', '));
+  // The histogram's size is the host's limit for the GPU path.
+  assert.match(preamble, new RegExp(`const MAX_BINS: u32 = ${GPU_MAX_BINS}u;`));
   for (const file of Object.keys(UNIFORM_LAYOUTS)) {
     const source = readFileSync(path.join(SHADERS, file), 'utf8');
     for (const name of shared)
-      assert.doesNotMatch(source, new RegExp(`^(?:fn|override|var<workgroup>)\\s+${name}\\b`, 'm'), `${file} redeclares ${name}`);
+      assert.doesNotMatch(source, new RegExp(`^(?:fn|override|const|var<workgroup>)\\s+${name}\\b`, 'm'), `${file} redeclares ${name}`);
     // Workgroup arrays other than the histogram are sized from WG (the preamble's), not a literal.
     assert.doesNotMatch(source, /var<workgroup>\s+\w+:\s*array<f32,\s*\d+>/, `${file} sizes a reduction array with a literal`);
   }
