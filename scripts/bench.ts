@@ -5,6 +5,11 @@
  *
  *   node dist/bench.js [--smoke] [--e2e-size 2GB] [--rows N] [--cols N] [--out FILE]
  */
+import { estimateTensorStats } from '../src/node/estimate-tensor';
+import { openModel } from '../src/node/open-model';
+import { streamTensor } from '../src/node/stream-tensor';
+import { selectTargets } from '../src/core/select';
+import { sqnrHalfWidth } from '../src/core/quant/estimate';
 import { execFileSync, spawn } from 'node:child_process';
 import { promises as fsp, readFileSync } from 'node:fs';
 import * as os from 'node:os';
@@ -22,7 +27,7 @@ import { openNodeGpu } from '../src/compute/webgpu/node-device';
 import { WebGpuQuantizer } from '../src/compute/webgpu/quantize';
 import { WebGpuEntropy } from '../src/compute/webgpu/entropy';
 import { softmaxEntropy } from '../src/core/ewq/entropy';
-import { fillNormals, mulberry32 } from '../src/node/random';
+import { fillNormals, mulberry32 } from '../src/core/random';
 import { ggufQualityTable, type QualityRow } from '../src/node/gguf-quality';
 
 const root = path.resolve(__dirname, '..');
@@ -194,10 +199,60 @@ function peakRssOf(cmd: string, args: string[]): Promise<{ seconds: number; peak
   });
 }
 
+/**
+ * The overview's two phases on a model, as the inspector runs them with the shared pool (cores - 1
+ * threads): the estimate of every cell, timed; the exact value of one cell of each kind, timed, to
+ * say how long the background refinement takes.
+ */
+async function overviewTimes(model: string, smoke: boolean): Promise<Record<string, number>> {
+  const opened = await openModel(model);
+  const threads = Math.max(1, os.availableParallelism() - 1);
+  const pool = new JobPool(threads, path.join(root, 'dist', 'worker.js'));
+  try {
+    const settings = resolveSettings();
+    const targets = [...selectTargets(opened.model.tensors, {})];
+    const t0 = performance.now();
+    const widths: number[] = [];
+    let exactCells = 0;
+    for (const [name, view] of targets) {
+      const t = opened.model.tensors.find((x) => x.name === name)!;
+      const est = await estimateTensorStats(opened, pool, t, view, settings);
+      if (est.groups >= est.of) exactCells++;
+      else widths.push(sqnrHalfWidth(est));
+    }
+    const estimateSeconds = (performance.now() - t0) / 1000;
+    widths.sort((a, b) => a - b);
+    // One exact cell of each kind of weight (a layer's seven), for the refinement's time.
+    const layer = targets.filter(([n]) => /layers\.0\./.test(n));
+    const t1 = performance.now();
+    let weights = 0;
+    for (const [name, view] of smoke ? layer : layer.slice(0, 7)) {
+      const t = opened.model.tensors.find((x) => x.name === name)!;
+      weights += t.numel;
+      await streamTensor(opened, pool, t, view, settings, { output: 'fake' }, () => undefined);
+    }
+    const exactSecondsPerCell = (performance.now() - t1) / 1000 / Math.max(1, layer.length);
+    return {
+      cells: targets.length,
+      threads,
+      estimateSeconds,
+      exactCells,
+      medianHalfWidthDb: widths.length ? widths[Math.floor(widths.length / 2)] : 0,
+      maxHalfWidthDb: widths.length ? widths[widths.length - 1] : 0,
+      exactSecondsPerCell,
+      exactWeightsPerSecond: weights / ((performance.now() - t1) / 1000),
+    };
+  } finally {
+    await pool.close();
+    await opened.close();
+  }
+}
+
 async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       smoke: { type: 'boolean' },
+      'overview-layers': { type: 'string' },
       'e2e-size': { type: 'string' },
       rows: { type: 'string' },
       cols: { type: 'string' },
@@ -419,6 +474,43 @@ async function main(): Promise<void> {
       await fsp.rm(dir, { recursive: true, force: true });
     }
   }
+  // The inspector's overview of a 7B-shaped model: every cell estimated from a sample of its groups.
+  let overview: Record<string, unknown> | undefined;
+  {
+    const layers = Number(values['overview-layers'] ?? (smoke ? 2 : 32));
+    const shape = smoke
+      ? { hidden: 512, intermediate: 1792, vocab: 4096, heads: 8, kvHeads: 2 }
+      : { hidden: 4096, intermediate: 14336, vocab: 32000, heads: 32, kvHeads: 8 };
+    const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'wl-overview-'));
+    try {
+      const g0 = performance.now();
+      const model = await generateModel(dir, {
+        ...GENERATE_DEFAULTS,
+        ...shape,
+        layers,
+        dtype: 'BF16',
+        shards: Math.max(1, Math.ceil(layers / 4)),
+      });
+      const genSec = (performance.now() - g0) / 1000;
+      overview = { layers, ...shape, generateSeconds: genSec, ...(await overviewTimes(model, smoke)) };
+      const ov = overview as {
+        cells: number;
+        estimateSeconds: number;
+        exactCells: number;
+        maxHalfWidthDb: number;
+        medianHalfWidthDb: number;
+        exactSecondsPerCell: number;
+      };
+      console.log(
+        `\noverview of a generated ${layers}-layer ${shape.hidden}/${shape.intermediate} bf16 model (${ov.cells} cells): every cell shown in ${ov.estimateSeconds.toFixed(1)} s ` +
+          `(${ov.exactCells} exact at once, the rest estimated; 99% SQNR interval half-width median ${ov.medianHalfWidthDb.toFixed(3)} dB, at most ${ov.maxHalfWidthDb.toFixed(3)} dB); ` +
+          `the exact values then take ~${(ov.exactSecondsPerCell * ov.cells).toFixed(0)} s in the background`,
+      );
+    } finally {
+      await fsp.rm(dir, { recursive: true, force: true });
+    }
+  }
+
   // Quality in a real runtime: llama.cpp perplexity of the bundled sample, peers' quantizer beside ours.
   let quality: QualityRow[] | undefined;
   {
@@ -457,6 +549,7 @@ async function main(): Promise<void> {
         coarseToFineGap: gap,
         webgpu: gpuInfo,
         e2e,
+        overview,
         quality,
       },
       null,

@@ -1,7 +1,7 @@
 /**
  * Generate a Llama-shaped checkpoint for speed and memory work:
  *   node dist/generate.js OUT_DIR [--size 1GB | --layers N] [--hidden N] [--intermediate N]
- *        [--vocab N] [--dtype BF16|F16|F32] [--shards N] [--seed N]
+ *        [--vocab N] [--heads N] [--kv-heads N] [--dtype BF16|F16|F32] [--shards N] [--seed N]
  */
 import { parseArgs } from 'node:util';
 import { GENERATE_DEFAULTS, generateModel, layersForSize, type GenerateOptions } from '../src/node/generate-model';
@@ -22,6 +22,8 @@ async function run(): Promise<void> {
       hidden: { type: 'string' },
       intermediate: { type: 'string' },
       vocab: { type: 'string' },
+      heads: { type: 'string' },
+      'kv-heads': { type: 'string' },
       dtype: { type: 'string' },
       shards: { type: 'string' },
       seed: { type: 'string' },
@@ -34,6 +36,8 @@ async function run(): Promise<void> {
   if (values.intermediate) o.intermediate = Number(values.intermediate);
   else if (values.hidden) o.intermediate = Math.round((o.hidden * 11) / 4 / 64) * 64;
   if (values.vocab) o.vocab = Number(values.vocab);
+  if (values.heads) o.heads = Number(values.heads);
+  if (values['kv-heads']) o.kvHeads = Number(values['kv-heads']);
   if (values.dtype) o.dtype = values.dtype as GenerateOptions['dtype'];
   if (values.shards) o.shards = Number(values.shards);
   if (values.seed) o.seed = Number(values.seed);

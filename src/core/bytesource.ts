@@ -7,8 +7,12 @@ export interface ByteSource {
   readonly name: string;
   /** Total size in bytes. */
   size(): Promise<number>;
-  /** Exactly `length` bytes from `offset`; rejects when the source is shorter. */
-  read(offset: number, length: number): Promise<Uint8Array>;
+  /**
+   * Exactly `length` bytes from `offset`; rejects when the source is shorter. With `into` (at least
+   * `length` bytes) a source may read into it and return a view of it: a pass over a large tensor
+   * then reuses one buffer instead of allocating one per block.
+   */
+  read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array>;
 }
 
 export class MemoryByteSource implements ByteSource {

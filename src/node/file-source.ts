@@ -25,8 +25,8 @@ export class FileByteSource implements ByteSource {
     return this.bytes;
   }
 
-  async read(offset: number, length: number): Promise<Uint8Array> {
-    const buf = new Uint8Array(length);
+  async read(offset: number, length: number, into?: Uint8Array): Promise<Uint8Array> {
+    const buf = into && into.byteLength >= length ? into.subarray(0, length) : new Uint8Array(length);
     let done = 0;
     while (done < length) {
       const { bytesRead } = await this.handle.read(buf, done, length - done, offset + done);

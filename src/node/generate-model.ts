@@ -8,7 +8,7 @@ import * as path from 'node:path';
 import { encodeFloats, type QuantizableFloat } from '../core/dtypes';
 import { layoutFile, type OutputTensorSpec } from '../core/safetensors/layout';
 import { AtomicOutput } from './atomic-output';
-import { fillNormals, mulberry32 } from './random';
+import { fillNormals, mulberry32 } from '../core/random';
 
 export interface GenerateOptions {
   layers: number;

@@ -58,6 +58,13 @@ export interface CellStats {
   residualEntropy?: number;
   scaleRatio?: number;
   clippedFraction?: number;
+  /** Present while the values are estimated from a sample of the tensor's groups (exact ones replace them). */
+  estimate?: {
+    groups: number;
+    of: number;
+    /** The 99% interval of the SQNR (the other statistics are estimates without one). */
+    sqnrDb: [number, number];
+  };
   /** Of a comparison with another checkpoint (Compare Weights). */
   maxAbs?: number;
   relative?: number;

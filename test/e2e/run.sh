@@ -59,6 +59,9 @@ cp "$ROOT/samples/stories260K/model.safetensors" "$WS/stories260K.safetensors"
 node "$ROOT/dist/generate.js" "$WORK/gen" --layers 6 --hidden 512 --intermediate 1408 --vocab 512 >/dev/null
 mv "$WORK/gen/model.safetensors" "$WS/big.safetensors"
 node "$ROOT/dist/generate.js" "$WS/sharded" --layers 4 --hidden 64 --intermediate 176 --vocab 64 --shards 3 >/dev/null
+# Four layers of a 7B-shaped model (Llama-2 7B / Mistral shapes), 2.3 GB of bf16 in two shards: the
+# overview must show every cell in seconds (estimates from sampled groups).
+node "$ROOT/dist/generate.js" "$WS/large" --layers 4 --hidden 4096 --intermediate 14336 --vocab 32000 --heads 32 --kv-heads 8 --shards 2 >/dev/null
 # The sample with its config and tokenizer: what GGUF export and Evaluate Perplexity need.
 mkdir -p "$WS/stories"
 cp "$ROOT/samples/stories260K/model.safetensors" "$ROOT/samples/stories260K/config.json" "$ROOT/samples/stories260K/tok512.bin" "$WS/stories/"

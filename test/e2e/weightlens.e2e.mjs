@@ -777,6 +777,63 @@ await step(
   },
 );
 
+await step(
+  'a 2.3 GB sharded 7B-shaped model: every overview cell shown within 30 s (estimates marked, 99% intervals), exact values following',
+  async () => {
+    await page.keyboard.press('Escape');
+    await page.getByRole('treeitem', { name: 'large', exact: true }).click();
+    const t0 = Date.now();
+    await runMenuOnly('model.safetensors.index.json', 'Weightlens: Open Inspector');
+    const frame = await until(
+      'the large inspector',
+      async () => {
+        for (const f of page.frames()) {
+          const t = await f
+            .locator('#totals')
+            .innerText({ timeout: 500 })
+            .catch(() => '');
+          if (/2 files/.test(t) && /4 blocks/.test(t)) return f;
+        }
+        return undefined;
+      },
+      60000,
+    );
+    const overview = frame.locator('#overview');
+    await until('every cell shown', async () => (await overview.getAttribute('data-filled')) === '28', 60000);
+    const seconds = (Date.now() - t0) / 1000;
+    console.log(`  every cell of the 2.3 GB model shown ${seconds.toFixed(1)} s after "Open Inspector"`);
+    assert.ok(seconds <= 30, `${seconds.toFixed(1)} s`);
+    const estimated = Number(await overview.getAttribute('data-estimated'));
+    assert.ok(estimated > 0, 'cells estimated from a sample of their groups');
+    const cell = frame.locator('td.cell.estimate').first();
+    assert.match(await cell.innerText(), /^≈\d/);
+    assert.match(await cell.getAttribute('title'), /Estimated from \d+ of \d+ groups[\s\S]*SQNR 99% interval: \d+\.\d+ to \d+\.\d+ dB/);
+    const [lo, hi] = (await cell.getAttribute('data-interval')).split(' ').map(Number);
+    const value = Number(await cell.getAttribute('data-sqnr'));
+    assert.ok(lo <= value && value <= hi && hi - lo < 0.5, `${lo} <= ${value} <= ${hi}`);
+    assert.match(await frame.locator('#overview-progress').innerText(), /estimated from a sample/);
+    await overview.scrollIntoViewIfNeeded();
+    await page.screenshot({ path: path.join(outDir, 'inspector-large-estimates.png') });
+    // The exact values replace the estimates, the smallest tensors first.
+    await until(
+      'an exact value replacing an estimate',
+      async () => Number(await overview.getAttribute('data-estimated')) < estimated,
+      120000,
+    );
+    // Close it: its background refinement would keep the workers busy for minutes.
+    await page.keyboard.press('Control+F4');
+    await until(
+      'the large inspector closed',
+      async () =>
+        !(await frame
+          .locator('#totals')
+          .isVisible()
+          .catch(() => false)),
+      10000,
+    ).catch(() => undefined);
+  },
+);
+
 await step('a corrupted .safetensors gets a clear error notification, not a hang', async () => {
   await runFromContextMenu('corrupt.safetensors', 'Weightlens: Quantize with round-to-nearest');
   await page.waitForTimeout(300);

@@ -4,7 +4,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { encodeFloats, int64Bytes, type DType, type QuantizableFloat } from '../../src/core/dtypes';
 import { layoutFile } from '../../src/core/safetensors/layout';
-import { fillNormals, mulberry32 } from '../../src/node/random';
+import { fillNormals, mulberry32 } from '../../src/core/random';
 
 export interface TestTensor {
   name: string;

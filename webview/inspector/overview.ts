@@ -107,12 +107,16 @@ export function renderOverview(host: HTMLElement, prioritize: (row: string) => v
   const lo = values.length ? Math.min(...values) : 0;
   const hi = values.length ? Math.max(...values) : 1;
   host.dataset.key = state.key;
+  const estimated = [...cells.values()].filter((c) => c.estimate).length;
   host.dataset.filled = String(cells.size);
+  host.dataset.estimated = String(estimated);
   host.dataset.total = String(layout.cells.length);
   (host.querySelector('#overview-progress') as HTMLElement).textContent =
     cells.size < layout.cells.length
       ? l10n.t('computing… {0} of {1} tensors', cells.size, layout.cells.length)
-      : l10n.t('{0} tensors', layout.cells.length);
+      : estimated
+        ? l10n.t('{0} tensors, {1} estimated from a sample (≈): the exact values follow', layout.cells.length, estimated)
+        : l10n.t('{0} tensors', layout.cells.length);
   const legend = host.querySelector('#overview-legend') as HTMLElement;
   legend.replaceChildren();
   if (values.length) {
@@ -143,7 +147,7 @@ export function renderOverview(host: HTMLElement, prioritize: (row: string) => v
         continue;
       }
       const v = value(c, metric, rowOf.get(tensor));
-      td.className = 'cell';
+      td.className = c.estimate ? 'cell estimate' : 'cell';
       td.dataset.value = String(v);
       td.dataset.sqnr = String(c.sqnrDb);
       td.style.background = v === null ? '' : colour(v, lo, hi, m.higherIsBetter);
@@ -152,13 +156,14 @@ export function renderOverview(host: HTMLElement, prioritize: (row: string) => v
           const xv = value(c, x.id, rowOf.get(tensor));
           return `${x.label}: ${xv === null ? (x.id === 'ewqEntropy' ? l10n.t('not analysed yet') : '∞') : x.format(xv)}`;
         })
-        .join('\n')}`;
+        .join('\n')}${c.estimate ? `\n${estimateNote(c.estimate)}` : ''}`;
       td.title = text;
       td.setAttribute(
         'aria-label',
         `${tensor}: ${m.label} ${v === null ? (metric === 'ewqEntropy' ? l10n.t('not analysed yet') : l10n.t('infinite')) : m.format(v)}`,
       );
-      td.textContent = v === null ? (metric === 'ewqEntropy' ? '—' : '∞') : m.format(v);
+      td.textContent = (c.estimate ? '≈' : '') + (v === null ? (metric === 'ewqEntropy' ? '—' : '∞') : m.format(v));
+      if (c.estimate) td.dataset.interval = c.estimate.sqnrDb.join(' ');
     }
   }
   const old = host.querySelector('table.grid');
@@ -170,6 +175,15 @@ export function renderOverview(host: HTMLElement, prioritize: (row: string) => v
     for (const e of entries) if (e.isIntersecting) prioritize((e.target as HTMLElement).dataset.row!);
   });
   for (const tr of body.rows) if ([...tr.cells].some((td) => td.className === 'pending')) observer.observe(tr);
+}
+
+/** The tooltip lines of an estimated cell: its intervals and how much of the tensor was sampled. */
+function estimateNote(e: NonNullable<CellStats['estimate']>): string {
+  const fmt = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '∞');
+  return [
+    l10n.t('Estimated from {0} of {1} groups; the exact value follows.', e.groups, e.of),
+    l10n.t('SQNR 99% interval: {0} to {1} dB; the other statistics are estimates.', fmt(e.sqnrDb[0]), fmt(e.sqnrDb[1])),
+  ].join('\n');
 }
 
 export function setOverview(key: string, layout: OverviewLayout, cells: Record<string, CellStats>, compareWith?: string): void {

@@ -14,6 +14,7 @@ import { emptyStats, finishStats, mergeStats } from '../../core/quant/stats';
 import type { MatrixView } from '../../core/select';
 import type { OpenModel } from '../../node/open-model';
 import { PRIORITY, type JobPool } from '../../node/pool';
+import { canEstimate, estimateTensorStats, type EstimateOptions } from '../../node/estimate-tensor';
 import { streamTensor } from '../../node/stream-tensor';
 import type { CellStats, NotifyWebview, OverviewLayout } from '../../shared/protocol';
 
@@ -44,11 +45,19 @@ export function settingsKey(s: QuantSettings): string {
   return JSON.stringify(s);
 }
 
+/**
+ * The grid's cells: first an estimate of every cell from a sample of its groups (seconds for a
+ * large model; marked, with its interval), then each cell exactly, cheapest first — the rows the
+ * webview says are on screen before the others, in both passes.
+ */
 export class OverviewComputer {
   private readonly cache = new Map<string, Map<string, CellStats>>();
   private running: AbortController | undefined;
-  private queue: string[] = [];
+  /** Cells still to estimate, and cells still to compute exactly (cheapest first). */
+  private toEstimate: string[] = [];
+  private toCompute: string[] = [];
   private readonly layout: OverviewLayout;
+  private readonly numel: Map<string, number>;
 
   constructor(
     private readonly opened: OpenModel,
@@ -57,8 +66,10 @@ export class OverviewComputer {
     private readonly pool: JobPool,
     private readonly visible: () => boolean,
     private readonly notify: NotifyWebview,
+    private readonly estimates: EstimateOptions = {},
   ) {
     this.layout = overviewLayout(opened.model, targets);
+    this.numel = new Map(opened.model.tensors.map((t) => [t.name, t.numel]));
   }
 
   /** Shows the grid for `settings`: cached cells at once, the rest as they are computed. */
@@ -71,44 +82,83 @@ export class OverviewComputer {
       this.cache.set(key, (cells = new Map()));
     }
     this.notify('overview', { key, layout: this.layout, cells: Object.fromEntries(cells) });
-    this.queue = this.layout.cells.map((c) => c.tensor).filter((t) => !cells!.has(t));
-    if (!this.queue.length) return;
+    const known = cells;
+    const tensors = this.layout.cells.map((c) => c.tensor);
+    this.toEstimate = tensors.filter((t) => !known.has(t) && this.estimable(t));
+    this.toCompute = tensors.filter((t) => !known.get(t) || known.get(t)!.estimate).sort((a, b) => this.numel.get(a)! - this.numel.get(b)!);
+    if (!this.toCompute.length) return;
     const ctl = new AbortController();
     this.running = ctl;
     void this.run(settings, key, cells, ctl.signal);
   }
 
-  /** Moves a row's cells to the front of the queue (the webview reports what is on screen). */
+  /** Moves a row's cells to the front of both queues (the webview reports what is on screen). */
   prioritize(row: string): void {
     const mine = new Set(this.layout.cells.filter((c) => c.row === row).map((c) => c.tensor));
-    this.queue = [...this.queue.filter((t) => mine.has(t)), ...this.queue.filter((t) => !mine.has(t))];
+    const first = (q: string[]) => [...q.filter((t) => mine.has(t)), ...q.filter((t) => !mine.has(t))];
+    this.toEstimate = first(this.toEstimate);
+    this.toCompute = first(this.toCompute);
+  }
+
+  private estimable(name: string): boolean {
+    const t = this.opened.model.tensors.find((x) => x.name === name);
+    return t !== undefined && canEstimate(t, this.targets.get(name)!);
   }
 
   private async run(settings: QuantSettings, key: string, cells: Map<string, CellStats>, signal: AbortSignal): Promise<void> {
+    const post = (name: string, cell: CellStats) => {
+      cells.set(name, cell);
+      if (!signal.aborted) this.notify('cell', { key, tensor: name, stats: cell });
+    };
     try {
-      while (this.queue.length && !signal.aborted) {
-        // Looked up per cell: a panel brought to the front gets the threads from the next cell on.
-        const pool = this.pool.lane(this.visible() ? PRIORITY.visible : PRIORITY.background, signal);
-        const name = this.queue.shift()!;
+      // Two cells at a time: one reads its tensor for the size pass here while the other's drawn
+      // groups are quantized on the workers.
+      const estimateNext = async () => {
+        while (this.toEstimate.length && !signal.aborted) {
+          const name = this.toEstimate.shift()!;
+          const t = this.opened.model.tensors.find((x) => x.name === name)!;
+          const est = await estimateTensorStats(this.opened, this.lane(signal), t, this.targets.get(name)!, settings, {
+            ...this.estimates,
+            signal,
+          });
+          const exact = est.groups >= est.of;
+          post(name, {
+            mse: est.mse,
+            sqnrDb: Number.isFinite(est.sqnrDb.value) ? est.sqnrDb.value : null,
+            residualEntropy: est.residualEntropy,
+            scaleRatio: est.scaleRatio,
+            clippedFraction: est.clippedFraction,
+            ...(exact ? {} : { estimate: { groups: est.groups, of: est.of, sqnrDb: [est.sqnrDb.lo, est.sqnrDb.hi] } }),
+          });
+          // An estimate from every group is the exact value: nothing left to compute for this cell.
+          if (exact) this.toCompute = this.toCompute.filter((x) => x !== name);
+        }
+      };
+      await Promise.all([estimateNext(), estimateNext()]);
+      while (this.toCompute.length && !signal.aborted) {
+        const name = this.toCompute.shift()!;
         const t = this.opened.model.tensors.find((x) => x.name === name)!;
         const acc = emptyStats(settings.bits);
-        await streamTensor(this.opened, pool, t, this.targets.get(name)!, settings, { output: 'fake', signal }, (r) =>
+        await streamTensor(this.opened, this.lane(signal), t, this.targets.get(name)!, settings, { output: 'fake', signal }, (r) =>
           mergeStats(acc, r.stats),
         );
         const f = finishStats(acc);
-        const cell: CellStats = {
+        post(name, {
           mse: f.mse,
           sqnrDb: f.sqnrDb,
           residualEntropy: f.residualEntropy,
           scaleRatio: f.scaleRatio.mean,
           clippedFraction: f.clippedFraction,
-        };
-        cells.set(name, cell);
-        if (!signal.aborted) this.notify('cell', { key, tensor: name, stats: cell });
+        });
       }
     } catch (e) {
       if (!(e instanceof CancelledError)) this.notify('overviewStatus', { text: l10n.t('Overview: {0}', oneLine(e)) });
     }
+  }
+
+  /** Looked up per cell: a panel brought to the front gets the threads from the next cell on. */
+  private lane(signal: AbortSignal) {
+    return this.pool.lane(this.visible() ? PRIORITY.visible : PRIORITY.background, signal);
   }
 
   dispose(): void {
