@@ -27,6 +27,11 @@ class SideSums {
   private readonly channels: DetailSide['channels'];
   private sumW2 = 0;
   private sumE2 = 0;
+  /** For the totals: Σ entropy x n, Σ chosen/absmax scale over non-zero groups and their count, Σ clipped. */
+  private entropyWeighted = 0;
+  private ratioSum = 0;
+  private ratioGroups = 0;
+  private clipped = 0;
 
   constructor(
     readonly s: QuantSettings,
@@ -67,7 +72,14 @@ class SideSums {
         this.sumW2 += r.sumW2[at];
         // An all-zero group has no error and no ratio (as on the CPU).
         const nonzero = r.absmax[at] > 0 ? { entropy: r.entropy[at], ratio: r.scales[at] / (r.absmax[at] / qmax) } : undefined;
-        addGroupErrors(errors, Math.min(g, cols - gi * g), r.sumE2[at], r.clipped[at], nonzero);
+        const n = Math.min(g, cols - gi * g);
+        addGroupErrors(errors, n, r.sumE2[at], r.clipped[at], nonzero);
+        this.clipped += r.clipped[at];
+        if (nonzero) {
+          this.entropyWeighted += nonzero.entropy * n;
+          this.ratioSum += nonzero.ratio;
+          this.ratioGroups++;
+        }
       }
       this.sumE2 += errors.e2;
       writeRowErrors(errors, cols, channels, b.rowBase + row);
@@ -82,6 +94,11 @@ class SideSums {
       channels: this.channels,
       sqnrDb: sumE2 === 0 ? null : 10 * Math.log10(sumW2 / sumE2),
       mse: sumE2 / Math.max(1, this.rows * this.cols),
+      totals: {
+        residualEntropy: this.entropyWeighted / Math.max(1, this.rows * this.cols),
+        scaleRatio: this.ratioGroups ? this.ratioSum / this.ratioGroups : 1,
+        clippedFraction: this.clipped / Math.max(1, this.rows * this.cols),
+      },
     };
   }
 }

@@ -58,6 +58,8 @@ export interface CellStats {
   residualEntropy?: number;
   scaleRatio?: number;
   clippedFraction?: number;
+  /** Where the exact values were computed, when not on the CPU workers (e.g. "WebGPU (adapter)"). */
+  computedOn?: string;
   /** Present while the values are estimated from a sample of the tensor's groups (exact ones replace them). */
   estimate?: {
     groups: number;
@@ -80,6 +82,8 @@ export interface DetailSide {
   channels: { mse: Float32Array; entropy: Float32Array; scaleRatio: Float32Array; clipped: Float32Array };
   sqnrDb: number | null;
   mse: number;
+  /** The tensor's totals, as the overview shows them (absent for a comparison's side). */
+  totals?: { residualEntropy: number; scaleRatio: number; clippedFraction: number };
 }
 
 export interface DetailView {
@@ -193,6 +197,8 @@ export interface HostToWebview {
   requests: {
     /** Compute a tensor's detail on the panel's GPU (pulling rows with readRows) and show it; a rejection sends the host to the CPU. */
     detailGpu: { body: GpuDetailJob; reply: { seconds: number; superseded: boolean } };
+    /** One overview cell's exact statistics on the panel's GPU (pulling rows with readRows). */
+    cellGpu: { body: GpuDetailJob; reply: CellStats };
     /** DARE-Q's scale search of one block of rows, for a quantize run borrowing the panel's GPU. */
     gpuSearch: { body: GpuSearchBody; reply: GpuSearchReply };
   };
@@ -263,7 +269,26 @@ const FROM_WEBVIEW: Record<string, (b: Record<string, unknown>) => unknown> = {
 };
 
 /** The replies the webview sends to the host's requests, checked the same way. */
+const isNum = (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v);
+
 const REPLIES_FROM_WEBVIEW = {
+  cellGpu: (b: Record<string, unknown>): CellStats | undefined =>
+    isNum(b.mse) &&
+    b.mse >= 0 &&
+    (b.sqnrDb === null || isNum(b.sqnrDb)) &&
+    isNum(b.residualEntropy) &&
+    isNum(b.scaleRatio) &&
+    isNum(b.clippedFraction) &&
+    isName(b.computedOn, 600)
+      ? {
+          mse: b.mse,
+          sqnrDb: b.sqnrDb as number | null,
+          residualEntropy: b.residualEntropy,
+          scaleRatio: b.scaleRatio,
+          clippedFraction: b.clippedFraction,
+          computedOn: b.computedOn,
+        }
+      : undefined,
   detailGpu: (b: Record<string, unknown>) =>
     typeof b.seconds === 'number' && Number.isFinite(b.seconds) && typeof b.superseded === 'boolean'
       ? { seconds: b.seconds, superseded: b.superseded }

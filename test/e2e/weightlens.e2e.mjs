@@ -80,6 +80,18 @@ async function webviewFrame(selector, timeoutMs = 60000, totals = /47 tensors/) 
 const toast = (text) => page.locator('.notification-toast', { hasText: text });
 
 /** Expands a folder of the explorer (a click toggles it; clicks can be lost while the tree updates). */
+/** Closes the editor tab whose name matches (the active one when several match and `active`). */
+async function closeTab(name, active = false) {
+  const tabs = page.getByRole('tab', { name });
+  const before = await tabs.count();
+  await (active ? tabs.and(page.locator('.active')) : tabs).first().click();
+  await page.keyboard.press('F1');
+  await page.keyboard.type('View: Close Editor');
+  await page.waitForTimeout(500);
+  await page.keyboard.press('Enter');
+  await until('the tab closed', async () => (await tabs.count()) < before, 10000);
+}
+
 async function expandFolder(name) {
   await page.keyboard.press('Escape');
   const folder = page.getByRole('treeitem', { name, exact: true });
@@ -329,6 +341,61 @@ await step("a tensor's detail: heatmaps (DARE-Q beside RTN), per-channel chart, 
   await frame.locator('#loss-curve').scrollIntoViewIfNeeded();
   await page.screenshot({ path: path.join(outDir, 'inspector-loss-curve.png') });
   fs.writeFileSync(settingsFile, '{}\n');
+});
+
+await step("the grid's exact values on the panel's WebGPU (backend webgpu), equal to the CLI's CPU run", async () => {
+  // big.safetensors (6 blocks of 512/1408): its larger tensors are estimated first, then computed
+  // exactly — here on the panel's GPU (Chromium's SwiftShader, so the setting asks for it).
+  const settingsFile = path.join(ws, '.vscode', 'settings.json');
+  fs.writeFileSync(settingsFile, JSON.stringify({ 'weightlens.compute.backend': 'webgpu' }, null, 2));
+  await page.keyboard.press('Escape');
+  await runMenuOnly('big.safetensors', 'Weightlens: Open Inspector');
+  const frame = await until(
+    'the inspector of big.safetensors',
+    async () => {
+      for (const f of page.frames()) {
+        const t = await f
+          .locator('#totals')
+          .innerText({ timeout: 500 })
+          .catch(() => '');
+        if (/6 blocks/.test(t) && /1 file/.test(t)) return f;
+      }
+      return undefined;
+    },
+    60000,
+  );
+  const onGpu = frame.locator('td[data-computed="webgpu"]').first();
+  await until('a cell computed on WebGPU', async () => (await onGpu.count()) > 0, 120000);
+  const tensor = await onGpu.getAttribute('data-tensor');
+  const sqnr = Number(await onGpu.getAttribute('data-sqnr'));
+  assert.match(await onGpu.getAttribute('title'), /Computed on WebGPU \(/);
+  fs.writeFileSync(settingsFile, '{}\n');
+  // Close it: its background refinement would keep the panel's GPU busy for minutes.
+  await closeTab(/^big\.safetensors/);
+  const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..', '..');
+  const { execFileSync } = await import('node:child_process');
+  const report = path.join(outDir, 'big-cpu.report.json');
+  execFileSync(process.execPath, [
+    path.join(root, 'dist', 'cli.js'),
+    'quantize',
+    path.join(ws, 'big.safetensors'),
+    '--backend',
+    'cpu',
+    '--quiet',
+    '--force',
+    '--include',
+    `^${tensor.replace(/\./g, '\\.')}$`,
+    '--out',
+    path.join(outDir, 'big-cpu.safetensors'),
+    '--report',
+    report,
+  ]);
+  const cpu = JSON.parse(fs.readFileSync(report, 'utf8')).tensors.find((t) => t.name === tensor);
+  assert.ok(Math.abs(sqnr - cpu.sqnrDb) < 0.01, `${tensor}: SQNR ${sqnr} on the panel's GPU vs ${cpu.sqnrDb} on the CLI's CPU`);
+  await page
+    .getByRole('tab', { name: /^stories260K\.safetensors/ })
+    .first()
+    .click();
 });
 
 await step('a sharded model opens in the inspector from its index (right-click the index JSON)', async () => {
@@ -824,7 +891,7 @@ await step(
       120000,
     );
     // Close it: its background refinement would keep the workers busy for minutes.
-    await page.keyboard.press('Control+F4');
+    await closeTab(/^model\.safetensors\.index\.json/, true);
     await until(
       'the large inspector closed',
       async () =>

@@ -15,7 +15,7 @@ import type { QuantizableFloat } from '../../src/core/dtypes';
 import { groupsPerRow, quantizeMatrix } from '../../src/core/quant/matrix';
 import { packRows } from '../../src/core/quant/pack';
 import { resolveSettings, type SettingsInput } from '../../src/core/quant/settings';
-import { makeChannelStats, rowMoments } from '../../src/core/quant/stats';
+import { finishStats, makeChannelStats, rowMoments } from '../../src/core/quant/stats';
 import { addTiles, emptyTiles, tileGrid, tileMeans } from '../../src/core/quant/tiles';
 import { asStored, normals } from '../helpers/safetensors';
 
@@ -149,7 +149,18 @@ test('the panel detail on WebGPU, in row blocks, matches the CPU detail', async 
   const [side] = await detailSidesOnGpu(quantizer, rowBlocks(values, rows, cols, 70), { rows, cols, sides: [s], dtype: 'BF16', grid });
   const cpuValues = Float32Array.from(values);
   const channels = makeChannelStats(rows);
-  quantizeMatrix(cpuValues, rows, cols, { settings: s, dtype: 'BF16', channels, tensor: 't' });
+  const cpu = finishStats(quantizeMatrix(cpuValues, rows, cols, { settings: s, dtype: 'BF16', channels, tensor: 't' }).stats);
+  // The totals the overview's cells show when computed on the panel's GPU.
+  assert.ok(
+    relClose(side.totals!.residualEntropy, cpu.residualEntropy, 1e-4),
+    `entropy ${side.totals!.residualEntropy} vs ${cpu.residualEntropy}`,
+  );
+  assert.ok(
+    relClose(side.totals!.scaleRatio, cpu.scaleRatio.mean, 1e-9),
+    `scale ratio ${side.totals!.scaleRatio} vs ${cpu.scaleRatio.mean}`,
+  );
+  assert.equal(side.totals!.clippedFraction, cpu.clippedFraction);
+  assert.ok(relClose(side.sqnrDb!, cpu.sqnrDb!, 1e-5), `SQNR ${side.sqnrDb} vs ${cpu.sqnrDb}`);
   const tiles = emptyTiles(grid);
   addTiles(tiles, grid, values, cpuValues, rows, cols, 0);
   const want = tileMeans(tiles);

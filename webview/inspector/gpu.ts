@@ -10,7 +10,7 @@ import { openDevice } from '../../src/compute/webgpu/device';
 import { WebGpuQuantizer } from '../../src/compute/webgpu/quantize';
 import { WebGpuSearch } from '../../src/compute/webgpu/search';
 import { decodeFloats } from '../../src/core/dtypes';
-import type { DetailView, GpuDetailJob, GpuSearchBody, GpuSearchReply } from '../../src/shared/protocol';
+import type { CellStats, DetailView, GpuDetailJob, GpuSearchBody, GpuSearchReply } from '../../src/shared/protocol';
 import { byId } from './dom';
 import { host } from './host';
 import { ScalesPool } from './scales-pool';
@@ -142,6 +142,17 @@ export async function answerDetailGpu(
     if (status) status.textContent = l10n.t('WebGPU failed ({0}); computing on the CPU…', e instanceof Error ? e.message : String(e));
     throw e;
   }
+}
+
+/** The host's cellGpu request: one overview cell's exact statistics on this panel's GPU. */
+export async function answerCellGpu(job: GpuDetailJob): Promise<CellStats> {
+  const gpu = await panelGpu();
+  if (typeof gpu === 'string') throw new Error(gpu);
+  const read = async (start: number, count: number) => (await host().request('readRows', { tensor: job.tensor, start, count })).bytes;
+  // Never superseded: a cell is wanted until the host cancels the whole grid.
+  const d = await serial(() => computeDetailOnGpu(gpu, { ...job, rtn: undefined }, read, () => true));
+  const totals = d.main.totals!;
+  return { mse: d.main.mse, sqnrDb: d.main.sqnrDb, ...totals, computedOn: d.backend };
 }
 
 /** The host's gpuSearch request (a quantize run borrowing this panel's GPU): one block's choices. */

@@ -16,7 +16,7 @@ import { formatBytes, formatCount } from '../../src/shared/format';
 import { PANEL_COMMANDS, type DetailView, type PanelCommand, type PanelSettings, type PlanView } from '../../src/shared/protocol';
 import { detailSection, renderChannel, renderDetail, setDetail } from './detail';
 import { byId, custom, el } from './dom';
-import { answerDetailGpu, answerGpuSearch, panelGpu } from './gpu';
+import { answerCellGpu, answerDetailGpu, answerGpuSearch, panelGpu } from './gpu';
 import { connectHost, host, vscodeApi } from './host';
 import { addCell, overviewSection, renderOverview, setBlockEntropies, setMetric, setOverview } from './overview';
 import { planSection, showPlan } from './plan-view';
@@ -248,6 +248,7 @@ connectHost({
   requests: {
     detailGpu: (job) => answerDetailGpu(job, { begin: () => ++detailGeneration, current: () => detailGeneration }, showDetail),
     gpuSearch: (body) => answerGpuSearch(body),
+    cellGpu: (job) => answerCellGpu(job),
   },
 });
 

@@ -148,6 +148,7 @@ export function renderOverview(host: HTMLElement, prioritize: (row: string) => v
       }
       const v = value(c, metric, rowOf.get(tensor));
       td.className = c.estimate ? 'cell estimate' : 'cell';
+      td.dataset.computed = c.estimate ? 'estimate' : c.computedOn?.startsWith('WebGPU') ? 'webgpu' : 'cpu';
       td.dataset.value = String(v);
       td.dataset.sqnr = String(c.sqnrDb);
       td.style.background = v === null ? '' : colour(v, lo, hi, m.higherIsBetter);
@@ -156,7 +157,9 @@ export function renderOverview(host: HTMLElement, prioritize: (row: string) => v
           const xv = value(c, x.id, rowOf.get(tensor));
           return `${x.label}: ${xv === null ? (x.id === 'ewqEntropy' ? l10n.t('not analysed yet') : '∞') : x.format(xv)}`;
         })
-        .join('\n')}${c.estimate ? `\n${estimateNote(c.estimate)}` : ''}`;
+        .join(
+          '\n',
+        )}${c.estimate ? `\n${estimateNote(c.estimate)}` : ''}${c.computedOn ? `\n${l10n.t('Computed on {0}', c.computedOn)}` : ''}`;
       td.title = text;
       td.setAttribute(
         'aria-label',

@@ -56,6 +56,7 @@ async function side(src: DetailSource, settings: QuantSettings, weights?: Detail
     channels: { mse, entropy, scaleRatio, clipped },
     sqnrDb: f.sqnrDb,
     mse: f.mse,
+    totals: { residualEntropy: f.residualEntropy, scaleRatio: f.scaleRatio.mean, clippedFraction: f.clippedFraction },
   };
 }
 

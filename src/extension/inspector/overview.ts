@@ -8,7 +8,7 @@
 import * as l10n from '@vscode/l10n';
 import { blockOf, groupBlocks } from '../../core/blocks';
 import { CancelledError, oneLine } from '../../core/errors';
-import type { Model } from '../../core/model';
+import type { Model, ModelTensor } from '../../core/model';
 import type { QuantSettings } from '../../core/quant/settings';
 import { emptyStats, finishStats, mergeStats } from '../../core/quant/stats';
 import type { MatrixView } from '../../core/select';
@@ -67,6 +67,11 @@ export class OverviewComputer {
     private readonly visible: () => boolean,
     private readonly notify: NotifyWebview,
     private readonly estimates: EstimateOptions = {},
+    /**
+     * The exact statistics of a cell on the panel's GPU, or undefined where it does not take this
+     * cell (no adapter, the backend setting, the dtype); a rejection sends the rest to the CPU.
+     */
+    private readonly gpuCell?: (t: ModelTensor, view: MatrixView, settings: QuantSettings) => Promise<CellStats> | undefined,
   ) {
     this.layout = overviewLayout(opened.model, targets);
     this.numel = new Map(opened.model.tensors.map((t) => [t.name, t.numel]));
@@ -135,9 +140,21 @@ export class OverviewComputer {
         }
       };
       await Promise.all([estimateNext(), estimateNext()]);
+      let gpuFailed = false;
       while (this.toCompute.length && !signal.aborted) {
         const name = this.toCompute.shift()!;
         const t = this.opened.model.tensors.find((x) => x.name === name)!;
+        const onGpu = gpuFailed ? undefined : this.gpuCell?.(t, this.targets.get(name)!, settings);
+        if (onGpu) {
+          try {
+            post(name, await onGpu);
+            continue;
+          } catch (e) {
+            if (signal.aborted) break;
+            gpuFailed = true;
+            this.notify('overviewStatus', { text: l10n.t('WebGPU failed ({0}); the grid goes on on the CPU', oneLine(e)) });
+          }
+        }
         const acc = emptyStats(settings.bits);
         await streamTensor(this.opened, this.lane(signal), t, this.targets.get(name)!, settings, { output: 'fake', signal }, (r) =>
           mergeStats(acc, r.stats),

@@ -22,6 +22,7 @@ import type { Handlers } from '../../shared/channel';
 import {
   MAX_READ_BYTES,
   replyFromWebview,
+  type CellStats,
   type PanelCommand,
   type PanelSettings,
   type TunableSetting,
@@ -177,7 +178,17 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
     entry.plans = store.add(new DocumentPlans(doc.opened, this.config.fastModel(), notify));
     const run = this.config.run();
     const targets = selectTargets(doc.opened.model.tensors, { include: run.include, exclude: run.exclude });
-    entry.overview = store.add(new OverviewComputer(doc.opened, targets, this.pool(), () => panel.visible, notify));
+    entry.overview = store.add(
+      new OverviewComputer(
+        doc.opened,
+        targets,
+        this.pool(),
+        () => panel.visible,
+        notify,
+        {},
+        (t, view, settings) => this.cellOnGpu(entry, t, view, settings),
+      ),
+    );
     store.onDispose(() => entry.detailRun?.abort());
     this.panels.add(entry);
     store.onDispose(() => this.panels.delete(entry));
@@ -327,6 +338,20 @@ export class InspectorProvider implements vscode.CustomReadonlyEditorProvider<In
     } catch (e) {
       if (!(e instanceof CancelledError)) entry.channel.notify('detailStatus', { text: `${tensor}: ${oneLine(e)}` });
     }
+  }
+
+  /**
+   * An overview cell's exact statistics on the panel's GPU, where the backend setting and the
+   * adapter allow it (gpuRoute) and the kernels run the tensor; undefined otherwise.
+   */
+  private cellOnGpu(entry: PanelEntry, t: ModelTensor, view: MatrixView, settings: QuantSettings): Promise<CellStats> | undefined {
+    if (!gpuRoute(this.config.backend().backend, entry.gpu).use) return undefined;
+    if (!gpuRuns(settings, t.dtype) || view.transposed || t.shape.length < 2) return undefined;
+    return entry.channel.request('cellGpu', { ...gpuDetailJob(t, view, settings), rtn: undefined }).then((raw) => {
+      const cell = replyFromWebview('cellGpu', raw);
+      if (!cell) throw new Error("the panel's answer was malformed");
+      return cell;
+    });
   }
 
   /** One channel's histograms and loss curve (a quantization's: not in the comparison view). */
