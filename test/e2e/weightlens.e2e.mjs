@@ -350,20 +350,7 @@ await step("the grid's exact values on the panel's WebGPU (backend webgpu), equa
   fs.writeFileSync(settingsFile, JSON.stringify({ 'weightlens.compute.backend': 'webgpu' }, null, 2));
   await page.keyboard.press('Escape');
   await runMenuOnly('big.safetensors', 'Weightlens: Open Inspector');
-  const frame = await until(
-    'the inspector of big.safetensors',
-    async () => {
-      for (const f of page.frames()) {
-        const t = await f
-          .locator('#totals')
-          .innerText({ timeout: 500 })
-          .catch(() => '');
-        if (/6 blocks/.test(t) && /1 file/.test(t)) return f;
-      }
-      return undefined;
-    },
-    60000,
-  );
+  const frame = await webviewFrame('#totals', 60000, / 1 file · 6 blocks/);
   const onGpu = frame.locator('td[data-computed="webgpu"]').first();
   await until('a cell computed on WebGPU', async () => (await onGpu.count()) > 0, 120000);
   const tensor = await onGpu.getAttribute('data-tensor');
@@ -403,20 +390,7 @@ await step('a sharded model opens in the inspector from its index (right-click t
   const folder = page.getByRole('treeitem', { name: 'sharded', exact: true });
   await folder.click();
   await runMenuOnly('model.safetensors.index.json', 'Weightlens: Open Inspector');
-  const frame = await until(
-    'the sharded inspector',
-    async () => {
-      for (const f of page.frames()) {
-        const t = await f
-          .locator('#totals')
-          .innerText({ timeout: 500 })
-          .catch(() => '');
-        if (/3 files/.test(t)) return f;
-      }
-      return undefined;
-    },
-    60000,
-  );
+  const frame = await webviewFrame('#totals', 60000, /3 files/);
   assert.match(await frame.locator('#totals').innerText(), /4 blocks/);
   await page.screenshot({ path: path.join(outDir, 'inspector-sharded.png') });
   // Back to the first model's inspector for the steps that follow.
@@ -854,20 +828,7 @@ await step(
     await page.getByRole('treeitem', { name: 'large', exact: true }).click();
     const t0 = Date.now();
     await runMenuOnly('model.safetensors.index.json', 'Weightlens: Open Inspector');
-    const frame = await until(
-      'the large inspector',
-      async () => {
-        for (const f of page.frames()) {
-          const t = await f
-            .locator('#totals')
-            .innerText({ timeout: 500 })
-            .catch(() => '');
-          if (/2 files/.test(t) && /4 blocks/.test(t)) return f;
-        }
-        return undefined;
-      },
-      60000,
-    );
+    const frame = await webviewFrame('#totals', 60000, / 2 files · 4 blocks/);
     const overview = frame.locator('#overview');
     await until('every cell shown', async () => (await overview.getAttribute('data-filled')) === '28', 60000);
     const seconds = (Date.now() - t0) / 1000;
