@@ -96,7 +96,7 @@ export class JobPool implements JobRunner {
       let at = this.queue.length;
       while (at > 0 && this.queue[at - 1].priority > priority) at--;
       this.queue.splice(at, 0, q);
-      signal?.addEventListener('abort', () => this.drop(q), { once: true });
+      this.watch(q);
       this.dispatch();
     });
   }
@@ -120,10 +120,46 @@ export class JobPool implements JobRunner {
     await Promise.all(this.slots.map((s) => s.worker.terminate()));
   }
 
+  /**
+   * Queued jobs by signal, with one abort listener per signal however many jobs wait on it (one per
+   * job would pile up thousands over a long run), removed when the last of them leaves the queue.
+   */
+  private readonly waiting = new Map<AbortSignal, { jobs: Set<Queued>; onAbort: () => void }>();
+
+  private watch(q: Queued): void {
+    const signal = q.signal;
+    if (!signal) return;
+    let w = this.waiting.get(signal);
+    if (!w) {
+      const entry = {
+        jobs: new Set<Queued>(),
+        onAbort: () => {
+          for (const job of [...entry.jobs]) this.drop(job);
+        },
+      };
+      w = entry;
+      this.waiting.set(signal, w);
+      signal.addEventListener('abort', w.onAbort, { once: true });
+    }
+    w.jobs.add(q);
+  }
+
+  /** The job left the queue (dispatched or dropped): its signal's listener goes with the last one. */
+  private unwatch(q: Queued): void {
+    const w = q.signal && this.waiting.get(q.signal);
+    if (!w) return;
+    w.jobs.delete(q);
+    if (w.jobs.size === 0) {
+      q.signal!.removeEventListener('abort', w.onAbort);
+      this.waiting.delete(q.signal!);
+    }
+  }
+
   private drop(q: Queued): void {
     const i = this.queue.indexOf(q);
     if (i < 0) return;
     this.queue.splice(i, 1);
+    this.unwatch(q);
     q.reject(new CancelledError('cancelled'));
   }
 
@@ -155,6 +191,7 @@ export class JobPool implements JobRunner {
       if (slot.busy) continue;
       const next = this.queue.shift();
       if (!next) return;
+      this.unwatch(next);
       slot.busy = true;
       const raw = next.job.raw;
       // Transfer the chunk's buffer instead of copying it when the chunk owns its whole buffer.

@@ -1,6 +1,7 @@
 /** The shared worker pool: results equal in-process ones, the visible panel's work first, cancelled work leaves the queue. */
 import assert from 'node:assert/strict';
 import * as path from 'node:path';
+import { getEventListeners } from 'node:events';
 import { test } from 'node:test';
 import { encodeFloats } from '../../src/core/dtypes';
 import { CancelledError } from '../../src/core/errors';
@@ -76,6 +77,11 @@ test("a cancelled lane's queued jobs leave the queue at once; other lanes go on"
     await running; // a job already on a thread finishes
     assert.ok((await kept).scales.length > 0);
     await assert.rejects(overview.run(job('late')), (e) => e instanceof CancelledError);
+    // Jobs that left the queue leave no listener on the lane's signal (a long run queues thousands).
+    const live = new AbortController();
+    const lane = pool.lane(PRIORITY.background, live.signal);
+    await Promise.all(Array.from({ length: 12 }, (_, i) => lane.run(job(`j${i}`, 4, 64))));
+    assert.equal(getEventListeners(live.signal, 'abort').length, 0);
   } finally {
     await pool.close();
   }
