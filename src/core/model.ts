@@ -93,11 +93,11 @@ export function readTensor(src: ByteSource, t: ModelTensor): Promise<Uint8Array>
  * Bytes of rows [start, start + count) of a tensor (rows = its first axis), by random access: how
  * large tensors are streamed without ever being read whole.
  */
-export function readRows(src: ByteSource, t: ModelTensor, start: number, count: number): Promise<Uint8Array> {
+export function readRows(src: ByteSource, t: ModelTensor, start: number, count: number, into?: Uint8Array): Promise<Uint8Array> {
   const rows = t.shape.length === 0 ? 1 : t.shape[0];
   if (!(Number.isInteger(start) && Number.isInteger(count) && start >= 0 && count >= 0 && start + count <= rows)) {
     throw new RangeError(`rows [${start}, ${start + count}) are outside tensor ${t.name} with ${rows} rows`);
   }
   const rowBytes = rows === 0 ? 0 : t.byteLength / rows;
-  return src.read(t.offset + start * rowBytes, count * rowBytes);
+  return src.read(t.offset + start * rowBytes, count * rowBytes, into);
 }

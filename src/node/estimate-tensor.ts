@@ -8,7 +8,7 @@
 import { dtypeBits, decodeFloats, isQuantizableFloat, type QuantizableFloat } from '../core/dtypes';
 import { CancelledError } from '../core/errors';
 import type { ByteSource } from '../core/bytesource';
-import type { ModelTensor } from '../core/model';
+import { readRows, type ModelTensor } from '../core/model';
 import {
   designSample,
   estimateTensor,
@@ -103,15 +103,15 @@ async function groupSquares(opened: OpenModel, t: ModelTensor, view: MatrixView,
   const out = new Float64Array(rows * perRow);
   const src = opened.source(t.file);
   const step = Math.max(1, Math.floor(CHUNK_WEIGHTS / cols));
-  const rowBytes = t.byteLength / rows;
-  const block = new Uint8Array(step * rowBytes);
+  // One block buffer for the whole pass (readRows reads into it).
+  const block = new Uint8Array((step * t.byteLength) / rows);
+  const squares = squareTable(dtype);
   for (let r0 = 0; r0 < rows; r0 += step) {
     if (signal?.aborted) throw new CancelledError('cancelled');
     const n = Math.min(step, rows - r0);
-    const bytes = await src.read(t.offset + r0 * rowBytes, n * rowBytes, block);
+    const bytes = await readRows(src, t, r0, n, block);
     // Typed views need aligned offsets: copy the rare unaligned block.
     const buf = bytes.byteOffset % 8 === 0 ? bytes : bytes.slice();
-    const squares = squareTable(dtype);
     const codes = squares ? new Uint16Array(buf.buffer, buf.byteOffset, buf.byteLength / 2) : undefined;
     const values = squares
       ? undefined

@@ -57,7 +57,8 @@ export class OverviewComputer {
   private toEstimate: string[] = [];
   private toCompute: string[] = [];
   private readonly layout: OverviewLayout;
-  private readonly numel: Map<string, number>;
+  /** The model's tensors by name (the grid looks each cell's up several times). */
+  private readonly tensors: Map<string, ModelTensor>;
 
   constructor(
     private readonly opened: OpenModel,
@@ -74,7 +75,7 @@ export class OverviewComputer {
     private readonly gpuCell?: (t: ModelTensor, view: MatrixView, settings: QuantSettings) => Promise<CellStats> | undefined,
   ) {
     this.layout = overviewLayout(opened.model, targets);
-    this.numel = new Map(opened.model.tensors.map((t) => [t.name, t.numel]));
+    this.tensors = new Map(opened.model.tensors.map((t) => [t.name, t]));
   }
 
   /** Shows the grid for `settings`: cached cells at once, the rest as they are computed. */
@@ -90,7 +91,9 @@ export class OverviewComputer {
     const known = cells;
     const tensors = this.layout.cells.map((c) => c.tensor);
     this.toEstimate = tensors.filter((t) => !known.has(t) && this.estimable(t));
-    this.toCompute = tensors.filter((t) => !known.get(t) || known.get(t)!.estimate).sort((a, b) => this.numel.get(a)! - this.numel.get(b)!);
+    this.toCompute = tensors
+      .filter((t) => !known.get(t) || known.get(t)!.estimate)
+      .sort((a, b) => this.tensors.get(a)!.numel - this.tensors.get(b)!.numel);
     if (!this.toCompute.length) return;
     const ctl = new AbortController();
     this.running = ctl;
@@ -106,7 +109,7 @@ export class OverviewComputer {
   }
 
   private estimable(name: string): boolean {
-    const t = this.opened.model.tensors.find((x) => x.name === name);
+    const t = this.tensors.get(name);
     return t !== undefined && canEstimate(t, this.targets.get(name)!);
   }
 
@@ -121,7 +124,7 @@ export class OverviewComputer {
       const estimateNext = async () => {
         while (this.toEstimate.length && !signal.aborted) {
           const name = this.toEstimate.shift()!;
-          const t = this.opened.model.tensors.find((x) => x.name === name)!;
+          const t = this.tensors.get(name)!;
           const est = await estimateTensorStats(this.opened, this.lane(signal), t, this.targets.get(name)!, settings, {
             ...this.estimates,
             signal,
@@ -143,7 +146,7 @@ export class OverviewComputer {
       let gpuFailed = false;
       while (this.toCompute.length && !signal.aborted) {
         const name = this.toCompute.shift()!;
-        const t = this.opened.model.tensors.find((x) => x.name === name)!;
+        const t = this.tensors.get(name)!;
         const onGpu = gpuFailed ? undefined : this.gpuCell?.(t, this.targets.get(name)!, settings);
         if (onGpu) {
           try {
