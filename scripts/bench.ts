@@ -28,7 +28,7 @@ import { WebGpuQuantizer } from '../src/compute/webgpu/quantize';
 import { WebGpuEntropy } from '../src/compute/webgpu/entropy';
 import { softmaxEntropy } from '../src/core/ewq/entropy';
 import { fillNormals, mulberry32 } from '../src/core/random';
-import { ggufQualityTable, type QualityRow } from '../src/node/gguf-quality';
+import { peersOf, qualityTable, QUALITY_FORMATS, type QualityRow } from '../src/node/quality-table';
 
 const root = path.resolve(__dirname, '..');
 
@@ -519,24 +519,34 @@ async function main(): Promise<void> {
     }
   }
 
-  // Quality in a real runtime: llama.cpp perplexity of the bundled sample, peers' quantizer beside ours.
+  // Quality in a real runtime: every format, peers' quantizers beside ours, scored by llama.cpp.
   let quality: QualityRow[] | undefined;
   {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'wl-quality-'));
     try {
-      quality = await ggufQualityTable(path.join(root, 'samples', 'stories260K', 'model.safetensors'), dir, { version: 'bench' });
-      const params = 260_000;
-      console.log(`\nllama.cpp perplexity of stories260K on data/eval/stories.txt (node-llama-cpp, CPU), GGUF files:`);
-      for (const r of quality) {
+      console.log(
+        `\nQuality: stories260K, llama.cpp (node-llama-cpp, CPU) on data/eval/stories.txt — perplexity, and the mean KL divergence of each\n` +
+          `next-token distribution from the F32 model's (nats); bits per weight of the quantized linear weights:`,
+      );
+      const rows = await qualityTable(path.join(root, 'samples', 'stories260K', 'model.safetensors'), dir, { version: 'bench' });
+      quality = rows;
+      let last = '';
+      for (const r of rows) {
+        if (r.format !== last) console.log(`  ${r.format}`);
+        last = r.format;
         console.log(
-          `  ${r.name.padEnd(34)} ppl ${r.perplexity.toFixed(4)}  ${r.increase === 0 ? '        ' : `${r.increase >= 0 ? '+' : ''}${(100 * r.increase).toFixed(2)}%`.padStart(8)}  ${(r.bytes / 1e3).toFixed(1).padStart(7)} KB  ~${((r.bytes * 8) / params).toFixed(2)} bits/weight`,
+          `    ${r.name.padEnd(30)} ppl ${r.perplexity.toFixed(4)} ${r.increase === 0 ? '        ' : `${r.increase >= 0 ? '+' : ''}${(100 * r.increase).toFixed(2)}%`.padStart(8)}` +
+            `  KL ${r.kl.toExponential(2).padStart(9)}${r.bitsPerWeight ? `  ${r.bitsPerWeight.toFixed(3)} bpw` : ''}`,
         );
       }
-      const ll4 = quality.find((r) => r.name === 'llama.cpp Q4_0')!;
-      const wl4 = quality.find((r) => r.name === 'Weightlens Q4_0, DARE-Q default')!;
-      console.log(
-        `Weightlens Q4_0 (DARE-Q default) against llama.cpp's Q4_0 on the same tensors: ${wl4.perplexity < ll4.perplexity ? 'better' : 'WORSE'}, ${(100 * (wl4.perplexity / ll4.perplexity - 1)).toFixed(2)}% perplexity`,
-      );
+      for (const f of QUALITY_FORMATS) {
+        const def = rows.find((r) => r.format === f.id && r.kind === 'default')!;
+        const beaten = peersOf(rows, f.id).map(
+          (p) =>
+            `${p.name}: ppl ${def.perplexity < p.perplexity ? 'better' : 'WORSE'} ${(100 * (def.perplexity / p.perplexity - 1)).toFixed(2)}%, KL ${def.kl < p.kl ? 'better' : 'WORSE'} ${(100 * (def.kl / p.kl - 1)).toFixed(1)}%`,
+        );
+        console.log(`  the default against the ${f.id} peers — ${beaten.join('; ')}`);
+      }
     } catch (e) {
       console.log(`\nllama.cpp quality table skipped: ${(e as Error).message.split('\n')[0]}`);
     } finally {

@@ -173,6 +173,9 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
       grid: { type: 'string' },
       'clip-alpha-min': { type: 'string' },
       search: { type: 'string' },
+      asymmetric: { type: 'boolean' },
+      'sign-aware': { type: 'boolean' },
+      refine: { type: 'string' },
       format: { type: 'string' },
       include: { type: 'string' },
       exclude: { type: 'string' },
@@ -217,6 +220,9 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
     grid: parseNumber('grid', v.grid, { integer: true }),
     clipAlphaMin: parseNumber('clip-alpha-min', v['clip-alpha-min'], { integer: false }),
     search: parseChoice<SearchMode>('search', v.search, SEARCH_MODES),
+    symmetric: v.asymmetric === undefined ? undefined : !v.asymmetric,
+    signAware: v['sign-aware'],
+    refine: parseNumber('refine', v.refine, { integer: true }),
   };
   const settings = resolveSettings(input_);
   // A GPU only ranks the candidates of the exhaustive search (see gpuSearches).
@@ -344,11 +350,13 @@ const SEARCH_FLAGS = ['preset', 'lambda-weight', 'lambda-entropy', 'normalize', 
 
 /** A flag the run would not use is an error, not a silent no-op. */
 function refuseIgnoredFlags(v: Record<string, unknown>): void {
-  if (v.method === 'rtn') {
+  if (v.method === 'rtn' || v.method === 'hqq') {
     const given = SEARCH_FLAGS.filter((f) => v[f] !== undefined);
     if (given.length)
       throw new UsageError(
-        `--${given[0]} applies to DARE-Q's scale search only; round-to-nearest (--method rtn) has none: drop it, or use --method dareq`,
+        v.method === 'rtn'
+          ? `--${given[0]} applies to DARE-Q's scale search only; round-to-nearest (--method rtn) has none: drop it, or use --method dareq`
+          : `--${given[0]} applies to DARE-Q's scale search only; HQQ (--method hqq) has its own solver: drop it, or use --method dareq`,
       );
   }
   if (v.plan !== undefined && v.bits !== undefined)

@@ -29,10 +29,18 @@ export const QUANTIZE_HELP = `Usage: weightlens quantize PATH [options]
 Writes a quantized copy of the model (never over the input) and a JSON report of error statistics.
 
 Method
-  --method dareq|rtn           DARE-Q scale search (default) or plain round-to-nearest (absmax scale)
+  --method dareq|rtn|hqq       DARE-Q scale search (default), plain round-to-nearest (absmax scale, or
+                               min-max with --asymmetric), or HQQ's zero-point solver (--asymmetric)
   --preset clip|paper|reference  DARE-Q preset (default clip; see README "Methods")
   --bits N                     2..8 (default 4; not with --plan, which sets each block's bits)
   --group-size N               weights per scale along a row; 0 = one scale per output channel (default 128)
+  --asymmetric                 a zero point per group too: codes span [min, max] (compressed-tensors
+                               symmetric: false; GGUF Q4_1)
+  --sign-aware | --no-sign-aware
+                               symmetric: the scale's sign follows the largest weight, which takes code
+                               -2^(b-1), so all 2^b codes are used (llama.cpp's Q4_0 rule)
+  --refine N                   least-squares steps after the search (codes fixed -> best scale and zero
+                               -> recode; a step is kept only if it lowers the loss)
 
 DARE-Q knobs (override the preset; refused with --method rtn, which has no search)
   --lambda-weight X            weight of the L2 term (default 1)
@@ -51,7 +59,8 @@ Output
   --format fake|compressed-tensors|gguf
                                fake-quant in the input dtype (default); pack-quantized int4/int8 with
                                config.json for vLLM / transformers (a folder); or GGUF for llama.cpp:
-                               --bits 4 = Q4_0, 8 = Q8_0 (groups of 32), 16/32 = plain F16/F32.
+                               --bits 4 = Q4_0 (Q4_1 with --asymmetric), 8 = Q8_0 (groups of 32),
+                               16/32 = plain F16/F32.
                                Llama-family models with config.json and tokenizer.model or llama2.c's
                                tokenizer.bin beside them
   --include RE                 quantize tensors whose names match RE (replaces the default rule:

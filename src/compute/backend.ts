@@ -12,7 +12,15 @@ export const GPU_MAX_BINS = 4096;
 
 /** Whether the WebGPU kernels run these settings on weights of this dtype (f32 math: not F64). */
 export function gpuRuns(s: QuantSettings, dtype: string): boolean {
-  return (dtype === 'F32' || dtype === 'F16' || dtype === 'BF16') && s.bins <= GPU_MAX_BINS;
+  return (dtype === 'F32' || dtype === 'F16' || dtype === 'BF16') && s.bins <= GPU_MAX_BINS && gpuGrid(s);
+}
+
+/**
+ * The kernels search and apply symmetric grids with positive scales (README, "Which settings run on
+ * the GPU"): zero points, sign-aware scales and least-squares refinement run on the CPU.
+ */
+export function gpuGrid(s: QuantSettings): boolean {
+  return s.symmetric && !s.signAware && s.refine === 0;
 }
 
 /**
@@ -21,7 +29,7 @@ export function gpuRuns(s: QuantSettings, dtype: string): boolean {
  * choices do not depend on the backend.
  */
 export function gpuSearches(s: QuantSettings): boolean {
-  return s.method === 'dareq' && s.search === 'exhaustive';
+  return s.method === 'dareq' && s.search === 'exhaustive' && s.symmetric && !s.signAware;
 }
 
 /** Per group: a candidate index (>= 0), ZERO_GROUP, or DECIDE_ON_CPU. */

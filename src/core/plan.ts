@@ -4,7 +4,14 @@
  */
 import { isQuantizableFloat, type QuantizableFloat } from './dtypes';
 import { WeightlensError } from './errors';
-import { checkCompressedTensorsBits, moduleOf, packedShape, quantizationConfig, type ConfigGroup } from './formats/compressed-tensors';
+import {
+  checkCompressedTensorsBits,
+  moduleOf,
+  packedShape,
+  quantizationConfig,
+  zeroPointShape,
+  type ConfigGroup,
+} from './formats/compressed-tensors';
 import { groupsPerRow } from './quant/matrix';
 import { type QuantSettings } from './quant/settings';
 import type { Model, ModelTensor } from './model';
@@ -22,6 +29,8 @@ export type TensorSource =
   | { kind: 'packed'; tensor: ModelTensor; view: MatrixView; settings: QuantSettings }
   /** The scales of the `packed` tensor written just before it. */
   | { kind: 'scale'; of: string }
+  /** Its zero points (asymmetric settings), packed along the rows as compressed-tensors does. */
+  | { kind: 'zero'; of: string }
   | { kind: 'shape'; shape: [number, number] };
 
 export interface OutputTensor {
@@ -91,6 +100,14 @@ export function planOutput(
           spec: { name: `${m}.weight_scale`, dtype: scaleDtype, shape: [view.rows, groupsPerRow(view.cols, settings.groupSize)] },
           source: { kind: 'scale', of: t.name },
         },
+        ...(settings.symmetric
+          ? []
+          : [
+              {
+                spec: { name: `${m}.weight_zero_point`, dtype: 'I32' as const, shape: zeroPointShape(view.rows, view.cols, settings) },
+                source: { kind: 'zero', of: t.name } as const,
+              },
+            ]),
         { spec: { name: `${m}.weight_shape`, dtype: 'I64', shape: [2] }, source: { kind: 'shape', shape: [view.rows, view.cols] } },
       );
     }
@@ -113,9 +130,9 @@ function ctConfig(model: Model, quantized: ReadonlyMap<string, QuantSettings>): 
   }
   const byKey = new Map<string, ConfigGroup>();
   for (const [name, s] of quantized) {
-    const key = `${s.bits}/${s.groupSize}`;
+    const key = `${s.bits}/${s.groupSize}/${s.symmetric}`;
     let g = byKey.get(key);
-    if (!g) byKey.set(key, (g = { bits: s.bits, groupSize: s.groupSize, targets: [] }));
+    if (!g) byKey.set(key, (g = { bits: s.bits, groupSize: s.groupSize, symmetric: s.symmetric, targets: [] }));
     g.targets.push(moduleOf(name));
   }
   const groups = [...byKey.values()];

@@ -15,6 +15,7 @@ import { inspectGguf, readGgufHeader, type GgufHeader } from '../core/formats/gg
 import type { InspectSummary } from '../core/inspect';
 import { readRows, type ModelTensor } from '../core/model';
 import { unpackRows } from '../core/quant/pack';
+import { unpackZeroPoints } from '../core/formats/compressed-tensors';
 import { transpose } from '../core/quant/job';
 import { matrixView } from '../core/select';
 import { FileByteSource } from './file-source';
@@ -141,7 +142,7 @@ async function packQuantized(opened: OpenModel, display: string, qc: PackQuantiz
   const tensors = new Map<string, CheckpointTensor>();
   const packed = new Map<
     string,
-    { weights: ModelTensor; scale: ModelTensor; zero?: ModelTensor; bits: number; cols: number; groupSize: number }
+    { weights: ModelTensor; scale: ModelTensor; zero?: ModelTensor; bits: number; rows: number; cols: number; groupSize: number }
   >();
   for (const t of opened.model.tensors) {
     if (/\.weight_(scale|zero_point|shape)$/.test(t.name)) continue;
@@ -163,7 +164,7 @@ async function packQuantized(opened: OpenModel, display: string, qc: PackQuantiz
     const zero = byName.get(`${m}.weight_zero_point`);
     // Groups of group_size along the row (the last one may be short); per-channel: one group.
     const groupSize = scale.shape[1] > 1 ? (weights?.group_size ?? Math.ceil(cols / scale.shape[1])) : cols;
-    packed.set(`${m}.weight`, { weights: t, scale, zero, bits, cols, groupSize });
+    packed.set(`${m}.weight`, { weights: t, scale, zero, bits, rows, cols, groupSize });
     const bytes = t.byteLength + scale.byteLength + (zero?.byteLength ?? 0);
     tensors.set(`${m}.weight`, {
       name: `${m}.weight`,
@@ -193,11 +194,23 @@ async function packQuantized(opened: OpenModel, display: string, qc: PackQuantiz
       const g = p.groupSize;
       let zeros: ArrayLike<number> | undefined;
       if (p.zero) {
-        // llm-compressor's asymmetric zero points, one per group, unpacked integers.
-        const raw = (await readRows(opened.source(p.zero.file), p.zero, start, count)).slice().buffer;
-        if (p.zero.dtype === 'I8') zeros = new Int8Array(raw);
-        else if (p.zero.dtype === 'I32') zeros = new Int32Array(raw);
-        else throw new WeightlensError(`weight_zero_point of dtype ${p.zero.dtype} is not read yet (I8 and I32 are)`, display, p.zero.name);
+        // Asymmetric zero points, one per group: packed 32/b per int32 along the rows, as
+        // compressed-tensors' pack-quantized writes them ([ceil(rows * b / 32), groups]), or unpacked integers.
+        const z = p.zero;
+        const packedRows = Math.ceil((p.rows * bits) / 32);
+        if (z.dtype === 'I32' && z.shape[0] === packedRows && packedRows !== p.rows) {
+          const per = 32 / bits;
+          const first = Math.floor(start / per);
+          const words = Math.floor((start + count - 1) / per) - first + 1;
+          const raw = new Int32Array((await readRows(opened.source(z.file), z, first, words)).slice().buffer);
+          const all = unpackZeroPoints(raw, words * per, groupsPerRow, bits);
+          zeros = all.subarray((start - first * per) * groupsPerRow, (start - first * per + count) * groupsPerRow);
+        } else {
+          const raw = (await readRows(opened.source(z.file), z, start, count)).slice().buffer;
+          if (z.dtype === 'I8') zeros = new Int8Array(raw);
+          else if (z.dtype === 'I32') zeros = new Int32Array(raw);
+          else throw new WeightlensError(`weight_zero_point of dtype ${z.dtype} is not read yet (I8 and I32 are)`, display, z.name);
+        }
       }
       const out = new Float32Array(count * cols);
       for (let r = 0; r < count; r++) {

@@ -31,6 +31,8 @@ export interface EvalRequest {
   /** A node-llama-cpp package folder to run (the extension's setting); else the usual resolution. */
   readonly llamaModulePath?: string;
   readonly onProgress?: (model: string, scored: number, total: number) => void;
+  /** Keep the first model's distributions and give every later one its KL divergence from it (small vocabularies). */
+  readonly kl?: boolean;
 }
 
 export interface ModelEval extends PerplexityResult {
@@ -71,6 +73,7 @@ export async function evaluateModels(req: EvalRequest): Promise<EvalResult> {
   try {
     const results: ModelEval[] = [];
     let tokens: number[] | undefined;
+    let reference: Float32Array | undefined;
     for (const m of req.models) {
       const file = await asGguf(m, tmp, req.version, req.signal);
       const lm = await loadModel(rt, file, m);
@@ -89,8 +92,12 @@ export async function evaluateModels(req: EvalRequest): Promise<EvalResult> {
         threads: req.threads,
         signal: req.signal,
         onProgress: (s, t) => req.onProgress?.(m, s, t),
+        keepDistributions: req.kl && !reference,
+        reference,
       });
-      results.push({ ...r, model: m, bytes: (await fsp.stat(file)).size });
+      const { distributions, ...kept } = r;
+      if (req.kl && !reference) reference = distributions;
+      results.push({ ...kept, model: m, bytes: (await fsp.stat(file)).size });
       await lm.dispose();
       loaded.pop();
     }

@@ -111,6 +111,13 @@ export interface PerplexityOptions {
   readonly threads?: number;
   readonly signal?: AbortSignal;
   readonly onProgress?: (scored: number, total: number) => void;
+  /**
+   * Keep every scored position's whole distribution (positions x vocabulary floats: for small
+   * vocabularies, as the benchmark's sample), to measure other models' KL divergence against it.
+   */
+  readonly keepDistributions?: boolean;
+  /** A reference's kept distributions on the same tokens: the result gets mean KL(reference || this model). */
+  readonly reference?: Float32Array;
 }
 
 export interface PerplexityResult {
@@ -121,6 +128,10 @@ export interface PerplexityResult {
   readonly windows: number;
   readonly ctx: number;
   readonly seconds: number;
+  /** With keepDistributions: [position][token] probabilities. */
+  readonly distributions?: Float32Array;
+  /** With a reference: mean over positions of KL(reference || this model), nats. */
+  readonly kl?: number;
 }
 
 /**
@@ -156,8 +167,14 @@ export async function perplexity(m: LoadedModel, tokens: readonly number[], o: P
     sequences: 1,
   });
   const total = windows.reduce((a, w) => a + w.length, 0);
+  const V = m.vocabSize;
+  const kept = o.keepDistributions ? new Float32Array(total * V) : undefined;
+  if (o.reference && o.reference.length !== total * V)
+    throw new Error(`internal: reference distributions of ${o.reference.length} floats for ${total} positions x ${V} tokens`);
   let scored = 0;
   let sumNll = 0;
+  let sumKl = 0;
+  let position = 0;
   try {
     const seq = context.getSequence();
     const piece = Math.max(1, Math.floor(PROBABILITIES_PER_CALL / Math.max(1, m.vocabSize)));
@@ -177,6 +194,18 @@ export async function perplexity(m: LoadedModel, tokens: readonly number[], o: P
           if (!probs) throw new Error(`internal: llama.cpp returned no probabilities for token ${i} of a window`);
           // A token the model gives exactly 0 (underflow in f32) costs what the smallest float would.
           sumNll -= Math.log(Math.max(probs.get(input[i + 1] as Token) ?? 0, MIN_PROBABILITY));
+          if (kept) for (const [tok, p] of probs) kept[position * V + Number(tok)] = p;
+          if (o.reference) {
+            // KL(P || Q) = sum P log(P / Q) over the reference's tokens; Q floored like the NLL.
+            const ref = o.reference;
+            let kl = 0;
+            for (let t = 0; t < V; t++) {
+              const p = ref[position * V + t];
+              if (p > 0) kl += p * Math.log(p / Math.max(probs.get(t as Token) ?? 0, MIN_PROBABILITY));
+            }
+            sumKl += kl;
+          }
+          position++;
         }
       }
       scored += w.length;
@@ -186,5 +215,14 @@ export async function perplexity(m: LoadedModel, tokens: readonly number[], o: P
     await context.dispose();
   }
   const nll = sumNll / scored;
-  return { perplexity: Math.exp(nll), nll, tokens: scored, windows: windows.length, ctx: o.ctx, seconds: (performance.now() - t0) / 1000 };
+  return {
+    perplexity: Math.exp(nll),
+    nll,
+    tokens: scored,
+    windows: windows.length,
+    ctx: o.ctx,
+    seconds: (performance.now() - t0) / 1000,
+    ...(kept ? { distributions: kept } : {}),
+    ...(o.reference ? { kl: sumKl / position } : {}),
+  };
 }

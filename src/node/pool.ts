@@ -219,7 +219,11 @@ export function serveJobs(port: {
       requests: {
         quantize: (job) => {
           const result = runQuantJob(job);
-          return new Transfer(result, [result.data.buffer as ArrayBuffer, result.scales.buffer as ArrayBuffer]);
+          return new Transfer(result, [
+            result.data.buffer as ArrayBuffer,
+            result.scales.buffer as ArrayBuffer,
+            ...(result.zeros ? [result.zeros.buffer as ArrayBuffer] : []),
+          ]);
         },
       },
     },

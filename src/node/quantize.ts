@@ -6,9 +6,9 @@
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { int64Bytes, encodeFloats, type QuantizableFloat } from '../core/dtypes';
+import { int32Bytes, int64Bytes, encodeFloats, type QuantizableFloat } from '../core/dtypes';
 import { CancelledError, WeightlensError } from '../core/errors';
-import { configWithQuantization } from '../core/formats/compressed-tensors';
+import { configWithQuantization, packZeroPoints } from '../core/formats/compressed-tensors';
 import type { ModelTensor } from '../core/model';
 import { planOutput, type OutputFormat, type OutputPlan, type OutputTensor } from '../core/plan';
 import type { QuantSettings } from '../core/quant/settings';
@@ -23,7 +23,7 @@ import { openModel, type OpenModel } from './open-model';
 import { JobPool, PRIORITY, type JobRunner } from './pool';
 import { CHUNK_WEIGHTS, streamTensor, type GpuCounts } from './stream-tensor';
 import { convertedTensor, planGgufRun, type GgufRunPlan } from './gguf-output';
-import { GgmlType, packQ4_0, packQ8_0 } from '../core/formats/gguf';
+import { GgmlType, packQ4_0, packQ4_1, packQ8_0 } from '../core/formats/gguf';
 import { permuteRows, typeForBits, type GgufTarget, type GgufTensorPlan } from '../core/formats/gguf-llama';
 import type { ScaleSearchBackend } from '../compute/backend';
 
@@ -214,7 +214,11 @@ async function planGguf(opened: OpenModel, req: QuantizeRequest): Promise<GgufRu
     throw new WeightlensError(`GGUF blocks hold 32 weights: --group-size must be 32 (got ${req.settings.groupSize})`, opened.model.path);
   const target: GgufTarget = req.ggufFloat
     ? { kind: 'float', type: req.ggufFloat === 'F32' ? GgmlType.F32 : GgmlType.F16 }
-    : { kind: 'quant', bits: typeForBits(req.settings.bits) === GgmlType.Q4_0 ? 4 : 8 };
+    : {
+        kind: 'quant',
+        bits: typeForBits(req.settings.bits, req.settings.symmetric) === GgmlType.Q8_0 ? 8 : 4,
+        asymmetric: !req.settings.symmetric,
+      };
   const include = req.include === undefined ? undefined : new RegExp(req.include);
   const exclude = req.exclude === undefined ? undefined : new RegExp(req.exclude);
   const settingsFor = (t: ModelTensor, bits: number): QuantSettings | undefined => {
@@ -222,12 +226,15 @@ async function planGguf(opened: OpenModel, req: QuantizeRequest): Promise<GgufRu
     const s = req.settingsFor ? req.settingsFor(t.name) : req.settings;
     if (!s) return undefined;
     // A uniform run takes the bits this tensor's role asks for; an EWQ plan keeps each block's own.
-    return { ...s, bits: req.settingsFor ? s.bits : bits, groupSize: 32 };
+    const out = { ...s, bits: req.settingsFor ? s.bits : bits, groupSize: 32 };
+    // Q8_0 has no zero point: an asymmetric run's 8-bit output matrix is symmetric (HQQ's peer there is RTN).
+    return out.bits === 8 && !out.symmetric ? { ...out, symmetric: true, method: out.method === 'hqq' ? 'rtn' : out.method } : out;
   };
   return planGgufRun(opened, target, settingsFor, {
     'weightlens.version': req.version,
     'weightlens.method': req.settings.method,
     ...(req.settings.method === 'dareq' ? { 'weightlens.preset': req.settings.preset } : {}),
+    ...gridMetadata(req.settings),
   });
 }
 
@@ -312,7 +319,17 @@ function outputMetadata(input: Readonly<Record<string, string>>, req: QuantizeRe
           'weightlens.search': s.search,
         }
       : {}),
+    ...gridMetadata(s),
   });
+}
+
+/** The grid knobs, written only where they differ from the plain symmetric grid (older outputs keep their bytes). */
+function gridMetadata(s: QuantSettings): Record<string, string> {
+  return {
+    ...(s.symmetric ? {} : { 'weightlens.symmetric': 'false' }),
+    ...(s.signAware ? { 'weightlens.sign_aware': 'true' } : {}),
+    ...(s.refine > 0 ? { 'weightlens.refine': String(s.refine) } : {}),
+  };
 }
 
 async function writeFolderExtras(opened: OpenModel, plan: OutputPlan, output: AtomicOutput, names: Map<string, string>): Promise<void> {
@@ -463,8 +480,9 @@ class RunWriter {
   /** What the WebGPU search decided, and what it left to the CPU (see SearchChoices). */
   readonly gpu: GpuCounts = { groups: 0, undecided: 0, candidates: 0, rescored: 0 };
   private doneBytes = 0;
-  /** Scales of the last packed tensor, written as its `weight_scale` right after it. */
-  private lastScales: { of: string; scales: Float64Array; dtype: QuantizableFloat } | undefined;
+  /** Scales (and zero points) of the last packed tensor, written as its `weight_scale` (`weight_zero_point`) right after it. */
+  private lastScales:
+    { of: string; scales: Float64Array; zeros?: Float64Array; rows: number; settings: QuantSettings; dtype: QuantizableFloat } | undefined;
 
   constructor(
     private readonly opened: OpenModel,
@@ -519,17 +537,26 @@ class RunWriter {
     });
   }
 
-  /** Codes and f16 scales of the run's quantizer, packed into Q4_0 / Q8_0 blocks. */
+  /** Codes, f16 scales (and Q4_1's f16 offsets) of the run's quantizer, packed into Q4_0 / Q4_1 / Q8_0 blocks. */
   private async quantizeGgufTensor(p: GgufTensorPlan, write: (b: Uint8Array) => Promise<void>): Promise<void> {
     const t = p.tensor;
     const settings = p.settings!;
     const [rows, cols] = t.shape;
-    const pack = p.info.type === GgmlType.Q4_0 ? packQ4_0 : packQ8_0;
+    const type = p.info.type;
+    const pack = (codes: Int8Array, scales: Float64Array, zeros: Float64Array | undefined, n: number) =>
+      type === GgmlType.Q4_1
+        ? packQ4_1(codes, scales, zeros!, n, cols)
+        : (type === GgmlType.Q4_0 ? packQ4_0 : packQ8_0)(codes, scales, n, cols);
     const stats = emptyStats(settings.bits);
     // q/k rows move across the whole tensor: their codes are collected, then permuted.
     const whole =
       p.permuteHeads !== undefined
-        ? { codes: new Int8Array(rows * cols), scales: new Float64Array((rows * cols) / 32), row: 0 }
+        ? {
+            codes: new Int8Array(rows * cols),
+            scales: new Float64Array((rows * cols) / 32),
+            zeros: new Float64Array((rows * cols) / 32),
+            row: 0,
+          }
         : undefined;
     await streamTensor(
       this.opened,
@@ -537,7 +564,14 @@ class RunWriter {
       t,
       { rows, cols, transposed: false },
       settings,
-      { output: 'codes', scaleDtype: 'F16', signal: this.req.signal, searchBackend: this.req.searchBackend, gpuCounts: this.gpu },
+      {
+        output: 'codes',
+        scaleDtype: 'F16',
+        zeroKind: 'float',
+        signal: this.req.signal,
+        searchBackend: this.req.searchBackend,
+        gpuCounts: this.gpu,
+      },
       async (r, bytes) => {
         const codes = new Int8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength);
         const n = codes.length / cols;
@@ -545,15 +579,17 @@ class RunWriter {
         if (whole) {
           whole.codes.set(codes, whole.row * cols);
           whole.scales.set(r.scales, (whole.row * cols) / 32);
+          if (r.zeros) whole.zeros.set(r.zeros, (whole.row * cols) / 32);
           whole.row += n;
-        } else await write(pack(codes, r.scales, n, cols));
+        } else await write(pack(codes, r.scales, r.zeros, n));
         this.progress(t.name, bytes);
       },
     );
     if (whole) {
       const codes = permuteRows(whole.codes, (n) => new Int8Array(n), rows, cols, p.permuteHeads!);
       const scales = permuteRows(whole.scales, (n) => new Float64Array(n), rows, cols / 32, p.permuteHeads!);
-      await write(pack(codes, scales, rows, cols));
+      const zeros = permuteRows(whole.zeros, (n) => new Float64Array(n), rows, cols / 32, p.permuteHeads!);
+      await write(pack(codes, scales, zeros, rows));
     }
     this.tensorReports.push({
       name: t.name,
@@ -598,8 +634,15 @@ class RunWriter {
       case 'scale': {
         const last = this.lastScales;
         if (!last || last.of !== src.of) throw new Error(`internal: scales of ${src.of} are not ready`);
-        this.lastScales = undefined;
+        if (!last.zeros) this.lastScales = undefined;
         return write(encodeFloats(last.dtype, last.scales));
+      }
+      case 'zero': {
+        const last = this.lastScales;
+        if (!last?.zeros || last.of !== src.of) throw new Error(`internal: zero points of ${src.of} are not ready`);
+        this.lastScales = undefined;
+        const groups = last.zeros.length / last.rows;
+        return write(int32Bytes(packZeroPoints(last.zeros, last.rows, groups, last.settings.bits)));
       }
       case 'shape':
         return write(int64Bytes(src.shape));
@@ -615,6 +658,7 @@ class RunWriter {
   ): Promise<void> {
     const stats = emptyStats(settings.bits);
     const scaleParts: Float64Array[] = [];
+    const zeroParts: Float64Array[] = [];
     await streamTensor(
       this.opened,
       this.pool,
@@ -625,19 +669,30 @@ class RunWriter {
       async (r, bytes) => {
         await write(r.data);
         scaleParts.push(r.scales);
+        if (r.zeros) zeroParts.push(r.zeros);
         mergeStats(stats, r.stats);
         this.progress(t.name, bytes);
       },
     );
     const dtype = t.dtype as QuantizableFloat;
     if (output === 'packed') {
-      const all = new Float64Array(scaleParts.reduce((a, p) => a + p.length, 0));
-      let o = 0;
-      for (const p of scaleParts) {
-        all.set(p, o);
-        o += p.length;
-      }
-      this.lastScales = { of: t.name, scales: all, dtype };
+      const join = (parts: Float64Array[]) => {
+        const all = new Float64Array(parts.reduce((a, p) => a + p.length, 0));
+        let o = 0;
+        for (const p of parts) {
+          all.set(p, o);
+          o += p.length;
+        }
+        return all;
+      };
+      this.lastScales = {
+        of: t.name,
+        scales: join(scaleParts),
+        zeros: settings.symmetric ? undefined : join(zeroParts),
+        rows: view.rows,
+        settings,
+        dtype,
+      };
     }
     this.tensorReports.push({
       name: t.name,

@@ -8,6 +8,7 @@ import { decodeFloats, isQuantizableFloat, type QuantizableFloat } from '../core
 import { CancelledError, oneLine, WeightlensError } from '../core/errors';
 import { readRows, readTensor, type ModelTensor } from '../core/model';
 import { transpose, type QuantJob, type QuantJobResult } from '../core/quant/job';
+import type { ZeroKind } from '../core/quant/affine';
 import type { QuantSettings } from '../core/quant/settings';
 import type { TileGrid } from '../core/quant/tiles';
 import type { MatrixView } from '../core/select';
@@ -27,6 +28,8 @@ export interface StreamOptions {
   gpuCounts?: GpuCounts;
   channelStats?: boolean;
   tiles?: TileGrid;
+  /** How the output stores zero points (asymmetric settings): GGUF Q4_1 an f16 offset, else an integer. */
+  zeroKind?: ZeroKind;
 }
 
 export interface GpuCounts {
@@ -75,6 +78,7 @@ export async function streamTensor(
       scaleDtype: o.scaleDtype,
       channelStats: o.channelStats,
       tiles: o.tiles,
+      zeroKind: o.zeroKind,
     };
     const bytes = raw.byteLength;
     const search = o.searchBackend;

@@ -119,6 +119,38 @@ test('statistics: MSE, SQNR, max, relative error and cosine of a hand-made pair;
     assert.ok(line.length <= 100 || line.startsWith('A ') || line.startsWith('B '), `a readable width: ${line}`);
 });
 
+test('asymmetric runs (--asymmetric, RTN, HQQ and DARE-Q): the compressed-tensors checkpoint, read back as compressed-tensors dequantizes it, holds exactly the fake-quant values', async () => {
+  const { packZeroPoints, unpackZeroPoints } = await import('../../src/core/formats/compressed-tensors');
+  // Zero points pack along the rows: 8 rows of int4 per word, a short last word padded.
+  const zp = Int32Array.from({ length: 11 * 3 }, (_, i) => ((i * 7) % 16) - 8);
+  assert.deepEqual([...unpackZeroPoints(packZeroPoints(zp, 11, 3, 4), 11, 3, 4)], [...zp]);
+  for (const extra of [[], ['--group-size', '32'], ['--method', 'rtn'], ['--method', 'hqq', '--group-size', '32']]) {
+    const dir = await tempDir();
+    const ct = path.join(dir, 'ct');
+    const fake = path.join(dir, 'fake.safetensors');
+    for (const [fmt, out] of [
+      ['compressed-tensors', ct],
+      ['fake', fake],
+    ]) {
+      const r = cli('quantize', SAMPLE, '--asymmetric', ...extra, '--format', fmt, '--out', out, '--report', `${out}.json`, '--quiet');
+      assert.equal(r.code, 0, r.stderr);
+    }
+    const config = JSON.parse(readFileSync(path.join(ct, 'config.json'), 'utf8')).quantization_config;
+    assert.equal(config.config_groups.group_0.weights.symmetric, false);
+    const { openModel } = await import('../../src/node/open-model');
+    const opened = await openModel(path.join(ct, 'model.safetensors'));
+    const z = opened.model.tensors.find((t) => t.name === 'model.layers.0.mlp.down_proj.weight_zero_point')!;
+    const groups = extra.includes('32') ? Math.ceil(172 / 32) : 2;
+    assert.deepEqual([z.dtype, ...z.shape], ['I32', Math.ceil(64 / 8), groups], 'packed along the rows: [ceil(out / 8), groups]');
+    await opened.close();
+    await fsp.copyFile(path.join(path.dirname(SAMPLE), 'config.json'), path.join(dir, 'config.json'));
+    const same = await compareCheckpoints(fake, ct);
+    assert.ok(same.tensors.some((t) => /asym/.test(t.typeB)));
+    for (const t of same.tensors)
+      assert.equal(t.sqnrDb, null, `${extra.join(' ')} ${t.name}: fake-quant and compressed-tensors hold the same values`);
+  }
+});
+
 test('asymmetric compressed-tensors (weight_zero_point, as llm-compressor writes it): (q - zero point) x scale', async () => {
   const dir = await tempDir();
   const packed = new Int32Array(2);

@@ -194,7 +194,7 @@ test('GGUF refusals: group size, bits, architecture, tokenizer, one line each', 
   const s = path.join(SAMPLE_DIR, 'model.safetensors');
   const g = (...a: string[]) => cli('quantize', s, '--format', 'gguf', '--out', path.join(dir, 'x.gguf'), ...a);
   assert.match(g('--group-size', '128').stderr, /GGUF blocks hold 32 weights: --group-size must be 32/);
-  assert.match(g('--bits', '3').stderr, /GGUF output stores 4-bit \(Q4_0\) or 8-bit \(Q8_0\) weights/);
+  assert.match(g('--bits', '3').stderr, /GGUF output stores 4-bit \(Q4_0, Q4_1\) or 8-bit \(Q8_0\) weights/);
   const other = path.join(dir, 'gpt');
   await fsp.mkdir(other);
   await fsp.copyFile(s, path.join(other, 'model.safetensors'));
@@ -211,23 +211,38 @@ test('GGUF refusals: group size, bits, architecture, tokenizer, one line each', 
   assert.deepEqual((await fsp.readdir(other)).sort(), ['config.json', 'model.safetensors'], 'nothing written');
 });
 
-test("quality in llama.cpp: Weightlens's Q4_0 (DARE-Q default) beats llama.cpp's own Q4_0 on the same tensors", async (t) => {
+test("quality in llama.cpp: Weightlens beats llama.cpp's own Q4_0 and Q4_1, HQQ-style and RTN on the same tensors", async (t) => {
   if (!(await llamaOrSkip(t))) return;
-  const { ggufQualityTable } = await import('../../src/node/gguf-quality');
-  const rows = await ggufQualityTable(path.join(SAMPLE_DIR, 'model.safetensors'), await tempDir(), { version: 'test' });
-  const row = (name: string) => rows.find((r) => r.name === name)!;
+  const { qualityTable } = await import('../../src/node/quality-table');
+  const rows = await qualityTable(path.join(SAMPLE_DIR, 'model.safetensors'), await tempDir(), {
+    version: 'test',
+    formats: ['Q4_0', 'Q4_1'],
+  });
+  const row = (format: string, name: string) => rows.find((r) => r.format === format && r.name.trim() === name)!;
   for (const r of rows)
-    t.diagnostic(`${r.name}: perplexity ${r.perplexity.toFixed(4)} (${(100 * r.increase).toFixed(2)}%), ${r.bytes} bytes`);
+    t.diagnostic(
+      `${r.format} ${r.name}: perplexity ${r.perplexity.toFixed(4)} (${(100 * r.increase).toFixed(2)}%), KL ${r.kl.toExponential(3)}, ${r.bytes} bytes`,
+    );
   const { readGgufFileInfo } = await import('node-llama-cpp');
   const typesOf = async (file: string) =>
     Object.fromEntries((await readGgufFileInfo(file)).fullTensorInfo!.map((x) => [x.name, Number(x.ggmlType)]));
-  assert.deepEqual(
-    await typesOf(row('Weightlens Q4_0, DARE-Q default').file),
-    await typesOf(row('llama.cpp Q4_0').file),
-    'the same type for every tensor',
-  );
-  assert.ok(row('Weightlens Q4_0, DARE-Q default').perplexity < row('llama.cpp Q4_0').perplexity);
-  assert.ok(row('llama.cpp Q4_0').perplexity > row('F32 (Weightlens export)').perplexity, 'quantization costs something');
+  for (const f of ['Q4_0', 'Q4_1'])
+    assert.deepEqual(
+      await typesOf(row(f, 'Weightlens default').file),
+      await typesOf(row(f, `llama.cpp ${f}`).file),
+      `${f}: the same type for every tensor`,
+    );
+  // Q4_1 blocks are right: min-max RTN is llama.cpp's own Q4_1 rule, so the two land within 1%.
+  assert.ok(Math.abs(row('Q4_1', 'RTN (min-max)').perplexity / row('Q4_1', 'llama.cpp Q4_1').perplexity - 1) < 0.01);
+  assert.ok(row('Q4_0', 'Weightlens default').perplexity < row('Q4_0', 'llama.cpp Q4_0').perplexity);
+  // Sign-aware scales (the measured best for Q4_0) beat llama.cpp's Q4_0 on both measures.
+  const sign = row('Q4_0', 'sign-aware on');
+  assert.ok(sign.perplexity < row('Q4_0', 'llama.cpp Q4_0').perplexity && sign.kl < row('Q4_0', 'llama.cpp Q4_0').kl);
+  for (const peer of ['llama.cpp Q4_1', 'HQQ-style', 'RTN (min-max)']) {
+    const [ours, theirs] = [row('Q4_1', 'Weightlens default'), row('Q4_1', peer)];
+    assert.ok(ours.perplexity < theirs.perplexity && ours.kl < theirs.kl, `Q4_1 default against ${peer}`);
+  }
+  assert.ok(row('Q4_0', 'llama.cpp Q4_0').perplexity > rows[0].perplexity, 'quantization costs something');
 });
 
 test("the GGUF header reader: our file and llama.cpp's, tensor by tensor, and one-line errors for broken files", async () => {

@@ -121,7 +121,7 @@ export function hfTensorName(gguf: string): string | undefined {
 export interface GgufTensorPlan {
   readonly info: GgufTensorInfo;
   readonly tensor: ModelTensor;
-  /** Quantized with these settings (Q4_0 / Q8_0), or converted to info.type as is. */
+  /** Quantized with these settings (Q4_0 / Q4_1 / Q8_0), or converted to info.type as is. */
   readonly settings?: QuantSettings;
   /** Heads whose rows to permute from HF's rotate-half order to llama.cpp's (q and k only). */
   readonly permuteHeads?: number;
@@ -130,12 +130,15 @@ export interface GgufTensorPlan {
 }
 
 /** The base type of a run: quantized bits, or a plain float conversion. */
-export type GgufTarget = { kind: 'quant'; bits: 4 | 8 } | { kind: 'float'; type: GgmlType.F32 | GgmlType.F16 };
+export type GgufTarget = { kind: 'quant'; bits: 4 | 8; asymmetric?: boolean } | { kind: 'float'; type: GgmlType.F32 | GgmlType.F16 };
 
-export function typeForBits(bits: number): GgmlType.Q4_0 | GgmlType.Q8_0 {
-  if (bits === 4) return GgmlType.Q4_0;
-  if (bits === 8) return GgmlType.Q8_0;
-  throw new WeightlensError(`GGUF output stores 4-bit (Q4_0) or 8-bit (Q8_0) weights, or 16/32 for F16/F32 (got --bits ${bits})`);
+/** The block type of quantized weights: Q4_0 / Q8_0 (d * q), or with a zero point Q4_1 (d * q + m). */
+export function typeForBits(bits: number, symmetric = true): GgmlType.Q4_0 | GgmlType.Q4_1 | GgmlType.Q8_0 {
+  if (bits === 4) return symmetric ? GgmlType.Q4_0 : GgmlType.Q4_1;
+  if (bits === 8 && symmetric) return GgmlType.Q8_0;
+  if (bits === 8)
+    throw new WeightlensError('GGUF output stores 8-bit weights as Q8_0, which has no zero point: drop --asymmetric for 8 bits');
+  throw new WeightlensError(`GGUF output stores 4-bit (Q4_0, Q4_1) or 8-bit (Q8_0) weights, or 16/32 for F16/F32 (got --bits ${bits})`);
 }
 
 /**
@@ -193,10 +196,10 @@ export function planGgufTensors(
     } else if (!settings) {
       out.push({ info: { name, ne, type: GgmlType.F16 }, tensor: t, permuteHeads, note: 'kept in full precision: F16' });
     } else {
-      const type = typeForBits(settings.bits);
+      const type = typeForBits(settings.bits, settings.symmetric);
       const note =
         isOutput && target.bits !== 8
-          ? `${arch.tied ? 'tied embedding, used as the output' : 'output'}: 8-bit, as llama.cpp's ${target.bits === 4 ? 'Q4_0' : ''} preset keeps it (llama.cpp takes Q6_K where rows are multiples of 256; Weightlens writes Q8_0)`
+          ? `${arch.tied ? 'tied embedding, used as the output' : 'output'}: 8-bit, as llama.cpp's ${target.asymmetric ? 'Q4_1' : 'Q4_0'} preset keeps it (llama.cpp takes Q6_K where rows are multiples of 256; Weightlens writes Q8_0)`
           : undefined;
       out.push({ info: { name, ne, type }, tensor: t, settings, permuteHeads, note });
     }
@@ -206,7 +209,8 @@ export function planGgufTensors(
 
 export function fileTypeOf(target: GgufTarget): LlamaFileType {
   if (target.kind === 'float') return target.type === GgmlType.F32 ? LlamaFileType.ALL_F32 : LlamaFileType.MOSTLY_F16;
-  return target.bits === 4 ? LlamaFileType.MOSTLY_Q4_0 : LlamaFileType.MOSTLY_Q8_0;
+  if (target.bits === 8) return LlamaFileType.MOSTLY_Q8_0;
+  return target.asymmetric ? LlamaFileType.MOSTLY_Q4_1 : LlamaFileType.MOSTLY_Q4_0;
 }
 
 /** The metadata llama.cpp needs to load the model, and what its own tools write beside it. */

@@ -362,6 +362,25 @@ export function packQ4_0(codes: Int8Array, scales: ArrayLike<number>, rows: numb
   return out;
 }
 
+/**
+ * Q4_1 blocks (`block_q4_1`: f16 d, f16 m, then the nibbles as in Q4_0): value = d * nibble + m.
+ * Codes come in as q in [-8, 7] (nibble q + 8), `mins` are the offsets m (value of nibble 0), both
+ * scales and mins already rounded to f16.
+ */
+export function packQ4_1(codes: Int8Array, scales: ArrayLike<number>, mins: ArrayLike<number>, rows: number, cols: number): Uint8Array {
+  if (cols % 32 !== 0) throw new Error(`internal: Q4_1 rows of ${cols}`);
+  const blocks = (rows * cols) / 32;
+  const out = new Uint8Array(blocks * 20);
+  const dv = new DataView(out.buffer);
+  for (let b = 0; b < blocks; b++) {
+    f16Bytes(scales[b], dv, b * 20);
+    f16Bytes(mins[b], dv, b * 20 + 2);
+    const c = b * 32;
+    for (let j = 0; j < 16; j++) out[b * 20 + 4 + j] = ((codes[c + j] + 8) & 0x0f) | (((codes[c + j + 16] + 8) & 0x0f) << 4);
+  }
+  return out;
+}
+
 /** A header parsing error, one line naming the file. */
 export function ggufError(file: string, msg: string): WeightlensError {
   return new WeightlensError(`GGUF: ${msg}`, file);

@@ -4,6 +4,7 @@
  * hands it the candidates it chose (`choices`).
  */
 import { decodeFloats, encodeFloats, int32Bytes, type QuantizableFloat } from '../dtypes';
+import type { ZeroKind } from './affine';
 import { quantizeMatrix, type GroupChoices } from './matrix';
 import { packRows } from './pack';
 import type { QuantSettings } from './settings';
@@ -34,12 +35,16 @@ export interface QuantJob {
   readonly found?: GroupChoices;
   /** Heatmap tiles of the whole matrix to accumulate this chunk into (the panel's detail view). */
   readonly tiles?: TileGrid;
+  /** How the output format stores zero points (asymmetric settings; see QuantizeMatrixOptions). */
+  readonly zeroKind?: ZeroKind;
 }
 
 export interface QuantJobResult {
   readonly data: Uint8Array;
   /** Dtype-rounded scales, [rows][groups]. */
   readonly scales: Float64Array;
+  /** Asymmetric settings: zero points or offsets, [rows][groups] (MatrixResult.zeros). */
+  readonly zeros?: Float64Array;
   readonly stats: StatsAccumulator;
   readonly channels?: ChannelStats;
   readonly tiles?: TileSums;
@@ -60,7 +65,7 @@ export function runQuantJob(job: QuantJob): QuantJobResult {
   const original = job.tiles ? values.slice() : undefined;
   const codes = job.output === 'fake' ? undefined : new Int8Array(rows * cols);
   const channels = job.channelStats ? makeChannelStats(rows) : undefined;
-  const { scales, stats } = quantizeMatrix(values, rows, cols, {
+  const { scales, zeros, stats } = quantizeMatrix(values, rows, cols, {
     settings: job.settings,
     dtype: job.dtype,
     scaleDtype: job.scaleDtype,
@@ -70,6 +75,7 @@ export function runQuantJob(job: QuantJob): QuantJobResult {
     tensor: job.tensor,
     rowBase: job.rowBase,
     found: job.found,
+    zeroKind: job.zeroKind,
   });
   let tiles: TileSums | undefined;
   if (job.tiles && original) {
@@ -80,5 +86,5 @@ export function runQuantJob(job: QuantJob): QuantJobResult {
   if (codes && job.output === 'codes') data = new Uint8Array(codes.buffer);
   else if (codes) data = int32Bytes(packRows(codes, rows, cols, job.settings.bits));
   else data = encodeFloats(job.dtype, job.transposed ? transpose(values, rows, cols) : values);
-  return { data, scales, stats, channels, tiles };
+  return { data, scales, zeros, stats, channels, tiles };
 }

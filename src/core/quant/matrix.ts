@@ -6,14 +6,16 @@
  */
 import { MAX_FINITE, roundToDtype, type QuantizableFloat } from '../dtypes';
 import { nonFiniteError } from '../finite';
+import { gridCodes, hqqGrid, refineGrid, rtnGrid, searchAffine, valueOf, type AffineGrid, type ZeroKind } from './affine';
 import {
+  absmaxCode,
   candidateAt,
   candidateRange,
   makeScratch,
   residualEntropy,
-  roundHalfEven,
   searchGroup,
   searchScale,
+  scaleSign,
   type Floats,
   type Group,
   type SearchScratch,
@@ -41,11 +43,18 @@ export interface QuantizeMatrixOptions {
    * scale is computed from it exactly as the CPU search would), or a group left to the CPU.
    */
   readonly found?: GroupChoices;
+  /** With asymmetric settings: how the format stores the zero (default: an integer zero point). */
+  readonly zeroKind?: ZeroKind;
 }
 
 export interface MatrixResult {
   /** Final (dtype-rounded) scales, [rows][groups]. */
   scales: Float64Array;
+  /**
+   * Asymmetric settings only, [rows][groups]: the integer zero point zp (value = scale * (q - zp))
+   * or, for the float kind, the dtype-rounded offset m (value = scale * (q - qmin) + m).
+   */
+  zeros?: Float64Array;
   stats: StatsAccumulator;
 }
 
@@ -69,14 +78,16 @@ const SMALLEST: Record<QuantizableFloat, number> = { F64: Number.MIN_VALUE, F32:
  * near ±65504, where RTN's scale 65504/7 would round up and -8 * scale overflow).
  */
 export function storedScale(dtype: QuantizableFloat, chosen: number, codeMagnitude: number): number {
-  const sc = Math.min(roundToDtype(dtype, chosen), MAX_FINITE[dtype] / codeMagnitude);
-  return sc > 0 ? sc : SMALLEST[dtype];
+  // Sign-aware scales are negative: rounding to nearest is symmetric, so round the magnitude.
+  const sign = chosen < 0 ? -1 : 1;
+  const sc = Math.min(roundToDtype(dtype, sign * chosen), MAX_FINITE[dtype] / codeMagnitude);
+  return sign * (sc > 0 ? sc : SMALLEST[dtype]);
 }
 
-/** The largest |code| of a setting: what storedScale caps against. */
+/** The largest |code| of a setting (|q - zp| with a zero point): what storedScale caps against. */
 export function codeMagnitude(s: QuantSettings): number {
   const { qmin, qmax } = qRange(s.bits, s.ternary);
-  return Math.max(-qmin, qmax);
+  return s.symmetric ? Math.max(-qmin, qmax) : qmax - qmin;
 }
 
 /**
@@ -106,11 +117,11 @@ export function chooseScale(
   scratch: SearchScratch,
   verdict?: { found: GroupChoices; at: number },
 ): number {
-  if (s.method === 'rtn') return g.absmax / qRange(s.bits, s.ternary).qmax;
+  if (s.method === 'rtn') return (scaleSign(g, s) * g.absmax) / absmaxCode(s);
   const given = verdict ? verdict.found.choices[verdict.at] : -1;
   if (given >= 0) {
     const [lo, hi] = candidateRange(g.absmax, s);
-    return candidateAt(given, s.grid, lo, hi);
+    return scaleSign(g, s) * candidateAt(given, s.grid, lo, hi);
   }
   let msq = g.msq;
   if (msq === undefined) {
@@ -125,16 +136,42 @@ export function chooseScale(
   return searchGroup(group, s, scratch).scale;
 }
 
+/**
+ * The grid chosen for a group with absmax > 0, before dtype rounding: the symmetric scale of
+ * chooseScale (zero point 0), or with asymmetric settings min-max RTN, HQQ or the DARE-Q search
+ * with a zero point (affine.ts); then `refine` alternating least-squares steps.
+ */
+export function chooseGrid(
+  g: Group & { min: number; max: number },
+  s: QuantSettings,
+  kind: ZeroKind,
+  scratch: SearchScratch,
+  verdict?: { found: GroupChoices; at: number },
+): AffineGrid {
+  const c = gridCodes(s, s.symmetric ? 'integer' : kind);
+  let grid: AffineGrid;
+  if (s.symmetric) grid = { scale: chooseScale(g, s, scratch, verdict), zero: 0 };
+  else if (s.method === 'rtn') grid = rtnGrid(g, c);
+  else if (s.method === 'hqq') grid = hqqGrid(g, c);
+  else grid = searchAffine(g, s, c, scratch).grid;
+  return refineGrid(g, grid, s.refine, s.symmetric, s, c, scratch);
+}
+
 export function quantizeMatrix(values: Floats, rows: number, cols: number, opts: QuantizeMatrixOptions): MatrixResult {
   const s = opts.settings;
   const { qmin, qmax } = qRange(s.bits, s.ternary);
   const g = groupLength(s.groupSize, cols);
   const groups = groupsPerRow(cols, s.groupSize);
   const scales = new Float64Array(rows * groups);
+  const zeros = s.symmetric ? undefined : new Float64Array(rows * groups);
+  const kind: ZeroKind = opts.zeroKind ?? 'integer';
+  // Symmetric codes are the integer kind with zp = 0: value = q * scale.
+  const c = gridCodes(s, s.symmetric ? 'integer' : kind);
+  const floatZero = c.kind === 'float';
   const stats = emptyStats(s.bits);
   const hist = stats.codeHist;
   const scratch = makeScratch(g, s.bins);
-  const halfEven = s.rounding === 'half-even';
+  const round = c.round;
   const codes = opts.codes;
   const ch = opts.channels;
   const dtype = opts.dtype;
@@ -154,6 +191,8 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
       const n = Math.min(g, cols - c0);
       const off = r * cols + c0;
       let absmax = 0;
+      let lo = Infinity;
+      let hi = -Infinity;
       let sumW = 0;
       let sumW2 = 0;
       let finite = true;
@@ -162,6 +201,8 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
         const a = Math.abs(x);
         if (a > absmax) absmax = a;
         if (!(a < Infinity)) finite = false; // NaN fails every comparison
+        if (x < lo) lo = x;
+        if (x > hi) hi = x;
         sumW += x;
         sumW2 += x * x;
       }
@@ -172,20 +213,26 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
       stats.sumW += sumW;
       stats.sumW2 += sumW2;
       if (absmax > stats.absmaxW) stats.absmaxW = absmax;
+      const at = r * groups + gi;
       if (absmax === 0) {
-        // An all-zero group: scale 1, all codes 0, no error, no NaN anywhere.
-        scales[r * groups + gi] = 1;
-        if (codes) codes.fill(0, off, off + n);
-        hist[-qmin] += n;
+        // An all-zero group: scale 1, zero point 0 (a float offset 0 puts 0 on code qmin), no error, no NaN.
+        scales[at] = 1;
+        const q0 = floatZero ? qmin : 0;
+        if (codes) codes.fill(q0, off, off + n);
+        hist[q0 - qmin] += n;
         continue;
       }
-      const rtnScale = absmax / qmax;
-      const sc = storedScale(
-        scaleDtype,
-        chooseScale({ w: values, off, n, absmax, msq: sumW2 / n }, s, scratch, opts.found && { found: opts.found, at: r * groups + gi }),
-        qAbs,
-      );
-      scales[r * groups + gi] = sc;
+      const group = { w: values, off, n, absmax, msq: sumW2 / n, min: lo, max: hi };
+      const chosen = chooseGrid(group, s, kind, scratch, opts.found && { found: opts.found, at });
+      // Stored as the format stores them: the scale in the scale dtype, an offset too, a zp exact.
+      const grid: AffineGrid = {
+        scale: storedScale(scaleDtype, chosen.scale, qAbs),
+        zero: floatZero ? roundToDtype(scaleDtype, chosen.zero) : chosen.zero,
+      };
+      const sc = grid.scale;
+      const zero = grid.zero;
+      scales[at] = sc;
+      if (zeros) zeros[at] = zero;
 
       let e2 = 0;
       let sumD = 0;
@@ -197,8 +244,7 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
       const resid = scratch.resid;
       for (let i = 0; i < n; i++) {
         const x = values[off + i];
-        const y = x / sc;
-        let q = halfEven ? roundHalfEven(y) : Math.floor(y + 0.5);
+        let q = floatZero ? round((x - zero) / sc) + qmin : round(x / sc) + zero;
         if (q < qmin) {
           q = qmin;
           clipped++;
@@ -206,7 +252,7 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
           q = qmax;
           clipped++;
         }
-        const deq = roundToDtype(dtype, q * sc);
+        const deq = roundToDtype(dtype, valueOf(q, grid, c));
         // storedScale keeps every product finite; a value that is not must never reach a file.
         if (!(Math.abs(deq) <= maxFinite))
           throw new Error(`internal: ${opts.tensor} row ${(opts.rowBase ?? 0) + r}: dequantized ${deq} from code ${q} and scale ${sc}`);
@@ -223,7 +269,8 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
         if (e > max) max = e;
       }
       const h = residualEntropy(resid, n, min, max, s.bins, 'probability', scratch);
-      const ratio = sc / rtnScale;
+      // The chosen scale against round to nearest's (absmax / qmax, or the min-max scale).
+      const ratio = Math.abs(sc) / (s.symmetric ? absmax / qmax : rtnGrid(group, c).scale);
       stats.sumE2 += e2;
       stats.sumD += sumD;
       stats.sumD2 += sumD2;
@@ -238,7 +285,7 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
     }
     if (ch) writeRowErrors(row, cols, ch, r);
   }
-  return { scales, stats };
+  return { scales, zeros, stats };
 }
 
 /** The L(s) curve of one group, for the panel: every candidate's L2, entropy and loss. */

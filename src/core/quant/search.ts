@@ -26,6 +26,9 @@ export interface SearchScratch {
   /** The last residual pass's smallest and largest residual. */
   residMin: number;
   residMax: number;
+  /** Per-weight error weights of the current group (magnitude weighting), and their sum. */
+  omega: Float64Array;
+  omegaSum: number;
 }
 
 export function makeScratch(maxGroup: number, bins: number): SearchScratch {
@@ -38,7 +41,26 @@ export function makeScratch(maxGroup: number, bins: number): SearchScratch {
     window: new Int32Array(0),
     residMin: 0,
     residMax: 0,
+    omega: new Float64Array(n),
+    omegaSum: 0,
   };
+}
+
+/**
+ * Magnitude weighting (docs/methods.md §1): the L2 term becomes sum(omega e^2) / sum(omega) with
+ * omega_i = rms(group) + |w_i| — llama.cpp's error weights when it has no importance matrix
+ * (`quantize_row_q4_K_ref`) — so the error of large weights counts more. Fills scratch.omega.
+ */
+export function fillOmega(w: Floats, off: number, n: number, msq: number, scratch: SearchScratch): void {
+  const rms = Math.sqrt(msq);
+  const omega = scratch.omega;
+  let sum = 0;
+  for (let i = 0; i < n; i++) {
+    const o = rms + Math.abs(w[off + i]);
+    omega[i] = o;
+    sum += o;
+  }
+  scratch.omegaSum = sum;
 }
 
 /** Per-candidate loss terms, for the panel's L(s) curve. */
@@ -79,10 +101,18 @@ export function plogpStep(n: number): Float64Array {
   return t;
 }
 
-/** The candidate range [lo, hi] for a group with the given absmax. */
+/**
+ * The largest code magnitude a group's absmax is mapped to: qmax, or with sign-aware scales
+ * -qmin (the absmax weight lands on the qmin code, so all 2^b codes are used; docs/methods.md §1).
+ */
+export function absmaxCode(s: QuantSettings): number {
+  const { qmin, qmax } = qRange(s.bits, s.ternary);
+  return s.signAware && !s.ternary ? -qmin : qmax;
+}
+
+/** The candidate range [lo, hi] (magnitudes) for a group with the given absmax. */
 export function candidateRange(absmax: number, s: QuantSettings): [number, number] {
-  const { qmax } = qRange(s.bits, s.ternary);
-  const rtn = absmax / qmax;
+  const rtn = absmax / absmaxCode(s);
   return s.range === 'paper' ? [rtn, absmax] : [s.clipAlphaMin * rtn, rtn];
 }
 
@@ -132,6 +162,37 @@ function residualPass(
     q = q < qmin ? qmin : q > qmax ? qmax : q;
     const e = x - q * sc;
     sumSq += e * e;
+    resid[i] = e;
+    if (e < min) min = e;
+    if (e > max) max = e;
+  }
+  scratch.residMin = min;
+  scratch.residMax = max;
+  return sumSq;
+}
+
+/** residualPass with each squared error weighted by scratch.omega (returns the weighted sum). */
+function residualPassWeighted(
+  round: (y: number) => number,
+  w: Floats,
+  off: number,
+  n: number,
+  sc: number,
+  qmin: number,
+  qmax: number,
+  scratch: SearchScratch,
+): number {
+  const resid = scratch.resid;
+  const omega = scratch.omega;
+  let sumSq = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const x = w[off + i];
+    let q = round(x / sc);
+    q = q < qmin ? qmin : q > qmax ? qmax : q;
+    const e = x - q * sc;
+    sumSq += omega[i] * e * e;
     resid[i] = e;
     if (e < min) min = e;
     if (e > max) max = e;
@@ -215,6 +276,21 @@ export interface Group {
   readonly msq: number;
 }
 
+/**
+ * The sign every candidate scale of a group takes: 1, or with sign-aware scales minus the sign of
+ * the group's first largest-magnitude weight, so that weight lands on the qmin code (llama.cpp's
+ * Q4_0 rule, d = max / -8). Runtimes multiply codes by the stored scale, sign and all.
+ */
+export function scaleSign(g: Pick<Group, 'w' | 'off' | 'n' | 'absmax'>, s: QuantSettings): number {
+  if (!s.signAware || s.ternary) return 1;
+  for (let i = 0; i < g.n; i++) {
+    const x = g.w[g.off + i];
+    if (x === g.absmax) return -1;
+    if (x === -g.absmax) return 1;
+  }
+  return 1;
+}
+
 /** What a search may be told besides the group and the settings. */
 export interface SearchOptions {
   /** Filled with every candidate's terms. */
@@ -248,8 +324,12 @@ export function searchScale(g: Group, s: QuantSettings, scratch: SearchScratch, 
   const { trace, subset, seed } = o;
   const { qmin, qmax } = qRange(s.bits, s.ternary);
   const [lo, hi] = candidateRange(absmax, s);
+  const sign = scaleSign(g, s);
   const K = s.grid;
   const resid = scratch.resid;
+  const weighted = s.weighting === 'magnitude';
+  if (weighted) fillOmega(w, off, n, msq, scratch);
+  const l2Div = weighted ? scratch.omegaSum : n;
   const round = s.rounding === 'half-even' ? roundHalfEven : roundHalfUp;
   const wantEntropy = s.lambdaEntropy !== 0 || trace !== undefined;
   const lw = s.normalize ? s.lambdaWeight / msq : s.lambdaWeight;
@@ -278,10 +358,12 @@ export function searchScale(g: Group, s: QuantSettings, scratch: SearchScratch, 
     const p = up < count && (down < 0 || (j & 1) === 0) ? up++ : down--;
     const k = list ? list[base + p] : p;
     const sc = candidateAt(k, K, lo, hi);
-    const sumSq = residualPass(round, w, off, n, sc, qmin, qmax, scratch);
+    const sumSq = weighted
+      ? residualPassWeighted(round, w, off, n, sign * sc, qmin, qmax, scratch)
+      : residualPass(round, w, off, n, sign * sc, qmin, qmax, scratch);
     const min = scratch.residMin;
     const max = scratch.residMax;
-    const l2 = sumSq / n;
+    const l2 = sumSq / l2Div;
     if (prune) {
       const bound = lw * l2 - slack;
       if (bound > best || (bound === best && k > bestIndex)) continue;
@@ -301,7 +383,7 @@ export function searchScale(g: Group, s: QuantSettings, scratch: SearchScratch, 
   }
   if (bestIndex < 0) bestIndex = list ? list[base] : 0;
   scratch.hint = bestIndex;
-  return { index: bestIndex, scale: candidateAt(bestIndex, K, lo, hi), loss: best };
+  return { index: bestIndex, scale: sign * candidateAt(bestIndex, K, lo, hi), loss: best };
 }
 
 /** Every step-th candidate and the last, step = round(sqrt(K)): the coarse-to-fine search's first pass. */

@@ -7,7 +7,12 @@
  */
 import { WeightlensError } from '../errors';
 
-export type Method = 'rtn' | 'dareq';
+/**
+ * `rtn`: round to nearest (absmax, or min-max with a zero point); `dareq`: the scale search of
+ * docs/methods.md §1; `hqq`: HQQ's half-quadratic zero-point optimization, re-implemented as a
+ * data-free peer to measure against (asymmetric only).
+ */
+export type Method = 'rtn' | 'dareq' | 'hqq';
 export type Preset = 'paper' | 'reference' | 'clip';
 export type ScaleRange = 'paper' | 'clip';
 export type Rounding = 'half-up' | 'half-even';
@@ -40,7 +45,21 @@ export interface QuantSettings {
   readonly search: SearchMode;
   /** Ternary (1.58-bit): codes in {-1, 0, 1}, stored in 2 bits; needs bits = 2. EWQ's last resort. */
   readonly ternary?: boolean;
+  /**
+   * false: each group also gets a zero point (value = scale * (q - zp), or Q4_1's d * q + m), so
+   * the codes span [min, max] instead of [-absmax, absmax] (docs/methods.md §1, "Zero points").
+   */
+  readonly symmetric: boolean;
+  /** Symmetric only: the scale's sign follows the largest-magnitude weight, which takes code qmin. */
+  readonly signAware: boolean;
+  /** Alternating least-squares steps after the search: codes fixed -> best scale (and zero) -> recode. */
+  readonly refine: number;
+  /** The L2 term's weights: `uniform`, or `magnitude` (rms + |w|, llama.cpp's without an importance matrix). */
+  readonly weighting: Weighting;
 }
+
+export type Weighting = 'uniform' | 'magnitude';
+export const WEIGHTINGS: readonly Weighting[] = ['uniform', 'magnitude'];
 
 /** What a user may set; anything left out comes from the preset, then the defaults. */
 export type SettingsInput = Partial<Omit<QuantSettings, 'range' | 'rounding' | 'histogram'>> & {
@@ -65,12 +84,16 @@ export const DEFAULTS: QuantSettings = {
   grid: 100,
   clipAlphaMin: 0.5,
   search: 'exhaustive',
+  symmetric: true,
+  signAware: false,
+  refine: 0,
+  weighting: 'uniform',
 };
 
 export const PRESETS: Record<Preset, Partial<QuantSettings>> = {
   // Algorithm 1 as the paper writes it: its range (never clips), floor(x + 0.5), probabilities,
   // raw loss terms. Reproduces the paper's failure with lambda_H 0.01 on purpose.
-  paper: { range: 'paper', rounding: 'half-up', histogram: 'probability', normalize: false },
+  paper: { range: 'paper', rounding: 'half-up', histogram: 'probability', normalize: false, signAware: false, lambdaEntropy: 0.01 },
   // The authors' published code: K 20, torch.round, numpy density histogram with 1e-8, B 128.
   reference: {
     range: 'paper',
@@ -81,12 +104,13 @@ export const PRESETS: Record<Preset, Partial<QuantSettings>> = {
     bins: 128,
     lambdaWeight: 1,
     lambdaEntropy: 0.1,
+    signAware: false,
   },
   // MSE-optimal-style clipping range with normalized terms: the measured best (the default).
   clip: { range: 'clip', rounding: 'half-up', histogram: 'probability', normalize: true },
 };
 
-export const METHODS: readonly Method[] = ['rtn', 'dareq'];
+export const METHODS: readonly Method[] = ['rtn', 'dareq', 'hqq'];
 /** Groups are indexed with 32-bit integers (here and in the WGSL kernels). */
 export const MAX_GROUP_SIZE = 2 ** 31 - 1;
 export const PRESET_NAMES: readonly Preset[] = ['paper', 'reference', 'clip'];
@@ -97,6 +121,8 @@ export function resolveSettings(input: SettingsInput = {}): QuantSettings {
   if (!PRESET_NAMES.includes(preset)) throw new WeightlensError(`unknown preset "${preset}" (expected ${PRESET_NAMES.join(', ')})`);
   const explicit = Object.fromEntries(Object.entries(input).filter(([, v]) => v !== undefined));
   const s = { ...DEFAULTS, ...PRESETS[preset], ...explicit, preset } as QuantSettings;
+  // Sign-aware scales are a symmetric grid's choice: a zero point takes their place unless asked for both.
+  if (s.symmetric === false && input.signAware === undefined) (s as { signAware: boolean }).signAware = false;
   validateSettings(s);
   return s;
 }
@@ -125,6 +151,7 @@ export const KNOB_RANGES = {
   bins: { min: 2, max: 65536, integer: true },
   grid: { min: 1, max: 10000, integer: true },
   clipAlphaMin: { min: 0, max: 1, openMin: true, words: 'in (0, 1]' },
+  refine: { min: 0, max: 100, integer: true },
 } as const satisfies Record<string, KnobRange>;
 
 export type Knob = keyof typeof KNOB_RANGES;
@@ -153,6 +180,7 @@ export function validateSettings(s: QuantSettings): void {
     bins: 'bins',
     grid: 'grid',
     clipAlphaMin: 'clip-alpha-min',
+    refine: 'refine',
   };
   for (const k of Object.keys(KNOB_RANGES) as Knob[]) {
     const r: KnobRange = KNOB_RANGES[k];
@@ -161,6 +189,18 @@ export function validateSettings(s: QuantSettings): void {
   if (s.ternary && s.bits !== 2) bad('ternary codes are stored in 2 bits: bits must be 2', s.bits);
   if (!['paper', 'clip'].includes(s.range)) bad('range must be paper or clip', s.range);
   if (!SEARCH_MODES.includes(s.search)) bad(`search must be one of ${SEARCH_MODES.join(', ')}`, s.search);
+  if (!WEIGHTINGS.includes(s.weighting)) bad(`weighting must be one of ${WEIGHTINGS.join(', ')}`, s.weighting);
+  if (typeof s.symmetric !== 'boolean') bad('symmetric must be true or false', s.symmetric);
+  if (typeof s.signAware !== 'boolean') bad('sign-aware must be true or false', s.signAware);
+  if (!s.symmetric && s.ternary) bad('ternary codes are symmetric: they take no zero point', s.symmetric);
+  if (!s.symmetric && s.signAware)
+    bad('sign-aware scales are for symmetric codes; with a zero point the codes already span [min, max]', s.signAware);
+  if (s.method === 'hqq' && s.symmetric) bad('hqq optimizes a zero point: it needs asymmetric codes (--asymmetric)', s.method);
+  if (!s.symmetric && s.method === 'dareq' && s.range !== 'clip')
+    bad(
+      `the ${s.preset} preset reproduces the published symmetric search; asymmetric codes search the clip range (--preset clip)`,
+      s.preset,
+    );
   if (!['half-up', 'half-even'].includes(s.rounding)) bad('rounding must be half-up or half-even', s.rounding);
   if (!['probability', 'density'].includes(s.histogram)) bad('histogram must be probability or density', s.histogram);
   // Searches that can never pick the round-to-nearest scale would silently do worse than RTN.
@@ -189,9 +229,13 @@ export function qRange(bits: number, ternary = false): { qmin: number; qmax: num
  * `dareq-w8g128-lh0.25`, `dareq-w4g128-c2f`.
  */
 export function settingsTag(s: QuantSettings): string {
-  const base = `${s.method}-w${s.bits}${s.groupSize > 0 ? `g${s.groupSize}` : ''}`;
-  if (s.method !== 'dareq') return base;
+  const base = `${s.method}-w${s.bits}${s.groupSize > 0 ? `g${s.groupSize}` : ''}${s.symmetric ? '' : 'a'}`;
   const d = resolveSettings({ preset: s.preset });
+  const shared: string[] = [];
+  if (s.signAware !== d.signAware) shared.push(s.signAware ? 'sign' : 'nosign');
+  if (s.refine !== d.refine) shared.push(`r${s.refine}`);
+  if (s.weighting !== d.weighting) shared.push(s.weighting === 'magnitude' ? 'wmag' : 'wuni');
+  if (s.method !== 'dareq') return [base, ...shared].join('-');
   const parts: string[] = [];
   if (s.preset !== DEFAULTS.preset) parts.push(s.preset);
   if (s.lambdaWeight !== d.lambdaWeight) parts.push(`lw${s.lambdaWeight}`);
@@ -201,5 +245,5 @@ export function settingsTag(s: QuantSettings): string {
   if (s.bins !== d.bins) parts.push(`b${s.bins}`);
   if (s.range === 'clip' && s.clipAlphaMin !== d.clipAlphaMin) parts.push(`a${s.clipAlphaMin}`);
   if (s.search !== d.search) parts.push('c2f');
-  return [base, ...parts].join('-');
+  return [base, ...parts, ...shared].join('-');
 }
