@@ -14,11 +14,13 @@ import {
   METHODS,
   PRESET_NAMES,
   SEARCH_MODES,
+  WEIGHTINGS,
   resolveSettings,
   type Method,
   type Preset,
   type SearchMode,
   type SettingsInput,
+  type Weighting,
 } from '../core/quant/settings';
 import { removeLiveTempsSync } from '../node/atomic-output';
 import { runTag } from '../node/output-paths';
@@ -176,6 +178,7 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
       asymmetric: { type: 'boolean' },
       'sign-aware': { type: 'boolean' },
       refine: { type: 'string' },
+      weighting: { type: 'string' },
       format: { type: 'string' },
       include: { type: 'string' },
       exclude: { type: 'string' },
@@ -223,6 +226,7 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
     symmetric: v.asymmetric === undefined ? undefined : !v.asymmetric,
     signAware: v['sign-aware'],
     refine: parseNumber('refine', v.refine, { integer: true }),
+    weighting: parseChoice<Weighting>('weighting', v.weighting, WEIGHTINGS),
   };
   const settings = resolveSettings(input_);
   // A GPU only ranks the candidates of the exhaustive search (see gpuSearches).

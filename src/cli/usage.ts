@@ -41,6 +41,9 @@ Method
                                -2^(b-1), so all 2^b codes are used (llama.cpp's Q4_0 rule)
   --refine N                   least-squares steps after the search (codes fixed -> best scale and zero
                                -> recode; a step is kept only if it lowers the loss)
+  --weighting uniform|magnitude
+                               weights of the L2 term: uniform (default) or rms + |w| (llama.cpp's
+                               error weights without an importance matrix)
 
 DARE-Q knobs (override the preset; refused with --method rtn, which has no search)
   --lambda-weight X            weight of the L2 term (default 1)

@@ -395,3 +395,68 @@ test('the pruned, reordered search picks exactly what the exhaustive search pick
   }
   assert.equal(groups, 96);
 });
+
+test('sign-aware scales: the largest-magnitude weight takes code -2^(b-1) (llama.cpp Q4_0 rule), all 16 codes in use', () => {
+  const w = Float32Array.from(normals(32 * 64, 11));
+  const rows = 64;
+  const codes = new Int8Array(w.length);
+  const { scales } = quantizeMatrix(w.slice(), rows, 32, {
+    settings: resolveSettings({ method: 'rtn', groupSize: 32, signAware: true }),
+    dtype: 'F32',
+    codes,
+    tensor: 't',
+  });
+  for (let r = 0; r < rows; r++) {
+    let peak = 0;
+    for (let i = 0; i < 32; i++) if (Math.abs(w[r * 32 + i]) > Math.abs(peak)) peak = w[r * 32 + i];
+    assert.equal(scales[r], Math.fround(peak / -8), `row ${r}: d = max / -8`);
+    assert.equal(codes[r * 32 + [...w.subarray(r * 32, r * 32 + 32)].indexOf(peak)], -8);
+  }
+  // The clip search with sign-aware scales never does worse on L2 than without (it searches [alpha, 1] x absmax/8).
+  const err = (signAware: boolean) =>
+    quantizeMatrix(w.slice(), rows, 32, {
+      settings: resolveSettings({ groupSize: 32, signAware, lambdaEntropy: 0 }),
+      dtype: 'F64',
+      tensor: 't',
+    }).stats.sumE2;
+  assert.ok(err(true) < err(false));
+});
+
+test('zero points: min-max RTN spans [min, max]; an integer zero point is a code; HQQ and refinement never raise their own error measure', () => {
+  const w = Float64Array.from(normals(64 * 32, 5), (x, i) => x + (i % 64 < 32 ? 0.7 : -0.2));
+  const run = (input: SettingsInput, zeroKind: 'integer' | 'float') => {
+    const codes = new Int8Array(w.length);
+    const r = quantizeMatrix(w.slice(), 64, 32, {
+      settings: resolveSettings({ groupSize: 32, symmetric: false, ...input }),
+      dtype: 'F64',
+      codes,
+      zeroKind,
+      tensor: 't',
+    });
+    return { ...r, codes };
+  };
+  const f = run({ method: 'rtn' }, 'float');
+  for (let g = 0; g < 64; g++) {
+    const row = w.subarray(g * 32, g * 32 + 32);
+    const min = Math.min(...row);
+    assert.equal(f.zeros![g], min, 'Q4_1: m = min');
+    assert.ok(Math.abs(f.scales[g] - (Math.max(...row) - min) / 15) < 1e-15);
+    const cs = f.codes.subarray(g * 32, g * 32 + 32);
+    assert.equal(Math.min(...cs), -8);
+    assert.equal(Math.max(...cs), 7);
+  }
+  const i = run({ method: 'rtn' }, 'integer');
+  for (let g = 0; g < 64; g++) {
+    assert.ok(Number.isInteger(i.zeros![g]) && i.zeros![g] >= -8 && i.zeros![g] <= 7, 'zp in [qmin, qmax]');
+  }
+  // The search, HQQ and least squares all beat min-max RTN on L2 here (shifted, clipped-tail groups).
+  const e = (input: SettingsInput) => run(input, 'float').stats.sumE2;
+  const rtn = e({ method: 'rtn' });
+  assert.ok(e({ lambdaEntropy: 0 }) < rtn);
+  assert.ok(e({ method: 'hqq' }) <= rtn * 1.0001);
+  assert.ok(e({ method: 'rtn', refine: 5 }) < rtn);
+  assert.ok(e({ lambdaEntropy: 0, refine: 5 }) <= e({ lambdaEntropy: 0 }));
+  assert.throws(() => resolveSettings({ method: 'hqq' }), /hqq optimizes a zero point/);
+  assert.throws(() => resolveSettings({ symmetric: false, signAware: true }), /sign-aware scales are for symmetric codes/);
+  assert.throws(() => resolveSettings({ symmetric: false, preset: 'paper' }), /asymmetric codes search the clip range/);
+});
