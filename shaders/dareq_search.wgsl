@@ -23,7 +23,8 @@ struct SearchParams {
   lh: f32,
   alpha: f32,
   // bit 0: clip range (else the paper's); bit 1: round half to even (else half up);
-  // bit 2: density histogram (else probability); bit 3: normalized loss terms.
+  // bit 2: density histogram (else probability); bit 3: normalized loss terms; bit 4: sign-aware
+  // scales (the sign of minus the first largest-magnitude weight, that weight on code qmin).
   flags: u32,
   totalGroups: u32,
 }
@@ -73,7 +74,20 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     if (lid == 0u) { OUT[gid] = vec4f(-1.0, 0.0, 0.0, 0.0); }
     return;
   }
-  let rtn = absmax / P.qmax;
+  // Sign-aware: the candidates' sign is minus that of the first weight of magnitude absmax (the
+  // CPU's scaleSign), their magnitudes run up to absmax / -qmin.
+  var sign = 1.0;
+  var codeTop = P.qmax;
+  if ((P.flags & 16u) != 0u) {
+    codeTop = -P.qmin;
+    var firstPeak = 3.4e38;
+    for (var i = lid; i < n; i += WG) {
+      if (abs(W[off + i]) == absmax) { firstPeak = min(firstPeak, f32(i)); }
+    }
+    let at = u32(workgroupReduce(lid, vec4f(0.0, 0.0, firstPeak, 0.0)).z);
+    if (W[off + at] > 0.0) { sign = -1.0; }
+  }
+  let rtn = absmax / codeTop;
   var lo = rtn;
   var hi = absmax;
   if ((P.flags & 1u) != 0u) { lo = P.alpha * rtn; hi = rtn; }
@@ -101,6 +115,7 @@ fn main(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid:
     if (P.grid > 1u) {
       if (k == P.grid - 1u) { sc = hi; } else { sc = lo + f32(k) * ((hi - lo) / f32(P.grid - 1u)); }
     }
+    sc = sign * sc;
     var ss = 0.0;
     var mn = 3.4e38;
     var mx = -3.4e38;

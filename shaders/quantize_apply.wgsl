@@ -140,7 +140,8 @@ fn apply(@builtin(workgroup_id) wid: vec3u, @builtin(local_invocation_index) lid
   var clipped = 0.0;
   for (var i = lid; i < r.y; i += WG) {
     let x = W[r.x + i];
-    var q = exactCode(x, s);
+    // A negative (sign-aware) scale: x / s = (-x) / (-s) exactly, and exactCode wants s > 0.
+    var q = select(exactCode(x, s), exactCode(-x, -s), s < 0.0);
     if (q < P.qmin) { q = P.qmin; clipped += 1.0; } else if (q > P.qmax) { q = P.qmax; clipped += 1.0; }
     var d = toDtype(q * s);
     // The CPU's codes and values carry no sign of zero (round() here gives -0 for -0.5 < x/s < 0).

@@ -16,11 +16,11 @@ export function gpuRuns(s: QuantSettings, dtype: string): boolean {
 }
 
 /**
- * The kernels search and apply symmetric grids with positive scales (README, "Which settings run on
- * the GPU"): zero points, sign-aware scales and least-squares refinement run on the CPU.
+ * The kernels search and apply symmetric grids (sign-aware scales included) with uniform error
+ * weights: zero points, least-squares refinement and magnitude weighting run on the CPU (README).
  */
 export function gpuGrid(s: QuantSettings): boolean {
-  return s.symmetric && !s.signAware && s.refine === 0;
+  return s.symmetric && s.refine === 0 && s.weighting === 'uniform';
 }
 
 /**
@@ -29,7 +29,7 @@ export function gpuGrid(s: QuantSettings): boolean {
  * choices do not depend on the backend.
  */
 export function gpuSearches(s: QuantSettings): boolean {
-  return s.method === 'dareq' && s.search === 'exhaustive' && s.symmetric && !s.signAware;
+  return s.method === 'dareq' && s.search === 'exhaustive' && s.symmetric && s.weighting === 'uniform';
 }
 
 /** Per group: a candidate index (>= 0), ZERO_GROUP, or DECIDE_ON_CPU. */

@@ -54,6 +54,10 @@ for (const preset of ['clip', 'paper', 'reference'] as const) {
 for (const bits of [2, 3, 5, 8]) CASES.push([`clip ${bits}-bit`, { preset: 'clip', bits, groupSize: 64 }, 'F16']);
 CASES.push(['clip f32 lambda 0.2 B 64 K 37', { preset: 'clip', lambdaEntropy: 0.2, bins: 64, grid: 37, groupSize: 48 }, 'F32']);
 CASES.push(['clip pure MSE', { preset: 'clip', lambdaEntropy: 0 }, 'F32']);
+// Sign-aware scales: negative candidates wherever a group's largest-magnitude weight is positive.
+CASES.push(['clip sign-aware g32', { preset: 'clip', signAware: true, groupSize: 32 }, 'BF16']);
+CASES.push(['clip sign-aware pure MSE per channel', { preset: 'clip', signAware: true, lambdaEntropy: 0 }, 'F32']);
+CASES.push(['clip sign-aware 8-bit half-even', { preset: 'clip', signAware: true, bits: 8, rounding: 'half-even', groupSize: 64 }, 'F16']);
 
 const ROWS = 24;
 const COLS = 160; // groups of 32/48/64 leave a short last group

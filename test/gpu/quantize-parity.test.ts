@@ -49,6 +49,9 @@ const CASES: [string, SettingsInput, 'F32' | 'F16' | 'BF16'][] = [
   ['dareq paper per channel', { preset: 'paper' }, 'F16'],
   ['dareq reference g64', { preset: 'reference', groupSize: 64 }, 'F32'],
   ['dareq clip 8-bit g32', { preset: 'clip', bits: 8, groupSize: 32 }, 'F32'],
+  ['rtn sign-aware g32 (negative scales)', { method: 'rtn', signAware: true, groupSize: 32 }, 'BF16'],
+  ['dareq sign-aware g32', { preset: 'clip', signAware: true, groupSize: 32 }, 'F16'],
+  ['dareq sign-aware 3-bit half-even per channel', { preset: 'clip', signAware: true, bits: 3, rounding: 'half-even' }, 'F32'],
   // The approximate search stays on the CPU (gpuSearches): same scales with or without a GPU.
   ['dareq clip g32 coarse-to-fine', { preset: 'clip', groupSize: 32, search: 'coarse-to-fine' }, 'BF16'],
 ];

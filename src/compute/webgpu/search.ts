@@ -72,7 +72,8 @@ export class WebGpuSearch extends GpuRunner<'main'> implements ScaleSearchBacken
       (s.range === 'clip' ? SEARCH_FLAGS.clipRange : 0) |
       (s.rounding === 'half-even' ? SEARCH_FLAGS.halfEven : 0) |
       (s.histogram === 'density' ? SEARCH_FLAGS.density : 0) |
-      (s.normalize ? SEARCH_FLAGS.normalize : 0);
+      (s.normalize ? SEARCH_FLAGS.normalize : 0) |
+      (s.signAware && !s.ternary ? SEARCH_FLAGS.signAware : 0);
     const pipeline = await this.pipelines.get('main');
     const uniform = this.uniform(SEARCH_PARAMS, {
       rows,

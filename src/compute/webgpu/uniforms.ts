@@ -53,7 +53,7 @@ export const SEARCH_PARAMS = new UniformLayout('SearchParams', [
 ] as const);
 
 /** Bits of SearchParams.flags. */
-export const SEARCH_FLAGS = { clipRange: 1, halfEven: 2, density: 4, normalize: 8 } as const;
+export const SEARCH_FLAGS = { clipRange: 1, halfEven: 2, density: 4, normalize: 8, signAware: 16 } as const;
 
 /** shaders/quantize_apply.wgsl (every entry point reads the fields it needs). */
 export const APPLY_PARAMS = new UniformLayout('ApplyParams', [

@@ -252,7 +252,8 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
           q = qmax;
           clipped++;
         }
-        const deq = roundToDtype(dtype, valueOf(q, grid, c));
+        // `+ 0`: code 0 times a negative (sign-aware) scale is -0; values carry no sign of zero.
+        const deq = roundToDtype(dtype, valueOf(q, grid, c)) + 0;
         // storedScale keeps every product finite; a value that is not must never reach a file.
         if (!(Math.abs(deq) <= maxFinite))
           throw new Error(`internal: ${opts.tensor} row ${(opts.rowBase ?? 0) + r}: dequantized ${deq} from code ${q} and scale ${sc}`);
