@@ -12,6 +12,7 @@ import {
   METHODS,
   PRESET_NAMES,
   SEARCH_MODES,
+  WEIGHTINGS,
   rangeWords,
   resolveSettings,
   type Knob,
@@ -74,6 +75,10 @@ export const SETTING_SPECS: readonly Spec[] = [
   knob('clipAlphaMin', 'clipAlphaMin', 'dareq.clipAlphaMin'),
   { key: 'dareq.search', field: 'search', check: oneOf(SEARCH_MODES), expect: `one of ${SEARCH_MODES.join(', ')}` },
   { key: 'dareq.normalize', field: 'normalize', check: (v) => typeof v === 'boolean', expect: 'true or false' },
+  { key: 'quantization.symmetric', field: 'symmetric', check: (v) => typeof v === 'boolean', expect: 'true or false' },
+  { key: 'quantization.signAware', field: 'signAware', check: (v) => typeof v === 'boolean', expect: 'true or false' },
+  knob('refine', 'refine', 'quantization.refine'),
+  { key: 'quantization.weighting', field: 'weighting', check: oneOf(WEIGHTINGS), expect: `one of ${WEIGHTINGS.join(', ')}` },
 ];
 
 /**

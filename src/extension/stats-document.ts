@@ -65,10 +65,16 @@ function renderPair(o: {
 export function renderStatsDocuments(report: QuantizeReport, inputName: string, outputName: string): StatsDocuments {
   const s = report.settings as Record<string, unknown>;
   const dtypes = [...new Set(report.tensors.map((t) => t.dtype))].join('/');
+  // The grid: symmetric (sign-aware or not) or with a zero point, refinement and weighting when set.
+  const grid = [
+    s.symmetric === false ? 'zero point' : s.signAware ? 'sign-aware' : 'symmetric',
+    ...(typeof s.refine === 'number' && s.refine > 0 ? [`refine ${s.refine}`] : []),
+    ...(s.weighting === 'magnitude' ? ['magnitude-weighted'] : []),
+  ].join(', ');
   const method =
-    s.method === 'rtn'
-      ? `rtn ${s.bits}-bit, group ${s.groupSize || 'per-channel'}`
-      : `dareq ${s.bits}-bit, group ${s.groupSize || 'per-channel'}, preset ${s.preset}, λw ${s.lambdaWeight}, λH ${s.lambdaEntropy}, normalize ${s.normalize ? 'on' : 'off'}, B ${s.bins}, K ${s.grid}`;
+    s.method !== 'dareq'
+      ? `${s.method} ${s.bits}-bit, group ${s.groupSize || 'per-channel'}, ${grid}`
+      : `dareq ${s.bits}-bit, group ${s.groupSize || 'per-channel'}, ${grid}, preset ${s.preset}, λw ${s.lambdaWeight}, λH ${s.lambdaEntropy}, normalize ${s.normalize ? 'on' : 'off'}, B ${s.bins}, K ${s.grid}`;
   const weights = report.tensors.reduce((a, t) => a + t.shape.reduce((x, y) => x * y, 1), 0);
   const sumW2 = report.tensors.reduce((a, t) => a + t.original.rms ** 2 * t.shape.reduce((x, y) => x * y, 1), 0);
   const sumE2 = report.tensors.reduce((a, t) => a + t.mse * t.shape.reduce((x, y) => x * y, 1), 0);
@@ -80,8 +86,8 @@ export function renderStatsDocuments(report: QuantizeReport, inputName: string, 
   const rows: PairRow[] = report.tensors.map((t) => ({
     name: shortName(t.name),
     tail: `${t.shape.join('x')} ${t.dtype}`,
-    left: [fmtE(t.original.mean), fmtE(t.original.absmax)],
-    right: [fmtE(t.dequantized.mean), fmtE(t.dequantized.absmax)],
+    left: [fmtE(t.original.mean), fmtE(t.original.absmax), String(DTYPE_BITS[t.dtype] ?? '?')],
+    right: [fmtE(t.dequantized.mean), fmtE(t.dequantized.absmax), tensorStoredBits(t, report).toFixed(2)],
     errors: [
       t.sqnrDb === null ? 'inf' : t.sqnrDb.toFixed(2),
       fmtE(t.mse),
@@ -102,25 +108,37 @@ export function renderStatsDocuments(report: QuantizeReport, inputName: string, 
       `# worst: ${worst.map((t) => `${shortName(t.name)} ${t.sqnrDb!.toFixed(1)} dB`).join(', ') || 'none'}`,
     ],
     errorHeader: ['sqnr_db', 'mse', 'entropy', 'clipped', 'scale'],
-    sideHeader: ['mean', 'absmax'],
+    sideHeader: ['mean', 'absmax', 'bits'],
     rows,
   });
 }
 
+const DTYPE_BITS: Record<string, number> = { F64: 64, F32: 32, F16: 16, BF16: 16 };
+
 /**
- * Bits per quantized weight in a runtime's storage: the code bits plus each group's scale (in the
- * scale's dtype: f16 for GGUF blocks, else the weights' dtype) spread over the group.
+ * Bits per weight of one tensor in a runtime's storage: the code bits plus each group's scale (in
+ * the scale's dtype: f16 for GGUF blocks, else the weights' dtype) and zero point (b bits packed for
+ * compressed-tensors, Q4_1's f16 offset), spread over the group.
  */
+export function tensorStoredBits(t: QuantizeReport['tensors'][number], report: QuantizeReport): number {
+  const settings = report.settings as { format?: string; symmetric?: boolean };
+  const gguf = settings.format === 'gguf';
+  const n = t.shape.reduce((a, b) => a * b, 1);
+  const cols = t.shape.length >= 2 ? n / t.shape[0] : n;
+  const group = groupLength(t.groupSize, cols);
+  const scaleBits = gguf ? 16 : (DTYPE_BITS[t.dtype] ?? 16);
+  // GGUF's 8-bit output matrix stays symmetric (Q8_0) in an asymmetric run.
+  const zeroBits = settings.symmetric === false && !(gguf && t.bits === 8) ? (gguf ? 16 : t.bits) : 0;
+  return t.bits + (scaleBits + zeroBits) / group;
+}
+
+/** Bits per quantized weight over all quantized tensors (tensorStoredBits, weighted by size). */
 export function storedBits(report: QuantizeReport): number {
-  const gguf = (report.settings as { format?: string }).format === 'gguf';
   let bits = 0;
   let weights = 0;
   for (const t of report.tensors) {
     const n = t.shape.reduce((a, b) => a * b, 1);
-    const cols = t.shape.length >= 2 ? n / t.shape[0] : n;
-    const group = groupLength(t.groupSize, cols);
-    const scaleBits = gguf ? 16 : t.dtype === 'F32' ? 32 : t.dtype === 'F64' ? 64 : 16;
-    bits += n * (t.bits + scaleBits / group);
+    bits += n * tensorStoredBits(t, report);
     weights += n;
   }
   return weights ? bits / weights : 0;

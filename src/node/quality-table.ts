@@ -136,10 +136,11 @@ export async function qualityTable(
     if (f.llama !== undefined) rows.push({ name: `llama.cpp ${f.id}`, kind: 'peer' });
     if (!f.symmetric)
       rows.push({ name: 'HQQ-style', kind: 'peer', input: { method: 'hqq', bits: f.bits, groupSize: f.groupSize, symmetric: false } });
+    // Plain RTN: absmax / qmax (the classic baseline; llama.cpp's sign-aware rule has its own row), or min-max.
     rows.push({
       name: f.symmetric ? 'RTN (absmax)' : 'RTN (min-max)',
       kind: 'peer',
-      input: { method: 'rtn', bits: f.bits, groupSize: f.groupSize, symmetric: f.symmetric },
+      input: { method: 'rtn', bits: f.bits, groupSize: f.groupSize, symmetric: f.symmetric, ...(f.symmetric ? { signAware: false } : {}) },
     });
     rows.push(...weightlensRows(f));
     for (const r of rows) {

@@ -107,12 +107,12 @@ test('inspect of the real sample model (stories260K) finds its 5 blocks', () => 
 test('quantize writes the output and report, prints where, exits 0', async () => {
   const dir = await tempDir();
   const p = await model(dir);
-  const r = cli('quantize', p, '--bits', '8', '--group-size', '4', '--lambda-entropy', '0', '--threads', '1');
+  const r = cli('quantize', p, '--bits', '8', '--group-size', '4', '--lambda-entropy', '0.01', '--threads', '1');
   assert.equal(r.code, 0, r.stderr);
-  assert.match(r.stdout, /wrote .*model\.dareq-w8g4-lh0\.safetensors/, 'the tag names what differs from the defaults');
-  const report = JSON.parse(await fsp.readFile(path.join(dir, 'model.dareq-w8g4-lh0.report.json'), 'utf8'));
+  assert.match(r.stdout, /wrote .*model\.dareq-w8g4-lh0\.01\.safetensors/, 'the tag names what differs from the defaults');
+  const report = JSON.parse(await fsp.readFile(path.join(dir, 'model.dareq-w8g4-lh0.01.report.json'), 'utf8'));
   assert.equal(report.settings.bits, 8);
-  assert.equal(report.settings.lambdaEntropy, 0);
+  assert.equal(report.settings.lambdaEntropy, 0.01);
   assert.equal(report.tensors.length, 3);
   const r2 = cli(
     'quantize',

@@ -108,7 +108,8 @@ async function checkModel(input: string, settings: SettingsInput, dir: string, e
         `${name}: exact SQNR ${want.sqnrDb} outside [${est.sqnrDb.lo}, ${est.sqnrDb.hi}] (${est.groups} of ${est.of} groups)`,
       );
       // The MSE is an estimate without a stated interval; it lands near the exact value.
-      assert.ok(Math.abs(Math.log(est.mse / want.mse)) < 0.5, `${name}: MSE ${est.mse} far from ${want.mse}`);
+      // (Heavy-tailed errors: a few outlier groups carry much of it, so only within a factor of 2.)
+      assert.ok(Math.abs(Math.log(est.mse / want.mse)) < Math.log(2), `${name}: MSE ${est.mse} far from ${want.mse}`);
       if (est.groups < est.of) sampled++;
     }
   } finally {

@@ -165,15 +165,17 @@ test('diff view documents: one aligned line per tensor on both sides, header lin
   assert.match(left[1], /^# 2 tensors quantized \(\d[\d,]* weights\), 1 copied$/);
   // 4-bit codes plus a BF16 scale per group: rows of 32 (4 + 16/32) and of 16 (4 + 16/16), as many weights each.
   assert.match(right[0], /^# quantized +model\.dareq-w4g128\.safetensors +[\d.]+ KB \([\d.]+% of the input\), 4\.75 bits\/weight stored$/);
-  assert.match(right[1], /^# dareq 4-bit, group 128, preset clip, λw 1, λH 0\.01, normalize on, B 256, K 100, fake$/);
+  assert.match(right[1], /^# dareq 4-bit, group 128, sign-aware, preset clip, λw 1, λH 0, normalize on, B 256, K 100, fake$/);
   // The summary first: SQNR over all weights, and the worst tensors by name.
   assert.match(right[2], /^# SQNR \d+\.\d\d dB over all, MSE \S+$/);
   assert.match(right[3], /^# worst: L0 · \w+ \d+\.\d dB, L0 · \w+ \d+\.\d dB$/);
   const head = 4;
   // Error columns first, the short name last.
-  assert.match(right[head], /^tensor +sqnr_db +mse +entropy +clipped +scale +mean +absmax +shape$/);
+  assert.match(right[head], /^tensor +sqnr_db +mse +entropy +clipped +scale +mean +absmax +bits +shape$/);
   for (let i = head + 1; i < left.length; i++) {
-    assert.match(left[i], /^L0 · \w+ +· +· +· +· +· +\S+ +\S+ +\d+x\d+ BF16$/);
+    // Bits per weight: the dtype's on the left, the stored ones (codes, scales) on the right.
+    assert.match(left[i], /^L0 · \w+ +· +· +· +· +· +\S+ +\S+ +16 +\d+x\d+ BF16$/);
+    assert.match(right[i], / (4\.50|5\.00) +\d+x\d+ BF16$/);
     // Column positions agree, so the diff shows changed cells, not shifted lines.
     const lcols = [...left[i].matchAll(/\S+/g)].map((m) => m.index! + m[0].length);
     const rcols = [...right[i].matchAll(/\S+/g)].map((m) => m.index! + m[0].length);

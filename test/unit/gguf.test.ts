@@ -234,10 +234,11 @@ test("quality in llama.cpp: Weightlens beats llama.cpp's own Q4_0 and Q4_1, HQQ-
     );
   // Q4_1 blocks are right: min-max RTN is llama.cpp's own Q4_1 rule, so the two land within 1%.
   assert.ok(Math.abs(row('Q4_1', 'RTN (min-max)').perplexity / row('Q4_1', 'llama.cpp Q4_1').perplexity - 1) < 0.01);
-  assert.ok(row('Q4_0', 'Weightlens default').perplexity < row('Q4_0', 'llama.cpp Q4_0').perplexity);
-  // Sign-aware scales (the measured best for Q4_0) beat llama.cpp's Q4_0 on both measures.
-  const sign = row('Q4_0', 'sign-aware on');
-  assert.ok(sign.perplexity < row('Q4_0', 'llama.cpp Q4_0').perplexity && sign.kl < row('Q4_0', 'llama.cpp Q4_0').kl);
+  // The default (sign-aware scales, the clip search) beats llama.cpp's Q4_0 on both measures.
+  for (const peer of ['llama.cpp Q4_0', 'RTN (absmax)']) {
+    const [ours, theirs] = [row('Q4_0', 'Weightlens default'), row('Q4_0', peer)];
+    assert.ok(ours.perplexity < theirs.perplexity && ours.kl < theirs.kl, `Q4_0 default against ${peer}`);
+  }
   for (const peer of ['llama.cpp Q4_1', 'HQQ-style', 'RTN (min-max)']) {
     const [ours, theirs] = [row('Q4_1', 'Weightlens default'), row('Q4_1', peer)];
     assert.ok(ours.perplexity < theirs.perplexity && ours.kl < theirs.kl, `Q4_1 default against ${peer}`);

@@ -52,7 +52,9 @@ function refSearch(w: number[], s: QuantSettings): { scales: number[]; losses: n
   const qmin = -(2 ** (s.bits - 1));
   const qmax = 2 ** (s.bits - 1) - 1;
   const absmax = Math.max(...w.map(Math.abs));
-  const rtn = absmax / qmax;
+  // Sign-aware: the first largest-magnitude weight takes code qmin, so the scale's sign is minus its sign.
+  const sign = s.signAware && w.find((x) => Math.abs(x) === absmax)! > 0 ? -1 : 1;
+  const rtn = absmax / (s.signAware ? -qmin : qmax);
   const [lo, hi] = s.method === 'rtn' ? [rtn, rtn] : s.range === 'paper' ? [rtn, absmax] : [s.clipAlphaMin * rtn, rtn];
   const K = s.method === 'rtn' ? 1 : s.grid;
   const msq = w.reduce((a, x) => a + x * x, 0) / w.length;
@@ -60,7 +62,7 @@ function refSearch(w: number[], s: QuantSettings): { scales: number[]; losses: n
   const losses: number[] = [];
   let choice = 0;
   for (let k = 0; k < K; k++) {
-    const sc = K === 1 ? lo : k === K - 1 ? hi : lo + k * ((hi - lo) / (K - 1));
+    const sc = sign * (K === 1 ? lo : k === K - 1 ? hi : lo + k * ((hi - lo) / (K - 1)));
     const e = w.map((x) => x - Math.min(qmax, Math.max(qmin, refRound(x / sc, s.rounding === 'half-even'))) * sc);
     const l2 = e.reduce((a, x) => a + x * x, 0) / e.length;
     const h = refEntropy(e, s.bins, s.histogram);
@@ -107,7 +109,7 @@ function checkAgainstReference(input: SettingsInput, rows: number, cols: number,
         const q = Math.min(qmax, Math.max(qmin, refRound(x / got, s.rounding === 'half-even')));
         const idx = r * cols + gi * g + i;
         assert.equal(codes[idx], q);
-        assert.equal(values[idx], q * got);
+        assert.equal(values[idx], q * got + 0);
       });
     }
   }
@@ -153,9 +155,15 @@ test("DARE-Q reference preset reproduces the authors' code: K 20, half-even, den
 test('presets fix their knobs; explicit values override; group size is independent', () => {
   const d = resolveSettings();
   assert.deepEqual(
-    [d.method, d.preset, d.bits, d.groupSize, d.normalize, d.lambdaEntropy, d.bins, d.grid, d.clipAlphaMin],
-    ['dareq', 'clip', 4, 128, true, 0.01, 256, 100, 0.5],
+    [d.method, d.preset, d.bits, d.groupSize, d.normalize, d.lambdaEntropy, d.bins, d.grid, d.clipAlphaMin, d.signAware, d.symmetric],
+    ['dareq', 'clip', 4, 128, true, 0, 256, 100, 0.5, true, true],
   );
+  // The published presets keep their own knobs whatever the defaults become.
+  const paper = resolveSettings({ preset: 'paper' });
+  assert.deepEqual([paper.lambdaEntropy, paper.signAware, paper.normalize], [0.01, false, false]);
+  const ref = resolveSettings({ preset: 'reference' });
+  assert.deepEqual([ref.lambdaEntropy, ref.signAware, ref.grid, ref.bins], [0.1, false, 20, 128]);
+  assert.equal(resolveSettings({ symmetric: false }).signAware, false, 'a zero point takes the place of sign-aware scales');
   const p = resolveSettings({ preset: 'paper', normalize: true, groupSize: 64 });
   assert.equal(p.normalize, true);
   assert.equal(p.range, 'paper');
@@ -238,8 +246,8 @@ test('F32 weights: scales are stored as F32 and dequantized values are what a ru
   for (const sc of scales) assert.equal(sc, Math.fround(sc));
   for (let i = 0; i < w.length; i++) {
     const sc = scales[Math.floor(i / 48) * 3 + Math.floor((i % 48) / 16)];
-    assert.equal(w[i], Math.fround(codes[i] * sc));
-    assert.ok(Math.abs(w[i] - orig[i]) <= sc * 0.5 + 1e-7 || Math.abs(codes[i]) >= 7);
+    assert.equal(w[i], Math.fround(codes[i] * sc) + 0);
+    assert.ok(Math.abs(w[i] - orig[i]) <= Math.abs(sc) * 0.5 + 1e-7 || Math.abs(codes[i]) >= 7);
   }
 });
 
@@ -261,7 +269,7 @@ test('per-channel statistics: MSE, entropy, scale ratio and clipped count per ou
     assert.ok(Math.abs(ch.mse[r] - e2 / cols) <= 1e-15);
     const ratios = [0, 1, 2].map((g) => {
       const part = Array.from(orig.subarray(r * cols + g * 8, r * cols + Math.min(cols, g * 8 + 8)));
-      return scales[r * 3 + g] / (Math.max(...part.map(Math.abs)) / 7);
+      return Math.abs(scales[r * 3 + g]) / (Math.max(...part.map(Math.abs)) / 7);
     });
     assert.ok(Math.abs(ch.scaleRatio[r] - ratios.reduce((a, b) => a + b) / 3) < 1e-12);
     assert.ok(ch.entropy[r] > 0 && ch.entropy[r] <= Math.log(8) + 1e-9);
@@ -327,7 +335,8 @@ function groupMoments(w: Float32Array): { absmax: number; msq: number } {
 
 test('coarse-to-fine: the best of every 10th candidate, then the best within 9 of it (K = 100)', async () => {
   const { makeScratch, searchCoarseToFine, searchGroup } = await import('../../src/core/quant/search');
-  const s = resolveSettings({ preset: 'clip', search: 'coarse-to-fine' });
+  // With the entropy term, whose jagged L(s) the approximate search can misread.
+  const s = resolveSettings({ preset: 'clip', search: 'coarse-to-fine', lambdaEntropy: 0.01 });
   let differs = 0;
   for (let seed = 0; seed < 40; seed++) {
     const n = 128;
