@@ -131,7 +131,15 @@ export interface ChannelView {
   loss: number[];
   /** Index of the chosen candidate (-1 for an all-zero group). */
   chosen: number;
+  /** Round to nearest's scale for these settings (absmax / qmax, absmax / 2^(b-1) sign-aware, or min-max). */
   rtnScale: number;
+  /**
+   * With a zero point: the chosen one (an integer zp, or a float offset m), and the offset it puts
+   * under code qmin. L(s) is then drawn along the scale axis at this zero point.
+   */
+  zero?: { kind: 'integer' | 'float'; point: number; offset: number };
+  /** -1 when the chosen scale is negative (sign-aware: the largest weight is positive). */
+  sign?: number;
   normalize: boolean;
   lambdaWeight: number;
   lambdaEntropy: number;

@@ -6,15 +6,20 @@ import { test } from 'node:test';
 import { decodeFloats } from '../../src/core/dtypes';
 import { MemoryByteSource } from '../../src/core/bytesource';
 import { loadSingleFile } from '../../src/core/model';
-import { resolveSettings, type Preset } from '../../src/core/quant/settings';
+import { resolveSettings, type Preset, type SettingsInput } from '../../src/core/quant/settings';
 import { matrixView } from '../../src/core/select';
 import { computeChannel } from '../../src/extension/inspector/detail';
 import { openModel } from '../../src/node/open-model';
 import { quantize } from '../../src/node/quantize';
 import { buildSafetensors, normals, tempDir } from '../helpers/safetensors';
 
-for (const preset of ['clip', 'paper', 'reference'] as Preset[]) {
-  test(`channel view (${preset}, BF16): its residual histogram is the written output's`, async () => {
+const CASES: [string, SettingsInput][] = [
+  ...(['clip', 'paper', 'reference'] as Preset[]).map((preset): [string, SettingsInput] => [preset, { preset }]),
+  ['zero point, DARE-Q', { symmetric: false }],
+  ['zero point, HQQ', { method: 'hqq', symmetric: false }],
+];
+for (const [name, input_] of CASES) {
+  test(`channel view (${name}, BF16): its residual histogram is the written output's`, async () => {
     const dir = await tempDir();
     const input = path.join(dir, 'model.safetensors');
     const rows = 6;
@@ -25,7 +30,7 @@ for (const preset of ['clip', 'paper', 'reference'] as Preset[]) {
         { name: 'model.layers.0.mlp.up_proj.weight', dtype: 'BF16', shape: [rows, cols], values: normals(rows * cols, 7, 0.02) },
       ]),
     );
-    const settings = resolveSettings({ preset, groupSize: 32 });
+    const settings = resolveSettings({ ...input_, groupSize: 32 });
     const out = path.join(dir, 'out.safetensors');
     await quantize({ input, settings, format: 'fake', out, version: 'test' });
     const read = async (p: string) => {
@@ -55,6 +60,14 @@ for (const preset of ['clip', 'paper', 'reference'] as Preset[]) {
           { lo, hi, counts },
           `row ${row} group ${group}`,
         );
+        if (!settings.symmetric) {
+          // The 2-D choice: an integer zero point in the code range, the offset it puts under code qmin.
+          const z = ch.zero!;
+          assert.equal(z.kind, 'integer');
+          assert.ok(Number.isInteger(z.point) && z.point >= -8 && z.point <= 7, `zero point ${z.point}`);
+          assert.ok(Math.abs(z.offset - (-8 - z.point) * ch.scales[ch.chosen]) <= 1e-12 * Math.abs(z.offset));
+          assert.ok(ch.loss.every(Number.isFinite) && ch.loss.length === settings.grid, 'L(s) along the scale axis');
+        } else assert.equal(ch.zero, undefined);
       }
     } finally {
       await opened.close();

@@ -262,7 +262,8 @@ export function renderChannel(sec: HTMLElement, ch: ChannelView): void {
   box.dataset.row = String(ch.row);
   box.dataset.chosen = String(ch.chosen);
   const fg = css('--vscode-foreground', '#ccc');
-  const chosenScale = ch.chosen >= 0 ? ch.scales[ch.chosen] : NaN;
+  // Trace scales are magnitudes; a sign-aware choice is negative where the largest weight is positive.
+  const chosenScale = ch.chosen >= 0 ? (ch.sign ?? 1) * ch.scales[ch.chosen] : NaN;
   const lossCanvas = el('canvas', { id: 'loss-curve', role: 'img', 'aria-label': l10n.t('Loss over the candidate scales') });
   const wCanvas = el('canvas', { id: 'weight-hist', role: 'img', 'aria-label': l10n.t('Weight histogram') });
   const rCanvas = el('canvas', { id: 'residual-hist', role: 'img', 'aria-label': l10n.t('Residual histogram at the chosen scale') });
@@ -273,16 +274,30 @@ export function renderChannel(sec: HTMLElement, ch: ChannelView): void {
       { class: 'muted', id: 'channel-summary' },
       ch.chosen < 0
         ? l10n.t('All weights are zero: scale 1, codes 0.')
-        : l10n.t(
-            'chosen scale {0} = {1} × the absmax scale (candidate {2} of {3}); λw {4}, λH {5}, {6}',
-            chosenScale.toExponential(4),
-            (chosenScale / ch.rtnScale).toFixed(3),
-            ch.chosen + 1,
-            ch.scales.length,
-            ch.lambdaWeight,
-            ch.lambdaEntropy,
-            ch.normalize ? l10n.t('normalized terms') : l10n.t('raw terms'),
-          ),
+        : ch.zero
+          ? l10n.t(
+              'chosen scale {0} = {1} × the min-max scale (candidate {2} of {3}), zero point {4} (code {5} stands for {6}); L(s) below is along the scale at this zero point; λw {7}, λH {8}, {9}',
+              chosenScale.toExponential(4),
+              (chosenScale / ch.rtnScale).toFixed(3),
+              ch.chosen + 1,
+              ch.scales.length,
+              ch.zero.kind === 'integer' ? String(ch.zero.point) : ch.zero.point.toExponential(3),
+              l10n.t('qmin'),
+              ch.zero.offset.toExponential(3),
+              ch.lambdaWeight,
+              ch.lambdaEntropy,
+              ch.normalize ? l10n.t('normalized terms') : l10n.t('raw terms'),
+            )
+          : l10n.t(
+              'chosen scale {0} = {1} × the absmax scale (candidate {2} of {3}); λw {4}, λH {5}, {6}',
+              chosenScale.toExponential(4),
+              (Math.abs(chosenScale) / ch.rtnScale).toFixed(3),
+              ch.chosen + 1,
+              ch.scales.length,
+              ch.lambdaWeight,
+              ch.lambdaEntropy,
+              ch.normalize ? l10n.t('normalized terms') : l10n.t('raw terms'),
+            ),
     ),
     el('div', { class: 'chart-box' }, lossCanvas),
     el('div', { class: 'hists' }, el('div', { class: 'chart-box half' }, wCanvas), el('div', { class: 'chart-box half' }, rCanvas)),

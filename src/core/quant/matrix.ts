@@ -6,7 +6,7 @@
  */
 import { MAX_FINITE, roundToDtype, type QuantizableFloat } from '../dtypes';
 import { nonFiniteError } from '../finite';
-import { gridCodes, hqqGrid, refineGrid, rtnGrid, searchAffine, valueOf, type AffineGrid, type ZeroKind } from './affine';
+import { gridCodes, offsetOf, hqqGrid, refineGrid, rtnGrid, searchAffine, valueOf, type AffineGrid, type ZeroKind } from './affine';
 import {
   absmaxCode,
   candidateAt,
@@ -303,4 +303,33 @@ export function traceGroup(values: Floats, off: number, n: number, settings: Qua
   const exhaustive = searchScale(group, settings, makeScratch(n, settings.bins), { trace }).index;
   // The approximate search may choose another candidate than the curve's minimum: mark its choice.
   return settings.search === 'exhaustive' ? exhaustive : searchGroup(group, settings, makeScratch(n, settings.bins)).index;
+}
+
+/**
+ * The L(s) curve of a group with a zero point, for the panel: the search's choice (index and grid)
+ * and, in `trace`, the loss along the scale axis at the chosen zero point (searchAffine). Undefined
+ * for an all-zero group.
+ */
+export function traceZeroGroup(
+  values: Floats,
+  off: number,
+  n: number,
+  settings: QuantSettings,
+  kind: ZeroKind,
+  trace: SearchTrace,
+): { index: number; grid: AffineGrid; offset: number; rtnScale: number } | undefined {
+  let lo = Infinity;
+  let hi = -Infinity;
+  let sumW2 = 0;
+  for (let i = 0; i < n; i++) {
+    const x = values[off + i];
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+    sumW2 += x * x;
+  }
+  if (sumW2 === 0) return undefined;
+  const group = { w: values, off, n, min: lo, max: hi, msq: sumW2 / n };
+  const c = gridCodes(settings, kind);
+  const r = searchAffine(group, settings, c, makeScratch(n, settings.bins), trace);
+  return { index: r.index, grid: r.grid, offset: offsetOf(r.grid, c), rtnScale: rtnGrid(group, c).scale };
 }

@@ -6,9 +6,9 @@
  */
 import { decodeFloats, isQuantizableFloat } from '../../core/dtypes';
 import { readRows, readTensor, type ModelTensor } from '../../core/model';
-import { groupLength, groupsPerRow, quantizeMatrix, traceGroup } from '../../core/quant/matrix';
-import { makeTrace } from '../../core/quant/search';
-import { qRange, resolveSettings, type QuantSettings } from '../../core/quant/settings';
+import { groupLength, groupsPerRow, quantizeMatrix, traceGroup, traceZeroGroup } from '../../core/quant/matrix';
+import { absmaxCode, makeTrace, scaleSign } from '../../core/quant/search';
+import { resolveSettings, type QuantSettings } from '../../core/quant/settings';
 import { emptyStats, finishStats, mergeStats } from '../../core/quant/stats';
 import { emptyTiles, mergeTiles, tileGrid, tileMeans } from '../../core/quant/tiles';
 import { transpose } from '../../core/quant/job';
@@ -147,8 +147,18 @@ export async function computeChannel(
   const part = Float64Array.from(values.subarray(off, off + n));
   // The loss curve of DARE-Q's search over this group (for RTN: of DARE-Q at the same bits).
   const trace = makeTrace(settings.grid);
-  const dareq = settings.method === 'dareq' ? settings : resolveSettings({ bits: settings.bits, groupSize: settings.groupSize });
-  const chosen = traceGroup(part, 0, n, dareq, trace);
+  const dareq =
+    settings.method === 'dareq'
+      ? settings
+      : resolveSettings({
+          bits: settings.bits,
+          groupSize: settings.groupSize,
+          symmetric: settings.symmetric,
+          signAware: settings.signAware,
+        });
+  // With a zero point: the 2-D choice, drawn along the scale axis at the chosen zero point.
+  const zero = dareq.symmetric ? undefined : traceZeroGroup(part, 0, n, dareq, 'integer', trace);
+  const chosen = dareq.symmetric ? traceGroup(part, 0, n, dareq, trace) : (zero?.index ?? -1);
   // The residual of what a quantize run writes for this group: the engine's own quantization
   // (its rounding, the scale rounded to the dtype), on the group alone.
   const written = Float64Array.from(part);
@@ -156,7 +166,7 @@ export async function computeChannel(
   const resid = Array.from(part, (x, i) => x - written[i]);
   let absmax = 0;
   for (let i = 0; i < n; i++) absmax = Math.max(absmax, Math.abs(part[i]));
-  const { qmax } = qRange(dareq.bits, dareq.ternary);
+  const sign = scaleSign({ w: part, off: 0, n, absmax }, dareq);
   return {
     tensor: t.name,
     row,
@@ -169,7 +179,9 @@ export async function computeChannel(
     entropy: Array.from(trace.entropy),
     loss: Array.from(trace.loss),
     chosen,
-    rtnScale: absmax / qmax,
+    rtnScale: zero ? zero.rtnScale : absmax / absmaxCode(dareq),
+    ...(zero ? { zero: { kind: 'integer' as const, point: zero.grid.zero, offset: zero.offset } } : {}),
+    ...(sign < 0 ? { sign } : {}),
     normalize: dareq.normalize,
     lambdaWeight: dareq.lambdaWeight,
     lambdaEntropy: dareq.lambdaEntropy,
