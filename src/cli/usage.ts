@@ -38,7 +38,7 @@ Method
                                symmetric: false; GGUF Q4_1)
   --sign-aware | --no-sign-aware
                                symmetric: the scale's sign follows the largest weight, which takes code
-                               -2^(b-1), so all 2^b codes are used (llama.cpp's Q4_0 rule)
+                               -2^(b-1), so all 2^b codes are used (llama.cpp's Q4_0 rule; default on)
   --refine N                   least-squares steps after the search (codes fixed -> best scale and zero
                                -> recode; a step is kept only if it lowers the loss)
   --weighting uniform|magnitude
@@ -47,7 +47,8 @@ Method
 
 DARE-Q knobs (override the preset; refused with --method rtn, which has no search)
   --lambda-weight X            weight of the L2 term (default 1)
-  --lambda-entropy X           weight of the residual-entropy term (default 0.01; 0 = pure MSE search)
+  --lambda-entropy X           weight of the residual-entropy term (default 0 = pure MSE search, the
+                               measured best; 0.01 light)
   --normalize | --no-normalize divide L2 by mean(w^2) and H by ln(B) so lambdas are scale-free (clip: on)
   --bins N                     histogram bins B (default 256)
   --grid N                     candidate scales K (default 100)

@@ -71,7 +71,7 @@ class SideSums {
         const at = row * gpr + gi;
         this.sumW2 += r.sumW2[at];
         // An all-zero group has no error and no ratio (as on the CPU).
-        const nonzero = r.absmax[at] > 0 ? { entropy: r.entropy[at], ratio: r.scales[at] / (r.absmax[at] / qmax) } : undefined;
+        const nonzero = r.absmax[at] > 0 ? { entropy: r.entropy[at], ratio: Math.abs(r.scales[at]) / (r.absmax[at] / qmax) } : undefined;
         const n = Math.min(g, cols - gi * g);
         addGroupErrors(errors, n, r.sumE2[at], r.clipped[at], nonzero);
         this.clipped += r.clipped[at];
