@@ -282,6 +282,8 @@ async function main(): Promise<void> {
     ['dareq clip coarse-to-fine', { preset: 'clip', search: 'coarse-to-fine' }],
     ['dareq paper', { preset: 'paper' }],
     ['dareq reference', { preset: 'reference' }],
+    // The default until the sixth session: its entropy term made every candidate's histogram count.
+    ['dareq clip, λH 0.01, plain scales', { preset: 'clip', lambdaEntropy: 0.01, signAware: false }],
   ];
   const rate: Record<string, number> = {};
   for (const [name, input] of variants) {
@@ -290,6 +292,9 @@ async function main(): Promise<void> {
     rate[`${name} 1t`] = n / sec;
     results.push({ variant: name, backend: 'cpu', threads: 1, weightsPerSecond: n / sec });
   }
+  console.log(
+    `exact DARE-Q default, one thread: ${(rate['dareq clip 1t'] / 1e6).toFixed(2)} M weights/s, ${(rate['dareq clip 1t'] / rate['dareq clip, λH 0.01, plain scales 1t']).toFixed(2)}x the fifth session's default (λH 0.01, plain scales), ${(rate['rtn 1t'] / rate['dareq clip 1t']).toFixed(1)}x RTN's time`,
+  );
   const threads = os.availableParallelism();
   if (threads > 1) {
     for (const [name, input] of variants.slice(0, 2)) {
@@ -452,29 +457,30 @@ async function main(): Promise<void> {
       console.log(
         `\nend to end: weightlens quantize of a ${(fileBytes / 1e9).toFixed(2)} GB bf16 checkpoint (cat > /dev/null: ${catSec.toFixed(2)} s)`,
       );
-      for (const search of ['exhaustive', 'coarse-to-fine']) {
+      let rtnSec = 0;
+      for (const search of ['rtn', 'exhaustive', 'coarse-to-fine']) {
         const out = path.join(dir, 'out.safetensors');
+        const how = search === 'rtn' ? ['--method', 'rtn'] : ['--method', 'dareq', '--search', search];
         const run = await peakRssOf(process.execPath, [
           path.join(root, 'bin', 'weightlens.js'),
           'quantize',
           model,
-          '--method',
-          'dareq',
-          '--search',
-          search,
+          ...how,
           '--quiet',
           '--force',
           '--out',
           out,
         ]);
+        if (search === 'rtn') rtnSec = run.seconds;
         e2e[search] = {
           seconds: run.seconds,
           bytesPerSecond: fileBytes / run.seconds,
           quantizeOverCat: run.seconds / catSec,
+          overRtn: run.seconds / rtnSec,
           peakRssMB: run.peakRssMB,
         };
         console.log(
-          `  --search ${search}: ${run.seconds.toFixed(1)} s (${(fileBytes / run.seconds / 1e6).toFixed(1)} MB/s), ${(run.seconds / catSec).toFixed(1)}x the time of cat, peak RSS ${run.peakRssMB.toFixed(0)} MB`,
+          `  ${how.join(' ')}: ${run.seconds.toFixed(1)} s (${(fileBytes / run.seconds / 1e6).toFixed(1)} MB/s), ${(run.seconds / catSec).toFixed(1)}x the time of cat, ${(run.seconds / rtnSec).toFixed(1)}x RTN's, peak RSS ${run.peakRssMB.toFixed(0)} MB`,
         );
         await fsp.rm(out, { force: true });
       }

@@ -171,6 +171,50 @@ function residualPass(
   return sumSq;
 }
 
+/**
+ * The L2 term alone (no entropy wanted): the sum of squared errors, or -1 as soon as the loss of
+ * the part summed so far, lw * (partial / div), exceeds `best` — exact, because the terms are
+ * nonnegative and rounding is monotone, so the full sum's loss could only be larger. Checked every
+ * 8 weights. `omega` weights each term (magnitude weighting) when given.
+ */
+function l2Pass(
+  round: (y: number) => number,
+  w: Floats,
+  off: number,
+  n: number,
+  sc: number,
+  qmin: number,
+  qmax: number,
+  omega: Float64Array | undefined,
+  lw: number,
+  div: number,
+  best: number,
+): number {
+  let sumSq = 0;
+  for (let start = 0; start < n; start += 8) {
+    const end = start + 8 < n ? start + 8 : n;
+    if (omega) {
+      for (let i = start; i < end; i++) {
+        const x = w[off + i];
+        let q = round(x / sc);
+        q = q < qmin ? qmin : q > qmax ? qmax : q;
+        const e = x - q * sc;
+        sumSq += omega[i] * e * e;
+      }
+    } else {
+      for (let i = start; i < end; i++) {
+        const x = w[off + i];
+        let q = round(x / sc);
+        q = q < qmin ? qmin : q > qmax ? qmax : q;
+        const e = x - q * sc;
+        sumSq += e * e;
+      }
+    }
+    if (lw * (sumSq / div) > best) return -1;
+  }
+  return sumSq;
+}
+
 /** residualPass with each squared error weighted by scratch.omega (returns the weighted sum). */
 function residualPassWeighted(
   round: (y: number) => number,
@@ -358,6 +402,17 @@ export function searchScale(g: Group, s: QuantSettings, scratch: SearchScratch, 
     const p = up < count && (down < 0 || (j & 1) === 0) ? up++ : down--;
     const k = list ? list[base + p] : p;
     const sc = candidateAt(k, K, lo, hi);
+    if (!wantEntropy) {
+      // L = lw * L2 alone: a candidate stops being summed once it provably loses (l2Pass).
+      const sumSq = l2Pass(round, w, off, n, sign * sc, qmin, qmax, weighted ? scratch.omega : undefined, lw, l2Div, best);
+      if (sumSq < 0) continue;
+      const loss = lw * (sumSq / l2Div);
+      if (loss < best || (loss === best && k < bestIndex)) {
+        best = loss;
+        bestIndex = k;
+      }
+      continue;
+    }
     const sumSq = weighted
       ? residualPassWeighted(round, w, off, n, sign * sc, qmin, qmax, scratch)
       : residualPass(round, w, off, n, sign * sc, qmin, qmax, scratch);
