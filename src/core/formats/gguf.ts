@@ -356,10 +356,14 @@ export function packQ4_0(codes: Int8Array, scales: ArrayLike<number>, rows: numb
   const dv = new DataView(out.buffer);
   for (let b = 0; b < blocks; b++) {
     f16Bytes(scales[b], dv, b * 18);
-    const c = b * 32;
-    for (let j = 0; j < 16; j++) out[b * 18 + 2 + j] = ((codes[c + j] + 8) & 0x0f) | (((codes[c + j + 16] + 8) & 0x0f) << 4);
+    packNibbles(codes, b * 32, out, b * 18 + 2);
   }
   return out;
+}
+
+/** A block's 32 codes (q in [-8, 7]) as 16 bytes: weight j in the low nibble of byte j, j + 16 in the high one, each q + 8. */
+function packNibbles(codes: Int8Array, c: number, out: Uint8Array, at: number): void {
+  for (let j = 0; j < 16; j++) out[at + j] = ((codes[c + j] + 8) & 0x0f) | (((codes[c + j + 16] + 8) & 0x0f) << 4);
 }
 
 /**
@@ -375,8 +379,7 @@ export function packQ4_1(codes: Int8Array, scales: ArrayLike<number>, mins: Arra
   for (let b = 0; b < blocks; b++) {
     f16Bytes(scales[b], dv, b * 20);
     f16Bytes(mins[b], dv, b * 20 + 2);
-    const c = b * 32;
-    for (let j = 0; j < 16; j++) out[b * 20 + 4 + j] = ((codes[c + j] + 8) & 0x0f) | (((codes[c + j + 16] + 8) & 0x0f) << 4);
+    packNibbles(codes, b * 32, out, b * 20 + 4);
   }
   return out;
 }

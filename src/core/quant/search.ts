@@ -151,6 +151,7 @@ function residualPass(
   qmin: number,
   qmax: number,
   scratch: SearchScratch,
+  omega?: Float64Array,
 ): number {
   const resid = scratch.resid;
   let sumSq = 0;
@@ -161,7 +162,8 @@ function residualPass(
     let q = round(x / sc);
     q = q < qmin ? qmin : q > qmax ? qmax : q;
     const e = x - q * sc;
-    sumSq += e * e;
+    // Magnitude weighting multiplies each squared error by its weight (fillOmega).
+    sumSq += omega ? omega[i] * e * e : e * e;
     resid[i] = e;
     if (e < min) min = e;
     if (e > max) max = e;
@@ -212,37 +214,6 @@ function l2Pass(
     }
     if (lw * (sumSq / div) > best) return -1;
   }
-  return sumSq;
-}
-
-/** residualPass with each squared error weighted by scratch.omega (returns the weighted sum). */
-function residualPassWeighted(
-  round: (y: number) => number,
-  w: Floats,
-  off: number,
-  n: number,
-  sc: number,
-  qmin: number,
-  qmax: number,
-  scratch: SearchScratch,
-): number {
-  const resid = scratch.resid;
-  const omega = scratch.omega;
-  let sumSq = 0;
-  let min = Infinity;
-  let max = -Infinity;
-  for (let i = 0; i < n; i++) {
-    const x = w[off + i];
-    let q = round(x / sc);
-    q = q < qmin ? qmin : q > qmax ? qmax : q;
-    const e = x - q * sc;
-    sumSq += omega[i] * e * e;
-    resid[i] = e;
-    if (e < min) min = e;
-    if (e > max) max = e;
-  }
-  scratch.residMin = min;
-  scratch.residMax = max;
   return sumSq;
 }
 
@@ -413,9 +384,7 @@ export function searchScale(g: Group, s: QuantSettings, scratch: SearchScratch, 
       }
       continue;
     }
-    const sumSq = weighted
-      ? residualPassWeighted(round, w, off, n, sign * sc, qmin, qmax, scratch)
-      : residualPass(round, w, off, n, sign * sc, qmin, qmax, scratch);
+    const sumSq = residualPass(round, w, off, n, sign * sc, qmin, qmax, scratch, weighted ? scratch.omega : undefined);
     const min = scratch.residMin;
     const max = scratch.residMax;
     const l2 = sumSq / l2Div;
