@@ -35,7 +35,7 @@ Method
   --bits N                     2..8 (default 4; not with --plan, which sets each block's bits)
   --group-size N               weights per scale along a row; 0 = one scale per output channel (default 128)
   --asymmetric                 a zero point per group too: codes span [min, max] (compressed-tensors
-                               symmetric: false; GGUF Q4_1)
+                               symmetric: false; GGUF Q4_K / Q4_1)
   --sign-aware | --no-sign-aware
                                symmetric: the scale's sign follows the largest weight, which takes code
                                -2^(b-1), so all 2^b codes are used (llama.cpp's Q4_0 rule; default on)
@@ -63,7 +63,8 @@ Output
   --format fake|compressed-tensors|gguf
                                fake-quant in the input dtype (default); pack-quantized int4/int8 with
                                config.json for vLLM / transformers (a folder); or GGUF for llama.cpp:
-                               --bits 4 = Q4_0 (Q4_1 with --asymmetric), 8 = Q8_0 (groups of 32),
+                               --bits 4 = Q4_0 (with --asymmetric: Q4_K where rows are multiples of
+                               256, Q4_1 elsewhere), 8 = Q8_0 (groups of 32),
                                16/32 = plain F16/F32.
                                Llama-family models with config.json and tokenizer.model or llama2.c's
                                tokenizer.bin beside them

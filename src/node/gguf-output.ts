@@ -10,7 +10,7 @@ import { decodeFloats, encodeFloats, MAX_FINITE, isQuantizableFloat } from '../c
 import { WeightlensError } from '../core/errors';
 import { GgmlType, layoutGguf, type GgufLayout, type GgufValue } from '../core/formats/gguf';
 import {
-  fileTypeOf,
+  fileTypeOfPlan,
   ggufArchitecture,
   ggufMetadata,
   permuteRows,
@@ -101,7 +101,7 @@ export async function planGgufRun(
   }
   const tensors = planGgufTensors(model, arch, target, settingsFor);
   const name = path.basename(opened.dir);
-  const metadata = ggufMetadata(arch, vocab, name, fileTypeOf(target), extra);
+  const metadata = ggufMetadata(arch, vocab, name, fileTypeOfPlan(target, tensors), extra);
   return {
     arch,
     vocab,

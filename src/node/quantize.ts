@@ -24,6 +24,7 @@ import { JobPool, PRIORITY, type JobRunner } from './pool';
 import { CHUNK_WEIGHTS, streamTensor, type GpuCounts } from './stream-tensor';
 import { convertedTensor, planGgufRun, type GgufRunPlan } from './gguf-output';
 import { GgmlType, packQ4_0, packQ4_1, packQ8_0 } from '../core/formats/gguf';
+import { QK_K } from '../core/formats/q4k';
 import { permuteRows, typeForBits, type GgufTarget, type GgufTensorPlan } from '../core/formats/gguf-llama';
 import type { ScaleSearchBackend } from '../compute/backend';
 
@@ -543,6 +544,7 @@ class RunWriter {
     const settings = p.settings!;
     const [rows, cols] = t.shape;
     const type = p.info.type;
+    if (type === GgmlType.Q4_K) return this.quantizeQ4KTensor(p, write);
     const pack = (codes: Int8Array, scales: Float64Array, zeros: Float64Array | undefined, n: number) =>
       type === GgmlType.Q4_1
         ? packQ4_1(codes, scales, zeros!, n, cols)
@@ -599,6 +601,35 @@ class RunWriter {
       dtype: t.dtype,
       ...finishStats(stats),
     });
+  }
+
+  /** Q4_K blocks, made on the workers from the weights (their two-level scales need them). */
+  private async quantizeQ4KTensor(p: GgufTensorPlan, write: (b: Uint8Array) => Promise<void>): Promise<void> {
+    const t = p.tensor;
+    const settings = p.settings!;
+    const [rows, cols] = t.shape;
+    const rowBytes = (cols / QK_K) * 144;
+    const stats = emptyStats(4);
+    // q/k rows move across the whole tensor: their blocks are collected, then permuted as rows.
+    const whole = p.permuteHeads !== undefined ? { bytes: new Uint8Array(rows * rowBytes), row: 0 } : undefined;
+    await streamTensor(
+      this.opened,
+      this.pool,
+      t,
+      { rows, cols, transposed: false },
+      settings,
+      { output: 'q4k', signal: this.req.signal, gpuCounts: this.gpu },
+      async (r, bytes) => {
+        mergeStats(stats, r.stats);
+        if (whole) {
+          whole.bytes.set(r.data, whole.row * rowBytes);
+          whole.row += r.data.byteLength / rowBytes;
+        } else await write(r.data);
+        this.progress(t.name, bytes);
+      },
+    );
+    if (whole) await write(permuteRows(whole.bytes, (n) => new Uint8Array(n), rows, rowBytes, p.permuteHeads!));
+    this.tensorReports.push({ name: t.name, bits: 4, groupSize: 32, shape: [...t.shape], dtype: t.dtype, ...finishStats(stats) });
   }
 
   private checkCancel(): void {

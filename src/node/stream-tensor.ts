@@ -19,7 +19,7 @@ import type { JobRunner } from './pool';
 export const CHUNK_WEIGHTS = 1 << 22;
 
 export interface StreamOptions {
-  output: 'fake' | 'packed' | 'codes';
+  output: 'fake' | 'packed' | 'codes' | 'q4k';
   /** Scales stored in another dtype than the weights (GGUF: F16). */
   scaleDtype?: QuantizableFloat;
   signal?: AbortSignal;

@@ -602,3 +602,76 @@ test('Qwen2 (q/k/v biases, NEOX RoPE, BPE with single digits): llama.cpp loads a
   for (const x of c.tensors) assert.equal(x.sqnrDb, null, x.name);
   assert.equal(c.summary.tensors, tensors.length);
 });
+
+test('Q4_K (--asymmetric where rows are multiples of 256): the bytes decode to what the report measured, llama.cpp runs the file, and the error is at most llama.cpp Q4_K quantizer’s', async (t) => {
+  const { generateModel } = await import('../../src/node/generate-model');
+  const { compareCheckpoints } = await import('../../src/node/compare');
+  const dir = await tempDir();
+  const model = await generateModel(path.join(dir, 'm'), {
+    layers: 1,
+    hidden: 256,
+    intermediate: 512,
+    vocab: 512,
+    heads: 4,
+    kvHeads: 4,
+    dtype: 'F32',
+  });
+  await fsp.copyFile(path.join(SAMPLE_DIR, 'tok512.bin'), path.join(dir, 'm', 'tok512.bin'));
+  const run = async (name: string, ...extra: string[]) => {
+    const out = path.join(dir, `${name}.gguf`);
+    const r = cli(
+      'quantize',
+      model,
+      '--format',
+      'gguf',
+      '--bits',
+      '4',
+      '--asymmetric',
+      ...extra,
+      '--out',
+      out,
+      '--report',
+      `${out}.json`,
+      '--quiet',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    return { out, report: JSON.parse(readFileSync(`${out}.json`, 'utf8')) as { tensors: { name: string; mse: number }[] } };
+  };
+  const ours = await run('ours');
+  const c = await compareCheckpoints(model, ours.out);
+  for (const r of ours.report.tensors) {
+    const x = c.tensors.find((y) => y.name === r.name)!;
+    // q/k rows are permuted for llama.cpp; compare puts them back.
+    assert.equal(x.typeB, r.name === 'lm_head.weight' ? 'Q8_0' : 'Q4_K', r.name);
+    assert.ok(Math.abs(x.mse - r.mse) <= 1e-9 * r.mse, `${r.name}: decoded MSE ${x.mse} vs reported ${r.mse}`);
+  }
+  if (!(await llamaOrSkip(t))) return;
+  const { llamaQuantize } = await import('../../src/node/llama-quantize');
+  const { LlamaFileType } = await import('../../src/core/formats/gguf');
+  const f32 = path.join(dir, 'f32.gguf');
+  assert.equal(cli('quantize', model, '--format', 'gguf', '--bits', '32', '--out', f32, '--quiet').code, 0);
+  const theirs = path.join(dir, 'llamacpp-q4_k_m.gguf');
+  llamaQuantize(f32, theirs, LlamaFileType.MOSTLY_Q4_K_M);
+  const l = await compareCheckpoints(model, theirs);
+  // Summed MSE over the tensors both files store as Q4_K (llama.cpp's Q4_K_M puts some in Q6_K).
+  const ratio = (cc: typeof c) => {
+    let a = 0;
+    let b = 0;
+    for (const x of cc.tensors) {
+      const y = l.tensors.find((z) => z.name === x.name)!;
+      if (x.typeB === 'Q4_K' && y.typeB === 'Q4_K') {
+        a += x.mse;
+        b += y.mse;
+      }
+    }
+    return a / b;
+  };
+  const refined = await run('refined', '--refine', '3');
+  const r0 = ratio(c);
+  const r3 = ratio(await compareCheckpoints(model, refined.out));
+  t.diagnostic(`Q4_K squared error against llama.cpp's Q4_K quantizer: default ${r0.toFixed(4)}, --refine 3 ${r3.toFixed(4)}`);
+  assert.ok(r0 < 1.01 && r3 < 1, `default ${r0}, refined ${r3}`);
+  const { evaluateModels } = await import('../../src/node/evaluate');
+  const e = await evaluateModels({ models: [ours.out], version: 'test', maxTokens: 200 });
+  assert.ok(Number.isFinite(e.results[0].perplexity) && e.results[0].perplexity > 1, 'llama.cpp runs the Q4_K file');
+});

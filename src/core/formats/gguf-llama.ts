@@ -9,6 +9,7 @@ import type { Model, ModelTensor } from '../model';
 import type { QuantSettings } from '../quant/settings';
 import { isQuantizableFloat } from '../dtypes';
 import { GgmlType, gv, LlamaFileType, type GgufTensorInfo, type GgufValue } from './gguf';
+import { QK_K } from './q4k';
 import type { Vocab } from './vocab';
 
 /** The config.json fields the conversion reads. */
@@ -196,7 +197,9 @@ export function planGgufTensors(
     } else if (!settings) {
       out.push({ info: { name, ne, type: GgmlType.F16 }, tensor: t, permuteHeads, note: 'kept in full precision: F16' });
     } else {
-      const type = typeForBits(settings.bits, settings.symmetric);
+      // With a zero point: Q4_K (super-blocks of 256) where rows allow, Q4_1 elsewhere.
+      const base = typeForBits(settings.bits, settings.symmetric);
+      const type = base === GgmlType.Q4_1 && cols % QK_K === 0 ? GgmlType.Q4_K : base;
       const note =
         isOutput && target.bits !== 8
           ? `${arch.tied ? 'tied embedding, used as the output' : 'output'}: 8-bit, as llama.cpp's ${target.asymmetric ? 'Q4_1' : 'Q4_0'} preset keeps it (llama.cpp takes Q6_K where rows are multiples of 256; Weightlens writes Q8_0)`
@@ -205,6 +208,11 @@ export function planGgufTensors(
     }
   }
   return out;
+}
+
+/** general.file_type: Q4_K_S where any tensor is Q4_K, else the target's type. */
+export function fileTypeOfPlan(target: GgufTarget, tensors: readonly GgufTensorPlan[]): LlamaFileType {
+  return tensors.some((t) => t.info.type === GgmlType.Q4_K) ? LlamaFileType.MOSTLY_Q4_K_S : fileTypeOf(target);
 }
 
 export function fileTypeOf(target: GgufTarget): LlamaFileType {

@@ -115,6 +115,8 @@ export enum LlamaFileType {
   MOSTLY_Q4_0 = 2,
   MOSTLY_Q4_1 = 3,
   MOSTLY_Q8_0 = 7,
+  MOSTLY_Q4_K_S = 14,
+  MOSTLY_Q4_K_M = 15,
   MOSTLY_BF16 = 32,
 }
 

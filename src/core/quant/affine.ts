@@ -28,8 +28,12 @@ import {
 } from './search';
 import { qRange, type QuantSettings } from './settings';
 
-/** How a format stores a group's zero: an integer code (compressed-tensors) or a float offset (Q4_1's m). */
-export type ZeroKind = 'integer' | 'float';
+/**
+ * How a format stores a group's zero: an integer code (compressed-tensors), a float offset (Q4_1's
+ * m), or a float offset that is never above 0 (Q4_K stores it as a 6-bit count of -dmin: its grid
+ * starts at or below 0, as llama.cpp's make_qkx2_quants keeps it).
+ */
+export type ZeroKind = 'integer' | 'float' | 'nonpositive';
 
 /** A group's grid: `zero` is the integer zero point zp (integer kind) or the offset m (float kind). */
 export interface AffineGrid {
@@ -78,6 +82,7 @@ export function offsetOf(g: AffineGrid, c: GridCodes): number {
 /** The grid closest to (scale, offset m) that the kind can store: an integer zp is rounded and clamped. */
 export function gridAt(scale: number, m: number, c: GridCodes): AffineGrid {
   if (c.kind === 'float') return { scale, zero: m };
+  if (c.kind === 'nonpositive') return { scale, zero: Math.min(m, 0) };
   let zp = c.round(-m / scale) + c.qmin;
   zp = zp < c.qmin ? c.qmin : zp > c.qmax ? c.qmax : zp;
   return { scale, zero: zp };
@@ -85,7 +90,8 @@ export function gridAt(scale: number, m: number, c: GridCodes): AffineGrid {
 
 /** The range [lo, hi] the codes must cover: [min, max], widened to hold 0 for an integer zero point. */
 function coverRange(g: AffineGroup, c: GridCodes): [number, number] {
-  return c.kind === 'integer' ? [Math.min(g.min, 0), Math.max(g.max, 0)] : [g.min, g.max];
+  if (c.kind === 'integer') return [Math.min(g.min, 0), Math.max(g.max, 0)];
+  return c.kind === 'nonpositive' ? [Math.min(g.min, 0), Math.max(g.max, Math.min(g.min, 0))] : [g.min, g.max];
 }
 
 /** Min-max round to nearest: the whole range on the 2^b codes (compressed-tensors' and llama.cpp's Q4_1 rule). */

@@ -5,6 +5,7 @@
  */
 import { decodeFloats, encodeFloats, int32Bytes, type QuantizableFloat } from '../dtypes';
 import type { ZeroKind } from './affine';
+import { quantizeQ4K } from '../formats/q4k';
 import { quantizeMatrix, type GroupChoices } from './matrix';
 import { packRows } from './pack';
 import type { QuantSettings } from './settings';
@@ -25,9 +26,10 @@ export interface QuantJob {
   readonly settings: QuantSettings;
   /**
    * `fake`: dequantized values in the input dtype and layout; `packed`: compressed-tensors int32
-   * words; `codes`: the int8 codes, row-major (GGUF packs them into its blocks).
+   * words; `codes`: the int8 codes, row-major (GGUF packs them into its blocks); `q4k`: GGUF Q4_K
+   * blocks (two-level scales: the packing needs the weights, so it happens here).
    */
-  readonly output: 'fake' | 'packed' | 'codes';
+  readonly output: 'fake' | 'packed' | 'codes' | 'q4k';
   /** The dtype scales are stored in, when not the weights' (GGUF: F16 whatever the weights). */
   readonly scaleDtype?: QuantizableFloat;
   readonly channelStats?: boolean;
@@ -62,6 +64,10 @@ export function runQuantJob(job: QuantJob): QuantJobResult {
   let values = decodeFloats(job.dtype, job.raw);
   // A stored [in, out] matrix is [cols][rows] of the logical one.
   if (job.transposed) values = transpose(values, cols, rows);
+  if (job.output === 'q4k') {
+    const r = quantizeQ4K(values, rows, cols, job.settings, { file: job.file, tensor: job.tensor, rowBase: job.rowBase });
+    return { data: r.bytes, scales: new Float64Array(0), stats: r.stats };
+  }
   const original = job.tiles ? values.slice() : undefined;
   const codes = job.output === 'fake' ? undefined : new Int8Array(rows * cols);
   const channels = job.channelStats ? makeChannelStats(rows) : undefined;

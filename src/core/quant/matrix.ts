@@ -167,7 +167,7 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
   const kind: ZeroKind = opts.zeroKind ?? 'integer';
   // Symmetric codes are the integer kind with zp = 0: value = q * scale.
   const c = gridCodes(s, s.symmetric ? 'integer' : kind);
-  const floatZero = c.kind === 'float';
+  const floatZero = c.kind !== 'integer';
   const stats = emptyStats(s.bits);
   const hist = stats.codeHist;
   const scratch = makeScratch(g, s.bins);
