@@ -4,6 +4,7 @@
  * editor's diff highlights exactly what quantization changed. Pure text, unit-tested.
  */
 import type { QuantizeReport } from '../node/quantize';
+import { dtypeBits, isDType } from '../core/dtypes';
 import { groupLength } from '../core/quant/matrix';
 import { formatBytes } from '../shared/format';
 import { shortName, type Comparison } from '../node/compare';
@@ -86,7 +87,7 @@ export function renderStatsDocuments(report: QuantizeReport, inputName: string, 
   const rows: PairRow[] = report.tensors.map((t) => ({
     name: shortName(t.name),
     tail: `${t.shape.join('x')} ${t.dtype}`,
-    left: [fmtE(t.original.mean), fmtE(t.original.absmax), String(DTYPE_BITS[t.dtype] ?? '?')],
+    left: [fmtE(t.original.mean), fmtE(t.original.absmax), isDType(t.dtype) ? String(dtypeBits(t.dtype)) : '?'],
     right: [fmtE(t.dequantized.mean), fmtE(t.dequantized.absmax), tensorStoredBits(t, report).toFixed(2)],
     errors: [
       t.sqnrDb === null ? 'inf' : t.sqnrDb.toFixed(2),
@@ -113,8 +114,6 @@ export function renderStatsDocuments(report: QuantizeReport, inputName: string, 
   });
 }
 
-const DTYPE_BITS: Record<string, number> = { F64: 64, F32: 32, F16: 16, BF16: 16 };
-
 /**
  * Bits per weight of one tensor in a runtime's storage: the code bits plus each group's scale (in
  * the scale's dtype: f16 for GGUF blocks, else the weights' dtype) and zero point (b bits packed for
@@ -126,7 +125,7 @@ export function tensorStoredBits(t: QuantizeReport['tensors'][number], report: Q
   const n = t.shape.reduce((a, b) => a * b, 1);
   const cols = t.shape.length >= 2 ? n / t.shape[0] : n;
   const group = groupLength(t.groupSize, cols);
-  const scaleBits = gguf ? 16 : (DTYPE_BITS[t.dtype] ?? 16);
+  const scaleBits = gguf || !isDType(t.dtype) ? 16 : dtypeBits(t.dtype);
   // GGUF's 8-bit output matrix stays symmetric (Q8_0) in an asymmetric run.
   const zeroBits = settings.symmetric === false && !(gguf && t.bits === 8) ? (gguf ? 16 : t.bits) : 0;
   return t.bits + (scaleBits + zeroBits) / group;

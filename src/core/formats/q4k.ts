@@ -133,8 +133,12 @@ export function quantizeQ4K(
       let min = Infinity;
       let max = -Infinity;
       let absmax = 0;
+      let lo = Infinity;
+      let hi = -Infinity;
       for (let i = 0; i < 32; i++) {
         const x = values[off + i];
+        if (x < lo) lo = x;
+        if (x > hi) hi = x;
         let q = d1 > 0 ? Math.round((x + m1) / d1) : 0;
         if (q < 0 || q > 15) {
           q = q < 0 ? 0 : 15;
@@ -161,12 +165,6 @@ export function quantizeQ4K(
       stats.entropyWeighted += 32 * residualEntropy(scratch.resid, 32, min, max, s.bins, 'probability', scratch);
       if (absmax > 0) {
         // The stored sub-block step against the min-max step of round to nearest.
-        let lo = Infinity;
-        let hi = -Infinity;
-        for (let i = 0; i < 32; i++) {
-          lo = Math.min(lo, values[off + i]);
-          hi = Math.max(hi, values[off + i]);
-        }
         const rtn = (hi - Math.min(lo, 0)) / 15;
         const ratio = rtn > 0 ? d1 / rtn : 1;
         stats.ratioGroups++;

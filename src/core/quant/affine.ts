@@ -19,6 +19,7 @@
 import {
   candidateAt,
   fillOmega,
+  lossWeights,
   residualEntropy,
   roundHalfEven,
   roundHalfUp,
@@ -94,13 +95,16 @@ function coverRange(g: AffineGroup, c: GridCodes): [number, number] {
   return c.kind === 'nonpositive' ? [Math.min(g.min, 0), Math.max(g.max, Math.min(g.min, 0))] : [g.min, g.max];
 }
 
+/** The step that puts [lo, hi] on the 2^b codes; a constant group (float kind) gets any positive step, its offset holds the value. */
+function minMaxStep(lo: number, hi: number, c: GridCodes): number {
+  const span = c.qmax - c.qmin;
+  return hi > lo ? (hi - lo) / span : Math.abs(lo) / span || 1;
+}
+
 /** Min-max round to nearest: the whole range on the 2^b codes (compressed-tensors' and llama.cpp's Q4_1 rule). */
 export function rtnGrid(g: AffineGroup, c: GridCodes): AffineGrid {
   const [lo, hi] = coverRange(g, c);
-  const span = c.qmax - c.qmin;
-  // A constant group (float kind): any positive scale, the offset holds the value exactly.
-  const scale = hi > lo ? (hi - lo) / span : Math.abs(lo) / span || 1;
-  return gridAt(scale, lo, c);
+  return gridAt(minMaxStep(lo, hi, c), lo, c);
 }
 
 /**
@@ -140,12 +144,7 @@ export interface LossTerms {
 export function lossTerms(s: QuantSettings, g: AffineGroup, scratch: SearchScratch, trace: boolean): LossTerms {
   const weighted = s.weighting === 'magnitude';
   if (weighted) fillOmega(g.w, g.off, g.n, g.msq, scratch);
-  return {
-    lw: s.normalize ? s.lambdaWeight / g.msq : s.lambdaWeight,
-    lh: s.normalize ? s.lambdaEntropy / Math.log(s.bins) : s.lambdaEntropy,
-    entropy: s.lambdaEntropy !== 0 || trace,
-    weighted,
-  };
+  return { ...lossWeights(s, g.msq), entropy: s.lambdaEntropy !== 0 || trace, weighted };
 }
 
 /** L = lw * L2 + lh * H of grid `a`; `h` receives the entropy (for traces). */
@@ -205,8 +204,7 @@ export function searchAffine(
   trace?: SearchTrace,
 ): AffineSearchResult {
   const [lo, hi] = coverRange(g, c);
-  const span = c.qmax - c.qmin;
-  const top = hi > lo ? (hi - lo) / span : Math.abs(lo) / span || 1;
+  const top = minMaxStep(lo, hi, c);
   const K = s.grid;
   const t = lossTerms(s, g, scratch, false);
   let best = Infinity;
@@ -252,7 +250,7 @@ export function hqqGrid(g: AffineGroup, c: GridCodes): AffineGrid {
   const { w, off, n } = g;
   const span = c.qmax - c.qmin;
   const [lo, hi] = coverRange(g, c);
-  const d = hi > lo ? (hi - lo) / span : Math.abs(lo) / span || 1;
+  const d = minMaxStep(lo, hi, c);
   // HQQ's notation: W_q = round(W * s + z), W_r = (W_q - z) / s, with s = 1 / d and z = -lo * s.
   const inv = 1 / d;
   let z = -lo * inv;

@@ -195,22 +195,12 @@ function l2Pass(
   let sumSq = 0;
   for (let start = 0; start < n; start += 8) {
     const end = start + 8 < n ? start + 8 : n;
-    if (omega) {
-      for (let i = start; i < end; i++) {
-        const x = w[off + i];
-        let q = round(x / sc);
-        q = q < qmin ? qmin : q > qmax ? qmax : q;
-        const e = x - q * sc;
-        sumSq += omega[i] * e * e;
-      }
-    } else {
-      for (let i = start; i < end; i++) {
-        const x = w[off + i];
-        let q = round(x / sc);
-        q = q < qmin ? qmin : q > qmax ? qmax : q;
-        const e = x - q * sc;
-        sumSq += e * e;
-      }
+    for (let i = start; i < end; i++) {
+      const x = w[off + i];
+      let q = round(x / sc);
+      q = q < qmin ? qmin : q > qmax ? qmax : q;
+      const e = x - q * sc;
+      sumSq += omega ? omega[i] * e * e : e * e;
     }
     if (lw * (sumSq / div) > best) return -1;
   }
@@ -306,6 +296,14 @@ export function scaleSign(g: Pick<Group, 'w' | 'off' | 'n' | 'absmax'>, s: Quant
   return 1;
 }
 
+/** The weights of L's two terms for a group with mean(w^2) `msq`: dimensionless when normalize is on. */
+export function lossWeights(s: QuantSettings, msq: number): { lw: number; lh: number } {
+  return {
+    lw: s.normalize ? s.lambdaWeight / msq : s.lambdaWeight,
+    lh: s.normalize ? s.lambdaEntropy / Math.log(s.bins) : s.lambdaEntropy,
+  };
+}
+
 /** What a search may be told besides the group and the settings. */
 export interface SearchOptions {
   /** Filled with every candidate's terms. */
@@ -347,8 +345,7 @@ export function searchScale(g: Group, s: QuantSettings, scratch: SearchScratch, 
   const l2Div = weighted ? scratch.omegaSum : n;
   const round = s.rounding === 'half-even' ? roundHalfEven : roundHalfUp;
   const wantEntropy = s.lambdaEntropy !== 0 || trace !== undefined;
-  const lw = s.normalize ? s.lambdaWeight / msq : s.lambdaWeight;
-  const lh = s.normalize ? s.lambdaEntropy / Math.log(s.bins) : s.lambdaEntropy;
+  const { lw, lh } = lossWeights(s, msq);
   // Exact pruning, probability kind only: its H >= -log(1 + 1e-10) > -2e-10 (one full bin), so a
   // candidate with lw * L2 - lh * 2e-10 above the best loss cannot win. The density kind's H has
   // no useful lower bound. Tracing scores every candidate.
@@ -373,26 +370,19 @@ export function searchScale(g: Group, s: QuantSettings, scratch: SearchScratch, 
     const p = up < count && (down < 0 || (j & 1) === 0) ? up++ : down--;
     const k = list ? list[base + p] : p;
     const sc = candidateAt(k, K, lo, hi);
-    if (!wantEntropy) {
-      // L = lw * L2 alone: a candidate stops being summed once it provably loses (l2Pass).
-      const sumSq = l2Pass(round, w, off, n, sign * sc, qmin, qmax, weighted ? scratch.omega : undefined, lw, l2Div, best);
-      if (sumSq < 0) continue;
-      const loss = lw * (sumSq / l2Div);
-      if (loss < best || (loss === best && k < bestIndex)) {
-        best = loss;
-        bestIndex = k;
-      }
-      continue;
-    }
-    const sumSq = residualPass(round, w, off, n, sign * sc, qmin, qmax, scratch, weighted ? scratch.omega : undefined);
-    const min = scratch.residMin;
-    const max = scratch.residMax;
+    const omega = weighted ? scratch.omega : undefined;
+    // L = lw * L2 alone: a candidate stops being summed once it provably loses (l2Pass); with the
+    // entropy term the residuals are kept for the histogram.
+    const sumSq = wantEntropy
+      ? residualPass(round, w, off, n, sign * sc, qmin, qmax, scratch, omega)
+      : l2Pass(round, w, off, n, sign * sc, qmin, qmax, omega, lw, l2Div, best);
+    if (sumSq < 0) continue;
     const l2 = sumSq / l2Div;
     if (prune) {
       const bound = lw * l2 - slack;
       if (bound > best || (bound === best && k > bestIndex)) continue;
     }
-    const h = wantEntropy ? residualEntropy(resid, n, min, max, s.bins, s.histogram, scratch) : 0;
+    const h = wantEntropy ? residualEntropy(resid, n, scratch.residMin, scratch.residMax, s.bins, s.histogram, scratch) : 0;
     const loss = lw * l2 + (lh === 0 ? 0 : lh * h);
     if (trace) {
       trace.scales[k] = sc;
