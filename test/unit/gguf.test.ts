@@ -211,12 +211,12 @@ test('GGUF refusals: group size, bits, architecture, tokenizer, one line each', 
   assert.deepEqual((await fsp.readdir(other)).sort(), ['config.json', 'model.safetensors'], 'nothing written');
 });
 
-test("quality in llama.cpp: Weightlens beats llama.cpp's own Q4_0 and Q4_1, HQQ-style and RTN on the same tensors", async (t) => {
+test("quality in llama.cpp: in every 4-bit format the default beats llama.cpp's own quantizer, HQQ-style and RTN", async (t) => {
   if (!(await llamaOrSkip(t))) return;
   const { qualityTable } = await import('../../src/node/quality-table');
   const rows = await qualityTable(path.join(SAMPLE_DIR, 'model.safetensors'), await tempDir(), {
     version: 'test',
-    formats: ['Q4_0', 'Q4_1'],
+    formats: ['Q4_0', 'Q4_1', 'ct sym g32', 'ct asym g32', 'ct sym g128', 'ct asym g128'],
   });
   const row = (format: string, name: string) => rows.find((r) => r.format === format && r.name.trim() === name)!;
   for (const r of rows)
@@ -234,14 +234,17 @@ test("quality in llama.cpp: Weightlens beats llama.cpp's own Q4_0 and Q4_1, HQQ-
     );
   // Q4_1 blocks are right: min-max RTN is llama.cpp's own Q4_1 rule, so the two land within 1%.
   assert.ok(Math.abs(row('Q4_1', 'RTN (min-max)').perplexity / row('Q4_1', 'llama.cpp Q4_1').perplexity - 1) < 0.01);
-  // The default (sign-aware scales, the clip search) beats llama.cpp's Q4_0 on both measures.
-  for (const peer of ['llama.cpp Q4_0', 'RTN (absmax)']) {
-    const [ours, theirs] = [row('Q4_0', 'Weightlens default'), row('Q4_0', peer)];
-    assert.ok(ours.perplexity < theirs.perplexity && ours.kl < theirs.kl, `Q4_0 default against ${peer}`);
-  }
-  for (const peer of ['llama.cpp Q4_1', 'HQQ-style', 'RTN (min-max)']) {
-    const [ours, theirs] = [row('Q4_1', 'Weightlens default'), row('Q4_1', peer)];
-    assert.ok(ours.perplexity < theirs.perplexity && ours.kl < theirs.kl, `Q4_1 default against ${peer}`);
+  // In every 4-bit format the default beats every peer row (llama.cpp's own quantizer, HQQ-style,
+  // RTN) on both measures, at the same bits per weight.
+  const { peersOf } = await import('../../src/node/quality-table');
+  for (const f of ['Q4_0', 'Q4_1', 'ct sym g32', 'ct asym g32', 'ct sym g128', 'ct asym g128'] as const) {
+    const ours = row(f, 'Weightlens default');
+    const peers = peersOf(rows, f);
+    assert.ok(peers.length >= (f.startsWith('ct') ? (f.includes('asym') ? 2 : 1) : 2), `${f}: its peers are in the table`);
+    for (const theirs of peers) {
+      assert.equal(ours.bitsPerWeight, theirs.bitsPerWeight, `${f}: equal bits per weight`);
+      assert.ok(ours.perplexity < theirs.perplexity && ours.kl < theirs.kl, `${f} default against ${theirs.name}`);
+    }
   }
   assert.ok(row('Q4_0', 'llama.cpp Q4_0').perplexity > rows[0].perplexity, 'quantization costs something');
 });
