@@ -25,7 +25,8 @@ const CASES: Record<string, string[]> = {
   'rtn fake 8 per-channel': ['--method', 'rtn', '--bits', '8', '--group-size', '0'],
   'clip fake 4 g128': [],
   'clip fake 3 g32': ['--bits', '3', '--group-size', '32'],
-  'clip fake 4 coarse-to-fine': ['--search', 'coarse-to-fine'],
+  // With an entropy term: at λH 0 coarse-to-fine returns the exhaustive search's choice.
+  'clip fake 4 coarse-to-fine lambda-entropy 0.01': ['--search', 'coarse-to-fine', '--lambda-entropy', '0.01'],
   'clip fake 4 lambda-entropy 0.1 bins 64 grid 40': ['--lambda-entropy', '0.1', '--bins', '64', '--grid', '40'],
   'paper fake 4 per-channel': ['--preset', 'paper', '--group-size', '0'],
   'reference fake 4 g64': ['--preset', 'reference', '--group-size', '64'],

@@ -376,6 +376,13 @@ test('the pruned, reordered search picks exactly what the exhaustive search pick
     // The L2-only search stops summing a candidate once it provably loses: magnitude-weighted too.
     { preset: 'clip', weighting: 'magnitude' },
     { preset: 'clip', signAware: false, grid: 300 },
+    // The L2-only sweep (sweep.ts): closed forms, bounds, direct rescoring; both roundings, both
+    // ranges, 8 bits (where it hands over to the direct loop past its budget), tiny grids.
+    { preset: 'clip', rounding: 'half-even' },
+    { preset: 'paper', lambdaEntropy: 0 },
+    { preset: 'clip', bits: 8 },
+    { preset: 'clip', bits: 3, grid: 9, clipAlphaMin: 0.2 },
+    { preset: 'clip', weighting: 'magnitude', signAware: false, rounding: 'half-even' },
   ];
   let groups = 0;
   for (const [ci, input] of cases.entries()) {
@@ -405,7 +412,50 @@ test('the pruned, reordered search picks exactly what the exhaustive search pick
       groups++;
     }
   }
-  assert.equal(groups, 120);
+  assert.equal(groups, 180);
+});
+
+test("the sweep: every candidate's closed-form L2 lies within its bound of the direct sum, and 4-bit groups take it", async () => {
+  const { makeSweepScratch, sweepL2 } = await import('../../src/core/quant/sweep');
+  const { candidateAt, candidateRange, roundHalfUp, roundHalfEven, scaleSign } = await import('../../src/core/quant/search');
+  let widest = 0;
+  for (let seed = 0; seed < 60; seed++) {
+    const s = resolveSettings({ preset: 'clip', rounding: seed % 2 ? 'half-even' : 'half-up', signAware: seed % 3 !== 0 });
+    const n = [32, 128, 4096][seed % 3];
+    const w = Float32Array.from(normals(n, 7000 + seed, 0.02));
+    if (seed % 4 === 1) w[5] = -0.4;
+    const { absmax } = groupMoments(w);
+    const [lo, hi] = candidateRange(absmax, s);
+    const sign = scaleSign({ w, off: 0, n, absmax }, s);
+    const K = s.grid;
+    const sw = makeSweepScratch(K);
+    for (let k = 0; k < K; k++) sw.scs[k] = sign * candidateAt(k, K, lo, hi);
+    const round = s.rounding === 'half-even' ? roundHalfEven : roundHalfUp;
+    const took = sweepL2({ w, off: 0, n, round, qmin: -8, qmax: 7, grid: K, lo, step: (hi - lo) / (K - 1) }, sw, (K * n) / 6);
+    assert.ok(took, `seed ${seed}: a 4-bit group of ${n} is within the sweep's budget`);
+    for (let k = 0; k < K; k++) {
+      let direct = 0;
+      for (let i = 0; i < n; i++) {
+        let q = round(w[i] / sw.scs[k]);
+        q = q < -8 ? -8 : q > 7 ? 7 : q;
+        const e = w[i] - q * sw.scs[k];
+        direct += e * e;
+      }
+      const gap = Math.abs(sw.f[k] - direct);
+      assert.ok(gap <= sw.d[k], `seed ${seed} k ${k}: |${sw.f[k]} - ${direct}| > ${sw.d[k]}`);
+      // The bound is tight enough to leave one or two candidates to rescore, not the grid.
+      widest = Math.max(widest, sw.d[k] / direct);
+    }
+  }
+  assert.ok(widest < 1e-7, `bounds up to ${widest} of the sum`);
+  // Past its budget (8 bits, a long grid) it declines and leaves the direct loop to the caller.
+  const w = Float32Array.from(normals(128, 1, 0.02));
+  const sw = makeSweepScratch(100);
+  for (let k = 0; k < 100; k++) sw.scs[k] = 0.0001 * (1 + k / 99);
+  assert.equal(
+    sweepL2({ w, off: 0, n: 128, round: roundHalfUp, qmin: -128, qmax: 127, grid: 100, lo: 0.0001, step: 0.0001 / 99 }, sw, 200),
+    false,
+  );
 });
 
 test('sign-aware scales: the largest-magnitude weight takes code -2^(b-1) (llama.cpp Q4_0 rule), all 16 codes in use', () => {

@@ -6,7 +6,18 @@
  */
 import { MAX_FINITE, roundToDtype, type QuantizableFloat } from '../dtypes';
 import { nonFiniteError } from '../finite';
-import { gridCodes, offsetOf, hqqGrid, refineGrid, rtnGrid, searchAffine, valueOf, type AffineGrid, type ZeroKind } from './affine';
+import {
+  gridCodes,
+  offsetOf,
+  hqqGrid,
+  refineGrid,
+  rtnGrid,
+  searchAffine,
+  valueOf,
+  type AffineGrid,
+  type GridCodes,
+  type ZeroKind,
+} from './affine';
 import {
   absmaxCode,
   candidateAt,
@@ -157,6 +168,85 @@ export function chooseGrid(
   return refineGrid(g, grid, s.refine, s.symmetric, s, c, scratch);
 }
 
+/** A group's error sums after applyGrid. */
+interface GroupSums {
+  e2: number;
+  sumD: number;
+  sumD2: number;
+  absD: number;
+  min: number;
+  max: number;
+  clipped: number;
+}
+
+/**
+ * Code w[off .. off+n) on the grid in place: each weight becomes its code's value in the dtype
+ * (from `table`, indexed by q - qmin, where given), codes[] gets the code, hist counts it, resid the
+ * error; `out` the group's sums. Returns -1, or the index of a value that is not finite in the dtype
+ * (left in w for the message). Its own small function so that V8 keeps its loop tight.
+ */
+function applyGrid(
+  w: Floats,
+  off: number,
+  n: number,
+  grid: AffineGrid,
+  c: GridCodes,
+  dtype: QuantizableFloat,
+  table: Float64Array | undefined,
+  codes: Int8Array | undefined,
+  hist: number[],
+  resid: Float64Array,
+  out: GroupSums,
+): number {
+  const { qmin, qmax, round } = c;
+  const floatZero = c.kind !== 'integer';
+  const sc = grid.scale;
+  const zero = grid.zero;
+  const maxFinite = MAX_FINITE[dtype];
+  let e2 = 0;
+  let sumD = 0;
+  let sumD2 = 0;
+  let absD = 0;
+  let min = Infinity;
+  let max = -Infinity;
+  let clipped = 0;
+  let bad = -1;
+  for (let i = 0; i < n; i++) {
+    const x = w[off + i];
+    let q = floatZero ? round((x - zero) / sc) + qmin : round(x / sc) + zero;
+    if (q < qmin) {
+      q = qmin;
+      clipped++;
+    } else if (q > qmax) {
+      q = qmax;
+      clipped++;
+    }
+    // `+ 0`: code 0 times a negative (sign-aware) scale is -0; values carry no sign of zero.
+    const deq = table ? table[q - qmin] : roundToDtype(dtype, valueOf(q, grid, c)) + 0;
+    const a = Math.abs(deq);
+    if (!(a <= maxFinite) && bad < 0) bad = i;
+    const e = x - deq;
+    w[off + i] = deq;
+    if (codes) codes[off + i] = q;
+    hist[q - qmin]++;
+    e2 += e * e;
+    sumD += deq;
+    sumD2 += deq * deq;
+    if (a > absD) absD = a;
+    resid[i] = e;
+    if (e < min) min = e;
+    if (e > max) max = e;
+  }
+  out.e2 = e2;
+  out.sumD = sumD;
+  out.sumD2 = sumD2;
+  out.absD = absD;
+  out.min = min;
+  out.max = max;
+  out.clipped = clipped;
+  return bad;
+}
+
 export function quantizeMatrix(values: Floats, rows: number, cols: number, opts: QuantizeMatrixOptions): MatrixResult {
   const s = opts.settings;
   const { qmin, qmax } = qRange(s.bits, s.ternary);
@@ -171,13 +261,14 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
   const stats = emptyStats(s.bits);
   const hist = stats.codeHist;
   const scratch = makeScratch(g, s.bins);
-  const round = c.round;
   const codes = opts.codes;
   const ch = opts.channels;
   const dtype = opts.dtype;
   const scaleDtype = opts.scaleDtype ?? dtype;
   const qAbs = codeMagnitude(s);
-  const maxFinite = MAX_FINITE[dtype];
+  const levels = qmax - qmin + 1;
+  const deqTable = new Float64Array(levels);
+  const sums: GroupSums = { e2: 0, sumD: 0, sumD2: 0, absD: 0, min: 0, max: 0, clipped: 0 };
 
   for (let r = 0; r < rows; r++) {
     if (ch) {
@@ -234,41 +325,18 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
       scales[at] = sc;
       if (zeros) zeros[at] = zero;
 
-      let e2 = 0;
-      let sumD = 0;
-      let sumD2 = 0;
-      let absD = 0;
-      let min = Infinity;
-      let max = -Infinity;
-      let clipped = 0;
+      // Each code's value in the dtype, once per group where the codes are fewer than the weights
+      // (4 bits: 16 values for 128 weights): the loop then looks them up.
+      const useTable = levels <= n;
+      if (useTable) for (let j = 0; j < levels; j++) deqTable[j] = roundToDtype(dtype, valueOf(qmin + j, grid, c)) + 0;
       const resid = scratch.resid;
-      for (let i = 0; i < n; i++) {
-        const x = values[off + i];
-        let q = floatZero ? round((x - zero) / sc) + qmin : round(x / sc) + zero;
-        if (q < qmin) {
-          q = qmin;
-          clipped++;
-        } else if (q > qmax) {
-          q = qmax;
-          clipped++;
-        }
-        // `+ 0`: code 0 times a negative (sign-aware) scale is -0; values carry no sign of zero.
-        const deq = roundToDtype(dtype, valueOf(q, grid, c)) + 0;
-        // storedScale keeps every product finite; a value that is not must never reach a file.
-        if (!(Math.abs(deq) <= maxFinite))
-          throw new Error(`internal: ${opts.tensor} row ${(opts.rowBase ?? 0) + r}: dequantized ${deq} from code ${q} and scale ${sc}`);
-        const e = x - deq;
-        values[off + i] = deq;
-        if (codes) codes[off + i] = q;
-        hist[q - qmin]++;
-        e2 += e * e;
-        sumD += deq;
-        sumD2 += deq * deq;
-        if (Math.abs(deq) > absD) absD = Math.abs(deq);
-        resid[i] = e;
-        if (e < min) min = e;
-        if (e > max) max = e;
-      }
+      const bad = applyGrid(values, off, n, grid, c, dtype, useTable ? deqTable : undefined, codes, hist, resid, sums);
+      // storedScale keeps every product finite; a value that is not must never reach a file.
+      if (bad >= 0)
+        throw new Error(
+          `internal: ${opts.tensor} row ${(opts.rowBase ?? 0) + r}: dequantized ${values[off + bad]} from a code and scale ${sc}`,
+        );
+      const { e2, sumD, sumD2, absD, min, max, clipped } = sums;
       const h = residualEntropy(resid, n, min, max, s.bins, 'probability', scratch);
       // The chosen scale against round to nearest's (absmax / qmax, or the min-max scale).
       const ratio = Math.abs(sc) / (s.symmetric ? absmax / qmax : rtnGrid(group, c).scale);

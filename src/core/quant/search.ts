@@ -4,9 +4,12 @@
  *
  * This is the hot loop of the whole tool, so it works on typed arrays with preallocated scratch,
  * turns the entropy's logs into a table lookup per count (p = c/n takes only n+1 values), and
- * skips the histogram entirely when lambda_H is 0 and no trace is wanted.
+ * skips the histogram entirely when lambda_H is 0 and no trace is wanted. With lambda_H 0 it
+ * first tries the sweep (sweep.ts): every candidate's L2 in closed form with a certified bound,
+ * then the direct loop only on the candidates the bounds cannot tell apart — the same choice.
  */
 import { qRange, type QuantSettings } from './settings';
+import { makeSweepScratch, sweepL2, type SweepScratch } from './sweep';
 
 export type Floats = Float32Array | Float64Array;
 
@@ -29,6 +32,8 @@ export interface SearchScratch {
   /** Per-weight error weights of the current group (magnitude weighting), and their sum. */
   omega: Float64Array;
   omegaSum: number;
+  /** The L2-only sweep's per-candidate arrays, made for the first grid that needs them. */
+  sweep?: SweepScratch;
 }
 
 export function makeScratch(maxGroup: number, bins: number): SearchScratch {
@@ -351,6 +356,11 @@ export function searchScale(g: Group, s: QuantSettings, scratch: SearchScratch, 
   // no useful lower bound. Tracing scores every candidate.
   const prune = !trace && s.histogram === 'probability';
   const slack = lh * 2 * ENTROPY_EPS;
+  const omega = weighted ? scratch.omega : undefined;
+  if (!wantEntropy && !subset && !seed) {
+    const swept = sweepSearch(g, s, scratch, round, sign, lo, hi, qmin, qmax, omega, lw, l2Div);
+    if (swept) return swept;
+  }
   let best = seed ? seed.loss : Infinity;
   let bestIndex = seed ? seed.index : -1;
   const count = subset ? subset.end - subset.start : K;
@@ -370,7 +380,6 @@ export function searchScale(g: Group, s: QuantSettings, scratch: SearchScratch, 
     const p = up < count && (down < 0 || (j & 1) === 0) ? up++ : down--;
     const k = list ? list[base + p] : p;
     const sc = candidateAt(k, K, lo, hi);
-    const omega = weighted ? scratch.omega : undefined;
     // L = lw * L2 alone: a candidate stops being summed once it provably loses (l2Pass); with the
     // entropy term the residuals are kept for the histogram.
     const sumSq = wantEntropy
@@ -400,6 +409,74 @@ export function searchScale(g: Group, s: QuantSettings, scratch: SearchScratch, 
   return { index: bestIndex, scale: sign * candidateAt(bestIndex, K, lo, hi), loss: best };
 }
 
+/** The exhaustive search's result through the sweep where L is L2 alone and the sweep pays; else undefined. */
+export function searchSwept(g: Group, s: QuantSettings, scratch: SearchScratch): SearchResult | undefined {
+  if (s.lambdaEntropy !== 0) return undefined;
+  const { qmin, qmax } = qRange(s.bits, s.ternary);
+  const [lo, hi] = candidateRange(g.absmax, s);
+  const weighted = s.weighting === 'magnitude';
+  if (weighted) fillOmega(g.w, g.off, g.n, g.msq, scratch);
+  const round = s.rounding === 'half-even' ? roundHalfEven : roundHalfUp;
+  const { lw } = lossWeights(s, g.msq);
+  const div = weighted ? scratch.omegaSum : g.n;
+  return sweepSearch(g, s, scratch, round, scaleSign(g, s), lo, hi, qmin, qmax, weighted ? scratch.omega : undefined, lw, div);
+}
+
+/**
+ * The L2-only exhaustive search through the sweep (sweep.ts): closed-form L2 for every candidate,
+ * then the direct loop on each candidate the bounds cannot rule out, in grid order — the same
+ * choice and loss as the direct search. Undefined where the sweep would not pay (many code
+ * changes, as at 8 bits): the caller runs the direct search.
+ */
+function sweepSearch(
+  g: Group,
+  s: QuantSettings,
+  scratch: SearchScratch,
+  round: (y: number) => number,
+  sign: number,
+  lo: number,
+  hi: number,
+  qmin: number,
+  qmax: number,
+  omega: Float64Array | undefined,
+  lw: number,
+  div: number,
+): SearchResult | undefined {
+  const K = s.grid;
+  const { w, off, n } = g;
+  if (K < 8) return undefined;
+  let sw = scratch.sweep;
+  if (!sw || sw.scs.length < K) sw = scratch.sweep = makeSweepScratch(K);
+  const scs = sw.scs;
+  for (let k = 0; k < K; k++) scs[k] = sign * candidateAt(k, K, lo, hi);
+  // The direct search costs ~K * n divisions less what its early stop saves (a third or more);
+  // the sweep ~2 per weight, ~2.5 per code change and ~n per candidate rescored.
+  const budget = (K * n) / 8;
+  const step = K > 1 ? (hi - lo) / (K - 1) : 0;
+  if (!sweepL2({ w, off, n, round, qmin, qmax, grid: K, lo, step, omega }, sw, budget)) return undefined;
+  const { f, d } = sw;
+  let upper = Infinity;
+  for (let k = 0; k < K; k++) if (f[k] + d[k] < upper) upper = f[k] + d[k];
+  // A candidate whose lower bound is past the least upper bound has a larger direct sum than that
+  // candidate's; the margin of 2^-40 keeps it larger after the division and lw's product too.
+  const cut = upper + Math.abs(upper) * 2 ** -40;
+  let best = Infinity;
+  let bestIndex = -1;
+  for (let k = 0; k < K; k++) {
+    if (f[k] - d[k] > cut) continue;
+    const sumSq = l2Pass(round, w, off, n, scs[k], qmin, qmax, omega, lw, div, best);
+    if (sumSq < 0) continue;
+    const loss = lw * (sumSq / div);
+    if (loss < best) {
+      best = loss;
+      bestIndex = k;
+    }
+  }
+  if (bestIndex < 0) return undefined;
+  scratch.hint = bestIndex;
+  return { index: bestIndex, scale: scs[bestIndex], loss: best };
+}
+
 /** Every step-th candidate and the last, step = round(sqrt(K)): the coarse-to-fine search's first pass. */
 const coarseLists = new Map<number, Int32Array>();
 function coarseList(grid: number, step: number): Int32Array {
@@ -423,6 +500,9 @@ function coarseList(grid: number, step: number): Int32Array {
  * against the exhaustive search is measured by `npm run bench` (docs/benchmarks.md).
  */
 export function searchCoarseToFine(g: Group, s: QuantSettings, scratch: SearchScratch): SearchResult {
+  // With L2 alone the exact sweep costs less than the coarse pass: the exhaustive answer, sooner.
+  const exact = s.lambdaEntropy === 0 ? searchSwept(g, s, scratch) : undefined;
+  if (exact) return exact;
   const K = s.grid;
   const step = Math.max(1, Math.round(Math.sqrt(K)));
   if (step < 3) return searchScale(g, s, scratch);

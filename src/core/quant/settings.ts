@@ -17,7 +17,10 @@ export type Preset = 'paper' | 'reference' | 'clip';
 export type ScaleRange = 'paper' | 'clip';
 export type Rounding = 'half-up' | 'half-even';
 export type HistogramKind = 'probability' | 'density';
-/** `exhaustive` scores all K candidates; `coarse-to-fine` about 3 sqrt(K), approximately (see search.ts). */
+/**
+ * `exhaustive` scores all K candidates (exactly; with λH 0 through the sweep, see sweep.ts);
+ * `coarse-to-fine` about 3 sqrt(K), approximately where λH > 0, and exactly, as the sweep, at λH 0.
+ */
 export type SearchMode = 'exhaustive' | 'coarse-to-fine';
 export const SEARCH_MODES: readonly SearchMode[] = ['exhaustive', 'coarse-to-fine'];
 
