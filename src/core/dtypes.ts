@@ -132,11 +132,19 @@ function aligned(bytes: Uint8Array, size: number): boolean {
   return LITTLE_ENDIAN && bytes.byteOffset % size === 0;
 }
 
-/** Decode a float tensor's bytes to float32 (float64 for F64). */
-export function decodeFloats(d: DecodableFloat, bytes: Uint8Array): Float32Array | Float64Array {
+/**
+ * Decode a float tensor's bytes to float32 (float64 for F64). `into`, where given and long enough,
+ * receives the float32 values (a prefix view of it is returned): a worker decodes every chunk into
+ * one buffer instead of touching fresh pages for each (on the 2-core VM those page faults cost
+ * more than the decoding itself).
+ */
+export function decodeFloats(d: DecodableFloat, bytes: Uint8Array, into?: Float32Array): Float32Array | Float64Array {
+  const width = d === 'F64' ? 8 : d === 'F32' ? 4 : d === 'F16' || d === 'BF16' ? 2 : 1;
+  const count = bytes.byteLength / width;
+  const out32 = (): Float32Array => (into && into.length >= count ? into.subarray(0, count) : new Float32Array(count));
   switch (d) {
     case 'F64': {
-      const n = bytes.byteLength / 8;
+      const n = count;
       if (aligned(bytes, 8)) return new Float64Array(bytes.buffer, bytes.byteOffset, n).slice();
       const out = new Float64Array(n);
       const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -144,30 +152,39 @@ export function decodeFloats(d: DecodableFloat, bytes: Uint8Array): Float32Array
       return out;
     }
     case 'F32': {
-      const n = bytes.byteLength / 4;
-      if (aligned(bytes, 4)) return new Float32Array(bytes.buffer, bytes.byteOffset, n).slice();
-      const out = new Float32Array(n);
+      const n = count;
+      const out = out32();
+      if (aligned(bytes, 4)) {
+        out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
+        return out;
+      }
       const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
       for (let i = 0; i < n; i++) out[i] = dv.getFloat32(i * 4, true);
       return out;
     }
     case 'F16': {
-      const n = bytes.byteLength / 2;
-      const out = new Float32Array(n);
+      const n = count;
+      const out = out32();
       for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = f16Table[bytes[j] | (bytes[j + 1] << 8)];
       return out;
     }
     case 'BF16': {
-      const n = bytes.byteLength / 2;
-      const out = new Float32Array(n);
-      const bits = new Uint32Array(out.buffer);
+      const n = count;
+      const out = out32();
+      const bits = new Uint32Array(out.buffer, out.byteOffset, n);
+      if (aligned(bytes, 2)) {
+        // bf16 is the top half of a float32: one shift per value.
+        const half = new Uint16Array(bytes.buffer, bytes.byteOffset, n);
+        for (let i = 0; i < n; i++) bits[i] = half[i] << 16;
+        return out;
+      }
       for (let i = 0, j = 0; i < n; i++, j += 2) bits[i] = ((bytes[j] | (bytes[j + 1] << 8)) << 16) >>> 0;
       return out;
     }
     case 'F8_E4M3':
     case 'F8_E5M2': {
       const table = d === 'F8_E4M3' ? e4m3Table : e5m2Table;
-      const out = new Float32Array(bytes.byteLength);
+      const out = out32();
       for (let i = 0; i < bytes.byteLength; i++) out[i] = table[bytes[i]];
       return out;
     }
@@ -217,8 +234,12 @@ export function f32ToF16Bits(x: number): number {
   return sign | h;
 }
 
-/** Encode float values (already float32-representable or not) to a float dtype's bytes. */
-export function encodeFloats(d: QuantizableFloat, values: ArrayLike<number>): Uint8Array {
+/**
+ * Encode float values (already float32-representable or not) to a float dtype's bytes. BF16 from
+ * float32 may write `into` (same byte length, 2-byte aligned) instead of a new buffer: a worker
+ * returns its input chunk's own bytes, rewritten.
+ */
+export function encodeFloats(d: QuantizableFloat, values: ArrayLike<number>, into?: Uint8Array): Uint8Array {
   const n = values.length;
   switch (d) {
     case 'F64': {
@@ -233,12 +254,30 @@ export function encodeFloats(d: QuantizableFloat, values: ArrayLike<number>): Ui
     }
     case 'F16':
     case 'BF16': {
+      if (d === 'BF16' && values instanceof Float32Array) {
+        const fits = into && into.byteLength === 2 * n && aligned(into, 2);
+        return toLittleEndianBytes(
+          bf16FromFloat32(values, fits ? new Uint16Array(into.buffer, into.byteOffset, n) : new Uint16Array(n)),
+          2,
+        );
+      }
       const out = new Uint16Array(n);
       const enc = d === 'F16' ? f32ToF16Bits : f32ToBf16Bits;
       for (let i = 0; i < n; i++) out[i] = enc(values[i]);
       return toLittleEndianBytes(out, 2);
     }
   }
+}
+
+/** f32ToBf16Bits over a whole float32 array, on its bit patterns (the quantizer's output path). */
+function bf16FromFloat32(values: Float32Array, out: Uint16Array): Uint16Array {
+  const n = values.length;
+  const bits = new Uint32Array(values.buffer, values.byteOffset, n);
+  for (let i = 0; i < n; i++) {
+    const u = bits[i];
+    out[i] = (u & 0x7fffffff) > 0x7f800000 ? (u >>> 16) | 0x40 : (u + 0x7fff + ((u >>> 16) & 1)) >>> 16;
+  }
+  return out;
 }
 
 /** The largest finite value of each float dtype: anything beyond rounds to infinity. */

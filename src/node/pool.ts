@@ -218,7 +218,8 @@ export function serveJobs(port: {
       events: {},
       requests: {
         quantize: (job) => {
-          const result = runQuantJob(job);
+          // The job's bytes arrived by transfer or copy: this thread owns them.
+          const result = runQuantJob(job, true);
           return new Transfer(result, [
             result.data.buffer as ArrayBuffer,
             result.scales.buffer as ArrayBuffer,

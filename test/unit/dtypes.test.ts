@@ -28,6 +28,31 @@ test('BF16: every bit pattern decodes and re-encodes to itself', () => {
   }
 });
 
+test('BF16 fast paths: aligned decode and float32 encode equal the byte-by-byte and per-value paths', () => {
+  const all = u16bytes(Array.from({ length: 65536 }, (_, i) => i));
+  // At an odd offset the decoder reads byte by byte; at an even one through a 16-bit view.
+  const odd = new Uint8Array(all.length + 1);
+  odd.set(all, 1);
+  const slow = decodeFloats('BF16', odd.subarray(1));
+  const fast = decodeFloats('BF16', all);
+  assert.deepEqual(new Uint32Array(fast.buffer), new Uint32Array(slow.buffer));
+  // Every float32 near the bf16 rounding boundaries (ties both ways, NaNs, infinities, -0) and random patterns.
+  const bits = new Uint32Array(65536 * 4);
+  let seed = 12345;
+  for (let h = 0; h < 65536; h++) {
+    bits[4 * h] = (h << 16) | 0x8000; // a tie
+    bits[4 * h + 1] = (h << 16) | 0x7fff;
+    bits[4 * h + 2] = (h << 16) | 0x8001;
+    seed = (Math.imul(seed, 1103515245) + 12345) >>> 0;
+    bits[4 * h + 3] = seed;
+  }
+  const f = new Float32Array(bits.buffer);
+  const encoded = encodeFloats('BF16', f);
+  const perValue = encodeFloats('BF16', Array.from(f));
+  assert.deepEqual(encoded, perValue);
+  for (let i = 0; i < f.length; i += 997) assert.equal(encoded[2 * i] | (encoded[2 * i + 1] << 8), f32ToBf16Bits(f[i]));
+});
+
 test('F16 encode rounds to nearest, ties to even, overflows to infinity, keeps subnormals', () => {
   // 1 + 2^-11 is halfway between 1 and 1 + 2^-10: ties to even (1).
   assert.equal(f32ToF16Bits(1 + 2 ** -11), 0x3c00);

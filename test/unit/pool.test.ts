@@ -8,16 +8,17 @@ import { CancelledError } from '../../src/core/errors';
 import { runQuantJob, type QuantJob } from '../../src/core/quant/job';
 import { resolveSettings } from '../../src/core/quant/settings';
 import { JobPool, PRIORITY } from '../../src/node/pool';
+import { CHUNK_WEIGHTS, rowsPerJobOf } from '../../src/node/stream-tensor';
 import { normals } from '../helpers/safetensors';
 
 const WORKER = path.resolve(__dirname, '../../../dist/worker.js');
 
-function job(tensor: string, rows = 64, cols = 256): QuantJob {
+function job(tensor: string, rows = 64, cols = 256, dtype: 'F32' | 'BF16' = 'F32'): QuantJob {
   return {
     file: 'm.safetensors',
     tensor,
-    dtype: 'F32',
-    raw: encodeFloats('F32', normals(rows * cols, tensor.length, 0.02)),
+    dtype,
+    raw: encodeFloats(dtype, normals(rows * cols, tensor.length, 0.02)),
     rows,
     cols,
     transposed: false,
@@ -30,11 +31,16 @@ function job(tensor: string, rows = 64, cols = 256): QuantJob {
 test('a job on a worker thread returns what it returns in-process, byte for byte', async () => {
   const pool = new JobPool(1, WORKER);
   try {
-    const j = job('w');
-    const expected = runQuantJob(job('w'));
-    const got = await pool.run(j);
-    assert.deepEqual(Buffer.from(got.data), Buffer.from(expected.data));
-    assert.deepEqual(Array.from(got.scales), Array.from(expected.scales));
+    // BF16: the worker writes the result into the job's own bytes, in-process a new buffer.
+    for (const dtype of ['F32', 'BF16'] as const) {
+      const j = job('w', 64, 256, dtype);
+      const input = Buffer.from(j.raw);
+      const expected = runQuantJob(job('w', 64, 256, dtype));
+      const got = await pool.run(j);
+      assert.deepEqual(Buffer.from(got.data), Buffer.from(expected.data), dtype);
+      assert.deepEqual(Array.from(got.scales), Array.from(expected.scales), dtype);
+      assert.notDeepEqual(Buffer.from(got.data), input, `${dtype}: the output is quantized`);
+    }
   } finally {
     await pool.close();
   }
@@ -84,5 +90,26 @@ test("a cancelled lane's queued jobs leave the queue at once; other lanes go on"
     assert.equal(getEventListeners(live.signal, 'abort').length, 0);
   } finally {
     await pool.close();
+  }
+});
+
+test('a tensor splits into equal jobs, a multiple of the threads, none over the chunk size', () => {
+  // One chunk's worth on two threads: two jobs, not one job and an idle thread.
+  assert.equal(rowsPerJobOf(2048, 2048, 2), 1024);
+  // 2.75 chunks on two threads: four jobs of 512 rows, not 744 + 744 + 560.
+  assert.equal(rowsPerJobOf(2048, 5632, 2), 512);
+  assert.equal(rowsPerJobOf(2048, 2048, 1), 2048);
+  assert.equal(rowsPerJobOf(3, 4096, 8), 1);
+  for (const [rows, cols, threads] of [
+    [4096, 14336, 8],
+    [32000, 4096, 2],
+    [14336, 4096, 16],
+    [1000, 777, 3],
+    [1, 1 << 24, 4],
+  ]) {
+    const per = rowsPerJobOf(rows, cols, threads);
+    const jobs = Math.ceil(rows / per);
+    assert.ok(per * cols <= CHUNK_WEIGHTS || per === 1, `${rows} x ${cols}: ${per} rows per job`);
+    assert.ok(jobs >= Math.min(rows, threads), `${rows} x ${cols} on ${threads}: ${jobs} jobs`);
   }
 });

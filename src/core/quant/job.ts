@@ -59,9 +59,29 @@ export function transpose<T extends Float32Array | Float64Array>(src: T, rows: n
   return out;
 }
 
-export function runQuantJob(job: QuantJob): QuantJobResult {
+/**
+ * The decoded chunk's buffer, kept between jobs (one per thread: each worker has its own module).
+ * Safe because a job runs to completion synchronously and no result refers to `values`.
+ */
+let decodeBuffer = new Float32Array(0);
+
+/** Chunks up to this many weights share the buffer; a larger one (a transposed tensor, whole) is its own. */
+const REUSED_WEIGHTS = 1 << 23;
+
+function decodeBufferFor(job: QuantJob): Float32Array | undefined {
+  const n = job.rows * job.cols;
+  if (job.dtype === 'F64' || n > REUSED_WEIGHTS) return undefined;
+  if (decodeBuffer.length < n) decodeBuffer = new Float32Array(n);
+  return decodeBuffer;
+}
+
+/**
+ * `ownsInput`: the caller hands job.raw over (a worker, which received it by transfer or copy): a
+ * fake-quant result may be written into it instead of a new buffer.
+ */
+export function runQuantJob(job: QuantJob, ownsInput = false): QuantJobResult {
   const { rows, cols } = job;
-  let values = decodeFloats(job.dtype, job.raw);
+  let values = decodeFloats(job.dtype, job.raw, decodeBufferFor(job));
   // A stored [in, out] matrix is [cols][rows] of the logical one.
   if (job.transposed) values = transpose(values, cols, rows);
   if (job.output === 'q4k') {
@@ -91,6 +111,6 @@ export function runQuantJob(job: QuantJob): QuantJobResult {
   let data: Uint8Array;
   if (codes && job.output === 'codes') data = new Uint8Array(codes.buffer);
   else if (codes) data = int32Bytes(packRows(codes, rows, cols, job.settings.bits));
-  else data = encodeFloats(job.dtype, job.transposed ? transpose(values, rows, cols) : values);
+  else data = encodeFloats(job.dtype, job.transposed ? transpose(values, rows, cols) : values, ownsInput ? job.raw : undefined);
   return { data, scales, zeros, stats, channels, tiles };
 }

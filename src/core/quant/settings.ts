@@ -221,9 +221,14 @@ export function validateSettings(s: QuantSettings): void {
   }
 }
 
-export function qRange(bits: number, ternary = false): { qmin: number; qmax: number } {
-  if (ternary) return { qmin: -1, qmax: 1 };
-  return { qmin: -(2 ** (bits - 1)), qmax: 2 ** (bits - 1) - 1 };
+type CodeRange = Readonly<{ qmin: number; qmax: number }>;
+const TERNARY_RANGE: CodeRange = Object.freeze({ qmin: -1, qmax: 1 });
+/** One shared object per bit width: the quantizer asks per group, and allocation showed in profiles. */
+const RANGES: CodeRange[] = Array.from({ length: 33 }, (_, b) => Object.freeze({ qmin: -(2 ** (b - 1)), qmax: 2 ** (b - 1) - 1 }));
+
+export function qRange(bits: number, ternary = false): CodeRange {
+  if (ternary) return TERNARY_RANGE;
+  return RANGES[bits] ?? { qmin: -(2 ** (bits - 1)), qmax: 2 ** (bits - 1) - 1 };
 }
 
 /**
