@@ -5,6 +5,7 @@
  */
 import { parseArgs } from 'node:util';
 import { GENERATE_DEFAULTS, generateModel, layersForSize, type GenerateOptions } from '../src/node/generate-model';
+import { isQuantizableFloat, type DType } from '../src/core/dtypes';
 
 function parseSize(s: string): number {
   const m = /^(\d+(?:\.\d+)?)\s*(B|KB|MB|GB|TB)?$/i.exec(s.trim());
@@ -38,7 +39,11 @@ async function run(): Promise<void> {
   if (values.vocab) o.vocab = Number(values.vocab);
   if (values.heads) o.heads = Number(values.heads);
   if (values['kv-heads']) o.kvHeads = Number(values['kv-heads']);
-  if (values.dtype) o.dtype = values.dtype as GenerateOptions['dtype'];
+  if (values.dtype) {
+    const d = values.dtype.toUpperCase() as DType;
+    if (!isQuantizableFloat(d)) throw new Error(`--dtype ${values.dtype}: one of F32, F16, BF16, F64`);
+    o.dtype = d;
+  }
   if (values.shards) o.shards = Number(values.shards);
   if (values.seed) o.seed = Number(values.seed);
   if (values.layers) o.layers = Number(values.layers);
