@@ -140,11 +140,10 @@ function aligned(bytes: Uint8Array, size: number): boolean {
  */
 export function decodeFloats(d: DecodableFloat, bytes: Uint8Array, into?: Float32Array): Float32Array | Float64Array {
   const width = d === 'F64' ? 8 : d === 'F32' ? 4 : d === 'F16' || d === 'BF16' ? 2 : 1;
-  const count = bytes.byteLength / width;
-  const out32 = (): Float32Array => (into && into.length >= count ? into.subarray(0, count) : new Float32Array(count));
+  const n = bytes.byteLength / width;
+  const out32 = (): Float32Array => (into && into.length >= n ? into.subarray(0, n) : new Float32Array(n));
   switch (d) {
     case 'F64': {
-      const n = count;
       if (aligned(bytes, 8)) return new Float64Array(bytes.buffer, bytes.byteOffset, n).slice();
       const out = new Float64Array(n);
       const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -152,7 +151,6 @@ export function decodeFloats(d: DecodableFloat, bytes: Uint8Array, into?: Float3
       return out;
     }
     case 'F32': {
-      const n = count;
       const out = out32();
       if (aligned(bytes, 4)) {
         out.set(new Float32Array(bytes.buffer, bytes.byteOffset, n));
@@ -163,13 +161,11 @@ export function decodeFloats(d: DecodableFloat, bytes: Uint8Array, into?: Float3
       return out;
     }
     case 'F16': {
-      const n = count;
       const out = out32();
       for (let i = 0, j = 0; i < n; i++, j += 2) out[i] = f16Table[bytes[j] | (bytes[j + 1] << 8)];
       return out;
     }
     case 'BF16': {
-      const n = count;
       const out = out32();
       const bits = new Uint32Array(out.buffer, out.byteOffset, n);
       if (aligned(bytes, 2)) {

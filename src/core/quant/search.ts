@@ -340,6 +340,11 @@ export interface CandidateSubset {
 export function searchScale(g: Group, s: QuantSettings, scratch: SearchScratch, o: SearchOptions = {}): SearchResult {
   const { w, off, n, absmax, msq } = g;
   const { trace, subset, seed } = o;
+  // L2 alone, every candidate, nothing to trace: the sweep's answer is this search's (sweep.ts).
+  if (!trace && !subset && !seed) {
+    const swept = searchSwept(g, s, scratch);
+    if (swept) return swept;
+  }
   const { qmin, qmax } = qRange(s.bits, s.ternary);
   const [lo, hi] = candidateRange(absmax, s);
   const sign = scaleSign(g, s);
@@ -357,10 +362,6 @@ export function searchScale(g: Group, s: QuantSettings, scratch: SearchScratch, 
   const prune = !trace && s.histogram === 'probability';
   const slack = lh * 2 * ENTROPY_EPS;
   const omega = weighted ? scratch.omega : undefined;
-  if (!wantEntropy && !subset && !seed) {
-    const swept = sweepSearch(g, s, scratch, round, sign, lo, hi, qmin, qmax, omega, lw, l2Div);
-    if (swept) return swept;
-  }
   let best = seed ? seed.loss : Infinity;
   let bestIndex = seed ? seed.index : -1;
   const count = subset ? subset.end - subset.start : K;
@@ -409,42 +410,25 @@ export function searchScale(g: Group, s: QuantSettings, scratch: SearchScratch, 
   return { index: bestIndex, scale: sign * candidateAt(bestIndex, K, lo, hi), loss: best };
 }
 
-/** The exhaustive search's result through the sweep where L is L2 alone and the sweep pays; else undefined. */
-export function searchSwept(g: Group, s: QuantSettings, scratch: SearchScratch): SearchResult | undefined {
-  if (s.lambdaEntropy !== 0) return undefined;
-  const { qmin, qmax } = qRange(s.bits, s.ternary);
-  const [lo, hi] = candidateRange(g.absmax, s);
-  const weighted = s.weighting === 'magnitude';
-  if (weighted) fillOmega(g.w, g.off, g.n, g.msq, scratch);
-  const round = s.rounding === 'half-even' ? roundHalfEven : roundHalfUp;
-  const { lw } = lossWeights(s, g.msq);
-  const div = weighted ? scratch.omegaSum : g.n;
-  return sweepSearch(g, s, scratch, round, scaleSign(g, s), lo, hi, qmin, qmax, weighted ? scratch.omega : undefined, lw, div);
-}
-
 /**
  * The L2-only exhaustive search through the sweep (sweep.ts): closed-form L2 for every candidate,
  * then the direct loop on each candidate the bounds cannot rule out, in grid order — the same
- * choice and loss as the direct search. Undefined where the sweep would not pay (many code
- * changes, as at 8 bits): the caller runs the direct search.
+ * choice and loss as the direct search. Undefined where L has an entropy term or the sweep would
+ * not pay (many code changes, as at 8 bits; grids under 8): the caller runs the direct search.
  */
-function sweepSearch(
-  g: Group,
-  s: QuantSettings,
-  scratch: SearchScratch,
-  round: (y: number) => number,
-  sign: number,
-  lo: number,
-  hi: number,
-  qmin: number,
-  qmax: number,
-  omega: Float64Array | undefined,
-  lw: number,
-  div: number,
-): SearchResult | undefined {
+export function searchSwept(g: Group, s: QuantSettings, scratch: SearchScratch): SearchResult | undefined {
   const K = s.grid;
+  if (s.lambdaEntropy !== 0 || K < 8) return undefined;
   const { w, off, n } = g;
-  if (K < 8) return undefined;
+  const { qmin, qmax } = qRange(s.bits, s.ternary);
+  const [lo, hi] = candidateRange(g.absmax, s);
+  const weighted = s.weighting === 'magnitude';
+  if (weighted) fillOmega(w, off, n, g.msq, scratch);
+  const omega = weighted ? scratch.omega : undefined;
+  const div = weighted ? scratch.omegaSum : n;
+  const round = s.rounding === 'half-even' ? roundHalfEven : roundHalfUp;
+  const { lw } = lossWeights(s, g.msq);
+  const sign = scaleSign(g, s);
   let sw = scratch.sweep;
   if (!sw || sw.scs.length < K) sw = scratch.sweep = makeSweepScratch(K);
   const scs = sw.scs;
@@ -452,7 +436,7 @@ function sweepSearch(
   // The direct search costs ~K * n divisions less what its early stop saves (a third or more);
   // the sweep ~2 per weight, ~2.5 per code change and ~n per candidate rescored.
   const budget = (K * n) / 8;
-  const step = K > 1 ? (hi - lo) / (K - 1) : 0;
+  const step = (hi - lo) / (K - 1);
   if (!sweepL2({ w, off, n, round, qmin, qmax, grid: K, lo, step, omega }, sw, budget)) return undefined;
   const { f, d } = sw;
   let upper = Infinity;
@@ -501,7 +485,7 @@ function coarseList(grid: number, step: number): Int32Array {
  */
 export function searchCoarseToFine(g: Group, s: QuantSettings, scratch: SearchScratch): SearchResult {
   // With L2 alone the exact sweep costs less than the coarse pass: the exhaustive answer, sooner.
-  const exact = s.lambdaEntropy === 0 ? searchSwept(g, s, scratch) : undefined;
+  const exact = searchSwept(g, s, scratch);
   if (exact) return exact;
   const K = s.grid;
   const step = Math.max(1, Math.round(Math.sqrt(K)));
