@@ -204,7 +204,6 @@ async function sampleStats(
     if (signal?.aborted) throw new CancelledError('cancelled');
     const raw = new Uint8Array(list.length * n * bytes);
     await readGroups(src, t.offset, cols, bytes, n, list, raw);
-    const values = decodeFloats(dtype, raw);
     const result = await pool.run({
       file: t.file,
       tensor: t.name,
@@ -221,11 +220,10 @@ async function sampleStats(
     });
     const ch = result.channels!;
     for (let i = 0; i < list.length; i++) {
-      let w2 = 0;
-      for (let k = i * n; k < (i + 1) * n; k++) w2 += values[k] * values[k];
       out.push({
         n,
-        w2,
+        // Summed by the worker in the same order as a plain loop over the group: the same value.
+        w2: ch.sumSq[i],
         e2: ch.mse[i] * n,
         entropy: ch.entropy[i],
         ratio: ch.absmax[i] > 0 ? ch.scaleRatio[i] : NaN,

@@ -274,6 +274,9 @@ test('per-channel statistics: MSE, entropy, scale ratio and clipped count per ou
     assert.ok(Math.abs(ch.scaleRatio[r] - ratios.reduce((a, b) => a + b) / 3) < 1e-12);
     assert.ok(ch.entropy[r] > 0 && ch.entropy[r] <= Math.log(8) + 1e-9);
     assert.ok(ch.clipped[r] >= 0 && ch.clipped[r] <= cols);
+    // Group by group: the sums of squares of groups of 8, 8 and 4 original weights, added.
+    const groupSq = [0, 8, 16].map((c0) => orig.subarray(r * cols + c0, r * cols + Math.min(cols, c0 + 8)).reduce((a, x) => a + x * x, 0));
+    assert.equal(ch.sumSq[r], groupSq[0] + groupSq[1] + groupSq[2]);
   }
   assert.ok(Math.abs(stats.sumE2 - totalE2) < 1e-15);
   const { finishStats } = await import('../../src/core/quant/stats');

@@ -177,13 +177,20 @@ interface GroupSums {
   min: number;
   max: number;
   clipped: number;
+  /** The code of the first value that is not finite in the dtype (when applyGrid found one). */
+  badCode: number;
+}
+
+/** Code q's value on the grid in the dtype. `+ 0`: code 0 times a negative (sign-aware) scale is -0; values carry no sign of zero. */
+function codeValue(q: number, grid: AffineGrid, c: GridCodes, dtype: QuantizableFloat): number {
+  return roundToDtype(dtype, valueOf(q, grid, c)) + 0;
 }
 
 /**
  * Code w[off .. off+n) on the grid in place: each weight becomes its code's value in the dtype
  * (from `table`, indexed by q - qmin, where given), codes[] gets the code, hist counts it, resid the
  * error; `out` the group's sums. Returns -1, or the index of a value that is not finite in the dtype
- * (left in w for the message). Its own small function so that V8 keeps its loop tight.
+ * (left in w, its code in out.badCode, for the message). Its own small function so that V8 keeps its loop tight.
  */
 function applyGrid(
   w: Floats,
@@ -221,10 +228,12 @@ function applyGrid(
       q = qmax;
       clipped++;
     }
-    // `+ 0`: code 0 times a negative (sign-aware) scale is -0; values carry no sign of zero.
-    const deq = table ? table[q - qmin] : roundToDtype(dtype, valueOf(q, grid, c)) + 0;
+    const deq = table ? table[q - qmin] : codeValue(q, grid, c, dtype);
     const a = Math.abs(deq);
-    if (!(a <= maxFinite) && bad < 0) bad = i;
+    if (!(a <= maxFinite) && bad < 0) {
+      bad = i;
+      out.badCode = q;
+    }
     const e = x - deq;
     w[off + i] = deq;
     if (codes) codes[off + i] = q;
@@ -268,7 +277,7 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
   const qAbs = codeMagnitude(s);
   const levels = qmax - qmin + 1;
   const deqTable = new Float64Array(levels);
-  const sums: GroupSums = { e2: 0, sumD: 0, sumD2: 0, absD: 0, min: 0, max: 0, clipped: 0 };
+  const sums: GroupSums = { e2: 0, sumD: 0, sumD2: 0, absD: 0, min: 0, max: 0, clipped: 0, badCode: 0 };
 
   for (let r = 0; r < rows; r++) {
     if (ch) {
@@ -277,6 +286,7 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
       ch.kurtosis[r] = m.kurtosis;
     }
     const row = emptyRowErrors();
+    let rowSumSq = 0;
     for (let gi = 0; gi < groups; gi++) {
       const c0 = gi * g;
       const n = Math.min(g, cols - c0);
@@ -300,6 +310,7 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
       if (!finite) {
         throw nonFiniteError(opts.file, opts.tensor, (opts.rowBase ?? 0) + r, 'quantize it');
       }
+      rowSumSq += sumW2;
       stats.count += n;
       stats.sumW += sumW;
       stats.sumW2 += sumW2;
@@ -328,13 +339,13 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
       // Each code's value in the dtype, once per group where the codes are fewer than the weights
       // (4 bits: 16 values for 128 weights): the loop then looks them up.
       const useTable = levels <= n;
-      if (useTable) for (let j = 0; j < levels; j++) deqTable[j] = roundToDtype(dtype, valueOf(qmin + j, grid, c)) + 0;
+      if (useTable) for (let j = 0; j < levels; j++) deqTable[j] = codeValue(qmin + j, grid, c, dtype);
       const resid = scratch.resid;
       const bad = applyGrid(values, off, n, grid, c, dtype, useTable ? deqTable : undefined, codes, hist, resid, sums);
       // storedScale keeps every product finite; a value that is not must never reach a file.
       if (bad >= 0)
         throw new Error(
-          `internal: ${opts.tensor} row ${(opts.rowBase ?? 0) + r}: dequantized ${values[off + bad]} from a code and scale ${sc}`,
+          `internal: ${opts.tensor} row ${(opts.rowBase ?? 0) + r}: dequantized ${values[off + bad]} from code ${sums.badCode} and scale ${sc}`,
         );
       const { e2, sumD, sumD2, absD, min, max, clipped } = sums;
       const h = residualEntropy(resid, n, min, max, s.bins, 'probability', scratch);
@@ -352,7 +363,10 @@ export function quantizeMatrix(values: Floats, rows: number, cols: number, opts:
       if (ratio > stats.ratioMax) stats.ratioMax = ratio;
       addGroupErrors(row, n, e2, clipped, { entropy: h, ratio });
     }
-    if (ch) writeRowErrors(row, cols, ch, r);
+    if (ch) {
+      writeRowErrors(row, cols, ch, r);
+      ch.sumSq[r] = rowSumSq;
+    }
   }
   return { scales, zeros, stats };
 }

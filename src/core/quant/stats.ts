@@ -123,6 +123,8 @@ export interface ChannelStats {
   /** Of the original weights: where outlier channels show. */
   absmax: Float64Array;
   kurtosis: Float64Array;
+  /** Sum of the original weights' squares, group sums in order (one group per row: the plain sum). */
+  sumSq: Float64Array;
 }
 
 /**
@@ -179,6 +181,7 @@ export function makeChannelStats(rows: number): ChannelStats {
     clipped: new Float64Array(rows),
     absmax: new Float64Array(rows),
     kurtosis: new Float64Array(rows),
+    sumSq: new Float64Array(rows),
   };
 }
 
