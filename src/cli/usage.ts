@@ -55,7 +55,8 @@ DARE-Q knobs (override the preset; refused with --method rtn, which has no searc
   --clip-alpha-min X           low end of the clip range, as a fraction of the absmax scale (default 0.5)
   --search exhaustive|coarse-to-fine
                                score all K candidates (default, exact), or about 3 sqrt(K) of them:
-                               ~3x faster on the CPU, approximate (loss gap: docs/benchmarks.md)
+                               ~3x faster with --lambda-entropy > 0, approximate (loss gap:
+                               docs/benchmarks.md); at 0 it returns the exact result
 
 Output
   --plan PLAN.json             mixed precision: each block at the bit width of an EWQ plan

@@ -21,7 +21,10 @@ import { inputIdentities, isWeightlensOutputFolder, resolveTarget } from './outp
 import { defaultOutputPath, defaultReportPath, outputIsFolder, SIDECAR_RE } from './output-paths';
 import { openModel, type OpenModel } from './open-model';
 import { JobPool, PRIORITY, type JobRunner } from './pool';
-import { CHUNK_WEIGHTS, streamTensor, type GpuCounts } from './stream-tensor';
+import { CHUNK_WEIGHTS, StreamChain, type GpuCounts, type OnResult, type StreamOptions } from './stream-tensor';
+
+/** A tensor's results, in order, from the run's StreamChain. */
+type TensorResults = (onResult: OnResult) => Promise<void>;
 import { convertedTensor, planGgufRun, type GgufRunPlan } from './gguf-output';
 import { GgmlType, packQ4_0, packQ4_1, packQ8_0 } from '../core/formats/gguf';
 import { QK_K } from '../core/formats/q4k';
@@ -501,50 +504,97 @@ class RunWriter {
       tensors.map((t) => t.spec),
       metadata,
     );
-    await writeSequentially(filePath, async (out) => {
-      await out.write(layout.headerBytes);
-      for (let i = 0; i < tensors.length; i++) {
-        const before = out.pos;
-        await this.writeTensor(tensors[i], out.write);
-        if (out.pos - before !== layout.byteLengths[i]) {
-          throw new Error(`internal: wrote ${out.pos - before} bytes for ${tensors[i].spec.name}, planned ${layout.byteLengths[i]}`);
+    // The quantized tensors' jobs run ahead of the writer, across the copies between them.
+    const chain = new StreamChain(
+      this.opened,
+      this.pool,
+      tensors.map(({ source: src }) =>
+        src.kind === 'fake' || src.kind === 'packed'
+          ? { t: src.tensor, view: src.view, settings: src.settings, o: this.streamOptions(src.kind) }
+          : undefined,
+      ),
+    );
+    try {
+      await writeSequentially(filePath, async (out) => {
+        await out.write(layout.headerBytes);
+        for (let i = 0; i < tensors.length; i++) {
+          const before = out.pos;
+          await this.writeTensor(tensors[i], (onResult) => chain.consume(i, onResult), out.write);
+          if (out.pos - before !== layout.byteLengths[i]) {
+            throw new Error(`internal: wrote ${out.pos - before} bytes for ${tensors[i].spec.name}, planned ${layout.byteLengths[i]}`);
+          }
         }
-      }
-    });
+      });
+    } finally {
+      await chain.stop();
+    }
+  }
+
+  /** How a tensor of this run streams: its output, cancellation and the GPU search where one is used. */
+  private streamOptions(output: StreamOptions['output']): StreamOptions {
+    const base = { signal: this.req.signal, gpuCounts: this.gpu };
+    switch (output) {
+      case 'q4k':
+        // Q4_K's two-level scales are made on the workers from the weights: no GPU search.
+        return { ...base, output };
+      case 'codes':
+        return { ...base, output, scaleDtype: 'F16', zeroKind: 'float', searchBackend: this.req.searchBackend };
+      default:
+        return { ...base, output, searchBackend: this.req.searchBackend };
+    }
   }
 
   /** The GGUF file: header, then each tensor at its aligned offset. */
   async writeGguf(filePath: string, g: GgufRunPlan): Promise<void> {
-    await writeSequentially(filePath, async (out) => {
-      const write = out.write;
-      await write(g.layout.header);
-      const base = g.layout.header.byteLength;
-      for (let i = 0; i < g.tensors.length; i++) {
-        const p = g.tensors[i];
-        const at = base + g.layout.offsets[i];
-        if (out.pos < at) await write(new Uint8Array(at - out.pos));
-        const before = out.pos;
-        if (p.settings) await this.quantizeGgufTensor(p, write);
-        else {
-          for await (const c of convertedTensor(this.opened, p, CHUNK_WEIGHTS)) {
-            this.checkCancel();
-            await write(c.bytes);
-            this.progress(p.tensor.name, c.inputBytes);
+    const chain = new StreamChain(
+      this.opened,
+      this.pool,
+      g.tensors.map((p) =>
+        p.settings
+          ? {
+              t: p.tensor,
+              view: { rows: p.tensor.shape[0], cols: p.tensor.shape[1], transposed: false },
+              settings: p.settings,
+              o: this.streamOptions(p.info.type === GgmlType.Q4_K ? 'q4k' : 'codes'),
+            }
+          : undefined,
+      ),
+    );
+    try {
+      await writeSequentially(filePath, async (out) => {
+        const write = out.write;
+        await write(g.layout.header);
+        const base = g.layout.header.byteLength;
+        for (let i = 0; i < g.tensors.length; i++) {
+          const p = g.tensors[i];
+          const at = base + g.layout.offsets[i];
+          if (out.pos < at) await write(new Uint8Array(at - out.pos));
+          const before = out.pos;
+          const results = (onResult: OnResult) => chain.consume(i, onResult);
+          if (p.info.type === GgmlType.Q4_K && p.settings) await this.quantizeQ4KTensor(p, results, write);
+          else if (p.settings) await this.quantizeGgufTensor(p, results, write);
+          else {
+            for await (const c of convertedTensor(this.opened, p, CHUNK_WEIGHTS)) {
+              this.checkCancel();
+              await write(c.bytes);
+              this.progress(p.tensor.name, c.inputBytes);
+            }
           }
+          if (out.pos - before !== g.layout.byteLengths[i])
+            throw new Error(`internal: wrote ${out.pos - before} bytes for ${p.info.name}, planned ${g.layout.byteLengths[i]}`);
         }
-        if (out.pos - before !== g.layout.byteLengths[i])
-          throw new Error(`internal: wrote ${out.pos - before} bytes for ${p.info.name}, planned ${g.layout.byteLengths[i]}`);
-      }
-    });
+      });
+    } finally {
+      await chain.stop();
+    }
   }
 
   /** Codes, f16 scales (and Q4_1's f16 offsets) of the run's quantizer, packed into Q4_0 / Q4_1 / Q8_0 blocks. */
-  private async quantizeGgufTensor(p: GgufTensorPlan, write: (b: Uint8Array) => Promise<void>): Promise<void> {
+  private async quantizeGgufTensor(p: GgufTensorPlan, results: TensorResults, write: (b: Uint8Array) => Promise<void>): Promise<void> {
     const t = p.tensor;
     const settings = p.settings!;
     const [rows, cols] = t.shape;
     const type = p.info.type;
-    if (type === GgmlType.Q4_K) return this.quantizeQ4KTensor(p, write);
     const pack = (codes: Int8Array, scales: Float64Array, zeros: Float64Array | undefined, n: number) =>
       type === GgmlType.Q4_1
         ? packQ4_1(codes, scales, zeros!, n, cols)
@@ -560,33 +610,18 @@ class RunWriter {
             row: 0,
           }
         : undefined;
-    await streamTensor(
-      this.opened,
-      this.pool,
-      t,
-      { rows, cols, transposed: false },
-      settings,
-      {
-        output: 'codes',
-        scaleDtype: 'F16',
-        zeroKind: 'float',
-        signal: this.req.signal,
-        searchBackend: this.req.searchBackend,
-        gpuCounts: this.gpu,
-      },
-      async (r, bytes) => {
-        const codes = new Int8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength);
-        const n = codes.length / cols;
-        mergeStats(stats, r.stats);
-        if (whole) {
-          whole.codes.set(codes, whole.row * cols);
-          whole.scales.set(r.scales, (whole.row * cols) / 32);
-          if (r.zeros) whole.zeros.set(r.zeros, (whole.row * cols) / 32);
-          whole.row += n;
-        } else await write(pack(codes, r.scales, r.zeros, n));
-        this.progress(t.name, bytes);
-      },
-    );
+    await results(async (r, bytes) => {
+      const codes = new Int8Array(r.data.buffer, r.data.byteOffset, r.data.byteLength);
+      const n = codes.length / cols;
+      mergeStats(stats, r.stats);
+      if (whole) {
+        whole.codes.set(codes, whole.row * cols);
+        whole.scales.set(r.scales, (whole.row * cols) / 32);
+        if (r.zeros) whole.zeros.set(r.zeros, (whole.row * cols) / 32);
+        whole.row += n;
+      } else await write(pack(codes, r.scales, r.zeros, n));
+      this.progress(t.name, bytes);
+    });
     if (whole) {
       const codes = permuteRows(whole.codes, (n) => new Int8Array(n), rows, cols, p.permuteHeads!);
       const scales = permuteRows(whole.scales, (n) => new Float64Array(n), rows, cols / 32, p.permuteHeads!);
@@ -604,30 +639,21 @@ class RunWriter {
   }
 
   /** Q4_K blocks, made on the workers from the weights (their two-level scales need them). */
-  private async quantizeQ4KTensor(p: GgufTensorPlan, write: (b: Uint8Array) => Promise<void>): Promise<void> {
+  private async quantizeQ4KTensor(p: GgufTensorPlan, results: TensorResults, write: (b: Uint8Array) => Promise<void>): Promise<void> {
     const t = p.tensor;
-    const settings = p.settings!;
     const [rows, cols] = t.shape;
     const rowBytes = (cols / QK_K) * 144;
     const stats = emptyStats(4);
     // q/k rows move across the whole tensor: their blocks are collected, then permuted as rows.
     const whole = p.permuteHeads !== undefined ? { bytes: new Uint8Array(rows * rowBytes), row: 0 } : undefined;
-    await streamTensor(
-      this.opened,
-      this.pool,
-      t,
-      { rows, cols, transposed: false },
-      settings,
-      { output: 'q4k', signal: this.req.signal, gpuCounts: this.gpu },
-      async (r, bytes) => {
-        mergeStats(stats, r.stats);
-        if (whole) {
-          whole.bytes.set(r.data, whole.row * rowBytes);
-          whole.row += r.data.byteLength / rowBytes;
-        } else await write(r.data);
-        this.progress(t.name, bytes);
-      },
-    );
+    await results(async (r, bytes) => {
+      mergeStats(stats, r.stats);
+      if (whole) {
+        whole.bytes.set(r.data, whole.row * rowBytes);
+        whole.row += r.data.byteLength / rowBytes;
+      } else await write(r.data);
+      this.progress(t.name, bytes);
+    });
     if (whole) await write(permuteRows(whole.bytes, (n) => new Uint8Array(n), rows, rowBytes, p.permuteHeads!));
     this.tensorReports.push({ name: t.name, bits: 4, groupSize: 32, shape: [...t.shape], dtype: t.dtype, ...finishStats(stats) });
   }
@@ -646,7 +672,7 @@ class RunWriter {
     });
   }
 
-  private async writeTensor(t: OutputTensor, write: (b: Uint8Array) => Promise<void>): Promise<void> {
+  private async writeTensor(t: OutputTensor, results: TensorResults, write: (b: Uint8Array) => Promise<void>): Promise<void> {
     const src = t.source;
     switch (src.kind) {
       case 'copy': {
@@ -661,7 +687,7 @@ class RunWriter {
       }
       case 'fake':
       case 'packed':
-        return this.quantizeTensor(src.tensor, src.view, src.settings, src.kind, write);
+        return this.quantizeTensor(src.tensor, src.view, src.settings, src.kind, results, write);
       case 'scale': {
         const last = this.lastScales;
         if (!last || last.of !== src.of) throw new Error(`internal: scales of ${src.of} are not ready`);
@@ -685,26 +711,19 @@ class RunWriter {
     view: MatrixView,
     settings: QuantSettings,
     output: 'fake' | 'packed',
+    results: TensorResults,
     write: (b: Uint8Array) => Promise<void>,
   ): Promise<void> {
     const stats = emptyStats(settings.bits);
     const scaleParts: Float64Array[] = [];
     const zeroParts: Float64Array[] = [];
-    await streamTensor(
-      this.opened,
-      this.pool,
-      t,
-      view,
-      settings,
-      { output, signal: this.req.signal, searchBackend: this.req.searchBackend, gpuCounts: this.gpu },
-      async (r, bytes) => {
-        await write(r.data);
-        scaleParts.push(r.scales);
-        if (r.zeros) zeroParts.push(r.zeros);
-        mergeStats(stats, r.stats);
-        this.progress(t.name, bytes);
-      },
-    );
+    await results(async (r, bytes) => {
+      await write(r.data);
+      scaleParts.push(r.scales);
+      if (r.zeros) zeroParts.push(r.zeros);
+      mergeStats(stats, r.stats);
+      this.progress(t.name, bytes);
+    });
     const dtype = t.dtype as QuantizableFloat;
     if (output === 'packed') {
       const join = (parts: Float64Array[]) => {

@@ -53,26 +53,121 @@ export interface GpuCounts {
   failure?: string;
 }
 
-export async function streamTensor(
-  opened: OpenModel,
-  pool: JobRunner,
-  t: ModelTensor,
-  view: MatrixView,
-  settings: QuantSettings,
-  o: StreamOptions,
-  onResult: (r: QuantJobResult, inputBytes: number) => Promise<void> | void,
-): Promise<void> {
-  if (!isQuantizableFloat(t.dtype)) throw new WeightlensError(`cannot quantize dtype ${t.dtype}`, opened.model.path, t.name);
-  const dtype = t.dtype;
-  const file = opened.source(t.file);
-  // A transposed (Conv1D) tensor's output channels are columns: it is processed whole.
-  const rowsPerJob = view.transposed ? view.rows : rowsPerJobOf(view.rows, view.cols, pool.threads);
-  const inflight: Promise<{ r: QuantJobResult; bytes: number }>[] = [];
-  let next = 0;
-  const submit = async () => {
-    const r0 = next;
+/** What a tensor's result handler gets: the job's result and the input bytes it covered. */
+export type OnResult = (r: QuantJobResult, inputBytes: number) => Promise<void> | void;
+
+/** One tensor to stream: the tensor, its matrix view, its settings and options. */
+export interface StreamSpec {
+  readonly t: ModelTensor;
+  readonly view: MatrixView;
+  readonly settings: QuantSettings;
+  readonly o: StreamOptions;
+}
+
+/**
+ * Jobs submitted and not yet consumed, across the tensors of a run: the bound on memory in flight
+ * (each job at most CHUNK_WEIGHTS weights) that lets the next tensor's jobs start while this one's
+ * results are still being written.
+ */
+export class JobWindow {
+  private free: number;
+  private readonly waiters: (() => void)[] = [];
+  private closed = false;
+
+  constructor(size: number) {
+    this.free = Math.max(1, size);
+  }
+
+  acquire(): Promise<void> {
+    if (this.closed || this.free > 0) {
+      this.free--;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  release(): void {
+    const w = this.waiters.shift();
+    if (w) w();
+    else this.free++;
+  }
+
+  /** Lets every waiting and later acquire through: the run is stopping. */
+  close(): void {
+    this.closed = true;
+    for (const w of this.waiters.splice(0)) w();
+  }
+}
+
+interface Produced {
+  r: QuantJobResult;
+  bytes: number;
+}
+
+/**
+ * One tensor through the job pool: a producer reads its chunks and submits them as the window
+ * allows, ahead of the consumer, which hands results back in order.
+ */
+export class TensorStream {
+  /** Submitted jobs, in row order; a failed read or GPU step is a rejected entry (the last). */
+  private readonly results: Promise<Produced>[] = [];
+  private wake: (() => void) | undefined;
+  private finished = false;
+  private stopped = false;
+  private next = 0;
+  /** Resolves when every chunk is submitted, or production stopped. */
+  readonly submitted: Promise<void>;
+
+  constructor(
+    private readonly opened: OpenModel,
+    private readonly pool: JobRunner,
+    private readonly window: JobWindow,
+    private readonly spec: StreamSpec,
+  ) {
+    const { t } = spec;
+    if (!isQuantizableFloat(t.dtype)) throw new WeightlensError(`cannot quantize dtype ${t.dtype}`, opened.model.path, t.name);
+    this.submitted = this.produce();
+  }
+
+  private async produce(): Promise<void> {
+    const { view, o } = this.spec;
+    try {
+      while (this.next < view.rows && !this.stopped && !o.signal?.aborted) {
+        await this.window.acquire();
+        if (this.stopped) {
+          this.window.release();
+          break;
+        }
+        let p: Promise<Produced>;
+        let failed = false;
+        try {
+          p = (await this.submit()).result;
+        } catch (e) {
+          p = Promise.reject(e as Error);
+          failed = true;
+        }
+        // Observed by the consumer, or by stop(): never an unhandled rejection meanwhile.
+        p.catch(() => undefined);
+        this.results.push(p);
+        this.wake?.();
+        if (failed) break;
+      }
+    } finally {
+      this.finished = true;
+      this.wake?.();
+    }
+  }
+
+  /** Reads the next chunk, lets the GPU rank its candidates where one searches, submits it. */
+  private async submit(): Promise<{ result: Promise<Produced> }> {
+    const { t, view, settings, o } = this.spec;
+    const dtype = t.dtype as QuantizableFloat;
+    const file = this.opened.source(t.file);
+    // A transposed (Conv1D) tensor's output channels are columns: it is processed whole.
+    const rowsPerJob = view.transposed ? view.rows : rowsPerJobOf(view.rows, view.cols, this.pool.threads);
+    const r0 = this.next;
     const rows = Math.min(rowsPerJob, view.rows - r0);
-    next += rows;
+    this.next += rows;
     // Logical rows are stored rows, except for a transposed tensor (its rows are stored columns)
     // and a 1-D one (a single row): those are read whole.
     const raw = view.transposed || t.shape.length < 2 ? await readTensor(file, t) : await readRows(file, t, r0, rows);
@@ -119,18 +214,104 @@ export async function streamTensor(
         job = { ...job, found };
       }
     }
-    inflight.push(pool.run(job).then((r) => ({ r, bytes })));
-  };
-  try {
-    while (next < view.rows || inflight.length > 0) {
-      if (o.signal?.aborted) throw new CancelledError('quantization cancelled; no output was written');
-      while (next < view.rows && inflight.length < pool.depth) await submit();
-      const { r, bytes } = await inflight.shift()!;
-      await onResult(r, bytes);
-    }
-  } catch (e) {
-    // Let jobs already submitted settle so none rejects unobserved.
-    await Promise.allSettled(inflight);
-    throw e;
+    // Wrapped: an async function's returned promise would be awaited, and the producer with it.
+    return { result: this.pool.run(job).then((r) => ({ r, bytes })) };
   }
+
+  /** Hands every result to `onResult`, in row order; on any failure stops the producer first. */
+  async consume(onResult: OnResult): Promise<void> {
+    const signal = this.spec.o.signal;
+    try {
+      for (;;) {
+        if (signal?.aborted) throw new CancelledError('quantization cancelled; no output was written');
+        const p = this.results.shift();
+        if (!p) {
+          if (this.finished) return;
+          await new Promise<void>((resolve) => (this.wake = resolve));
+          this.wake = undefined;
+          continue;
+        }
+        let got: Produced;
+        try {
+          got = await p;
+        } finally {
+          this.window.release();
+        }
+        await onResult(got.r, got.bytes);
+      }
+    } catch (e) {
+      await this.stop();
+      throw e;
+    }
+  }
+
+  /** Stops submitting and lets every submitted job settle (none rejects unobserved). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.submitted;
+    const rest = this.results.splice(0);
+    await Promise.allSettled(rest);
+    for (let i = 0; i < rest.length; i++) this.window.release();
+  }
+}
+
+/**
+ * The quantized tensors of one output file, streamed in order with one window: tensor i + 1's
+ * producer starts when tensor i's has submitted its last chunk, so the workers keep busy while the
+ * writer copies unquantized tensors and writes results (one producer at a time: the consumer's
+ * tensor never waits on a window held by later tensors' jobs).
+ */
+export class StreamChain {
+  private readonly window: JobWindow;
+  private readonly streams = new Map<number, TensorStream>();
+  private readonly started = new Map<number, Promise<TensorStream>>();
+  private stopped = false;
+
+  /** `specs[i]`: the i-th entry of the file, or undefined where it is not quantized. */
+  constructor(opened: OpenModel, pool: JobRunner, specs: readonly (StreamSpec | undefined)[]) {
+    this.window = new JobWindow(pool.depth);
+    let previous: Promise<unknown> = Promise.resolve();
+    for (let i = 0; i < specs.length; i++) {
+      const spec = specs[i];
+      if (!spec) continue;
+      const start = previous.then(() => {
+        if (this.stopped) throw new CancelledError('stopped');
+        const s = new TensorStream(opened, pool, this.window, spec);
+        this.streams.set(i, s);
+        return s;
+      });
+      this.started.set(i, start);
+      previous = start.then((s) => s.submitted);
+      // Rejected once the chain stops: consume() and the next start observe it, or nothing does.
+      start.catch(() => undefined);
+      previous.catch(() => undefined);
+    }
+  }
+
+  /** Entry i's results, in order (entry i must be one of the specs). */
+  async consume(i: number, onResult: OnResult): Promise<void> {
+    const start = this.started.get(i);
+    if (!start) throw new Error(`internal: entry ${i} is not streamed`);
+    await (await start).consume(onResult);
+  }
+
+  /** Stops every producer and lets their jobs settle: call once the file is written or has failed. */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.window.close();
+    await Promise.allSettled([...this.streams.values()].map((s) => s.stop()));
+  }
+}
+
+/** One tensor, its results in order (the panel's statistics and tests: nothing ahead to overlap). */
+export async function streamTensor(
+  opened: OpenModel,
+  pool: JobRunner,
+  t: ModelTensor,
+  view: MatrixView,
+  settings: QuantSettings,
+  o: StreamOptions,
+  onResult: OnResult,
+): Promise<void> {
+  await new TensorStream(opened, pool, new JobWindow(pool.depth), { t, view, settings, o }).consume(onResult);
 }

@@ -1,5 +1,6 @@
 /** The shared worker pool: results equal in-process ones, the visible panel's work first, cancelled work leaves the queue. */
 import assert from 'node:assert/strict';
+import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { getEventListeners } from 'node:events';
 import { test } from 'node:test';
@@ -8,8 +9,9 @@ import { CancelledError } from '../../src/core/errors';
 import { runQuantJob, type QuantJob } from '../../src/core/quant/job';
 import { resolveSettings } from '../../src/core/quant/settings';
 import { JobPool, PRIORITY } from '../../src/node/pool';
-import { CHUNK_WEIGHTS, rowsPerJobOf } from '../../src/node/stream-tensor';
-import { normals } from '../helpers/safetensors';
+import { openModel } from '../../src/node/open-model';
+import { CHUNK_WEIGHTS, rowsPerJobOf, StreamChain } from '../../src/node/stream-tensor';
+import { buildSafetensors, normals, tempDir } from '../helpers/safetensors';
 
 const WORKER = path.resolve(__dirname, '../../../dist/worker.js');
 
@@ -111,5 +113,131 @@ test('a tensor splits into equal jobs, a multiple of the threads, none over the 
     const jobs = Math.ceil(rows / per);
     assert.ok(per * cols <= CHUNK_WEIGHTS || per === 1, `${rows} x ${cols}: ${per} rows per job`);
     assert.ok(jobs >= Math.min(rows, threads), `${rows} x ${cols} on ${threads}: ${jobs} jobs`);
+  }
+});
+
+/** A runner that records when each job is submitted and answers each in-process, on the next turn. */
+function recordingRunner(threads: number, log: string[]) {
+  return {
+    threads,
+    depth: threads * 2,
+    inProcess: false,
+    inFlight: 0,
+    most: 0,
+    run(j: QuantJob) {
+      log.push(`submit ${j.tensor}@${j.rowBase}`);
+      this.inFlight++;
+      this.most = Math.max(this.most, this.inFlight);
+      return new Promise<ReturnType<typeof runQuantJob>>((resolve) =>
+        setImmediate(() => {
+          this.inFlight--;
+          resolve(runQuantJob(j));
+        }),
+      );
+    },
+  };
+}
+
+test("a run's next tensor is submitted while this one's results are written; order, bytes and the bound on jobs in flight hold", async () => {
+  const dir = await tempDir();
+  const rows = 64;
+  const cols = 128;
+  const names = ['a', 'copied', 'b', 'c'];
+  const file = path.join(dir, 'm.safetensors');
+  await fsp.writeFile(
+    file,
+    buildSafetensors(names.map((name, i) => ({ name, dtype: 'F32', shape: [rows, cols], values: normals(rows * cols, i + 1) }))),
+  );
+  const opened = await openModel(file);
+  try {
+    const settings = resolveSettings({ groupSize: 64 });
+    const view = { rows, cols, transposed: false };
+    const spec = (name: string) => ({
+      t: opened.model.tensors.find((t) => t.name === name)!,
+      view,
+      settings,
+      o: { output: 'fake' as const },
+    });
+    const log: string[] = [];
+    const runner = recordingRunner(2, log);
+    const chain = new StreamChain(
+      opened,
+      runner,
+      names.map((n) => (n === 'copied' ? undefined : spec(n))),
+    );
+    const got = new Map<string, Uint8Array[]>();
+    try {
+      for (const [i, name] of names.entries()) {
+        if (name === 'copied') continue;
+        await chain.consume(i, async (r) => {
+          got.set(name, [...(got.get(name) ?? []), r.data]);
+          // A slow write: the chain keeps submitting the next tensor's jobs meanwhile.
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          log.push(`wrote ${name}`);
+        });
+      }
+    } finally {
+      await chain.stop();
+    }
+    // Two jobs per tensor (one chunk on two threads), b's submitted before a's last result is written.
+    assert.ok(log.indexOf('submit b@0') < log.lastIndexOf('wrote a'), log.join(', '));
+    assert.ok(log.indexOf('submit c@0') < log.lastIndexOf('wrote b'), log.join(', '));
+    assert.ok(runner.most <= runner.depth, `${runner.most} jobs in flight, window ${runner.depth}`);
+    for (const name of ['a', 'b', 'c']) {
+      const t = opened.model.tensors.find((x) => x.name === name)!;
+      const raw = new Uint8Array(await opened.source(t.file).read(t.offset, t.byteLength));
+      const whole = runQuantJob({
+        file: 'm',
+        tensor: name,
+        dtype: 'F32',
+        raw,
+        rows,
+        cols,
+        transposed: false,
+        rowBase: 0,
+        settings,
+        output: 'fake',
+      });
+      assert.deepEqual(Buffer.concat(got.get(name)!), Buffer.from(whole.data), `${name}: the results in row order`);
+    }
+  } finally {
+    await opened.close();
+  }
+});
+
+test('a failed write stops the chain: no job is submitted after it, and every submitted one settles', async () => {
+  const dir = await tempDir();
+  const rows = 64;
+  const cols = 128;
+  const file = path.join(dir, 'm.safetensors');
+  const names = ['a', 'b', 'c', 'd'];
+  await fsp.writeFile(
+    file,
+    buildSafetensors(names.map((name, i) => ({ name, dtype: 'F32', shape: [rows, cols], values: normals(rows * cols, i + 1) }))),
+  );
+  const opened = await openModel(file);
+  try {
+    const settings = resolveSettings({ groupSize: 64 });
+    const log: string[] = [];
+    const runner = recordingRunner(1, log);
+    const chain = new StreamChain(
+      opened,
+      runner,
+      opened.model.tensors.map((t) => ({ t, view: { rows, cols, transposed: false }, settings, o: { output: 'fake' as const } })),
+    );
+    await assert.rejects(
+      chain.consume(0, () => {
+        throw new Error('disk full');
+      }),
+      /disk full/,
+    );
+    await chain.stop();
+    const submitted = log.length;
+    assert.equal(runner.inFlight, 0, 'every submitted job settled');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(log.length, submitted, 'nothing submitted after the stop');
+    assert.ok(!log.includes('submit d@0'), log.join(', '));
+  } finally {
+    await opened.close();
   }
 });
