@@ -138,17 +138,19 @@ function recordingRunner(threads: number, log: string[]) {
   };
 }
 
+/** A model of 64 x 128 f32 tensors under these names, opened. */
+async function openF32Model(names: string[], rows = 64, cols = 128) {
+  const file = path.join(await tempDir(), 'm.safetensors');
+  const tensors = names.map((name, i) => ({ name, dtype: 'F32' as const, shape: [rows, cols], values: normals(rows * cols, i + 1) }));
+  await fsp.writeFile(file, buildSafetensors(tensors));
+  return openModel(file);
+}
+
 test("a run's next tensor is submitted while this one's results are written; order, bytes and the bound on jobs in flight hold", async () => {
-  const dir = await tempDir();
   const rows = 64;
   const cols = 128;
   const names = ['a', 'copied', 'b', 'c'];
-  const file = path.join(dir, 'm.safetensors');
-  await fsp.writeFile(
-    file,
-    buildSafetensors(names.map((name, i) => ({ name, dtype: 'F32', shape: [rows, cols], values: normals(rows * cols, i + 1) }))),
-  );
-  const opened = await openModel(file);
+  const opened = await openF32Model(names, rows, cols);
   try {
     const settings = resolveSettings({ groupSize: 64 });
     const view = { rows, cols, transposed: false };
@@ -206,16 +208,9 @@ test("a run's next tensor is submitted while this one's results are written; ord
 });
 
 test('a failed write stops the chain: no job is submitted after it, and every submitted one settles', async () => {
-  const dir = await tempDir();
   const rows = 64;
   const cols = 128;
-  const file = path.join(dir, 'm.safetensors');
-  const names = ['a', 'b', 'c', 'd'];
-  await fsp.writeFile(
-    file,
-    buildSafetensors(names.map((name, i) => ({ name, dtype: 'F32', shape: [rows, cols], values: normals(rows * cols, i + 1) }))),
-  );
-  const opened = await openModel(file);
+  const opened = await openF32Model(['a', 'b', 'c', 'd'], rows, cols);
   try {
     const settings = resolveSettings({ groupSize: 64 });
     const log: string[] = [];
