@@ -438,9 +438,7 @@ export function searchSwept(g: Group, s: QuantSettings, scratch: SearchScratch):
   const budget = (K * n) / 8;
   const step = (hi - lo) / (K - 1);
   if (!sweepL2({ w, off, n, round, qmin, qmax, grid: K, lo, step, omega }, sw, budget)) return undefined;
-  const { f, d } = sw;
-  let upper = Infinity;
-  for (let k = 0; k < K; k++) if (f[k] + d[k] < upper) upper = f[k] + d[k];
+  const { f, d, upper } = sw;
   // A candidate whose lower bound is past the least upper bound has a larger direct sum than that
   // candidate's; the margin of 2^-40 keeps it larger after the division and lw's product too.
   const cut = upper + Math.abs(upper) * 2 ** -40;
