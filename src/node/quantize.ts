@@ -22,14 +22,14 @@ import { defaultOutputPath, defaultReportPath, outputIsFolder, SIDECAR_RE } from
 import { openModel, type OpenModel } from './open-model';
 import { JobPool, PRIORITY, type JobRunner } from './pool';
 import { CHUNK_WEIGHTS, StreamChain, type GpuCounts, type OnResult, type StreamOptions } from './stream-tensor';
-
-/** A tensor's results, in order, from the run's StreamChain. */
-type TensorResults = (onResult: OnResult) => Promise<void>;
 import { convertedTensor, planGgufRun, type GgufRunPlan } from './gguf-output';
 import { GgmlType, packQ4_0, packQ4_1, packQ8_0 } from '../core/formats/gguf';
 import { QK_K } from '../core/formats/q4k';
 import { permuteRows, typeForBits, type GgufTarget, type GgufTensorPlan } from '../core/formats/gguf-llama';
 import type { ScaleSearchBackend } from '../compute/backend';
+
+/** A tensor's results, in order, from the run's StreamChain. */
+type TensorResults = (onResult: OnResult) => Promise<void>;
 
 /** Copied tensors are streamed in pieces of this size. */
 const COPY_PIECE = 16 << 20;
@@ -570,9 +570,7 @@ class RunWriter {
           const at = base + g.layout.offsets[i];
           if (out.pos < at) await write(new Uint8Array(at - out.pos));
           const before = out.pos;
-          const results = (onResult: OnResult) => chain.consume(i, onResult);
-          if (p.info.type === GgmlType.Q4_K && p.settings) await this.quantizeQ4KTensor(p, results, write);
-          else if (p.settings) await this.quantizeGgufTensor(p, results, write);
+          if (p.settings) await this.quantizeGgufTensor(p, (onResult) => chain.consume(i, onResult), write);
           else {
             for await (const c of convertedTensor(this.opened, p, CHUNK_WEIGHTS)) {
               this.checkCancel();
@@ -589,12 +587,13 @@ class RunWriter {
     }
   }
 
-  /** Codes, f16 scales (and Q4_1's f16 offsets) of the run's quantizer, packed into Q4_0 / Q4_1 / Q8_0 blocks. */
+  /** Codes, f16 scales (and Q4_1's f16 offsets) of the run's quantizer, packed into Q4_0 / Q4_1 / Q8_0 blocks; Q4_K goes to its own packer. */
   private async quantizeGgufTensor(p: GgufTensorPlan, results: TensorResults, write: (b: Uint8Array) => Promise<void>): Promise<void> {
     const t = p.tensor;
     const settings = p.settings!;
     const [rows, cols] = t.shape;
     const type = p.info.type;
+    if (type === GgmlType.Q4_K) return this.quantizeQ4KTensor(p, results, write);
     const pack = (codes: Int8Array, scales: Float64Array, zeros: Float64Array | undefined, n: number) =>
       type === GgmlType.Q4_1
         ? packQ4_1(codes, scales, zeros!, n, cols)

@@ -115,6 +115,8 @@ export class TensorStream {
   private finished = false;
   private stopped = false;
   private next = 0;
+  /** A transposed (Conv1D) tensor's output channels are columns: it is processed whole. */
+  private readonly rowsPerJob: number;
   /** Resolves when every chunk is submitted, or production stopped. */
   readonly submitted: Promise<void>;
 
@@ -124,8 +126,9 @@ export class TensorStream {
     private readonly window: JobWindow,
     private readonly spec: StreamSpec,
   ) {
-    const { t } = spec;
+    const { t, view } = spec;
     if (!isQuantizableFloat(t.dtype)) throw new WeightlensError(`cannot quantize dtype ${t.dtype}`, opened.model.path, t.name);
+    this.rowsPerJob = view.transposed ? view.rows : rowsPerJobOf(view.rows, view.cols, pool.threads);
     this.submitted = this.produce();
   }
 
@@ -163,10 +166,8 @@ export class TensorStream {
     const { t, view, settings, o } = this.spec;
     const dtype = t.dtype as QuantizableFloat;
     const file = this.opened.source(t.file);
-    // A transposed (Conv1D) tensor's output channels are columns: it is processed whole.
-    const rowsPerJob = view.transposed ? view.rows : rowsPerJobOf(view.rows, view.cols, this.pool.threads);
     const r0 = this.next;
-    const rows = Math.min(rowsPerJob, view.rows - r0);
+    const rows = Math.min(this.rowsPerJob, view.rows - r0);
     this.next += rows;
     // Logical rows are stored rows, except for a transposed tensor (its rows are stored columns)
     // and a 1-D one (a single row): those are read whole.
