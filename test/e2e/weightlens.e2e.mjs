@@ -110,11 +110,22 @@ async function runFromContextMenu(fileName, title) {
   }
 }
 
-/** Right-click a file and click a menu entry that opens no quick pick. */
+/**
+ * Right-click a file and click a menu entry that opens no quick pick (the right-click keeps a
+ * selection of several files that holds it). Retried when the menu closes before the click lands.
+ */
 async function runMenuOnly(fileName, title) {
-  await contextMenu(fileName);
-  await page.waitForTimeout(400);
-  await page.getByRole('menuitem', { name: title }).click();
+  for (let attempt = 1; ; attempt++) {
+    await contextMenu(fileName);
+    await page.waitForTimeout(400);
+    try {
+      await page.getByRole('menuitem', { name: title }).click({ timeout: 10000 });
+      return;
+    } catch (e) {
+      if (attempt >= 3) throw e;
+      console.log(`  menu: "${title}" could not be clicked (attempt ${attempt}), retrying`);
+    }
+  }
 }
 
 /** Monaco renders spaces as no-break spaces. */
@@ -756,11 +767,21 @@ await step(
     await page.keyboard.press('Escape');
     await page.getByRole('treeitem', { name: 'llamacpp-q4_0.gguf', exact: true }).waitFor({ timeout: 30000 });
     await page.getByRole('treeitem', { name: 'model.safetensors', exact: true }).click();
-    await page.getByRole('treeitem', { name: 'llamacpp-q4_0.gguf', exact: true }).click({ modifiers: ['Control'] });
-    await page.getByRole('treeitem', { name: 'llamacpp-q4_0.gguf', exact: true }).click({ button: 'right' });
-    await page.locator('.context-view .monaco-menu').waitFor();
-    await page.waitForTimeout(400);
-    await page.getByRole('menuitem', { name: 'Weightlens: Compare Weights…' }).click();
+    const gguf = page.getByRole('treeitem', { name: 'llamacpp-q4_0.gguf', exact: true });
+    await gguf.click({ modifiers: ['Control'] });
+    // No Escape before a retry here (runMenuOnly's): in the explorer it clears the selection.
+    for (let attempt = 1; ; attempt++) {
+      await gguf.click({ button: 'right' });
+      await page.locator('.context-view .monaco-menu').waitFor();
+      await page.waitForTimeout(400);
+      try {
+        await page.getByRole('menuitem', { name: 'Weightlens: Compare Weights…' }).click({ timeout: 10000 });
+        break;
+      } catch (e) {
+        if (attempt >= 3) throw e;
+        console.log(`  menu: "Compare Weights…" could not be clicked (attempt ${attempt}), retrying`);
+      }
+    }
     await expectShown('llamacpp-q4_0.gguf', "llama.cpp's Q4_0");
     await page.screenshot({ path: path.join(outDir, 'compare-diff.png') });
     // The same comparison in the inspector: the grid coloured by it, a tensor's |A - B| in detail.
