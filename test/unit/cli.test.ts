@@ -5,6 +5,7 @@ import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
 import { buildSafetensors, normals, rawSafetensors, tempDir } from '../helpers/safetensors';
+import { hasGpuDevice } from '../../src/compute/webgpu/node-device';
 
 const BIN = path.resolve(__dirname, '../../../bin/weightlens.js');
 const SAMPLE = path.resolve(__dirname, '../../../samples/stories260K/model.safetensors');
@@ -68,6 +69,29 @@ test('--help and --version work after a build', () => {
   }
   assert.match(cli('--version').stdout, /^\d+\.\d+\.\d+/);
 });
+
+test(
+  '--backend auto looks for a GPU only where a GPU device (or a named Vulkan driver) exists',
+  { skip: process.platform !== 'linux' },
+  async () => {
+    // Without one the only adapters are software ones, which auto never takes, and Mesa's lavapipe
+    // prints native warnings on stderr while Dawn turns it down: every one-line error would grow.
+    const dev = await tempDir();
+    assert.equal(hasGpuDevice({}, dev), false, 'no device');
+    assert.equal(hasGpuDevice({ VK_ICD_FILENAMES: '/usr/lib/chromium/vk_swiftshader_icd.json' }, dev), true, 'a driver named');
+    await fsp.mkdir(path.join(dev, 'dri'));
+    await fsp.writeFile(path.join(dev, 'dri', 'card0'), '');
+    assert.equal(hasGpuDevice({}, dev), false, 'a display card without a render node');
+    await fsp.writeFile(path.join(dev, 'dri', 'renderD128'), '');
+    assert.equal(hasGpuDevice({}, dev), true, 'a render node');
+    const nv = await tempDir();
+    await fsp.writeFile(path.join(nv, 'nvidiactl'), '');
+    assert.equal(hasGpuDevice({}, nv), false, 'the control node alone');
+    await fsp.writeFile(path.join(nv, 'nvidia0'), '');
+    assert.equal(hasGpuDevice({}, nv), true, 'an NVIDIA GPU');
+    await Promise.all([dev, nv].map((d) => fsp.rm(d, { recursive: true })));
+  },
+);
 
 test('inspect --json prints the contract object', async () => {
   const dir = await tempDir();

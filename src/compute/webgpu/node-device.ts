@@ -32,6 +32,28 @@ export function hasVulkanDriver(env: NodeJS.ProcessEnv = process.env): boolean {
   });
 }
 
+/**
+ * Whether a hardware GPU can be behind a Vulkan adapter here: a DRM render node (Mesa's and the
+ * vendors' drivers), an NVIDIA device or WSL's /dev/dxg — or a driver named in the environment.
+ * Without one the only adapters are software ones (SwiftShader, Mesa's lavapipe), which `auto`
+ * never takes; opening them costs time, and Mesa's print native warnings on stderr (a Debian
+ * server gets lavapipe with libvulkan1's recommends), around what should be a one-line error.
+ */
+export function hasGpuDevice(env: NodeJS.ProcessEnv = process.env, devDir = '/dev'): boolean {
+  if (process.platform !== 'linux') return true;
+  if (env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES || env.VK_ADD_DRIVER_FILES) return true;
+  const list = (dir: string) => {
+    try {
+      return readdirSync(dir);
+    } catch {
+      return [];
+    }
+  };
+  return (
+    list(path.join(devDir, 'dri')).some((f) => f.startsWith('renderD')) || list(devDir).some((f) => /^nvidia\d+$/.test(f) || f === 'dxg')
+  );
+}
+
 export interface NodeGpu {
   /** Dawn's instance: it must outlive the device (if it is garbage-collected, Dawn aborts). */
   instance: GPU;
