@@ -12,6 +12,38 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
+/**
+ * mulberry32 with its state in view: the state only counts up by a constant, so `skip` jumps over
+ * any number of draws at once — a generated tensor's outlier rows, drawn after its normals, are
+ * known before the normals are made, and a tensor can be written in pieces.
+ */
+export class Mulberry32 {
+  private a: number;
+
+  constructor(seed: number) {
+    this.a = seed >>> 0;
+  }
+
+  next(): number {
+    this.a = (this.a + 0x6d2b79f5) >>> 0;
+    let t = this.a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  }
+
+  /** As if next() had been called `draws` times. */
+  skip(draws: number): void {
+    this.a = Number((BigInt(this.a) + BigInt(draws) * 0x6d2b79f5n) % 0x100000000n);
+  }
+
+  clone(): Mulberry32 {
+    const c = new Mulberry32(0);
+    c.a = this.a;
+    return c;
+  }
+}
+
 /** Fills `out` with normal(0, std) numbers (Box-Muller). */
 export function fillNormals(out: Float32Array | Float64Array, rand: () => number, std: number): void {
   for (let i = 0; i < out.length; i += 2) {

@@ -1,14 +1,15 @@
 /**
  * Generated Llama-shaped checkpoints for speed, memory and scale work (no real large model can be
  * downloaded here). Weights are deterministic pseudo-random normals with a few outlier rows per
- * matrix, the structure that makes absmax scales poor on real LLMs; written tensor by tensor.
+ * matrix, the structure that makes absmax scales poor on real LLMs; written in pieces of reused
+ * buffers (a 7B-shaped model is 13.5 GB).
  */
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { encodeFloats, type QuantizableFloat } from '../core/dtypes';
 import { layoutFile, type OutputTensorSpec } from '../core/safetensors/layout';
 import { AtomicOutput } from './atomic-output';
-import { fillNormals, mulberry32 } from '../core/random';
+import { fillNormals, Mulberry32 } from '../core/random';
 
 export interface GenerateOptions {
   layers: number;
@@ -71,22 +72,64 @@ export function layersForSize(bytes: number, o: GenerateOptions): number {
   return Math.max(1, Math.round((bytes - fixed) / perLayer));
 }
 
-function fillTensor(spec: OutputTensorSpec, rand: () => number, outlierRows: number): Float32Array {
+/** Weights generated and written at a time: the buffers are reused, no tensor is ever whole in memory. */
+const PIECE_WEIGHTS = 1 << 20;
+
+/** A piece's buffers, kept from tensor to tensor (first touches of fresh memory are slow). */
+interface Piece {
+  values: Float32Array;
+  bytes: Uint8Array;
+}
+
+/**
+ * Writes one tensor's values in pieces: the same numbers as filling it whole from `rand` — its
+ * normals (Box-Muller pairs), then per row a draw that makes it an outlier row (and one for its
+ * factor) — taken in another order: the outlier draws first, read ahead of the normals.
+ */
+async function writeTensor(
+  spec: OutputTensorSpec,
+  rand: Mulberry32,
+  o: GenerateOptions,
+  piece: Piece,
+  write: (b: Uint8Array) => Promise<void>,
+): Promise<void> {
   const numel = spec.shape.reduce((a, b) => a * b, 1);
-  const out = new Float32Array(numel);
   if (spec.shape.length === 1) {
-    for (let i = 0; i < numel; i++) out[i] = 1 + 0.1 * (rand() - 0.5);
-    return out;
+    const out = new Float32Array(numel);
+    for (let i = 0; i < numel; i++) out[i] = 1 + 0.1 * (rand.next() - 0.5);
+    await write(encodeFloats(o.dtype, out));
+    return;
   }
-  const cols = spec.shape[1];
-  fillNormals(out, rand, 1 / Math.sqrt(cols));
-  const rows = spec.shape[0];
-  for (let r = 0; r < rows; r++) {
-    if (rand() >= outlierRows) continue;
-    const k = 8 + 24 * rand();
-    for (let c = 0; c < cols; c++) out[r * cols + c] *= k;
+  const [rows, cols] = spec.shape;
+  const ahead = rand.clone();
+  ahead.skip(2 * Math.ceil(numel / 2));
+  const factor = new Float64Array(rows).fill(1);
+  let outlierDraws = 0;
+  for (let r = 0; r < rows; r++, outlierDraws++) {
+    if (ahead.next() >= o.outlierRows) continue;
+    factor[r] = 8 + 24 * ahead.next();
+    outlierDraws++;
   }
-  return out;
+  // Whole rows a piece, an even number of weights (a Box-Muller pair never straddles two pieces).
+  let pieceRows = Math.max(1, Math.floor(PIECE_WEIGHTS / cols));
+  if (cols % 2 === 1 && pieceRows % 2 === 1) pieceRows++;
+  const next = () => rand.next();
+  const item = o.dtype === 'F64' ? 8 : o.dtype === 'F32' ? 4 : 2;
+  for (let r0 = 0; r0 < rows; r0 += pieceRows) {
+    const pr = Math.min(pieceRows, rows - r0);
+    const n = pr * cols;
+    if (piece.values.length < n) piece.values = new Float32Array(n);
+    if (piece.bytes.length < n * item) piece.bytes = new Uint8Array(n * item);
+    const values = piece.values.subarray(0, n);
+    fillNormals(values, next, 1 / Math.sqrt(cols));
+    for (let r = 0; r < pr; r++) {
+      const k = factor[r0 + r];
+      if (k !== 1) for (let c = r * cols; c < (r + 1) * cols; c++) values[c] *= k;
+    }
+    await write(encodeFloats(o.dtype, values, piece.bytes.subarray(0, n * item)));
+  }
+  // The stream goes on after the outlier draws, as when the tensor was filled whole.
+  rand.skip(outlierDraws);
 }
 
 /** Writes the checkpoint (and config.json) into `dir`; returns the path to open (file or index). */
@@ -94,7 +137,8 @@ export async function generateModel(dir: string, opts: Partial<GenerateOptions> 
   const o = { ...GENERATE_DEFAULTS, ...opts };
   await fsp.mkdir(dir, { recursive: true });
   const tensors = llamaTensors(o);
-  const rand = mulberry32(o.seed);
+  const rand = new Mulberry32(o.seed);
+  const piece: Piece = { values: new Float32Array(0), bytes: new Uint8Array(0) };
   const shards = Math.max(1, Math.min(o.shards, tensors.length));
   const perShard = Math.ceil(tensors.length / shards);
   const weightMap: Record<string, string> = {};
@@ -116,7 +160,7 @@ export async function generateModel(dir: string, opts: Partial<GenerateOptions> 
         };
         await write(layout.headerBytes);
         for (const spec of part) {
-          await write(encodeFloats(o.dtype, fillTensor(spec, rand, o.outlierRows)));
+          await writeTensor(spec, rand, o, piece, write);
           weightMap[spec.name] = name;
         }
       } finally {
