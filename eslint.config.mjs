@@ -5,7 +5,7 @@ import globals from 'globals';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'out/', 'node_modules/', 'samples/', 'test/e2e/.cache/'] },
+  { ignores: ['dist/', 'out/', 'node_modules/', 'samples/', 'test/e2e/.cache/', '.device/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

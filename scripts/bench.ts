@@ -490,9 +490,15 @@ async function main(): Promise<void> {
         `\nend to end: weightlens quantize of a ${(fileBytes / 1e9).toFixed(2)} GB bf16 checkpoint (cat > /dev/null: ${catSec.toFixed(2)} s; a copy of the file: ${copySec.toFixed(2)} s = ${(copySec / catSec).toFixed(1)}x cat)`,
       );
       let rtnSec = 0;
-      for (const search of ['rtn', 'exhaustive']) {
+      // With a hardware GPU (which auto takes for the search), the same run on the CPU beside it.
+      const hardwareGpu = gpuInfo !== undefined && gpuInfo.fallbackAdapter === false;
+      const runs: Record<string, string[]> = {
+        rtn: ['--method', 'rtn'],
+        exhaustive: ['--method', 'dareq', '--search', 'exhaustive'],
+        ...(hardwareGpu ? { 'exhaustive cpu': ['--method', 'dareq', '--search', 'exhaustive', '--backend', 'cpu'] } : {}),
+      };
+      for (const [search, how] of Object.entries(runs)) {
         const out = path.join(dir, 'out.safetensors');
-        const how = search === 'rtn' ? ['--method', 'rtn'] : ['--method', 'dareq', '--search', search];
         const run = await peakRssOf(process.execPath, [
           path.join(root, 'bin', 'weightlens.js'),
           'quantize',
@@ -504,7 +510,11 @@ async function main(): Promise<void> {
           out,
         ]);
         if (search === 'rtn') rtnSec = run.seconds;
+        // Where the run computed (auto: a hardware GPU where there is one, for the search).
+        const report = JSON.parse(readFileSync(path.join(dir, 'out.report.json'), 'utf8')) as { settings: { backend: string } };
+        const backend = report.settings.backend;
         e2e[search] = {
+          backend,
           seconds: run.seconds,
           bytesPerSecond: fileBytes / run.seconds,
           quantizeOverCat: run.seconds / catSec,
@@ -513,9 +523,10 @@ async function main(): Promise<void> {
           peakRssMB: run.peakRssMB,
         };
         console.log(
-          `  ${how.join(' ')}: ${run.seconds.toFixed(1)} s (${(fileBytes / run.seconds / 1e6).toFixed(1)} MB/s), ${(run.seconds / catSec).toFixed(1)}x the time of cat (${(run.seconds / copySec).toFixed(1)}x a copy), ${(run.seconds / rtnSec).toFixed(1)}x RTN's, peak RSS ${run.peakRssMB.toFixed(0)} MB`,
+          `  ${how.join(' ')} (${backend}): ${run.seconds.toFixed(1)} s (${(fileBytes / run.seconds / 1e6).toFixed(1)} MB/s), ${(run.seconds / catSec).toFixed(1)}x the time of cat (${(run.seconds / copySec).toFixed(1)}x a copy), ${(run.seconds / rtnSec).toFixed(1)}x RTN's, peak RSS ${run.peakRssMB.toFixed(0)} MB`,
         );
         await fsp.rm(out, { force: true });
+        await fsp.rm(path.join(dir, 'out.report.json'), { force: true });
       }
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });
