@@ -31,6 +31,8 @@ import { fillNormals, mulberry32 } from '../src/core/random';
 import { peersOf, qualityTable, QUALITY_FORMATS, type QualityRow } from '../src/node/quality-table';
 
 const root = path.resolve(__dirname, '..');
+/** Generated models are made on worker threads (dist/generate-worker.js beside this bundle). */
+const GENERATE_RUN = { workerScript: path.join(__dirname, 'generate-worker.js') };
 /** The fifth session's default: an entropy term (every candidate's histogram counts) and plain scales. */
 const WITH_ENTROPY: SettingsInput = { preset: 'clip', lambdaEntropy: 0.01, signAware: false };
 
@@ -466,7 +468,7 @@ async function main(): Promise<void> {
         Number(/^(\d+(?:\.\d+)?)/.exec(size)![1]) *
         ({ MB: 1e6, GB: 1e9 } as Record<string, number>)[size.replace(/^[\d.]+/, '').toUpperCase()];
       const o = { ...GENERATE_DEFAULTS, hidden: smoke ? 256 : 2048, intermediate: smoke ? 704 : 5632 };
-      const model = await generateModel(dir, { ...o, layers: layersForSize(bytes, o) });
+      const model = await generateModel(dir, { ...o, layers: layersForSize(bytes, o) }, GENERATE_RUN);
       const fileBytes = (await fsp.stat(model)).size;
       // Both the best of three: the generated file's pages are still being written back at first.
       const best = (cmd: string) => {
@@ -542,13 +544,17 @@ async function main(): Promise<void> {
     const dir = await fsp.mkdtemp(path.join(os.tmpdir(), 'wl-overview-'));
     try {
       const g0 = performance.now();
-      const model = await generateModel(dir, {
-        ...GENERATE_DEFAULTS,
-        ...shape,
-        layers,
-        dtype: 'BF16',
-        shards: Math.max(1, Math.ceil(layers / 4)),
-      });
+      const model = await generateModel(
+        dir,
+        {
+          ...GENERATE_DEFAULTS,
+          ...shape,
+          layers,
+          dtype: 'BF16',
+          shards: Math.max(1, Math.ceil(layers / 4)),
+        },
+        GENERATE_RUN,
+      );
       const genSec = (performance.now() - g0) / 1000;
       overview = { layers, ...shape, generateSeconds: genSec, ...(await overviewTimes(model)) };
       const ov = overview as {

@@ -45,6 +45,7 @@ await Promise.all([
     entryPoints: {
       cli: 'src/cli/index.ts',
       worker: 'src/node/worker.ts',
+      'generate-worker': 'src/node/generate-worker.ts',
       generate: 'scripts/generate.ts',
       bench: 'scripts/bench.ts',
       'llama-quantize': 'scripts/llama-quantize.ts',

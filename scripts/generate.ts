@@ -3,6 +3,7 @@
  *   node dist/generate.js OUT_DIR [--size 1GB | --layers N] [--hidden N] [--intermediate N]
  *        [--vocab N] [--heads N] [--kv-heads N] [--dtype BF16|F16|F32] [--shards N] [--seed N]
  */
+import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { GENERATE_DEFAULTS, generateModel, layersForSize, type GenerateOptions } from '../src/node/generate-model';
 import { isQuantizableFloat, type DType } from '../src/core/dtypes';
@@ -48,7 +49,7 @@ async function run(): Promise<void> {
   if (values.seed) o.seed = Number(values.seed);
   if (values.layers) o.layers = Number(values.layers);
   else if (values.size) o.layers = layersForSize(parseSize(values.size), o);
-  const p = await generateModel(positionals[0], o);
+  const p = await generateModel(positionals[0], o, { workerScript: path.join(__dirname, 'generate-worker.js') });
   process.stdout.write(`${p}\n`);
 }
 

@@ -37,10 +37,13 @@ export class Mulberry32 {
     this.a = Number((BigInt(this.a) + BigInt(draws) * 0x6d2b79f5n) % 0x100000000n);
   }
 
+  /** The counter: `new Mulberry32(g.state)` draws what g would draw next. */
+  get state(): number {
+    return this.a;
+  }
+
   clone(): Mulberry32 {
-    const c = new Mulberry32(0);
-    c.a = this.a;
-    return c;
+    return new Mulberry32(this.a);
   }
 }
 

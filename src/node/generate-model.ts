@@ -5,7 +5,9 @@
  * buffers (a 7B-shaped model is 13.5 GB).
  */
 import { promises as fsp } from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
+import { Worker } from 'node:worker_threads';
 import { encodeFloats, type QuantizableFloat } from '../core/dtypes';
 import { layoutFile, type OutputTensorSpec } from '../core/safetensors/layout';
 import { AtomicOutput } from './atomic-output';
@@ -72,106 +74,193 @@ export function layersForSize(bytes: number, o: GenerateOptions): number {
   return Math.max(1, Math.round((bytes - fixed) / perLayer));
 }
 
-/** Weights generated and written at a time: the buffers are reused, no tensor is ever whole in memory. */
+/** Weights generated and written at a time: no tensor is ever whole in memory. */
 const PIECE_WEIGHTS = 1 << 20;
 
-/** A piece's buffers, kept from tensor to tensor (first touches of fresh memory are slow). */
-interface Piece {
-  values: Float32Array;
-  bytes: Uint8Array;
+/** Rows of one matrix, made independently of the rest: where their draws start and how each row is scaled. */
+export interface NormalsPiece {
+  /** The generator's state at the piece's first draw (Mulberry32 is a counter: any piece can start anywhere). */
+  state: number;
+  cols: number;
+  /** Per row of the piece: its outlier factor, 1 for most rows. */
+  factors: Float64Array;
+  dtype: QuantizableFloat;
 }
 
 /**
- * Writes one tensor's values in pieces: the same numbers as filling it whole from `rand` — its
- * normals (Box-Muller pairs), then per row a draw that makes it an outlier row (and one for its
- * factor) — taken in another order: the outlier draws first, read ahead of the normals.
+ * A piece's bytes: Box-Muller normals from its state (std 1/sqrt(cols)), each row times its factor,
+ * encoded in the dtype. `values` is scratch of at least the piece's size; bf16 bytes go `into`
+ * where given (reused), else a new buffer.
  */
-async function writeTensor(
-  spec: OutputTensorSpec,
-  rand: Mulberry32,
-  o: GenerateOptions,
-  piece: Piece,
-  write: (b: Uint8Array) => Promise<void>,
-): Promise<void> {
-  const numel = spec.shape.reduce((a, b) => a * b, 1);
-  if (spec.shape.length === 1) {
-    const out = new Float32Array(numel);
-    for (let i = 0; i < numel; i++) out[i] = 1 + 0.1 * (rand.next() - 0.5);
-    await write(encodeFloats(o.dtype, out));
-    return;
+export function pieceBytes(p: NormalsPiece, values: Float32Array, into?: Uint8Array): Uint8Array {
+  const { cols, factors } = p;
+  const n = factors.length * cols;
+  const v = values.subarray(0, n);
+  const rand = new Mulberry32(p.state);
+  fillNormals(v, () => rand.next(), 1 / Math.sqrt(cols));
+  for (let r = 0; r < factors.length; r++) {
+    const k = factors[r];
+    if (k !== 1) for (let c = r * cols; c < (r + 1) * cols; c++) v[c] *= k;
   }
+  return encodeFloats(p.dtype, v, into?.subarray(0, 2 * n));
+}
+
+/**
+ * One matrix as pieces, in order: the same numbers as filling it whole from `rand` — its normals
+ * (Box-Muller pairs), then per row a draw that makes it an outlier row (and one for its factor) —
+ * with the outlier draws read ahead. Leaves `rand` after the tensor's last draw.
+ */
+function* matrixPieces(spec: OutputTensorSpec, rand: Mulberry32, o: GenerateOptions): Generator<NormalsPiece> {
   const [rows, cols] = spec.shape;
+  const numel = rows * cols;
+  const normalDraws = 2 * Math.ceil(numel / 2);
   const ahead = rand.clone();
-  ahead.skip(2 * Math.ceil(numel / 2));
-  const factor = new Float64Array(rows).fill(1);
+  ahead.skip(normalDraws);
+  const factors = new Float64Array(rows).fill(1);
   let outlierDraws = 0;
   for (let r = 0; r < rows; r++, outlierDraws++) {
     if (ahead.next() >= o.outlierRows) continue;
-    factor[r] = 8 + 24 * ahead.next();
+    factors[r] = 8 + 24 * ahead.next();
     outlierDraws++;
   }
   // Whole rows a piece, an even number of weights (a Box-Muller pair never straddles two pieces).
   let pieceRows = Math.max(1, Math.floor(PIECE_WEIGHTS / cols));
   if (cols % 2 === 1 && pieceRows % 2 === 1) pieceRows++;
-  const next = () => rand.next();
-  const item = o.dtype === 'F64' ? 8 : o.dtype === 'F32' ? 4 : 2;
+  const start = rand.clone();
   for (let r0 = 0; r0 < rows; r0 += pieceRows) {
-    const pr = Math.min(pieceRows, rows - r0);
-    const n = pr * cols;
-    if (piece.values.length < n) piece.values = new Float32Array(n);
-    if (piece.bytes.length < n * item) piece.bytes = new Uint8Array(n * item);
-    const values = piece.values.subarray(0, n);
-    fillNormals(values, next, 1 / Math.sqrt(cols));
-    for (let r = 0; r < pr; r++) {
-      const k = factor[r0 + r];
-      if (k !== 1) for (let c = r * cols; c < (r + 1) * cols; c++) values[c] *= k;
-    }
-    await write(encodeFloats(o.dtype, values, piece.bytes.subarray(0, n * item)));
+    const at = start.clone();
+    at.skip(r0 * cols);
+    yield { state: at.state, cols, factors: factors.slice(r0, r0 + pieceRows), dtype: o.dtype };
   }
-  // The stream goes on after the outlier draws, as when the tensor was filled whole.
-  rand.skip(outlierDraws);
+  rand.skip(normalDraws + outlierDraws);
+}
+
+/** Makes pieces' bytes: on this thread, or on worker threads (in order, several in flight). */
+interface PieceMaker {
+  /** Pieces to keep in flight. */
+  readonly depth: number;
+  make(p: NormalsPiece): Promise<Uint8Array>;
+  close(): Promise<void>;
+}
+
+/** On this thread, one piece at a time, into buffers reused from piece to piece. */
+function piecesHere(): PieceMaker {
+  let values = new Float32Array(0);
+  let bytes = new Uint8Array(0);
+  return {
+    depth: 1,
+    make: async (p) => {
+      const n = p.factors.length * p.cols;
+      if (values.length < n) values = new Float32Array(n);
+      if (bytes.length < 2 * n) bytes = new Uint8Array(2 * n);
+      return pieceBytes(p, values, bytes);
+    },
+    close: async () => undefined,
+  };
+}
+
+/** On `threads` workers (dist/generate-worker.js), handed pieces in turn; each answers in order. */
+function piecesOnWorkers(script: string, threads: number): PieceMaker {
+  const slots = Array.from({ length: threads }, () => {
+    const slot = {
+      worker: new Worker(script),
+      waiting: new Map<number, { resolve: (b: Uint8Array) => void; reject: (e: Error) => void }>(),
+    };
+    const fail = (e: Error) => {
+      for (const w of slot.waiting.values()) w.reject(e);
+      slot.waiting.clear();
+    };
+    slot.worker.on('message', (m: { id: number; bytes: Uint8Array }) => {
+      slot.waiting.get(m.id)?.resolve(m.bytes);
+      slot.waiting.delete(m.id);
+    });
+    slot.worker.on('error', fail);
+    slot.worker.on('exit', (code) => fail(new Error(`generate worker exited (code ${code})`)));
+    return slot;
+  });
+  let next = 0;
+  return {
+    depth: 2 * threads,
+    make: (p) => {
+      const slot = slots[next % threads];
+      const id = next++;
+      return new Promise((resolve, reject) => {
+        slot.waiting.set(id, { resolve, reject });
+        slot.worker.postMessage({ id, piece: p });
+      });
+    },
+    close: async () => {
+      await Promise.all(slots.map((s) => s.worker.terminate()));
+    },
+  };
+}
+
+export interface GenerateRun {
+  /** dist/generate-worker.js: pieces are made on worker threads; without it, on this thread. */
+  workerScript?: string;
+  /** Worker threads (default: every core). */
+  threads?: number;
 }
 
 /** Writes the checkpoint (and config.json) into `dir`; returns the path to open (file or index). */
-export async function generateModel(dir: string, opts: Partial<GenerateOptions> = {}): Promise<string> {
+export async function generateModel(dir: string, opts: Partial<GenerateOptions> = {}, run: GenerateRun = {}): Promise<string> {
   const o = { ...GENERATE_DEFAULTS, ...opts };
   await fsp.mkdir(dir, { recursive: true });
   const tensors = llamaTensors(o);
   const rand = new Mulberry32(o.seed);
-  const piece: Piece = { values: new Float32Array(0), bytes: new Uint8Array(0) };
+  const threads = Math.max(1, run.threads ?? os.availableParallelism());
+  const maker = run.workerScript ? piecesOnWorkers(run.workerScript, threads) : piecesHere();
   const shards = Math.max(1, Math.min(o.shards, tensors.length));
   const perShard = Math.ceil(tensors.length / shards);
   const weightMap: Record<string, string> = {};
   let totalSize = 0;
-  for (let s = 0; s < shards; s++) {
-    const part = tensors.slice(s * perShard, (s + 1) * perShard);
-    if (part.length === 0) continue;
-    const name =
-      shards === 1 ? 'model.safetensors' : `model-${String(s + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
-    const layout = layoutFile(part, { format: 'pt', generator: 'weightlens generate' });
-    const out = await AtomicOutput.create(path.join(dir, name), { isDir: false, force: true });
-    try {
-      const fh = await fsp.open(out.tempPath, 'w');
+  try {
+    for (let s = 0; s < shards; s++) {
+      const part = tensors.slice(s * perShard, (s + 1) * perShard);
+      if (part.length === 0) continue;
+      const name =
+        shards === 1 ? 'model.safetensors' : `model-${String(s + 1).padStart(5, '0')}-of-${String(shards).padStart(5, '0')}.safetensors`;
+      const layout = layoutFile(part, { format: 'pt', generator: 'weightlens generate' });
+      const out = await AtomicOutput.create(path.join(dir, name), { isDir: false, force: true });
       try {
-        let pos = 0;
-        const write = async (b: Uint8Array) => {
-          await fh.write(b, 0, b.byteLength, pos);
-          pos += b.byteLength;
-        };
-        await write(layout.headerBytes);
-        for (const spec of part) {
-          await writeTensor(spec, rand, o, piece, write);
-          weightMap[spec.name] = name;
+        const fh = await fsp.open(out.tempPath, 'w');
+        try {
+          let pos = 0;
+          const write = async (b: Uint8Array) => {
+            await fh.write(b, 0, b.byteLength, pos);
+            pos += b.byteLength;
+          };
+          await write(layout.headerBytes);
+          // Bytes in file order, up to maker.depth pieces ahead of the writer.
+          const queue: Promise<Uint8Array>[] = [];
+          const push = async (b: Promise<Uint8Array>) => {
+            queue.push(b);
+            // Observed when its turn comes; never an unhandled rejection before that.
+            b.catch(() => undefined);
+            if (queue.length >= maker.depth) await write(await queue.shift()!);
+          };
+          for (const spec of part) {
+            if (spec.shape.length === 1) {
+              const numel = spec.shape[0];
+              const out = new Float32Array(numel);
+              for (let i = 0; i < numel; i++) out[i] = 1 + 0.1 * (rand.next() - 0.5);
+              await push(Promise.resolve(encodeFloats(o.dtype, out)));
+            } else for (const p of matrixPieces(spec, rand, o)) await push(maker.make(p));
+            weightMap[spec.name] = name;
+          }
+          while (queue.length) await write(await queue.shift()!);
+        } finally {
+          await fh.close();
         }
-      } finally {
-        await fh.close();
+        await out.commit();
+      } catch (e) {
+        await out.abort();
+        throw e;
       }
-      await out.commit();
-    } catch (e) {
-      await out.abort();
-      throw e;
+      totalSize += layout.totalBytes;
     }
-    totalSize += layout.totalBytes;
+  } finally {
+    await maker.close();
   }
   const config = {
     model_type: 'llama',

@@ -1,6 +1,7 @@
 /** The generated checkpoints the benchmarks and suites stand on: written in pieces, the same numbers as made whole. */
 import assert from 'node:assert/strict';
 import { promises as fsp } from 'node:fs';
+import * as path from 'node:path';
 import { test } from 'node:test';
 import { decodeFloats } from '../../src/core/dtypes';
 import { readTensor } from '../../src/core/model';
@@ -8,6 +9,8 @@ import { fillNormals, mulberry32, Mulberry32 } from '../../src/core/random';
 import { generateModel } from '../../src/node/generate-model';
 import { openModel } from '../../src/node/open-model';
 import { tempDir } from '../helpers/safetensors';
+
+const WORKER = path.resolve(__dirname, '../../../dist/generate-worker.js');
 
 test('Mulberry32 draws what mulberry32 draws, and skip(n) lands where n draws do', () => {
   const a = new Mulberry32(42);
@@ -68,6 +71,28 @@ test('a generated matrix in several pieces holds the numbers of filling it whole
       );
     } finally {
       await opened.close();
+    }
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('on worker threads the same files as on this one, sharded, in every dtype', async () => {
+  const dir = await tempDir();
+  try {
+    for (const dtype of ['BF16', 'F32'] as const) {
+      // Two matrices of two pieces each, the rest small: pieces arrive out of turn on two threads.
+      const o = { layers: 2, hidden: 1100, intermediate: 1001, vocab: 10, heads: 10, kvHeads: 5, dtype, shards: 3, seed: 4 };
+      await generateModel(path.join(dir, `${dtype}-here`), o);
+      await generateModel(path.join(dir, `${dtype}-workers`), o, { workerScript: WORKER, threads: 2 });
+      const files = (await fsp.readdir(path.join(dir, `${dtype}-here`))).sort();
+      assert.deepEqual((await fsp.readdir(path.join(dir, `${dtype}-workers`))).sort(), files);
+      assert.equal(files.filter((f) => f.endsWith('.safetensors')).length, 3);
+      for (const f of files) {
+        const a = await fsp.readFile(path.join(dir, `${dtype}-here`, f));
+        const b = await fsp.readFile(path.join(dir, `${dtype}-workers`, f));
+        assert.ok(a.equals(b), `${dtype} ${f}`);
+      }
     }
   } finally {
     await fsp.rm(dir, { recursive: true, force: true });
