@@ -3,9 +3,8 @@
 # and dist/ carried: unpacks Node, Dawn and the Vulkan loader, points the loader at the NVIDIA
 # driver, then `node dist/bench.js` (what `npm run bench` runs after building) with its log and
 # results written to $OUT as they come, so a run stopped at its limit still returns what it measured.
-#   E2E (default 2GB): the generated checkpoint the CLI quantizes end to end;
-#   LAYERS (default 16): blocks of the 7B-shaped model whose overview is timed (generating the
-#   model takes most of the run: ~50 MB/s on one thread; all 32 blocks would not fit a 9-minute run).
+#   E2E (default 4GB): the generated checkpoint the CLI quantizes end to end;
+#   LAYERS (default 32): blocks of the 7B-shaped model (13.5 GB at 32) whose overview is timed.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-/tmp/wl-device-out}
@@ -32,4 +31,4 @@ unxz() {
   /tmp/wl-node/bin/node --version
 } > "$OUT/setup.log" 2>&1
 cat "$OUT/setup.log"
-/tmp/wl-node/bin/node dist/bench.js --e2e-size "${E2E:-2GB}" --overview-layers "${LAYERS:-16}" --out "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log"
+/tmp/wl-node/bin/node dist/bench.js --e2e-size "${E2E:-4GB}" --overview-layers "${LAYERS:-32}" --out "$OUT/bench.json" 2>&1 | tee "$OUT/bench.log"
