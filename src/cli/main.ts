@@ -229,11 +229,12 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
     weighting: parseChoice<Weighting>('weighting', v.weighting, WEIGHTINGS),
   };
   const settings = resolveSettings(input_);
-  // A GPU only ranks the candidates of the exhaustive search (see gpuSearches).
-  const gpu = await gpuForBackend(v.backend, gpuSearches(settings));
-  const searchBackend = gpu?.search;
   const threads = parseNumber('threads', v.threads, { integer: true }) ?? os.availableParallelism();
   if (threads < 1 || threads > 256) throw new UsageError(`--threads must be from 1 to 256 (got ${threads})`);
+  // A GPU only ranks the candidates of the exhaustive search (see gpuSearches). Opened once every
+  // flag is checked: Dawn takes a moment to start.
+  const gpu = await gpuForBackend(v.backend, gpuSearches(settings));
+  const searchBackend = gpu?.search;
 
   // A plan sets each block's bit width (raw blocks are copied); the other knobs still apply.
   let settingsFor: ((name: string) => ReturnType<typeof resolveSettings> | undefined) | undefined;

@@ -135,10 +135,13 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
   if (!PLAN_FORMATS.includes(format)) throw new WeightlensError(`--format must be one of ${PLAN_FORMATS.join(', ')} (got "${v.format}")`);
   if (v.fast && v['analyze-csv']) throw new WeightlensError('--analyze-csv needs the full EWQ analysis; drop --fast');
   const fast = v.fast ? await readFastModel(v.model ?? shippedModelPath()) : undefined;
-  const gpu = await gpuForBackend(v.backend, !v.fast);
-  const entropyBackend = gpu ? Object.assign(new WebGpuEntropy(gpu.device), { description: gpu.description }) : undefined;
+  // The model first: a bad header is refused before Dawn takes its moment to start.
   const opened = await openModel(positionals[0]);
+  let gpu: Awaited<ReturnType<typeof gpuForBackend>>;
+  let entropyBackend: (WebGpuEntropy & { description: string }) | undefined;
   try {
+    gpu = await gpuForBackend(v.backend, !v.fast);
+    entropyBackend = gpu ? Object.assign(new WebGpuEntropy(gpu.device), { description: gpu.description }) : undefined;
     const progress = makeProgress(io, Boolean(v.quiet) || Boolean(v.json));
     const plan = await planModel(opened, {
       entropyBackend,
