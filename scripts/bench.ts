@@ -155,9 +155,10 @@ function time(fn: () => void, minMs = 300): number {
 }
 
 /**
- * Seconds for the matrix on a pool of `threads` workers, in row blocks: the second of two passes,
- * so that neither the workers' start nor their JIT's first compile is counted (a real quantize
- * keeps one pool for every tensor).
+ * Seconds for the matrix on a pool of `threads` workers, in row blocks: the mean of five passes
+ * after a first, so that neither the workers' start nor their JIT's first compile is counted (a
+ * real quantize keeps one pool for every tensor), and a mean as time() takes for one thread. One
+ * pass is a fraction of a second: timed alone, it put 2 threads anywhere from 0.9x to 1.9x of one.
  */
 async function threaded(w: Float32Array, rows: number, cols: number, s: QuantSettings, threads: number): Promise<number> {
   const raw = encodeFloats('F32', w);
@@ -165,8 +166,8 @@ async function threaded(w: Float32Array, rows: number, cols: number, s: QuantSet
   try {
     await onPool(pool, raw, rows, cols, s, threads);
     const t0 = performance.now();
-    await onPool(pool, raw, rows, cols, s, threads);
-    return (performance.now() - t0) / 1000;
+    for (let pass = 0; pass < 5; pass++) await onPool(pool, raw, rows, cols, s, threads);
+    return (performance.now() - t0) / 1000 / 5;
   } finally {
     await pool.close();
   }
