@@ -7,6 +7,7 @@
  */
 import { estimateTensorStats } from '../src/node/estimate-tensor';
 import { openModel } from '../src/node/open-model';
+import { defaultReportPath } from '../src/node/output-paths';
 import { streamTensor } from '../src/node/stream-tensor';
 import { selectTargets } from '../src/core/select';
 import { sqnrHalfWidth } from '../src/core/quant/estimate';
@@ -514,7 +515,8 @@ async function main(): Promise<void> {
         ]);
         if (search === 'rtn') rtnSec = run.seconds;
         // Where the run computed (auto: a hardware GPU where there is one, for the search).
-        const report = JSON.parse(readFileSync(path.join(dir, 'out.report.json'), 'utf8')) as { settings: { backend: string } };
+        const reportPath = defaultReportPath(out);
+        const report = JSON.parse(readFileSync(reportPath, 'utf8')) as { settings: { backend: string } };
         const backend = report.settings.backend;
         e2e[search] = {
           backend,
@@ -529,7 +531,7 @@ async function main(): Promise<void> {
           `  ${how.join(' ')} (${backend}): ${run.seconds.toFixed(1)} s (${(fileBytes / run.seconds / 1e6).toFixed(1)} MB/s), ${(run.seconds / catSec).toFixed(1)}x the time of cat (${(run.seconds / copySec).toFixed(1)}x a copy), ${(run.seconds / rtnSec).toFixed(1)}x RTN's, peak RSS ${run.peakRssMB.toFixed(0)} MB`,
         );
         await fsp.rm(out, { force: true });
-        await fsp.rm(path.join(dir, 'out.report.json'), { force: true });
+        await fsp.rm(reportPath, { force: true });
       }
     } finally {
       await fsp.rm(dir, { recursive: true, force: true });

@@ -111,12 +111,12 @@ async function runFromContextMenu(fileName, title) {
 }
 
 /**
- * Right-click a file and click a menu entry that opens no quick pick (the right-click keeps a
- * selection of several files that holds it). Retried when the menu closes before the click lands.
+ * Opens a context menu with `openMenu` and clicks the entry `title` (one that opens no quick pick),
+ * opening the menu again when it closes before the click lands.
  */
-async function runMenuOnly(fileName, title) {
+async function clickMenuEntry(openMenu, title) {
   for (let attempt = 1; ; attempt++) {
-    await contextMenu(fileName);
+    await openMenu();
     await page.waitForTimeout(400);
     try {
       await page.getByRole('menuitem', { name: title }).click({ timeout: 10000 });
@@ -126,6 +126,11 @@ async function runMenuOnly(fileName, title) {
       console.log(`  menu: "${title}" could not be clicked (attempt ${attempt}), retrying`);
     }
   }
+}
+
+/** Right-click a file and click a menu entry that opens no quick pick. */
+async function runMenuOnly(fileName, title) {
+  await clickMenuEntry(() => contextMenu(fileName), title);
 }
 
 /** Monaco renders spaces as no-break spaces. */
@@ -769,19 +774,12 @@ await step(
     await page.getByRole('treeitem', { name: 'model.safetensors', exact: true }).click();
     const gguf = page.getByRole('treeitem', { name: 'llamacpp-q4_0.gguf', exact: true });
     await gguf.click({ modifiers: ['Control'] });
-    // No Escape before a retry here (runMenuOnly's): in the explorer it clears the selection.
-    for (let attempt = 1; ; attempt++) {
+    // A right-click on a selected file keeps the selection; no Escape first (contextMenu's): in the
+    // explorer it clears the selection.
+    await clickMenuEntry(async () => {
       await gguf.click({ button: 'right' });
       await page.locator('.context-view .monaco-menu').waitFor();
-      await page.waitForTimeout(400);
-      try {
-        await page.getByRole('menuitem', { name: 'Weightlens: Compare Weights…' }).click({ timeout: 10000 });
-        break;
-      } catch (e) {
-        if (attempt >= 3) throw e;
-        console.log(`  menu: "Compare Weights…" could not be clicked (attempt ${attempt}), retrying`);
-      }
-    }
+    }, 'Weightlens: Compare Weights…');
     await expectShown('llamacpp-q4_0.gguf', "llama.cpp's Q4_0");
     await page.screenshot({ path: path.join(outDir, 'compare-diff.png') });
     // The same comparison in the inspector: the grid coloured by it, a tensor's |A - B| in detail.

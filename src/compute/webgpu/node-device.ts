@@ -3,7 +3,7 @@
  * on SwiftShader, a CPU Vulkan (VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json; see
  * DEVELOPERS.md) — slow, for correctness only: `auto` never picks such a fallback adapter.
  */
-import { existsSync, readdirSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { openDevice } from './device';
@@ -15,21 +15,28 @@ import { WebGpuSearch } from './search';
  * quiet, and fast: the CLI then simply runs on the CPU.
  */
 export function hasVulkanDriver(env: NodeJS.ProcessEnv = process.env): boolean {
-  if (process.platform !== 'linux') return true;
-  if (env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES || env.VK_ADD_DRIVER_FILES) return true;
+  if (process.platform !== 'linux' || vulkanDriverNamed(env)) return true;
   const dataDirs = (env.XDG_DATA_DIRS || '/usr/local/share:/usr/share').split(':');
   const dirs = [
     '/etc/vulkan/icd.d',
     ...dataDirs.map((d) => path.join(d, 'vulkan', 'icd.d')),
     path.join(env.XDG_DATA_HOME || path.join(os.homedir(), '.local', 'share'), 'vulkan', 'icd.d'),
   ];
-  return dirs.some((d) => {
-    try {
-      return existsSync(d) && readdirSync(d).some((f) => f.endsWith('.json'));
-    } catch {
-      return false;
-    }
-  });
+  return dirs.some((d) => listDir(d).some((f) => f.endsWith('.json')));
+}
+
+/** A Vulkan driver chosen in the environment: the loader then looks nowhere else. */
+function vulkanDriverNamed(env: NodeJS.ProcessEnv): boolean {
+  return Boolean(env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES || env.VK_ADD_DRIVER_FILES);
+}
+
+/** A folder's entries, none where it is missing or unreadable. */
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
 }
 
 /**
@@ -40,17 +47,10 @@ export function hasVulkanDriver(env: NodeJS.ProcessEnv = process.env): boolean {
  * server gets lavapipe with libvulkan1's recommends), around what should be a one-line error.
  */
 export function hasGpuDevice(env: NodeJS.ProcessEnv = process.env, devDir = '/dev'): boolean {
-  if (process.platform !== 'linux') return true;
-  if (env.VK_ICD_FILENAMES || env.VK_DRIVER_FILES || env.VK_ADD_DRIVER_FILES) return true;
-  const list = (dir: string) => {
-    try {
-      return readdirSync(dir);
-    } catch {
-      return [];
-    }
-  };
+  if (process.platform !== 'linux' || vulkanDriverNamed(env)) return true;
   return (
-    list(path.join(devDir, 'dri')).some((f) => f.startsWith('renderD')) || list(devDir).some((f) => /^nvidia\d+$/.test(f) || f === 'dxg')
+    listDir(path.join(devDir, 'dri')).some((f) => f.startsWith('renderD')) ||
+    listDir(devDir).some((f) => /^nvidia\d+$/.test(f) || f === 'dxg')
   );
 }
 
