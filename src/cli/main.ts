@@ -25,6 +25,7 @@ import {
 import { removeLiveTempsSync } from '../node/atomic-output';
 import { runTag } from '../node/output-paths';
 import { gpuForBackend } from './backend';
+import type { NodeGpu } from '../compute/webgpu/node-device';
 import { gpuSearches } from '../compute/backend';
 import { openModel } from '../node/open-model';
 import { readTextFile } from '../node/input-file';
@@ -231,11 +232,6 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
   const settings = resolveSettings(input_);
   const threads = parseNumber('threads', v.threads, { integer: true }) ?? os.availableParallelism();
   if (threads < 1 || threads > 256) throw new UsageError(`--threads must be from 1 to 256 (got ${threads})`);
-  // A GPU only ranks the candidates of the exhaustive search (see gpuSearches). Opened once every
-  // flag is checked: Dawn takes a moment to start.
-  const gpu = await gpuForBackend(v.backend, gpuSearches(settings));
-  const searchBackend = gpu?.search;
-
   // A plan sets each block's bit width (raw blocks are copied); the other knobs still apply.
   let settingsFor: ((name: string) => ReturnType<typeof resolveSettings> | undefined) | undefined;
   if (v.plan) {
@@ -245,30 +241,39 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
       v['group-size'] === undefined && planFile.groupSize !== undefined ? { ...settings, groupSize: planFile.groupSize } : settings,
     );
   }
+  // A GPU only ranks the candidates of the exhaustive search (see gpuSearches). quantize opens it
+  // once the input is read and the output claimed: Dawn takes a moment to start, and a bad input or
+  // a taken output is reported without waiting for it (or its driver's warnings).
+  let gpu: NodeGpu | undefined;
   const progress = makeProgress(io, Boolean(v.quiet));
-  const result = await quantize({
-    input,
-    settings,
-    format,
-    include: v.include,
-    exclude: v.exclude,
-    out: v.out,
-    report: v.report,
-    force: v.force,
-    threads,
-    workerScript: threads > 1 ? path.join(__dirname, 'worker.js') : undefined,
-    signal,
-    onProgress: (p) => progress.update({ fraction: p.fraction, done: p.doneBytes, total: p.totalBytes, what: p.tensor }),
-    settingsFor,
-    searchBackend,
-    plan: v.plan ? path.resolve(v.plan) : undefined,
-    ggufFloat,
-    tag: runTag(settings, { plan: v.plan !== undefined, ggufFloat }),
-    version: VERSION,
-  });
+  let result: Awaited<ReturnType<typeof quantize>>;
+  try {
+    result = await quantize({
+      input,
+      settings,
+      format,
+      include: v.include,
+      exclude: v.exclude,
+      out: v.out,
+      report: v.report,
+      force: v.force,
+      threads,
+      workerScript: threads > 1 ? path.join(__dirname, 'worker.js') : undefined,
+      signal,
+      onProgress: (p) => progress.update({ fraction: p.fraction, done: p.doneBytes, total: p.totalBytes, what: p.tensor }),
+      settingsFor,
+      openSearch: async () => (gpu = await gpuForBackend(v.backend, gpuSearches(settings)))?.search,
+      plan: v.plan ? path.resolve(v.plan) : undefined,
+      ggufFloat,
+      tag: runTag(settings, { plan: v.plan !== undefined, ggufFloat }),
+      version: VERSION,
+    });
+  } finally {
+    gpu?.search.dispose();
+    gpu?.device.destroy();
+  }
   progress.done();
-  searchBackend?.dispose();
-  gpu?.device.destroy();
+  const searchBackend = gpu?.search;
   const r = result.report;
   if (r.settings.gpuFailure)
     io.err(`warning: WebGPU stopped (${r.settings.gpuFailure}); the rest was searched on the CPU, with the same result\n`);

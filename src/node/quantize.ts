@@ -68,6 +68,11 @@ export interface QuantizeRequest {
   ggufFloat?: 'F32' | 'F16';
   /** Runs DARE-Q's scale search (the WebGPU backend); the CPU does everything else, and decides the candidates the GPU could not rule out. */
   searchBackend?: ScaleSearchBackend;
+  /**
+   * Opens the search backend when there is none in searchBackend: called once the input is read and
+   * the output claimed, so that a bad input or a taken output is reported before a GPU starts.
+   */
+  openSearch?: () => Promise<ScaleSearchBackend | undefined>;
   version: string;
 }
 
@@ -173,6 +178,7 @@ export async function quantize(req: QuantizeRequest): Promise<QuantizeResult> {
       ),
     );
     const [output, reportOut] = outputs;
+    if (!req.searchBackend && req.openSearch) req = { ...req, searchBackend: await req.openSearch() };
 
     const totalBytes = model.tensors.reduce((a, t) => a + t.byteLength, 0);
     const writer = new RunWriter(opened, pool, req, totalBytes);

@@ -354,3 +354,42 @@ test('a search backend that fails mid-run (device lost): the rest runs on the CP
   assert.equal(gpu.report.settings.gpuFailure, 'the GPU device was lost (unknown: simulated)');
   assert.equal(calls, 2, 'no GPU call after the failure');
 });
+
+test('the search backend is opened only once the input is read and the output claimed, and then used', async () => {
+  const { DECIDE_ON_CPU } = await import('../../src/compute/backend');
+  const dir = await tempDir();
+  const input = await writeModel(dir, llamaLike('F32'));
+  let opened = 0;
+  let searched = 0;
+  const openSearch = async () => {
+    opened++;
+    return {
+      name: 'webgpu' as const,
+      description: 'a GPU that leaves every group to the CPU',
+      async search(_v: Float32Array, rows: number) {
+        searched++;
+        return {
+          choices: new Int32Array(rows).fill(DECIDE_ON_CPU),
+          contenderStart: new Int32Array(rows + 1),
+          contenders: new Int32Array(0),
+          undecided: rows,
+          rescored: 0,
+        };
+      },
+      dispose() {},
+    };
+  };
+  const broken = path.join(dir, 'broken.safetensors');
+  await fsp.writeFile(broken, new Uint8Array([1, 2, 3]));
+  await assert.rejects(quantize(req(broken, { openSearch })), /broken\.safetensors/);
+  await assert.rejects(quantize(req(path.join(dir, 'missing.safetensors'), { openSearch })), /missing\.safetensors/);
+  const out = path.join(dir, 'taken.safetensors');
+  await fsp.writeFile(out, 'a file of the user');
+  await assert.rejects(quantize(req(input, { out, openSearch })), /output already exists/);
+  assert.equal(opened, 0, 'no GPU was opened for a run that could not start');
+
+  const r = await quantize(req(input, { out: path.join(dir, 'q.safetensors'), openSearch }));
+  assert.equal(opened, 1);
+  assert.ok(searched > 0, 'the opened backend ran the search');
+  assert.equal(r.report.settings.backend, 'webgpu');
+});
