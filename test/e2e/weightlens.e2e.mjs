@@ -264,6 +264,8 @@ await step('the overview grid fills in: one row per block, one column per kind o
   sqnrBefore = Number(await cell.getAttribute('data-sqnr'));
   assert.ok(sqnrBefore > 15 && sqnrBefore < 30, `4-bit SQNR ${sqnrBefore}`);
   assert.match(await cell.getAttribute('title'), /SQNR \(dB\): \d+\.\d+/);
+  // A real model's tensors differ by dB: the colour scale is their own range.
+  assert.equal(await frame.locator('#overview-legend').getAttribute('data-widened'), 'false');
   await frame.locator('#overview').scrollIntoViewIfNeeded();
   await page.screenshot({ path: path.join(outDir, 'inspector-overview.png') });
 });
@@ -854,6 +856,11 @@ await step(
     const value = Number(await cell.getAttribute('data-sqnr'));
     assert.ok(lo <= value && value <= hi && hi - lo < 0.5, `${lo} <= ${value} <= ${hi}`);
     assert.match(await frame.locator('#overview-progress').innerText(), /estimated from a sample/);
+    // The generated blocks are alike: every cell within a fraction of a dB, so the colour scale
+    // spans 1 dB rather than painting the estimates' noise red and green.
+    const legend = frame.locator('#overview-legend');
+    assert.equal(await legend.getAttribute('data-widened'), 'true');
+    assert.match(await legend.getAttribute('title'), /spans at least 1 dB/);
     await overview.scrollIntoViewIfNeeded();
     await page.screenshot({ path: path.join(outDir, 'inspector-large-estimates.png') });
     // The exact values replace the estimates, the smallest tensors first.

@@ -5,6 +5,7 @@
  */
 import * as l10n from '@vscode/l10n';
 import type { CellStats, OverviewLayout } from '../../src/shared/protocol';
+import { colour, colourDomain, ONE_DB, type MinSpan } from './colour-scale';
 import { el } from './dom';
 
 export type Metric =
@@ -17,9 +18,11 @@ export const METRICS: {
   higherIsBetter: boolean | null;
   format: (v: number) => string;
   view: 'quantize' | 'compare' | 'both';
+  /** The colour scale spans at least this (colour-scale.ts): 1 dB for the error metrics. */
+  minSpan?: MinSpan;
 }[] = [
-  { id: 'sqnrDb', label: l10n.t('SQNR (dB)'), higherIsBetter: true, format: (v) => v.toFixed(2), view: 'both' },
-  { id: 'mse', label: 'MSE', higherIsBetter: false, format: (v) => v.toExponential(3), view: 'both' },
+  { id: 'sqnrDb', label: l10n.t('SQNR (dB)'), higherIsBetter: true, format: (v) => v.toFixed(2), view: 'both', minSpan: ONE_DB.db },
+  { id: 'mse', label: 'MSE', higherIsBetter: false, format: (v) => v.toExponential(3), view: 'both', minSpan: ONE_DB.power },
   { id: 'residualEntropy', label: l10n.t('Residual entropy (nats)'), higherIsBetter: null, format: (v) => v.toFixed(4), view: 'quantize' },
   {
     id: 'scaleRatio',
@@ -35,13 +38,21 @@ export const METRICS: {
     format: (v) => `${(v * 100).toFixed(3)}%`,
     view: 'quantize',
   },
-  { id: 'maxAbs', label: l10n.t('Largest |A − B|'), higherIsBetter: false, format: (v) => v.toExponential(3), view: 'compare' },
+  {
+    id: 'maxAbs',
+    label: l10n.t('Largest |A − B|'),
+    higherIsBetter: false,
+    format: (v) => v.toExponential(3),
+    view: 'compare',
+    minSpan: ONE_DB.amplitude,
+  },
   {
     id: 'relative',
     label: l10n.t('Relative error ‖A − B‖ / ‖A‖'),
     higherIsBetter: false,
     format: (v) => v.toExponential(3),
     view: 'compare',
+    minSpan: ONE_DB.amplitude,
   },
   { id: 'cosine', label: l10n.t('Cosine similarity'), higherIsBetter: true, format: (v) => v.toFixed(6), view: 'compare' },
   { id: 'ewqEntropy', label: l10n.t('EWQ block entropy (per row)'), higherIsBetter: null, format: (v) => v.toFixed(7), view: 'both' },
@@ -72,14 +83,6 @@ function value(c: CellStats, m: Metric, block = -1): number | null {
   return c[m] ?? null;
 }
 
-/** Colour of a value within [lo, hi]: red (worse) to green (better); blue ramp where neither is better. */
-function colour(v: number, lo: number, hi: number, higherIsBetter: boolean | null): string {
-  const t = hi > lo ? (v - lo) / (hi - lo) : 0.5;
-  if (higherIsBetter === null) return `hsl(210, 60%, ${70 - 40 * t}%)`;
-  const good = higherIsBetter ? t : 1 - t;
-  return `hsl(${Math.round(120 * good)}, 55%, 42%)`;
-}
-
 export function renderOverview(host: HTMLElement, prioritize: (row: string) => void): void {
   if (!state) return;
   const { layout, cells, metric } = state;
@@ -104,8 +107,7 @@ export function renderOverview(host: HTMLElement, prioritize: (row: string) => v
   const values = [...cells.entries()]
     .map(([t, c]) => value(c, metric, rowOf.get(t)))
     .filter((v): v is number => v !== null && Number.isFinite(v));
-  const lo = values.length ? Math.min(...values) : 0;
-  const hi = values.length ? Math.max(...values) : 1;
+  const { lo, hi, widened } = colourDomain(values, m.minSpan);
   host.dataset.key = state.key;
   const estimated = [...cells.values()].filter((c) => c.estimate).length;
   host.dataset.filled = String(cells.size);
@@ -123,6 +125,14 @@ export function renderOverview(host: HTMLElement, prioritize: (row: string) => v
     const bar = el('span', { class: 'ramp' });
     bar.style.background = `linear-gradient(to right, ${colour(lo, lo, hi, m.higherIsBetter)}, ${colour((lo + hi) / 2, lo, hi, m.higherIsBetter)}, ${colour(hi, lo, hi, m.higherIsBetter)})`;
     legend.append(document.createTextNode(m.format(lo)), bar, document.createTextNode(m.format(hi)));
+    legend.dataset.widened = String(widened);
+    legend.title = widened
+      ? l10n.t(
+          'Every value lies between {0} and {1}: the colour scale spans at least 1 dB, so smaller differences (and the noise of estimates) do not change the colour.',
+          m.format(Math.min(...values)),
+          m.format(Math.max(...values)),
+        )
+      : '';
   }
   const table = el('table', { class: 'grid', role: 'grid' });
   const head = table.createTHead().insertRow();
