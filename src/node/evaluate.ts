@@ -6,9 +6,13 @@ import { existsSync, promises as fsp } from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { WeightlensError } from '../core/errors';
+import { GgmlType } from '../core/formats/gguf';
 import { resolveSettings } from '../core/quant/settings';
+import { inspectGgufFile } from './checkpoint';
+import { planGgufRun } from './gguf-output';
 import { readTextFile } from './input-file';
 import { loadModel, openLlamaRuntime, perplexity, type LoadedModel, type PerplexityResult } from './llama-eval';
+import { openModel } from './open-model';
 import { quantize } from './quantize';
 
 /** The bundled evaluation text (short stories in the style of TinyStories, for the sample model). */
@@ -47,6 +51,25 @@ export interface EvalResult {
   readonly ratio?: number;
 }
 
+/**
+ * A model checked from its headers: a GGUF's, or a safetensors model's with its conversion to GGUF
+ * planned (config.json, architecture, tokenizer, tensor names). Every model is checked before
+ * llama.cpp starts, so a mistyped or unusable second model fails the run at once rather than after
+ * the first model's scoring (hours for a large one).
+ */
+async function checkEvaluable(model: string): Promise<void> {
+  if (model.endsWith('.gguf')) {
+    await inspectGgufFile(path.resolve(model), model);
+    return;
+  }
+  const opened = await openModel(model);
+  try {
+    await planGgufRun(opened, { kind: 'float', type: GgmlType.F32 }, () => undefined, {});
+  } finally {
+    await opened.close();
+  }
+}
+
 async function asGguf(model: string, tmp: string, version: string, signal?: AbortSignal): Promise<string> {
   if (model.endsWith('.gguf')) return model;
   const out = path.join(tmp, `${path.basename(path.dirname(path.resolve(model)))}-${path.basename(model).replace(/\W+/g, '_')}.f32.gguf`);
@@ -67,6 +90,7 @@ export async function evaluateModels(req: EvalRequest): Promise<EvalResult> {
   const textFile = req.textFile ?? bundledTextPath();
   const text = await readTextFile(path.resolve(textFile), textFile);
   const ctx = req.ctx ?? 512;
+  for (const m of req.models) await checkEvaluable(m);
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'weightlens-eval-'));
   const rt = await openLlamaRuntime(req.llamaModulePath);
   const loaded: LoadedModel[] = [];

@@ -189,6 +189,29 @@ test('eval: perplexity of the sample in llama.cpp, compared with its Q4_0 on the
   assert.match(bad.stderr, /^error: .*missing\.txt: no such file\n$/);
 });
 
+test('eval checks every model before llama.cpp scores any: a missing, broken or unconvertible second model fails at once', async () => {
+  const { evaluateModels } = await import('../../src/node/evaluate');
+  const dir = await tempDir();
+  const sample = path.join(SAMPLE_DIR, 'model.safetensors');
+  const broken = path.join(dir, 'broken.gguf');
+  await fsp.writeFile(broken, 'GGUF but not really');
+  const bare = path.join(dir, 'bare');
+  await fsp.mkdir(bare);
+  await fsp.copyFile(sample, path.join(bare, 'model.safetensors'));
+  const cases: [string, RegExp][] = [
+    [path.join(dir, 'missing.gguf'), /missing\.gguf: no such file/],
+    [broken, /broken\.gguf: GGUF: /],
+    [path.join(bare, 'model.safetensors'), /bare[/\\]config\.json: GGUF output needs the model's config\.json/],
+  ];
+  for (const [second, why] of cases) {
+    let scored = 0;
+    await assert.rejects(evaluateModels({ models: [sample, second], version: 'test', onProgress: () => scored++ }), (e: Error) =>
+      why.test(e.message),
+    );
+    assert.equal(scored, 0, `no token of ${path.basename(sample)} scored before ${path.basename(second)} was refused`);
+  }
+});
+
 test('GGUF refusals: group size, bits, architecture, tokenizer, one line each', async () => {
   const dir = await tempDir();
   const s = path.join(SAMPLE_DIR, 'model.safetensors');
