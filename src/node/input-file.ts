@@ -6,6 +6,7 @@
  */
 import { constants, promises as fsp, type Stats } from 'node:fs';
 import { WeightlensError } from '../core/errors';
+import { formatBytes } from '../shared/format';
 
 function kindOf(st: Stats): string {
   if (st.isFIFO()) return 'a FIFO (named pipe)';
@@ -65,9 +66,22 @@ export async function openRegularFile(p: string, display: string): Promise<fsp.F
   return handle;
 }
 
+/**
+ * The largest text input read whole. Real ones are far smaller (a sharded index or a tokenizer.json:
+ * tens of MB at most); a checkpoint named by mistake (`--plan model.safetensors`, `--text` on a
+ * weights file) would otherwise be read into memory up to V8's string limit (~512 MB) and fail
+ * with an error that names nothing.
+ */
+export const MAX_TEXT_BYTES = 256e6;
+
 /** A small text input (plan, CSV, classifier): checked, opened without blocking, read whole. */
 export async function readTextFile(p: string, display = p): Promise<string> {
-  await statRegularFile(p, display);
+  const st = await statRegularFile(p, display);
+  if (st.size > MAX_TEXT_BYTES)
+    throw new WeightlensError(
+      `is ${formatBytes(st.size)}, too large for a text input (at most ${formatBytes(MAX_TEXT_BYTES)}): is it the file you meant?`,
+      display,
+    );
   const handle = await openRegularFile(p, display);
   try {
     return await handle.readFile('utf8');

@@ -206,6 +206,20 @@ test('bad input: exit 1, one line naming the file (and tensor), nothing written'
   assert.deepEqual((await fsp.readdir(dir)).sort(), ['broken.safetensors', 'nan.safetensors']);
 });
 
+test('a weights file given where a text input goes (--plan, --text) is refused by its size, in one line', async () => {
+  const dir = await tempDir();
+  const input = await model(dir);
+  // A sparse 300 MB file: no disk used, and the old code read it whole into a string.
+  const big = path.join(dir, 'model-00001-of-00004.safetensors');
+  await fsp.writeFile(big, '');
+  await fsp.truncate(big, 300e6);
+  const tooLarge =
+    /model-00001-of-00004\.safetensors: is 300\.0 MB, too large for a text input \(at most 256\.0 MB\): is it the file you meant\?/;
+  assertOneLineError(cli('quantize', input, '--plan', big), tooLarge);
+  assertOneLineError(cli('eval', input, '--text', big), tooLarge);
+  assert.deepEqual((await fsp.readdir(dir)).sort(), ['model-00001-of-00004.safetensors', 'model.safetensors']);
+});
+
 test('plan --json prints the contract object; --out writes a plan that quantize --plan applies', async () => {
   const dir = await tempDir();
   const model = path.join(dir, 'model.safetensors');
