@@ -27,6 +27,7 @@ import { runTag } from '../node/output-paths';
 import { gpuForBackend } from './backend';
 import type { NodeGpu } from '../compute/webgpu/node-device';
 import { gpuSearches } from '../compute/backend';
+import { resolveModelPath } from '../node/model-path';
 import { openModel } from '../node/open-model';
 import { readTextFile } from '../node/input-file';
 import { quantize } from '../node/quantize';
@@ -124,7 +125,7 @@ async function runInspect(args: string[], io: Io): Promise<number> {
     io.out(INSPECT_HELP);
     return 0;
   }
-  const file = onePath(positionals, 'inspect');
+  const file = await resolveModelPath(onePath(positionals, 'inspect'), { gguf: true });
   const { summary, close } = await summaryOf(file);
   try {
     if (values.json) {
@@ -198,7 +199,7 @@ async function runQuantize(args: string[], io: Io, signal?: AbortSignal): Promis
     io.out(QUANTIZE_HELP);
     return 0;
   }
-  const input = onePath(positionals, 'quantize');
+  const input = await resolveModelPath(onePath(positionals, 'quantize'), { gguf: false });
   refuseIgnoredFlags(v);
   const format = parseChoice<OutputFormat>('format', v.format, OUTPUT_FORMATS) ?? 'fake';
   // GGUF: blocks of 32 weights; --bits 16/32 is a plain F16/F32 conversion.

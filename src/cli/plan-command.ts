@@ -10,6 +10,7 @@ import { writeFileAtomic } from '../node/atomic-output';
 import { planModel } from '../node/ewq';
 import { WebGpuEntropy } from '../compute/webgpu/entropy';
 import { gpuForBackend } from './backend';
+import { resolveModelPath } from '../node/model-path';
 import { openModel } from '../node/open-model';
 import { inputIdentities, resolveTarget } from '../node/output-target';
 import { readTextFile } from '../node/input-file';
@@ -136,7 +137,8 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
   if (v.fast && v['analyze-csv']) throw new WeightlensError('--analyze-csv needs the full EWQ analysis; drop --fast');
   const fast = v.fast ? await readFastModel(v.model ?? shippedModelPath()) : undefined;
   // The model first: a bad header is refused before Dawn takes its moment to start.
-  const opened = await openModel(positionals[0]);
+  const modelPath = await resolveModelPath(positionals[0], { gguf: false });
+  const opened = await openModel(modelPath);
   let gpu: Awaited<ReturnType<typeof gpuForBackend>>;
   let entropyBackend: (WebGpuEntropy & { description: string }) | undefined;
   try {
@@ -164,7 +166,7 @@ export async function runPlan(args: string[], io: Io, signal?: AbortSignal): Pro
     if (v['analyze-csv']) {
       const csv = (await resolveTarget(v['analyze-csv'], { role: 'output', defaultName: 'fastewq-data.csv', inputs })).path;
       await refuseNonCsv(csv, v['analyze-csv']);
-      const name = v.name ?? path.basename(path.dirname(path.resolve(positionals[0])));
+      const name = v.name ?? path.basename(path.dirname(path.resolve(modelPath)));
       const exists = await fsp.stat(csv).then(
         () => true,
         () => false,

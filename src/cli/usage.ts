@@ -11,7 +11,8 @@ Usage:
   weightlens help [COMMAND]
   weightlens --version
 
-PATH is a .safetensors file or a sharded model's *.safetensors.index.json; eval also takes .gguf.
+PATH is a .safetensors file, a sharded model's *.safetensors.index.json, or a folder holding one;
+inspect and eval also take .gguf.
 Run "weightlens help quantize" for the quantization options.
 `;
 

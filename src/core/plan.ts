@@ -114,7 +114,14 @@ export function planOutput(
     files.push({ name: f.name, tensors });
   }
   if (quantized.size === 0) {
-    throw new WeightlensError('no tensor matches the selection: nothing to quantize (check --include / --exclude)', model.path);
+    // A checkpoint that is quantized already has no float matrices to select: say that, not the selection.
+    const packed = model.tensors.find((t) => /\.(weight_packed|qweight)$/.test(t.name));
+    throw new WeightlensError(
+      packed
+        ? `is quantized already (${packed.name} holds packed codes): nothing to quantize; quantize the original checkpoint, or compare the two with "Compare Weights" / weightlens compare`
+        : 'no tensor matches the selection: nothing to quantize (check --include / --exclude)',
+      model.path,
+    );
   }
   return { format, files, quantized, quantizationConfig: format === 'compressed-tensors' ? ctConfig(model, quantized) : undefined };
 }

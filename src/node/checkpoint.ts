@@ -4,7 +4,6 @@
  * and GGUF (ggml's block formats, dequantized as ggml does; GGUF names mapped back to HF names, q/k
  * rows back to the order the other side uses). What `compare` reads.
  */
-import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { decodeFloats, isDecodableFloat } from '../core/dtypes';
 import { WeightlensError } from '../core/errors';
@@ -20,6 +19,7 @@ import { transpose } from '../core/quant/job';
 import { matrixView } from '../core/select';
 import { FileByteSource } from './file-source';
 import { readTextFile, statRegularFile } from './input-file';
+import { resolveModelPath } from './model-path';
 import { openModel, type OpenModel } from './open-model';
 
 export interface CheckpointTensor {
@@ -58,17 +58,7 @@ async function readConfig(dir: string): Promise<Record<string, unknown> | undefi
 
 /** A .gguf file, a .safetensors file, a *.safetensors.index.json, or a folder holding one of them. */
 export async function openCheckpoint(userPath: string): Promise<Checkpoint> {
-  let p = path.resolve(userPath);
-  const st = await fsp.stat(p).catch(() => undefined);
-  if (st?.isDirectory()) {
-    const names = await fsp.readdir(p);
-    const pick =
-      names.find((n) => n.endsWith('.safetensors.index.json')) ??
-      names.find((n) => n === 'model.safetensors') ??
-      names.find((n) => n.endsWith('.gguf'));
-    if (!pick) throw new WeightlensError('is a folder without model.safetensors, an index or a .gguf', userPath);
-    p = path.join(p, pick);
-  }
+  const p = path.resolve(await resolveModelPath(userPath, { gguf: true }));
   if (p.endsWith('.gguf')) return openGguf(p, userPath);
   const opened = await openModel(p);
   const config = await readConfig(opened.dir);

@@ -12,6 +12,7 @@ import { inspectGgufFile } from './checkpoint';
 import { planGgufRun } from './gguf-output';
 import { readTextFile } from './input-file';
 import { loadModel, openLlamaRuntime, perplexity, type LoadedModel, type PerplexityResult } from './llama-eval';
+import { resolveModelPath } from './model-path';
 import { openModel } from './open-model';
 import { quantize } from './quantize';
 
@@ -90,7 +91,10 @@ export async function evaluateModels(req: EvalRequest): Promise<EvalResult> {
   const textFile = req.textFile ?? bundledTextPath();
   const text = await readTextFile(path.resolve(textFile), textFile);
   const ctx = req.ctx ?? 512;
-  for (const m of req.models) await checkEvaluable(m);
+  // A folder stands for the model in it (model-path.ts); results name the file read.
+  const models: string[] = [];
+  for (const m of req.models) models.push(await resolveModelPath(m, { gguf: true }));
+  for (const m of models) await checkEvaluable(m);
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'weightlens-eval-'));
   const rt = await openLlamaRuntime(req.llamaModulePath);
   const loaded: LoadedModel[] = [];
@@ -98,7 +102,7 @@ export async function evaluateModels(req: EvalRequest): Promise<EvalResult> {
     const results: ModelEval[] = [];
     let tokens: number[] | undefined;
     let reference: Float32Array | undefined;
-    for (const m of req.models) {
+    for (const m of models) {
       const file = await asGguf(m, tmp, req.version, req.signal);
       const lm = await loadModel(rt, file, m);
       loaded.push(lm);
@@ -107,7 +111,7 @@ export async function evaluateModels(req: EvalRequest): Promise<EvalResult> {
         if (req.maxTokens !== undefined) tokens = tokens.slice(0, req.maxTokens);
       } else if (lm.vocabSize !== loaded[0].vocabSize) {
         throw new WeightlensError(
-          `has a vocabulary of ${lm.vocabSize} tokens and ${req.models[0]} one of ${loaded[0].vocabSize}: perplexities over different tokens do not compare`,
+          `has a vocabulary of ${lm.vocabSize} tokens and ${models[0]} one of ${loaded[0].vocabSize}: perplexities over different tokens do not compare`,
           m,
         );
       }

@@ -291,3 +291,34 @@ test('progress: percentage, amount, elapsed time and ETA; quiet for runs under a
   p.update({ fraction: 0.5, done: 0.5, total: 1, what: 'b' }, 'share');
   assert.equal(lines[1], '[ 50.0%] 2 min 5 s elapsed, ETA 2 min 5 s  b\n');
 });
+
+test('a folder stands for the model in it (as HF lays models out), and an ambiguous or empty one is refused in one line', async () => {
+  const dir = await tempDir();
+  const folder = path.join(dir, 'my-model');
+  await fsp.mkdir(folder);
+  await model(folder);
+  const inspect = cli('inspect', folder);
+  assert.equal(inspect.code, 0, inspect.stderr);
+  assert.match(inspect.stdout, /^\S*my-model[/\\]model\.safetensors: 1 file\(s\)/);
+  const q = cli('quantize', folder, '--method', 'rtn', '--format', 'compressed-tensors', '--quiet', '--threads', '1');
+  assert.equal(q.code, 0, q.stderr);
+  const ct = path.join(folder, 'model.rtn-w4g128-ct');
+  assert.ok((await fsp.stat(path.join(ct, 'model.safetensors'))).isFile(), 'written beside the model it read');
+  // Our own compressed-tensors output, named by its folder: quantized already, said as such.
+  assertOneLineError(cli('quantize', ct), /model\.safetensors: is quantized already \(\S+\.weight_packed holds packed codes\)/);
+  assert.equal(cli('compare', folder, ct, '--json').code, 0);
+
+  const empty = path.join(dir, 'empty');
+  await fsp.mkdir(empty);
+  assertOneLineError(
+    cli('quantize', empty),
+    /empty: is a folder without a model: expected a \*\.safetensors\.index\.json or a \.safetensors in it/,
+  );
+  assertOneLineError(cli('inspect', empty), /empty: is a folder without a model: expected .* or a \.gguf in it/);
+  const two = path.join(dir, 'two');
+  await fsp.mkdir(two);
+  await fsp.copyFile(path.join(folder, 'model.safetensors'), path.join(two, 'a.safetensors'));
+  await fsp.copyFile(path.join(folder, 'model.safetensors'), path.join(two, 'b.safetensors'));
+  assertOneLineError(cli('plan', two), /two: is a folder with 2 \.safetensors files: name the one to read/);
+  assert.equal(cli('plan', path.join(two, 'a.safetensors'), '--fast', '--json').code, 0);
+});
