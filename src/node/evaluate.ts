@@ -53,15 +53,17 @@ export interface EvalResult {
 }
 
 /**
- * A model checked from its headers: a GGUF's, or a safetensors model's with its conversion to GGUF
- * planned (config.json, architecture, tokenizer, tensor names). Every model is checked before
- * llama.cpp starts, so a mistyped or unusable second model fails the run at once rather than after
- * the first model's scoring (hours for a large one).
+ * The file a model is read from (a folder stands for the model in it: model-path.ts), checked from
+ * its headers: a GGUF's, or a safetensors model's with its conversion to GGUF planned (config.json,
+ * architecture, tokenizer, tensor names). Every model is checked before llama.cpp starts, so a
+ * mistyped or unusable second model fails the run at once rather than after the first model's
+ * scoring (hours for a large one).
  */
-async function checkEvaluable(model: string): Promise<void> {
+async function evaluableFile(userPath: string): Promise<string> {
+  const model = await resolveModelPath(userPath, { gguf: true });
   if (model.endsWith('.gguf')) {
     await inspectGgufFile(path.resolve(model), model);
-    return;
+    return model;
   }
   const opened = await openModel(model);
   try {
@@ -69,6 +71,7 @@ async function checkEvaluable(model: string): Promise<void> {
   } finally {
     await opened.close();
   }
+  return model;
 }
 
 async function asGguf(model: string, tmp: string, version: string, signal?: AbortSignal): Promise<string> {
@@ -91,10 +94,9 @@ export async function evaluateModels(req: EvalRequest): Promise<EvalResult> {
   const textFile = req.textFile ?? bundledTextPath();
   const text = await readTextFile(path.resolve(textFile), textFile);
   const ctx = req.ctx ?? 512;
-  // A folder stands for the model in it (model-path.ts); results name the file read.
+  // Results name the file read.
   const models: string[] = [];
-  for (const m of req.models) models.push(await resolveModelPath(m, { gguf: true }));
-  for (const m of models) await checkEvaluable(m);
+  for (const m of req.models) models.push(await evaluableFile(m));
   const tmp = await fsp.mkdtemp(path.join(os.tmpdir(), 'weightlens-eval-'));
   const rt = await openLlamaRuntime(req.llamaModulePath);
   const loaded: LoadedModel[] = [];

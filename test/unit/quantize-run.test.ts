@@ -4,6 +4,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, promises as fsp, openSync, utimesSync, writeSync } from 'node:fs';
 import * as path from 'node:path';
 import { test } from 'node:test';
+import { DECIDE_ON_CPU } from '../../src/compute/backend';
 import { MemoryByteSource } from '../../src/core/bytesource';
 import { decodeFloats } from '../../src/core/dtypes';
 import { CancelledError } from '../../src/core/errors';
@@ -324,17 +325,16 @@ test('one worker thread still runs off the main thread and gives the same bytes'
   assert.equal(b.report.settings.threads, 1);
 });
 
-test('a search backend that fails mid-run (device lost): the rest runs on the CPU, same bytes, and the report says so', async () => {
-  const { DECIDE_ON_CPU } = await import('../../src/compute/backend');
-  const dir = await tempDir();
-  const input = await writeModel(dir, llamaLike('BF16', 64, 100));
-  let calls = 0;
-  const flaky = {
+/**
+ * A stand-in for the WebGPU search whose every answer is valid and leaves each group to the CPU
+ * (empty contender ranges: all K); `beforeSearch` runs first on each call (and may throw).
+ */
+function cpuDecidingBackend(description: string, beforeSearch: () => void) {
+  return {
     name: 'webgpu' as const,
-    description: 'a GPU that is lost after its first block',
+    description,
     async search(_v: Float32Array, rows: number) {
-      if (++calls > 1) throw new Error('the GPU device was lost (unknown: simulated)');
-      // A valid answer that leaves every group to the CPU (empty contender ranges: all K).
+      beforeSearch();
       return {
         choices: new Int32Array(rows).fill(DECIDE_ON_CPU),
         contenderStart: new Int32Array(rows + 1),
@@ -345,6 +345,15 @@ test('a search backend that fails mid-run (device lost): the rest runs on the CP
     },
     dispose() {},
   };
+}
+
+test('a search backend that fails mid-run (device lost): the rest runs on the CPU, same bytes, and the report says so', async () => {
+  const dir = await tempDir();
+  const input = await writeModel(dir, llamaLike('BF16', 64, 100));
+  let calls = 0;
+  const flaky = cpuDecidingBackend('a GPU that is lost after its first block', () => {
+    if (++calls > 1) throw new Error('the GPU device was lost (unknown: simulated)');
+  });
   const cpu = await quantize(req(input, { settings: resolveSettings({ groupSize: 0 }), out: path.join(dir, 'cpu.safetensors') }));
   const gpu = await quantize(
     req(input, { settings: resolveSettings({ groupSize: 0 }), out: path.join(dir, 'gpu.safetensors'), searchBackend: flaky }),
@@ -356,28 +365,13 @@ test('a search backend that fails mid-run (device lost): the rest runs on the CP
 });
 
 test('the search backend is opened only once the input is read and the output claimed, and then used', async () => {
-  const { DECIDE_ON_CPU } = await import('../../src/compute/backend');
   const dir = await tempDir();
   const input = await writeModel(dir, llamaLike('F32'));
   let opened = 0;
   let searched = 0;
   const openSearch = async () => {
     opened++;
-    return {
-      name: 'webgpu' as const,
-      description: 'a GPU that leaves every group to the CPU',
-      async search(_v: Float32Array, rows: number) {
-        searched++;
-        return {
-          choices: new Int32Array(rows).fill(DECIDE_ON_CPU),
-          contenderStart: new Int32Array(rows + 1),
-          contenders: new Int32Array(0),
-          undecided: rows,
-          rescored: 0,
-        };
-      },
-      dispose() {},
-    };
+    return cpuDecidingBackend('a GPU that leaves every group to the CPU', () => searched++);
   };
   const broken = path.join(dir, 'broken.safetensors');
   await fsp.writeFile(broken, new Uint8Array([1, 2, 3]));

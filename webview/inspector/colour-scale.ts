@@ -17,8 +17,12 @@ export const ONE_DB = {
 } as const satisfies Record<string, MinSpan>;
 
 export interface ColourDomain {
+  /** The scale's ends. */
   lo: number;
   hi: number;
+  /** The values' own least and greatest (the legend's hover names them when the scale is wider). */
+  min: number;
+  max: number;
   /** True where the values' own range was narrower than the minimum span. */
   widened: boolean;
 }
@@ -28,24 +32,24 @@ export interface ColourDomain {
  * their middle (the geometric middle for a ratio) to the metric's minimum span.
  */
 export function colourDomain(values: readonly number[], minSpan?: MinSpan): ColourDomain {
-  if (!values.length) return { lo: 0, hi: 1, widened: false };
-  let lo = Infinity;
-  let hi = -Infinity;
+  if (!values.length) return { lo: 0, hi: 1, min: 0, max: 1, widened: false };
+  let min = Infinity;
+  let max = -Infinity;
   for (const v of values) {
-    if (v < lo) lo = v;
-    if (v > hi) hi = v;
+    if (v < min) min = v;
+    if (v > max) max = v;
   }
-  if (minSpan?.kind === 'difference' && hi - lo < minSpan.at) {
-    const mid = (lo + hi) / 2;
-    return { lo: mid - minSpan.at / 2, hi: mid + minSpan.at / 2, widened: true };
+  if (minSpan?.kind === 'difference' && max - min < minSpan.at) {
+    const mid = (min + max) / 2;
+    return { lo: mid - minSpan.at / 2, hi: mid + minSpan.at / 2, min, max, widened: true };
   }
   // A ratio needs positive values (MSE, errors): a zero (an exact tensor) keeps the plain range.
-  if (minSpan?.kind === 'ratio' && lo > 0 && hi / lo < minSpan.at) {
-    const mid = Math.sqrt(lo * hi);
+  if (minSpan?.kind === 'ratio' && min > 0 && max / min < minSpan.at) {
+    const mid = Math.sqrt(min * max);
     const half = Math.sqrt(minSpan.at);
-    return { lo: mid / half, hi: mid * half, widened: true };
+    return { lo: mid / half, hi: mid * half, min, max, widened: true };
   }
-  return { lo, hi, widened: false };
+  return { lo: min, hi: max, min, max, widened: false };
 }
 
 /** Colour of a value within [lo, hi]: red (worse) to green (better); a blue ramp where neither is better. */

@@ -107,7 +107,7 @@ export function renderOverview(host: HTMLElement, prioritize: (row: string) => v
   const values = [...cells.entries()]
     .map(([t, c]) => value(c, metric, rowOf.get(t)))
     .filter((v): v is number => v !== null && Number.isFinite(v));
-  const { lo, hi, widened } = colourDomain(values, m.minSpan);
+  const { lo, hi, min, max, widened } = colourDomain(values, m.minSpan);
   host.dataset.key = state.key;
   const estimated = [...cells.values()].filter((c) => c.estimate).length;
   host.dataset.filled = String(cells.size);
@@ -129,8 +129,8 @@ export function renderOverview(host: HTMLElement, prioritize: (row: string) => v
     legend.title = widened
       ? l10n.t(
           'Every value lies between {0} and {1}: the colour scale spans at least 1 dB, so smaller differences (and the noise of estimates) do not change the colour.',
-          m.format(Math.min(...values)),
-          m.format(Math.max(...values)),
+          m.format(min),
+          m.format(max),
         )
       : '';
   }
